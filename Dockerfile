@@ -1,0 +1,112 @@
+# Code-interpreter container: the HTTP API (Node, port 49999) next to a Jupyter Server
+# (127.0.0.1 only) whose kernels run Python and R, all as the unprivileged user `user`.
+#
+#   docker build -t code-interpreter .
+#   docker run --rm -p 49999:49999 code-interpreter
+#
+# Without a reachable image registry, build a stand-in base first (see
+# scripts/build-base-image.sh) and pass it with --build-arg BASE_IMAGE=...
+#
+# Stages, ordered so that a change to server code reuses every system-package layer:
+#   system  Debian packages (Python, Jupyter, data-science set, R + IRkernel, tini), the user
+#   build   npm ci + tsc -> dist/ (dev dependencies live and die here)
+#   deps    npm ci --omit=dev -> production node_modules only
+#   final   system + node_modules + dist/ + start-up scripts and configs
+# Only classic-builder features are used, so it builds with or without BuildKit.
+
+ARG BASE_IMAGE=node:24-trixie-slim
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS system
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    DEBIAN_FRONTEND=noninteractive
+
+# Python, Jupyter and the data-science set come from Debian's packages (no Python package index
+# is needed at build time, and versions move with the distribution's security updates).
+# r-cran-irkernel brings R and the IRkernel package; its kernelspec is written below.
+# tini is PID 1; ca-certificates lets user code (requests, R) reach HTTPS hosts.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ca-certificates \
+      tini \
+      python3 \
+      python3-jupyter-server \
+      python3-ipykernel \
+      python3-numpy \
+      python3-pandas \
+      python3-matplotlib \
+      python3-scipy \
+      python3-sklearn \
+      python3-seaborn \
+      python3-plotly \
+      python3-pil \
+      python3-sympy \
+      python3-requests \
+      python3-bs4 \
+      r-cran-irkernel \
+ && rm -rf /var/lib/apt/lists/*
+
+# The R kernelspec, installed system-wide under the name "ir" (what IRkernel::installspec(user =
+# FALSE) would write, without needing the `jupyter` command): the API maps language "r" to it.
+RUN mkdir -p /usr/local/share/jupyter/kernels/ir \
+ && cp -r /usr/lib/R/site-library/IRkernel/kernelspec/. /usr/local/share/jupyter/kernels/ir/ \
+ && printf '%s\n' \
+      '{' \
+      '  "argv": ["/usr/lib/R/bin/R", "--no-echo", "--no-restore", "-e", "IRkernel::main()", "--args", "{connection_file}"],' \
+      '  "display_name": "R",' \
+      '  "language": "R",' \
+      '  "env": {"LANG": "C.UTF-8"}' \
+      '}' > /usr/local/share/jupyter/kernels/ir/kernel.json
+
+# The unprivileged user that runs both the API and the kernels; /home/user is the workspace.
+RUN useradd --create-home --home-dir /home/user --shell /bin/bash user
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY server ./server
+RUN npm run build
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# ---------------------------------------------------------------------------------------------
+FROM system
+
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=49999 \
+    JUPYTER_URL=http://127.0.0.1:8888 \
+    WORKSPACE_DIR=/home/user \
+    JUPYTER_PYTHON=/usr/bin/python3
+
+# The application is owned by root and only readable by `user`: code run in a kernel cannot
+# rewrite the server that runs it.
+WORKDIR /opt/code-interpreter
+COPY --from=deps /src/node_modules ./node_modules
+COPY package.json ./
+COPY jupyter_server_config.py ipython_kernel_config.py ./
+COPY start-up.sh jupyter-healthcheck.sh ./
+COPY --from=build /src/dist ./dist
+
+USER user
+WORKDIR /home/user
+
+EXPOSE 49999
+
+# Node rather than curl: no extra package, and /health is never behind auth.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||49999)+'/health',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+# tini as PID 1 forwards signals and reaps orphaned kernel processes. -g delivers `docker stop`'s
+# SIGTERM to the whole process group (start-up.sh, Jupyter, the API) at once; -e 143 reports a
+# shutdown by SIGTERM as success, so `docker stop` ends with exit code 0.
+ENTRYPOINT ["/usr/bin/tini", "-g", "-e", "143", "--", "/opt/code-interpreter/start-up.sh"]

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import contextsPlugin from './plugins/contexts.js';
+import contextRoutes from './routes/contexts.js';
+import executeRoutes from './routes/execute.js';
+import healthRoutes from './routes/health.js';
+import { ErrorResponse } from './schemas/common.js';
+import { Context } from './schemas/contexts.js';
+import { ExecutionEvent } from './schemas/execute.js';
+
+export interface BuildOptions {
+  /** Fastify's logger option: a pino instance or options. Defaults to no logging (tests). */
+  logger?: FastifyServerOptions['loggerInstance'];
+}
+
+/**
+ * Builds the application: plugins, routes and error handling. Never listens; main.ts owns the
+ * process, tests use `app.inject` or listen on a free port.
+ */
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    genReqId: (request) => {
+      const supplied = request.headers['x-request-id'];
+      return typeof supplied === 'string' && /^[\w.:-]{1,128}$/.test(supplied) ? supplied : randomUUID();
+    },
+    requestIdHeader: false,
+    // Executions stream for as long as the code runs.
+    requestTimeout: 0,
+    // A stream is never waited for on close beyond the registry's own grace period.
+    forceCloseConnections: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    bodyLimit: 32 * 1024 * 1024,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addSchema(ErrorResponse);
+  app.addSchema(Context);
+  app.addSchema(ExecutionEvent);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: error.code, message: error.message }, 'request refused');
+    const message = status >= 500 && !error.code?.startsWith('ERR_') ? 'Internal server error' : error.message;
+    return reply.code(status).send({
+      statusCode: status,
+      code: error.code ?? (error.validation ? 'ERR_VALIDATION' : 'ERR_INTERNAL'),
+      error: httpStatusText(status),
+      message,
+    });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ statusCode: 404, code: 'ERR_ROUTE_NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` }),
+  );
+
+  await app.register(contextsPlugin, { config });
+  await app.register(healthRoutes);
+
+  // JSON endpoints take JSON whatever the Content-Type says: `curl -d '{"code":"..."}'` sends
+  // application/x-www-form-urlencoded, and that is how people type it.
+  await app.register(async (api) => {
+    api.addContentTypeParser('*', { parseAs: 'string' }, api.getDefaultJsonParser('error', 'error'));
+    await api.register(executeRoutes, { config });
+    await api.register(contextRoutes);
+  });
+
+  return app;
+}
+
+function httpStatusText(status: number): string {
+  return STATUS_CODES[status] ?? 'Error';
+}

@@ -1,0 +1,173 @@
+import path from 'node:path';
+
+/** Validated server configuration. Built once at boot by {@link loadConfig}. */
+export interface Config {
+  host: string;
+  port: number;
+  jupyterUrl: string;
+  jupyterToken: string;
+  workspaceDir: string;
+  logLevel: LogLevel;
+  /** Language of the context used when a request names neither `context_id` nor `language`. */
+  defaultLanguage: string;
+  /** Timeout applied to an execution that names none, in seconds; 0 means none. */
+  executionTimeoutSeconds: number;
+  /** Upper bound on the `timeout` a request may ask for, in seconds; 0 means unbounded. */
+  maxExecutionTimeoutSeconds: number;
+  /** How long an interrupted kernel may ignore the interrupt before it is restarted, in ms. */
+  interruptGraceMs: number;
+  /** Interval of `{"type":"keepalive"}` lines during silent stretches, in ms. */
+  keepaliveIntervalMs: number;
+  /** Per-execution budget of stdout/stderr text, in bytes; further stream text is dropped. */
+  maxOutputBytes: number;
+  /** Executions that may wait behind a busy context before new ones are refused. */
+  maxQueuedExecutions: number;
+  /** How long SIGTERM waits for running executions before closing kernel sockets, in ms. */
+  shutdownGraceMs: number;
+  /** Largest accepted upload, in bytes. */
+  maxUploadBytes: number;
+  /** Shared secret required on every endpoint but the health checks; undefined when unset. */
+  accessToken: string | undefined;
+  authMode: AuthMode;
+  /** Origins allowed by CORS; empty means CORS is off. `*` allows any origin. */
+  corsOrigins: string[];
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type AuthMode = 'none' | 'token' | 'claim';
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function seconds(env: Env, name: string, fallback: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(value)) {
+    throw new ConfigError(`${name} must be a non-negative number of seconds, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Parses sizes such as `1048576`, `64MiB`, `512MB`, `2GiB`. */
+export function parseBytes(raw: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|tb|tib)?$/i.exec(raw.trim());
+  if (!match) return undefined;
+  const units: Record<string, number> = {
+    b: 1, kb: 1e3, kib: 2 ** 10, mb: 1e6, mib: 2 ** 20, gb: 1e9, gib: 2 ** 30, tb: 1e12, tib: 2 ** 40,
+  };
+  const value = Number(match[1]) * units[(match[2] ?? 'b').toLowerCase()]!;
+  return Number.isSafeInteger(Math.floor(value)) ? Math.floor(value) : undefined;
+}
+
+function bytes(env: Env, name: string, fallback: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = parseBytes(raw);
+  if (value === undefined || value <= 0) throw new ConfigError(`${name} must be a size such as 1048576, 64MiB or 2GiB, got "${raw}"`);
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${raw}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${raw}"`);
+  }
+  return parsed.href.replace(/\/+$/, '');
+}
+
+/**
+ * Reads and validates the configuration. Throws a {@link ConfigError} naming the offending
+ * variable, so that a bad deployment fails at boot rather than on the first request.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const logLevel = (read(env, 'LOG_LEVEL') ?? 'info').toLowerCase() as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  }
+
+  const workspace = read(env, 'WORKSPACE_DIR') ?? '/home/user';
+  if (!path.isAbsolute(workspace)) throw new ConfigError(`WORKSPACE_DIR must be an absolute path, got "${workspace}"`);
+
+  const accessToken = read(env, 'ACCESS_TOKEN');
+  const rawMode = (read(env, 'AUTH_MODE') ?? (accessToken ? 'token' : 'none')).toLowerCase();
+  if (rawMode !== 'none' && rawMode !== 'token' && rawMode !== 'claim') {
+    throw new ConfigError(`AUTH_MODE must be one of none, token, claim, got "${env.AUTH_MODE}"`);
+  }
+  const authMode: AuthMode = rawMode;
+  if (authMode === 'token' && !accessToken) throw new ConfigError('AUTH_MODE=token needs ACCESS_TOKEN to be set');
+  if (authMode === 'none' && accessToken) throw new ConfigError('ACCESS_TOKEN is set but AUTH_MODE=none would ignore it');
+  if (authMode === 'claim' && accessToken) throw new ConfigError('AUTH_MODE=claim issues its own token: unset ACCESS_TOKEN');
+  if (accessToken !== undefined && accessToken.length < 16) {
+    throw new ConfigError('ACCESS_TOKEN must be at least 16 characters long');
+  }
+
+  const corsOrigins = (read(env, 'CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== '');
+  for (const origin of corsOrigins) {
+    if (origin === '*') continue;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.origin !== origin) {
+      throw new ConfigError(`CORS_ORIGINS entries must be origins such as https://app.example.com or *, got "${origin}"`);
+    }
+  }
+
+  const executionTimeoutSeconds = seconds(env, 'EXECUTION_TIMEOUT', 0);
+  const maxExecutionTimeoutSeconds = seconds(env, 'MAX_EXECUTION_TIMEOUT', 0);
+  if (maxExecutionTimeoutSeconds > 0 && (executionTimeoutSeconds === 0 || executionTimeoutSeconds > maxExecutionTimeoutSeconds)) {
+    throw new ConfigError('EXECUTION_TIMEOUT must be set and at most MAX_EXECUTION_TIMEOUT when MAX_EXECUTION_TIMEOUT is set');
+  }
+
+  return {
+    host: read(env, 'HOST') ?? '0.0.0.0',
+    port: integer(env, 'PORT', 49999, 0, 65535),
+    jupyterUrl: url(env, 'JUPYTER_URL', 'http://127.0.0.1:8888'),
+    jupyterToken: read(env, 'JUPYTER_TOKEN') ?? '',
+    workspaceDir: path.resolve(workspace),
+    logLevel,
+    defaultLanguage: (read(env, 'DEFAULT_LANGUAGE') ?? 'python').toLowerCase(),
+    executionTimeoutSeconds,
+    maxExecutionTimeoutSeconds,
+    interruptGraceMs: Math.round(seconds(env, 'INTERRUPT_GRACE', 5) * 1000),
+    keepaliveIntervalMs: Math.round(seconds(env, 'KEEPALIVE_INTERVAL', 5) * 1000),
+    maxOutputBytes: bytes(env, 'MAX_OUTPUT_BYTES', 64 * 2 ** 20),
+    maxQueuedExecutions: integer(env, 'MAX_QUEUED_EXECUTIONS', 32, 0, 100_000),
+    shutdownGraceMs: Math.round(seconds(env, 'SHUTDOWN_GRACE', 10) * 1000),
+    maxUploadBytes: bytes(env, 'MAX_UPLOAD_BYTES', 4 * 2 ** 30),
+    accessToken,
+    authMode,
+    corsOrigins,
+  };
+}

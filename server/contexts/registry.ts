@@ -1,0 +1,166 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../logger.js';
+import { ContextNotFoundError, InvalidCwdError, ShuttingDownError, UnknownLanguageError } from '../errors.js';
+import type { ExecutionOptions } from '../execution/execution.js';
+import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
+import { KernelContext, type ContextInfo } from './context.js';
+
+export interface RegistryOptions {
+  jupyter: JupyterClient;
+  logger: Logger;
+  workspaceDir: string;
+  defaultLanguage: string;
+  execution: ExecutionOptions;
+  maxQueuedExecutions: number;
+}
+
+/**
+ * Every context this server holds, and the default context of each language. Defaults are
+ * created on first use (exactly once, however many requests ask at the same time) and again
+ * after they were deleted.
+ */
+export class ContextRegistry {
+  private readonly contexts = new Map<string, KernelContext>();
+  /** Default context per language, or the promise of one being created. */
+  private readonly defaults = new Map<string, Promise<KernelContext>>();
+  private specs: Promise<KernelSpecInfo[]> | undefined;
+  private closing = false;
+
+  constructor(private readonly options: RegistryOptions) {}
+
+  get defaultLanguage(): string {
+    return this.options.defaultLanguage;
+  }
+
+  /** Creates the default context so the first request doesn't pay for a kernel start. */
+  async warmUp(): Promise<void> {
+    await this.defaultContext(this.options.defaultLanguage);
+  }
+
+  list(): ContextInfo[] {
+    return [...this.contexts.values()].map((context) => context.info);
+  }
+
+  get(id: string): KernelContext {
+    const context = this.contexts.get(id);
+    if (!context) throw new ContextNotFoundError(id);
+    return context;
+  }
+
+  /** The languages that have a kernel installed, e.g. `["python", "r"]`. */
+  async languages(): Promise<string[]> {
+    return [...new Set((await this.kernelSpecs()).map((spec) => spec.language))];
+  }
+
+  async create(language: string | undefined, cwd: string | undefined): Promise<KernelContext> {
+    const spec = await this.resolveLanguage(language ?? this.options.defaultLanguage);
+    const directory = await this.resolveCwd(cwd);
+    const context = await KernelContext.create({
+      language: spec.language,
+      kernelName: spec.name,
+      cwd: directory,
+      jupyter: this.options.jupyter,
+      logger: this.options.logger,
+      execution: this.options.execution,
+      maxQueuedExecutions: this.options.maxQueuedExecutions,
+      onClosed: (closed) => this.forget(closed),
+    });
+    if (this.closing) {
+      context.disconnect();
+      throw new ShuttingDownError();
+    }
+    this.contexts.set(context.id, context);
+    this.options.logger.info({ context: context.id, language: context.language, kernel: context.kernelId }, 'context created');
+    return context;
+  }
+
+  /** The default context for `language`, created on first use. */
+  async defaultContext(language: string = this.options.defaultLanguage): Promise<KernelContext> {
+    const spec = await this.resolveLanguage(language);
+    const existing = this.defaults.get(spec.language);
+    if (existing) {
+      const context = await existing.catch(() => undefined);
+      if (context && !context.isClosed) return context;
+      // A failed or deleted default is replaced; whoever gets here first starts the new one.
+      if (this.defaults.get(spec.language) !== existing) return this.defaultContext(language);
+    }
+    const creating = this.create(spec.language, undefined);
+    this.defaults.set(spec.language, creating);
+    creating.catch(() => {
+      if (this.defaults.get(spec.language) === creating) this.defaults.delete(spec.language);
+    });
+    return creating;
+  }
+
+  async restart(id: string): Promise<KernelContext> {
+    const context = this.get(id);
+    await context.restart();
+    return context;
+  }
+
+  async delete(id: string): Promise<void> {
+    const context = this.get(id);
+    await context.delete();
+  }
+
+  /** Closes every kernel socket; kernels keep running in Jupyter. */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    const contexts = [...this.contexts.values()];
+    const drained = Promise.all(contexts.map((context) => context.drain().catch(() => undefined)));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    for (const context of contexts) context.disconnect();
+    this.contexts.clear();
+    this.defaults.clear();
+  }
+
+  private forget(context: KernelContext): void {
+    this.contexts.delete(context.id);
+    for (const [language, entry] of this.defaults) {
+      void entry.then(
+        (candidate) => {
+          if (candidate === context && this.defaults.get(language) === entry) this.defaults.delete(language);
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  private kernelSpecs(): Promise<KernelSpecInfo[]> {
+    this.specs ??= this.options.jupyter.kernelSpecs().then(
+      // Jupyter's default kernelspec first, so it wins among several of one language.
+      ({ default: preferred, specs }) => [...specs].sort((a, b) => Number(b.name === preferred) - Number(a.name === preferred)),
+      (error: unknown) => {
+        this.specs = undefined;
+        throw error;
+      },
+    );
+    return this.specs;
+  }
+
+  /** Finds the kernelspec for a language (`python`, `r`) or a kernelspec name (`python3`, `ir`). */
+  private async resolveLanguage(language: string): Promise<KernelSpecInfo> {
+    const wanted = language.trim().toLowerCase();
+    const specs = await this.kernelSpecs();
+    const match = specs.find((spec) => spec.language === wanted) ?? specs.find((spec) => spec.name.toLowerCase() === wanted);
+    if (!match) {
+      const available = [...new Set(specs.map((spec) => spec.language))].sort().join(', ') || 'none';
+      throw new UnknownLanguageError(language, available);
+    }
+    return match;
+  }
+
+  private async resolveCwd(cwd: string | undefined): Promise<string> {
+    if (cwd === undefined || cwd === '') return this.options.workspaceDir;
+    if (cwd.includes('\0')) throw new InvalidCwdError('must not contain NUL bytes');
+    // Relative paths are taken relative to the workspace, like the file API's.
+    const directory = path.resolve(this.options.workspaceDir, cwd);
+    const info = await stat(directory).catch(() => undefined);
+    if (!info) throw new InvalidCwdError(`${directory} does not exist`);
+    if (!info.isDirectory()) throw new InvalidCwdError(`${directory} is not a directory`);
+    return directory;
+  }
+}

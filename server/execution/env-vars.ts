@@ -1,0 +1,122 @@
+/**
+ * Code that sets environment variables in a kernel for one execution and restores them after.
+ *
+ * Names and values never appear in the generated source as literals: each is hex-encoded UTF-8
+ * and decoded by the kernel, so quotes, backslashes, newlines, `$()` or any Unicode arrive
+ * byte-identical and can never be read as code. The user's own code is sent separately and
+ * unmodified, so its traceback line numbers stay the user's.
+ */
+
+export type EnvVars = Record<string, string>;
+
+/** What the kernel reported about the variables before they were set: value, or null if unset. */
+export type PreviousEnv = Record<string, string | null>;
+
+export interface ApplyRequest {
+  code: string;
+  userExpressions: Record<string, string>;
+}
+
+export interface EnvVarDialect {
+  /** The silent request that sets the variables and reports their previous values. */
+  apply(vars: EnvVars): ApplyRequest;
+  /** Reads the previous values from the reply's `user_expressions`, if this dialect uses them. */
+  previousFrom(userExpressions: Record<string, unknown> | undefined): PreviousEnv | undefined;
+  /** The silent code that puts every variable back as it was. */
+  restore(vars: EnvVars, previous: PreviousEnv | undefined): string;
+}
+
+/** Returns why `name` cannot be an environment variable name, or undefined when it can. */
+export function invalidEnvVarName(name: string): string | undefined {
+  if (name === '') return 'the name is empty';
+  if (name.includes('=')) return 'the name contains "="';
+  if (name.includes('\0')) return 'the name contains a NUL byte';
+  if (/[\r\n]/.test(name)) return 'the name contains a line break';
+  return undefined;
+}
+
+/** Returns why `value` cannot be an environment variable value, or undefined when it can. */
+export function invalidEnvVarValue(value: string): string | undefined {
+  // The C environment is NUL-terminated: no kernel can store such a value.
+  if (value.includes('\0')) return 'the value contains a NUL byte';
+  return undefined;
+}
+
+const hex = (text: string): string => Buffer.from(text, 'utf8').toString('hex');
+
+const PREVIOUS_KEY = 'previous_env';
+
+const python: EnvVarDialect = {
+  apply(vars) {
+    const decode = (text: string) => `bytes.fromhex('${hex(text)}').decode('utf-8')`;
+    const pairs = Object.entries(vars).map(([name, value]) => `${decode(name)}: ${decode(value)}`);
+    // An expression, evaluated by the kernel after the (empty) code: it records the previous
+    // values, sets the new ones and answers the previous ones hex-encoded, leaving no name
+    // behind in the user's namespace.
+    const expression =
+      `(lambda os, new: (lambda previous: (os.environ.update(new), ` +
+      `__import__('json').dumps(previous).encode('utf-8').hex())[1])` +
+      `({name: os.environ.get(name) for name in new}))(__import__('os'), {${pairs.join(', ')}})`;
+    return { code: '', userExpressions: { [PREVIOUS_KEY]: expression } };
+  },
+  previousFrom(userExpressions) {
+    const entry = userExpressions?.[PREVIOUS_KEY] as { status?: string; data?: Record<string, unknown> } | undefined;
+    const plain = entry?.status === 'ok' ? entry.data?.['text/plain'] : undefined;
+    if (typeof plain !== 'string') return undefined;
+    const encoded = plain.replace(/^'|'$/g, '');
+    if (!/^[0-9a-f]*$/.test(encoded)) return undefined;
+    return JSON.parse(Buffer.from(encoded, 'hex').toString('utf8')) as PreviousEnv;
+  },
+  restore(vars, previous) {
+    const decode = (text: string) => `bytes.fromhex('${hex(text)}').decode('utf-8')`;
+    const entries = Object.keys(vars).map((name) => {
+      const value = previous?.[name];
+      return `(${decode(name)}, ${value === null || value === undefined ? 'None' : decode(value)})`;
+    });
+    // Without a report of the previous values (the set step failed), variables are removed.
+    return (
+      `(lambda os: [os.environ.__setitem__(name, value) if value is not None else os.environ.pop(name, None) ` +
+      `for name, value in (${entries.join(', ')},)])(__import__('os'))`
+    );
+  },
+};
+
+const R_PREVIOUS = '.code_interpreter_previous_env';
+const R_DECODE =
+  'function(h) if (nchar(h) == 0L) "" else ' +
+  '{ x <- rawToChar(as.raw(strtoi(substring(h, seq(1L, nchar(h), 2L), seq(2L, nchar(h), 2L)), 16L))); ' +
+  'Encoding(x) <- "UTF-8"; x }';
+
+const r: EnvVarDialect = {
+  apply(vars) {
+    const names = Object.keys(vars).map((name) => `"${hex(name)}"`);
+    const values = Object.values(vars).map((value) => `"${hex(value)}"`);
+    // R kernels do not evaluate user_expressions reliably, so the previous values are kept in
+    // a dot-name (hidden from ls()) until the restore step removes it.
+    const code =
+      `local({ decode <- ${R_DECODE}; ` +
+      `names <- vapply(c(${names.join(', ')}), decode, ""); values <- vapply(c(${values.join(', ')}), decode, ""); ` +
+      `assign("${R_PREVIOUS}", Sys.getenv(names, unset = NA, names = TRUE), envir = globalenv()); ` +
+      `do.call(Sys.setenv, as.list(setNames(values, names))) })`;
+    return { code, userExpressions: {} };
+  },
+  previousFrom() {
+    return undefined;
+  },
+  restore() {
+    return (
+      `local({ if (exists("${R_PREVIOUS}", envir = globalenv())) { ` +
+      `previous <- get("${R_PREVIOUS}", envir = globalenv()); ` +
+      `for (name in names(previous)) { if (is.na(previous[[name]])) Sys.unsetenv(name) ` +
+      `else do.call(Sys.setenv, setNames(list(previous[[name]]), name)) }; ` +
+      `rm(list = "${R_PREVIOUS}", envir = globalenv()) } })`
+    );
+  },
+};
+
+const DIALECTS: Record<string, EnvVarDialect> = { python, r };
+
+/** The dialect for a kernel language, or undefined when env_vars cannot be applied to it. */
+export function envVarDialect(language: string): EnvVarDialect | undefined {
+  return DIALECTS[language.toLowerCase()];
+}

@@ -1,0 +1,144 @@
+import type { KernelMessage } from '@jupyterlab/services';
+
+/** The NDJSON lines of `POST /execute`, one object per line, in the reference's wire format. */
+export type OutputEvent =
+  | { type: 'number_of_executions'; execution_count: number }
+  | { type: 'stdout' | 'stderr'; text: string; timestamp: string }
+  | ResultEvent
+  | ErrorEvent
+  | { type: 'output_truncated'; stream_bytes_dropped: number; limit_bytes: number }
+  | { type: 'keepalive' }
+  | { type: 'end_of_execution' };
+
+export interface ResultEvent {
+  type: 'result';
+  is_main_result: boolean;
+  text: string | null;
+  html: string | null;
+  markdown: string | null;
+  svg: string | null;
+  png: string | null;
+  jpeg: string | null;
+  pdf: string | null;
+  latex: string | null;
+  json: unknown;
+  javascript: string | null;
+  /** MIME types without a field of their own, keyed by MIME type. */
+  extra?: Record<string, unknown>;
+}
+
+export interface ErrorEvent {
+  type: 'error';
+  name: string;
+  value: string;
+  traceback: string;
+}
+
+/** MIME type → result field. Everything else goes under `extra`. */
+const RESULT_FIELDS = {
+  'text/plain': 'text',
+  'text/html': 'html',
+  'text/markdown': 'markdown',
+  'image/svg+xml': 'svg',
+  'image/png': 'png',
+  'image/jpeg': 'jpeg',
+  'application/pdf': 'pdf',
+  'text/latex': 'latex',
+  'application/json': 'json',
+  'application/javascript': 'javascript',
+} as const satisfies Record<string, keyof ResultEvent>;
+
+/**
+ * The reference strips one pair of surrounding quotes from `text/plain`, so that a string
+ * result `'abc'` reads `abc`. Clients rely on it.
+ */
+export function stripOuterQuotes(text: string): string {
+  if (text.length >= 2) {
+    const first = text[0];
+    if ((first === "'" || first === '"') && text[text.length - 1] === first) return text.slice(1, -1);
+  }
+  return text;
+}
+
+function asText(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  // nbformat allows multiline strings as arrays of lines.
+  if (Array.isArray(value) && value.every((line) => typeof line === 'string')) return value.join('');
+  return JSON.stringify(value);
+}
+
+export function toResultEvent(data: Record<string, unknown>, isMainResult: boolean): ResultEvent {
+  const event: ResultEvent = {
+    type: 'result',
+    is_main_result: isMainResult,
+    text: null,
+    html: null,
+    markdown: null,
+    svg: null,
+    png: null,
+    jpeg: null,
+    pdf: null,
+    latex: null,
+    json: null,
+    javascript: null,
+  };
+  let extra: Record<string, unknown> | undefined;
+  for (const [mime, value] of Object.entries(data)) {
+    const field = RESULT_FIELDS[mime as keyof typeof RESULT_FIELDS];
+    if (field === 'json') event.json = value;
+    else if (field === 'text') event.text = stripOuterQuotes(asText(value) ?? '');
+    else if (field !== undefined) event[field] = asText(value);
+    else (extra ??= {})[mime] = value;
+  }
+  if (extra) event.extra = extra;
+  return event;
+}
+
+function timestampOf(msg: KernelMessage.IMessage): string {
+  const date = msg.header.date;
+  return typeof date === 'string' && date !== '' ? date : new Date().toISOString();
+}
+
+/**
+ * Maps one IOPub message of an execution to the event a client sees, or undefined for
+ * messages that carry nothing for the client (status, execute_input echo is mapped to the
+ * execution counter, clear_output, comms).
+ */
+export function toOutputEvent(msg: KernelMessage.IIOPubMessage): OutputEvent | undefined {
+  switch (msg.header.msg_type) {
+    case 'execute_input': {
+      const content = msg.content as KernelMessage.IExecuteInputMsg['content'];
+      return { type: 'number_of_executions', execution_count: Number(content.execution_count) };
+    }
+    case 'stream': {
+      const content = msg.content as KernelMessage.IStreamMsg['content'];
+      const text = asText(content.text) ?? '';
+      return { type: content.name === 'stderr' ? 'stderr' : 'stdout', text, timestamp: timestampOf(msg) };
+    }
+    case 'execute_result': {
+      const content = msg.content as KernelMessage.IExecuteResultMsg['content'];
+      return toResultEvent(content.data as Record<string, unknown>, true);
+    }
+    case 'display_data':
+    case 'update_display_data': {
+      const content = msg.content as KernelMessage.IDisplayDataMsg['content'];
+      return toResultEvent(content.data as Record<string, unknown>, false);
+    }
+    case 'error': {
+      const content = msg.content as KernelMessage.IErrorMsg['content'];
+      return toErrorEvent(content.ename, content.evalue, content.traceback);
+    }
+    default:
+      return undefined;
+  }
+}
+
+export function toErrorEvent(name: string, value: string, traceback: string[] | string = []): ErrorEvent {
+  return { type: 'error', name, value, traceback: Array.isArray(traceback) ? traceback.join('\n') : traceback };
+}
+
+/** One NDJSON line. */
+export function serializeEvent(event: OutputEvent): string {
+  return `${JSON.stringify(event)}\n`;
+}

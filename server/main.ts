@@ -1,0 +1,62 @@
+import { format } from 'node:util';
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+
+/** The process: configuration, logger, listen, graceful shutdown on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`Invalid configuration: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const logger = pino({
+    level: config.logLevel,
+    // Secrets travel in these headers; they never reach the log.
+    redact: { paths: ['req.headers.authorization', 'req.headers["x-access-token"]'], censor: '[redacted]' },
+  });
+  // @jupyterlab/services reports kernel socket and status changes on console.debug: keep them,
+  // but as structured debug logs rather than bare lines on stdout.
+  console.debug = (...args: unknown[]) => logger.debug({ source: 'jupyterlab-services' }, format(...args));
+
+  const app = await buildApp(config, { logger });
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: waiting for running executions');
+    const forced = setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs + 5000);
+    forced.unref();
+    try {
+      await app.close();
+      logger.info('stopped');
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'error during shutdown');
+      process.exit(1);
+    }
+  };
+  process.once('SIGTERM', (signal) => void stop(signal));
+  process.once('SIGINT', (signal) => void stop(signal));
+
+  await app.listen({ host: config.host, port: config.port });
+  logger.info(
+    { workspace: config.workspaceDir, jupyter: config.jupyterUrl, auth: config.authMode, defaultLanguage: config.defaultLanguage },
+    'code interpreter ready',
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`Fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

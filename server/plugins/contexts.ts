@@ -1,0 +1,44 @@
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import { ContextRegistry } from '../contexts/registry.js';
+import { JupyterClient } from '../jupyter/client.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    jupyter: JupyterClient;
+    contexts: ContextRegistry;
+  }
+}
+
+/**
+ * The Jupyter client and the context registry. The default context is started as soon as the
+ * server is ready (in the background: a slow or absent Jupyter must not keep the server from
+ * answering /health), and every kernel socket is closed when the server closes, after running
+ * executions had `shutdownGraceMs` to finish.
+ */
+export default fp<{ config: Config }>(
+  async (app, { config }) => {
+    const jupyter = new JupyterClient({ url: config.jupyterUrl, token: config.jupyterToken });
+    const contexts = new ContextRegistry({
+      jupyter,
+      logger: app.log,
+      workspaceDir: config.workspaceDir,
+      defaultLanguage: config.defaultLanguage,
+      maxQueuedExecutions: config.maxQueuedExecutions,
+      execution: { interruptGraceMs: config.interruptGraceMs, maxOutputBytes: config.maxOutputBytes },
+    });
+    app.decorate('jupyter', jupyter);
+    app.decorate('contexts', contexts);
+
+    app.addHook('onReady', async () => {
+      contexts.warmUp().then(
+        () => app.log.info('default context ready'),
+        (error: unknown) => app.log.warn({ err: error }, 'default context could not be created yet; it will be on first use'),
+      );
+    });
+    app.addHook('preClose', async () => {
+      await contexts.close(config.shutdownGraceMs);
+    });
+  },
+  { name: 'contexts' },
+);

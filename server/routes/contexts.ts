@@ -1,0 +1,83 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { errorResponses } from '../schemas/common.js';
+import { ContextParams, CreateContextBody } from '../schemas/contexts.js';
+
+const contexts: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/contexts',
+    {
+      schema: {
+        summary: 'Create a context: a new kernel with its own state',
+        tags: ['contexts'],
+        body: Type.Optional(CreateContextBody),
+        response: { 200: Type.Ref('Context'), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const context = await app.contexts.create(request.body?.language, request.body?.cwd);
+      return context.info;
+    },
+  );
+
+  app.get(
+    '/contexts',
+    {
+      schema: {
+        summary: 'List every context, the default ones included',
+        tags: ['contexts'],
+        response: { 200: Type.Array(Type.Ref('Context')), ...errorResponses },
+      },
+    },
+    async () => app.contexts.list(),
+  );
+
+  app.post(
+    '/contexts/:context_id/restart',
+    {
+      schema: {
+        summary: "Restart a context's kernel: all state is wiped, id and cwd stay",
+        tags: ['contexts'],
+        params: ContextParams,
+        response: { 200: Type.Ref('Context'), ...errorResponses },
+      },
+    },
+    async (request) => (await app.contexts.restart(request.params.context_id)).info,
+  );
+
+  app.post(
+    '/contexts/:context_id/interrupt',
+    {
+      schema: {
+        summary: 'Interrupt whatever runs in a context',
+        tags: ['contexts'],
+        params: ContextParams,
+        response: { 200: Type.Ref('Context'), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const context = app.contexts.get(request.params.context_id);
+      await context.interrupt();
+      return context.info;
+    },
+  );
+
+  app.delete(
+    '/contexts/:context_id',
+    {
+      schema: {
+        summary: 'Shut a context down and forget it',
+        tags: ['contexts'],
+        params: ContextParams,
+        response: { 200: Type.Ref('Context'), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const context = app.contexts.get(request.params.context_id);
+      await app.contexts.delete(context.id);
+      return context.info;
+    },
+  );
+};
+
+export default contexts;

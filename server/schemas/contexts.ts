@@ -1,0 +1,24 @@
+import { Type } from 'typebox';
+
+export const Context = Type.Object(
+  {
+    id: Type.String({ description: 'Context id' }),
+    language: Type.String({ description: 'Kernel language, e.g. python or r' }),
+    cwd: Type.String({ description: "The kernel's working directory" }),
+  },
+  { $id: 'Context', additionalProperties: false },
+);
+
+export const CreateContextBody = Type.Object(
+  {
+    language: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Kernel language (default: python)' })),
+    cwd: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 4096, description: 'Working directory; relative paths are taken from the workspace (default: the workspace)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ContextParams = Type.Object({
+  context_id: Type.String({ minLength: 1, maxLength: 128, description: 'Context id' }),
+});

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Starts Jupyter Server and the API next to it, and keeps them running:
+# - Jupyter binds to the host and port of JUPYTER_URL (loopback by default) with JUPYTER_TOKEN,
+#   a random one when unset; if Jupyter dies it is started again and the API reconnects.
+# - The API starts once Jupyter answers. If the API dies, Jupyter is stopped and this script
+#   exits with the API's status, so that Docker or an orchestrator restarts the whole unit.
+# - SIGTERM/SIGINT stop the API first (it lets running executions finish), then Jupyter; exit 0.
+# Works the same inside the image (under tini) and on a development machine.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+export JUPYTER_URL="${JUPYTER_URL:-http://127.0.0.1:8888}"
+export WORKSPACE_DIR="${WORKSPACE_DIR:-/home/user}"
+if [[ -z "${JUPYTER_PYTHON:-}" ]]; then
+  # Debian's Jupyter lives in the system Python, which may not be the first python3 on PATH.
+  if [[ -x /usr/bin/python3 ]]; then JUPYTER_PYTHON=/usr/bin/python3; else JUPYTER_PYTHON=python3; fi
+fi
+export JUPYTER_PYTHON
+if [[ -z "${JUPYTER_TOKEN:-}" ]]; then
+  JUPYTER_TOKEN="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+fi
+export JUPYTER_TOKEN
+# matplotlib renders figures as PNG results (Agg underneath), never through a GUI.
+export MPLBACKEND="${MPLBACKEND:-module://matplotlib_inline.backend_inline}"
+export PYTHONUNBUFFERED=1
+# ipykernel's debugger otherwise warns about frozen modules on every kernel start.
+export PYDEVD_DISABLE_FILE_VALIDATION=1
+
+# The kernels' IPython profile carries ipython_kernel_config.py.
+if [[ -z "${IPYTHONDIR:-}" ]]; then
+  IPYTHONDIR="$(mktemp -d "${TMPDIR:-/tmp}/code-interpreter-ipython.XXXXXX")"
+fi
+export IPYTHONDIR
+mkdir -p "$IPYTHONDIR/profile_default"
+cp "$ROOT/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
+
+mkdir -p "$WORKSPACE_DIR"
+
+read -r JUPYTER_HOST JUPYTER_PORT < <(
+  "$JUPYTER_PYTHON" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or 8888)' "$JUPYTER_URL"
+)
+
+if [[ -n "${API_COMMAND:-}" ]]; then
+  read -r -a api_command <<<"$API_COMMAND"
+else
+  api_command=(node "$ROOT/dist/server/main.js")
+fi
+
+case "${LOG_LEVEL:-info}" in
+  debug | trace) jupyter_log_level=INFO ;;
+  *) jupyter_log_level=WARN ;;
+esac
+
+log() { printf '{"level":"%s","time":%s,"msg":"start-up: %s"}\n' "$1" "$(date +%s%3N)" "$2" >&2; }
+
+jupyter_pid=""
+api_pid=""
+stopping=0
+
+start_jupyter() {
+  (
+    cd "$WORKSPACE_DIR" || exit 1
+    exec "$JUPYTER_PYTHON" -m jupyter_server \
+      --config="$ROOT/jupyter_server_config.py" \
+      --ServerApp.ip="$JUPYTER_HOST" \
+      --ServerApp.port="$JUPYTER_PORT" \
+      --ServerApp.port_retries=0 \
+      --ServerApp.token="$JUPYTER_TOKEN" \
+      --ServerApp.log_level="$jupyter_log_level" \
+      --no-browser
+  ) &
+  jupyter_pid=$!
+}
+
+wait_for_jupyter() {
+  JUPYTER_WAIT_SECONDS="${JUPYTER_WAIT_SECONDS:-60}" "$ROOT/jupyter-healthcheck.sh"
+}
+
+stop_all() {
+  stopping=1
+  if [[ -n "$api_pid" ]] && kill -0 "$api_pid" 2>/dev/null; then
+    kill -TERM "$api_pid" 2>/dev/null
+    wait "$api_pid" 2>/dev/null
+  fi
+  if [[ -n "$jupyter_pid" ]] && kill -0 "$jupyter_pid" 2>/dev/null; then
+    kill -TERM "$jupyter_pid" 2>/dev/null
+    wait "$jupyter_pid" 2>/dev/null
+  fi
+}
+
+on_signal() {
+  log info "received $1; stopping"
+  stop_all
+  exit 0
+}
+trap 'on_signal SIGTERM' TERM
+trap 'on_signal SIGINT' INT
+
+start_jupyter
+if ! wait_for_jupyter; then
+  log error "Jupyter did not start"
+  stop_all
+  exit 1
+fi
+log info "Jupyter is up at $JUPYTER_URL"
+
+"${api_command[@]}" &
+api_pid=$!
+
+restarts=0
+while true; do
+  wait -n "$api_pid" "$jupyter_pid"
+  ((stopping)) && exit 0
+  if ! kill -0 "$api_pid" 2>/dev/null; then
+    wait "$api_pid"
+    status=$?
+    log error "the API exited with status $status; stopping"
+    stop_all
+    exit $((status == 0 ? 1 : status))
+  fi
+  if ! kill -0 "$jupyter_pid" 2>/dev/null; then
+    wait "$jupyter_pid" 2>/dev/null
+    restarts=$((restarts + 1))
+    log warn "Jupyter exited; starting it again (restart $restarts)"
+    # Back off a little when it keeps dying, without ever giving up on it.
+    sleep "$((restarts > 5 ? 5 : 0))"
+    start_jupyter
+    wait_for_jupyter || log error "Jupyter did not come back yet"
+  fi
+done

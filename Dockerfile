@@ -48,16 +48,16 @@ RUN apt-get update \
       r-cran-irkernel \
  && rm -rf /var/lib/apt/lists/*
 
-# The R kernelspec, installed system-wide under the name "ir" (what IRkernel::installspec(user =
-# FALSE) would write, without needing the `jupyter` command): the API maps language "r" to it.
+# The R kernelspec, installed system-wide under the name "ir": what IRkernel::installspec(user =
+# FALSE) writes (IRkernel's own spec with R's absolute path), without needing the `jupyter`
+# command. The API maps language "r" to it.
 RUN mkdir -p /usr/local/share/jupyter/kernels/ir \
  && cp -r /usr/lib/R/site-library/IRkernel/kernelspec/. /usr/local/share/jupyter/kernels/ir/ \
  && printf '%s\n' \
       '{' \
-      '  "argv": ["/usr/lib/R/bin/R", "--no-echo", "--no-restore", "-e", "IRkernel::main()", "--args", "{connection_file}"],' \
+      '  "argv": ["/usr/lib/R/bin/R", "--no-echo", "-e", "IRkernel::main()", "--args", "{connection_file}"],' \
       '  "display_name": "R",' \
-      '  "language": "R",' \
-      '  "env": {"LANG": "C.UTF-8"}' \
+      '  "language": "R"' \
       '}' > /usr/local/share/jupyter/kernels/ir/kernel.json
 
 # The unprivileged user that runs both the API and the kernels; /home/user is the workspace.
@@ -106,7 +106,8 @@ EXPOSE 49999
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||49999)+'/health',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-# tini as PID 1 forwards signals and reaps orphaned kernel processes. -g delivers `docker stop`'s
-# SIGTERM to the whole process group (start-up.sh, Jupyter, the API) at once; -e 143 reports a
-# shutdown by SIGTERM as success, so `docker stop` ends with exit code 0.
-ENTRYPOINT ["/usr/bin/tini", "-g", "-e", "143", "--", "/opt/code-interpreter/start-up.sh"]
+# tini as PID 1 reaps orphaned kernel processes and forwards `docker stop`'s SIGTERM to
+# start-up.sh, which stops the API first (running executions finish) and then Jupyter, and exits
+# 0. Not -g: signalling the whole group at once would stop Jupyter under running executions.
+# -e 143 still reports success if the script is killed by SIGTERM before its trap is set.
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "/opt/code-interpreter/start-up.sh"]

@@ -21,9 +21,13 @@ async function main(): Promise<void> {
     // Secrets travel in these headers; they never reach the log.
     redact: { paths: ['req.headers.authorization', 'req.headers["x-access-token"]'], censor: '[redacted]' },
   });
-  // @jupyterlab/services reports kernel socket and status changes on console.debug: keep them,
-  // but as structured debug logs rather than bare lines on stdout.
-  console.debug = (...args: unknown[]) => logger.debug({ source: 'jupyterlab-services' }, format(...args));
+  // @jupyterlab/services reports kernel socket and status changes on the console: keep them,
+  // as structured logs rather than bare lines among the JSON ones.
+  const library = logger.child({ source: 'jupyterlab-services' });
+  console.debug = (...args: unknown[]) => library.debug(format(...args));
+  console.log = (...args: unknown[]) => library.debug(format(...args));
+  console.info = (...args: unknown[]) => library.info(format(...args));
+  console.warn = (...args: unknown[]) => library.warn(format(...args));
 
   const app = await buildApp(config, { logger });
 

@@ -10,12 +10,16 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         summary: 'Create a context: a new kernel with its own state',
         tags: ['contexts'],
-        body: Type.Optional(CreateContextBody),
+        body: CreateContextBody,
         response: { 200: Type.Ref('Context'), ...errorResponses },
+      },
+      // The reference takes POST /contexts with no body at all as "all defaults".
+      preValidation: async (request) => {
+        request.body ??= {};
       },
     },
     async (request) => {
-      const context = await app.contexts.create(request.body?.language, request.body?.cwd);
+      const context = await app.contexts.create(request.body.language, request.body.cwd);
       return context.info;
     },
   );

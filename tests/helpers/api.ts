@@ -1,0 +1,82 @@
+import { inject } from 'vitest';
+
+export const baseUrl = inject('baseUrl');
+export const accessToken = inject('accessToken');
+export const workspaceDir = inject('workspaceDir');
+
+/** Headers every request carries: the access token when the server requires one. */
+export function authHeaders(extra: Record<string, string> = {}): Record<string, string> {
+  return accessToken ? { authorization: `Bearer ${accessToken}`, ...extra } : extra;
+}
+
+export interface ExecutionEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+export async function request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${baseUrl}${path}`, {
+    method,
+    headers: authHeaders(body === undefined ? headers : { 'content-type': 'application/json', ...headers }),
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+export async function json<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const response = await request(method, path, body);
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/** Reads an NDJSON response, calling `onEvent` as each line arrives. */
+export async function readEvents(response: Response, onEvent?: (event: ExecutionEvent) => void): Promise<ExecutionEvent[]> {
+  const events: ExecutionEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.trim() === '') continue;
+      const event = JSON.parse(line) as ExecutionEvent;
+      events.push(event);
+      onEvent?.(event);
+    }
+  }
+  if (buffered.trim() !== '') throw new Error(`stream ended inside a line: ${buffered.slice(0, 200)}`);
+  return events;
+}
+
+/** Runs code and returns every event, keepalives left out. Fails on a non-200 answer. */
+export async function execute(body: Record<string, unknown>): Promise<ExecutionEvent[]> {
+  const response = await request('POST', '/execute', body);
+  if (response.status !== 200) throw new Error(`POST /execute answered ${response.status}: ${await response.text()}`);
+  return (await readEvents(response)).filter((event) => event.type !== 'keepalive');
+}
+
+export function stdoutOf(events: ExecutionEvent[]): string {
+  return events
+    .filter((event) => event.type === 'stdout')
+    .map((event) => event.text as string)
+    .join('');
+}
+
+export function errorsOf(events: ExecutionEvent[]): ExecutionEvent[] {
+  return events.filter((event) => event.type === 'error');
+}
+
+export function mainResult(events: ExecutionEvent[]): ExecutionEvent | undefined {
+  return events.find((event) => event.type === 'result' && event.is_main_result === true);
+}
+
+export async function createContext(body: Record<string, unknown> = {}): Promise<{ id: string; language: string; cwd: string }> {
+  const { status, body: context } = await json<{ id: string; language: string; cwd: string }>('POST', '/contexts', body);
+  if (status !== 200) throw new Error(`POST /contexts answered ${status}: ${JSON.stringify(context)}`);
+  return context;
+}
+
+export async function deleteContext(id: string): Promise<void> {
+  await request('DELETE', `/contexts/${id}`);
+}

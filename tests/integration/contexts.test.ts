@@ -1,0 +1,134 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { authHeaders, baseUrl, createContext, deleteContext, errorsOf, execute, json, mainResult, request, stdoutOf } from '../helpers/api.js';
+
+const created: string[] = [];
+afterAll(async () => {
+  await Promise.all(created.map((id) => deleteContext(id)));
+});
+
+async function newContext(body: Record<string, unknown> = {}) {
+  const context = await createContext(body);
+  created.push(context.id);
+  return context;
+}
+
+describe('contexts', () => {
+  it('creates a Python context in the workspace by default, answering 200', async () => {
+    const response = await request('POST', '/contexts', {});
+    expect(response.status).toBe(200);
+    const context = (await response.json()) as { id: string; language: string; cwd: string };
+    created.push(context.id);
+    expect(context.language).toBe('python');
+    const events = await execute({ code: 'import os\nprint(os.getcwd())', context_id: context.id });
+    expect(stdoutOf(events).trim()).toBe(context.cwd);
+  });
+
+  it('accepts POST /contexts with no body at all', async () => {
+    const response = await fetch(`${baseUrl}/contexts`, { method: 'POST', headers: authHeaders() });
+    expect(response.status).toBe(200);
+    created.push(((await response.json()) as { id: string }).id);
+  });
+
+  it('starts the kernel in the requested cwd', async () => {
+    const probe = await execute({ code: 'import tempfile\nd = tempfile.mkdtemp()\nprint(d)' });
+    const directory = stdoutOf(probe).trim();
+    const context = await newContext({ cwd: directory });
+    expect(context.cwd).toBe(directory);
+    const events = await execute({ code: 'import os\nprint(os.getcwd())', context_id: context.id });
+    expect(stdoutOf(events).trim()).toBe(directory);
+  });
+
+  it('refuses a cwd that does not exist with 400 and leaves no kernel behind', async () => {
+    const before = (await json<unknown[]>('GET', '/contexts')).body.length;
+    const { status, body } = await json<{ message: string }>('POST', '/contexts', { cwd: '/definitely/not/here' });
+    expect(status).toBe(400);
+    expect(body.message).toMatch(/does not exist/);
+    expect((await json<unknown[]>('GET', '/contexts')).body.length).toBe(before);
+  });
+
+  it('refuses a language with no kernel, naming the available ones', async () => {
+    const { status, body } = await json<{ message: string }>('POST', '/contexts', { language: 'cobol' });
+    expect(status).toBe(400);
+    expect(body.message).toMatch(/cobol/);
+    expect(body.message).toMatch(/python/);
+    const viaExecute = await json<{ message: string }>('POST', '/execute', { code: '1', language: 'cobol' });
+    expect(viaExecute.status).toBe(400);
+  });
+
+  it('isolates state between contexts', async () => {
+    const a = await newContext();
+    const b = await newContext();
+    await execute({ code: 'secret = 1', context_id: a.id });
+    const [error] = errorsOf(await execute({ code: 'secret', context_id: b.id }));
+    expect(error?.name).toBe('NameError');
+  });
+
+  it('lists every context, the default one included', async () => {
+    const context = await newContext();
+    await execute({ code: '1' });
+    const { status, body } = await json<Array<{ id: string; language: string; cwd: string }>>('GET', '/contexts');
+    expect(status).toBe(200);
+    expect(body.map((entry) => entry.id)).toContain(context.id);
+    expect(body.filter((entry) => entry.language === 'python').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('restart wipes state and keeps the id and cwd', async () => {
+    const context = await newContext();
+    await execute({ code: 'kept = 1', context_id: context.id });
+    const { status, body } = await json<{ id: string; cwd: string }>('POST', `/contexts/${context.id}/restart`);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ id: context.id, cwd: context.cwd });
+    const [error] = errorsOf(await execute({ code: 'kept', context_id: context.id }));
+    expect(error?.name).toBe('NameError');
+    expect(mainResult(await execute({ code: '2 * 21', context_id: context.id }))?.text).toBe('42');
+  });
+
+  it('delete shuts the context down; it is then unknown', async () => {
+    const context = await newContext();
+    const response = await request('DELETE', `/contexts/${context.id}`);
+    expect(response.status).toBe(200);
+    expect((await json('POST', '/execute', { code: '1', context_id: context.id })).status).toBe(404);
+    const listed = (await json<Array<{ id: string }>>('GET', '/contexts')).body.map((entry) => entry.id);
+    expect(listed).not.toContain(context.id);
+  });
+
+  it('answers 404 for unknown ids on every context route', async () => {
+    expect((await json('POST', '/contexts/nope/restart')).status).toBe(404);
+    expect((await json('DELETE', '/contexts/nope')).status).toBe(404);
+    expect((await json('POST', '/execute', { code: '1', context_id: 'nope' })).status).toBe(404);
+  });
+
+  it('runs different contexts in parallel', async () => {
+    const a = await newContext();
+    const b = await newContext();
+    const started = Date.now();
+    await Promise.all([
+      execute({ code: 'import time; time.sleep(1.5)', context_id: a.id }),
+      execute({ code: 'import time; time.sleep(1.5)', context_id: b.id }),
+    ]);
+    expect(Date.now() - started).toBeLessThan(2900);
+  });
+
+  it('creates exactly one default context per language under concurrent first use', async () => {
+    const before = await json<Array<{ id: string; language: string }>>('GET', '/contexts');
+    // Python's default exists already; delete it so that the next uses race to create it.
+    const defaults = before.body.filter((entry) => entry.language === 'python' && !created.includes(entry.id));
+    for (const entry of defaults) await request('DELETE', `/contexts/${entry.id}`);
+    const results = await Promise.all(Array.from({ length: 5 }, () => execute({ code: 'import os; print(os.getpid())', language: 'python' })));
+    const pids = new Set(results.map((events) => stdoutOf(events).trim()));
+    expect(pids.size).toBe(1);
+    const after = await json<Array<{ id: string; language: string }>>('GET', '/contexts');
+    const newDefaults = after.body.filter((entry) => entry.language === 'python' && !created.includes(entry.id));
+    expect(newDefaults).toHaveLength(1);
+  });
+
+  it('keeps executions that name no context working after the default is restarted or deleted', async () => {
+    await execute({ code: 'x = 1' });
+    const listed = await json<Array<{ id: string; language: string }>>('GET', '/contexts');
+    const defaultContext = listed.body.find((entry) => entry.language === 'python' && !created.includes(entry.id))!;
+    expect((await json('POST', `/contexts/${defaultContext.id}/restart`)).status).toBe(200);
+    expect(mainResult(await execute({ code: '1 + 1' }))?.text).toBe('2');
+    expect((await json('DELETE', `/contexts/${defaultContext.id}`)).status).toBe(200);
+    expect(mainResult(await execute({ code: '2 + 2' }))?.text).toBe('4');
+  });
+});

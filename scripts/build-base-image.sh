@@ -22,6 +22,14 @@
 #        DEBIAN_SUITE   Debian suite              (default trixie)
 #        DEBIAN_MIRROR  Debian mirror URL         (default http://deb.debian.org/debian)
 #        WITH_SECURITY  1 = add <suite>-security and <suite>-updates to apt sources (default 1)
+#        HOST_CA_BUNDLE the host's CA bundle (default /etc/ssl/certs/ca-certificates.crt); set it
+#                       empty to trust only the public CAs inside the image
+#
+# Build hosts behind a TLS-intercepting proxy: certificates in HOST_CA_BUNDLE that Debian's
+# ca-certificates package does not ship (a proxy's or company's own CA) are carried into the
+# stand-in, so `npm ci` inside `docker build` trusts the same registry certificate the host does:
+# one file per CA in /usr/local/share/ca-certificates (picked up when an image installs
+# ca-certificates) and all of them in NODE_EXTRA_CA_CERTS for Node. The official base has none.
 set -euo pipefail
 
 BASE_TAG="${BASE_TAG:-code-interpreter-base:trixie-node24}"
@@ -30,6 +38,7 @@ NPM_SPEC="${NPM_SPEC:-npm@11}"
 DEBIAN_SUITE="${DEBIAN_SUITE:-trixie}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 WITH_SECURITY="${WITH_SECURITY:-1}"
+HOST_CA_BUNDLE="${HOST_CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}"
 FORCE="${FORCE:-0}"
 
 for arg in "$@"; do
@@ -136,6 +145,36 @@ ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
 chown -R 0:0 "$rootfs/usr/local"
 
+# Locally added CAs of the build host (see the header); none on a host with only public CAs.
+extra_ca_env=()
+if [[ -n "$HOST_CA_BUNDLE" && -r "$HOST_CA_BUNDLE" ]]; then
+  ca_dir="$rootfs/usr/local/share/ca-certificates"
+  mkdir -p "$ca_dir"
+  node - "$HOST_CA_BUNDLE" "$ca_dir" <<'JS'
+const fs = require('node:fs');
+const path = require('node:path');
+const [bundle, outDir] = process.argv.slice(2);
+const pem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+const key = (cert) => cert.replace(/\s+/g, '');
+const known = new Set();
+const walk = (dir) => {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) walk(file);
+    else if (entry.name.endsWith('.crt')) for (const c of fs.readFileSync(file, 'utf8').match(pem) ?? []) known.add(key(c));
+  }
+};
+if (fs.existsSync('/usr/share/ca-certificates')) walk('/usr/share/ca-certificates');
+const extra = (fs.readFileSync(bundle, 'utf8').match(pem) ?? []).filter((c) => !known.has(key(c)));
+extra.forEach((c, i) => fs.writeFileSync(path.join(outDir, `build-host-${i + 1}.crt`), c + '\n'));
+if (extra.length) fs.writeFileSync(path.join(outDir, 'build-host-bundle.pem'), extra.join('\n') + '\n');
+console.error(`[build-base-image] ${extra.length} locally added CA certificate(s) carried over from ${bundle}`);
+JS
+  if [[ -f "$ca_dir/build-host-bundle.pem" ]]; then
+    extra_ca_env=(--change 'ENV NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/build-host-bundle.pem')
+  fi
+fi
+
 # The official image has a `node` user with uid/gid 1000; mirror that so uids match.
 chroot "$rootfs" groupadd --gid 1000 node
 chroot "$rootfs" useradd --uid 1000 --gid node --shell /bin/bash --create-home node
@@ -161,6 +200,7 @@ tar --numeric-owner -C "$rootfs" -c . |
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change "ENV NODE_VERSION=$node_version" \
     --change "LABEL org.opencontainers.image.description=\"Local stand-in for node:24-$DEBIAN_SUITE-slim (debootstrap $DEBIAN_SUITE minbase, Node $node_version, npm $npm_version)\"" \
+    "${extra_ca_env[@]}" \
     --change 'CMD ["node"]' \
     - "$BASE_TAG" >/dev/null
 

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions, type onRouteHookHandler } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import contextsPlugin from './plugins/contexts.js';
+import openapiPlugin from './plugins/openapi.js';
 import contextRoutes from './routes/contexts.js';
 import executeRoutes from './routes/execute.js';
 import healthRoutes from './routes/health.js';
@@ -14,6 +15,8 @@ import { ExecutionEvent } from './schemas/execute.js';
 export interface BuildOptions {
   /** Fastify's logger option: a pino instance or options. Defaults to no logging (tests). */
   logger?: FastifyServerOptions['loggerInstance'];
+  /** Sees every route as it is added (the OpenAPI test checks that each one is documented). */
+  onRoute?: onRouteHookHandler;
 }
 
 /**
@@ -39,6 +42,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addSchema(ErrorResponse);
   app.addSchema(Context);
   app.addSchema(ExecutionEvent);
+
+  if (options.onRoute) app.addHook('onRoute', options.onRoute);
+  // Before any route: it learns them as they are added.
+  await app.register(openapiPlugin, { config });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;

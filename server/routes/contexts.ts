@@ -9,6 +9,7 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Create a context: a new kernel with its own state',
+        operationId: 'createContext',
         tags: ['contexts'],
         body: CreateContextBody,
         response: { 200: Type.Ref('Context'), ...errorResponses },
@@ -29,8 +30,9 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'List every context, the default ones included',
+        operationId: 'listContexts',
         tags: ['contexts'],
-        response: { 200: Type.Array(Type.Ref('Context')), ...errorResponses },
+        response: { 200: Type.Array(Type.Ref('Context'), { description: 'The contexts' }), ...errorResponses },
       },
     },
     async () => app.contexts.list(),
@@ -41,6 +43,7 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: "Restart a context's kernel: all state is wiped, id and cwd stay",
+        operationId: 'restartContext',
         tags: ['contexts'],
         params: ContextParams,
         response: { 200: Type.Ref('Context'), ...errorResponses },
@@ -54,6 +57,7 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Interrupt whatever runs in a context',
+        operationId: 'interruptContext',
         tags: ['contexts'],
         params: ContextParams,
         response: { 200: Type.Ref('Context'), ...errorResponses },
@@ -71,6 +75,7 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Shut a context down and forget it',
+        operationId: 'deleteContext',
         tags: ['contexts'],
         params: ContextParams,
         response: { 200: Type.Ref('Context'), ...errorResponses },

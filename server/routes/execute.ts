@@ -13,6 +13,7 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
     {
       schema: {
         summary: 'Run code in a context and stream what the kernel emits',
+        operationId: 'execute',
         description:
           'Streams newline-delimited JSON, one ExecutionEvent per line, always ending with {"type":"end_of_execution"}. ' +
           'With neither context_id nor language, the default Python context runs the code.',

@@ -8,8 +8,10 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Liveness: the server process is serving',
+        operationId: 'health',
         tags: ['health'],
-        response: { 200: Type.Literal('OK') },
+        security: [],
+        response: { 200: Type.Literal('OK', { description: 'The JSON string "OK"' }) },
       },
     },
     // The reference answers the JSON string "OK"; clients compare against it.
@@ -21,10 +23,12 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Readiness: Jupyter is reachable, so executions can run',
+        operationId: 'ready',
         tags: ['health'],
+        security: [],
         response: {
-          200: Type.Object({ status: Type.Literal('ready') }),
-          503: Type.Object({ status: Type.Literal('unavailable'), message: Type.String() }),
+          200: Type.Object({ status: Type.Literal('ready') }, { description: 'Jupyter answers' }),
+          503: Type.Object({ status: Type.Literal('unavailable'), message: Type.String() }, { description: 'Jupyter does not answer (yet)' }),
         },
       },
     },

@@ -12,12 +12,12 @@ export const ErrorResponse = Type.Object(
 );
 
 export const errorResponses = {
-  400: Type.Ref('ErrorResponse'),
-  401: Type.Ref('ErrorResponse'),
-  403: Type.Ref('ErrorResponse'),
-  404: Type.Ref('ErrorResponse'),
-  429: Type.Ref('ErrorResponse'),
-  500: Type.Ref('ErrorResponse'),
-  502: Type.Ref('ErrorResponse'),
-  503: Type.Ref('ErrorResponse'),
+  400: Type.Ref('ErrorResponse', { description: 'The request is invalid' }),
+  401: Type.Ref('ErrorResponse', { description: 'The access token is missing or wrong' }),
+  403: Type.Ref('ErrorResponse', { description: 'The server has not been claimed yet (AUTH_MODE=claim)' }),
+  404: Type.Ref('ErrorResponse', { description: 'No such context, file or route' }),
+  429: Type.Ref('ErrorResponse', { description: 'Too many executions are waiting for the context' }),
+  500: Type.Ref('ErrorResponse', { description: 'An unexpected server error' }),
+  502: Type.Ref('ErrorResponse', { description: 'The kernel failed' }),
+  503: Type.Ref('ErrorResponse', { description: 'Jupyter is unavailable, or the server is shutting down' }),
 } as const;

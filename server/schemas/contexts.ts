@@ -6,7 +6,7 @@ export const Context = Type.Object(
     language: Type.String({ description: 'Kernel language, e.g. python or r' }),
     cwd: Type.String({ description: "The kernel's working directory" }),
   },
-  { $id: 'Context', additionalProperties: false },
+  { $id: 'Context', description: 'A context: a kernel with its own state', additionalProperties: false },
 );
 
 export const CreateContextBody = Type.Object(

@@ -3,8 +3,10 @@ import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions, type onRouteHookHandler } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
+import authPlugin from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
 import openapiPlugin from './plugins/openapi.js';
+import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
 import executeRoutes from './routes/execute.js';
 import healthRoutes from './routes/health.js';
@@ -63,6 +65,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ statusCode: 404, code: 'ERR_ROUTE_NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` }),
   );
+
+  // Its onRequest hook reaches every route (plugins registered below inherit it; root-level
+  // routes such as /openapi.json get it when the app is ready) and the 404 handler.
+  await app.register(authPlugin, { config });
+  if (config.authMode === 'claim') await app.register(claimRoutes);
 
   await app.register(contextsPlugin, { config });
   await app.register(healthRoutes);

@@ -126,6 +126,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (accessToken !== undefined && accessToken.length < 16) {
     throw new ConfigError('ACCESS_TOKEN must be at least 16 characters long');
   }
+  // Clients send it in a header: a space would not survive `Authorization: Bearer <token>`,
+  // and bytes beyond ASCII are not carried faithfully in header values.
+  if (accessToken !== undefined && !/^[\x21-\x7e]+$/.test(accessToken)) {
+    throw new ConfigError('ACCESS_TOKEN must be printable ASCII without spaces');
+  }
 
   const corsOrigins = (read(env, 'CORS_ORIGINS') ?? '')
     .split(',')

@@ -81,3 +81,63 @@ describe('parseBytes', () => {
     expect(parseBytes('-5')).toBeUndefined();
   });
 });
+
+describe('loadConfig: access control', () => {
+  const TOKEN = 'sixteen-chars-at-least-0123';
+
+  it('is off without ACCESS_TOKEN or AUTH_MODE', () => {
+    expect(loadConfig({})).toMatchObject({ authMode: 'none', accessToken: undefined });
+    expect(loadConfig({ ACCESS_TOKEN: '  ', AUTH_MODE: '' })).toMatchObject({ authMode: 'none', accessToken: undefined });
+  });
+
+  it('takes ACCESS_TOKEN alone as token mode', () => {
+    expect(loadConfig({ ACCESS_TOKEN: TOKEN })).toMatchObject({ authMode: 'token', accessToken: TOKEN });
+    expect(loadConfig({ ACCESS_TOKEN: TOKEN, AUTH_MODE: 'Token' })).toMatchObject({ authMode: 'token', accessToken: TOKEN });
+  });
+
+  it('takes AUTH_MODE=claim without a token', () => {
+    expect(loadConfig({ AUTH_MODE: 'claim' })).toMatchObject({ authMode: 'claim', accessToken: undefined });
+  });
+
+  it.each([
+    [{ AUTH_MODE: 'token' }, /AUTH_MODE=token needs ACCESS_TOKEN/],
+    [{ AUTH_MODE: 'none', ACCESS_TOKEN: TOKEN }, /ACCESS_TOKEN is set but AUTH_MODE=none/],
+    [{ AUTH_MODE: 'claim', ACCESS_TOKEN: TOKEN }, /AUTH_MODE=claim issues its own token/],
+    [{ AUTH_MODE: 'password' }, /AUTH_MODE must be one of none, token, claim/],
+    [{ ACCESS_TOKEN: 'short-secret' }, /at least 16 characters/],
+    [{ ACCESS_TOKEN: 'has a space inside it' }, /printable ASCII without spaces/],
+    [{ ACCESS_TOKEN: 'überlange-geheimnisse' }, /printable ASCII without spaces/],
+  ])('refuses %j', (env, pattern) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(pattern);
+  });
+
+  it('never repeats the token in its errors', () => {
+    for (const env of [{ ACCESS_TOKEN: 'short-secret' }, { ACCESS_TOKEN: 'has a space inside it' }, { ACCESS_TOKEN: TOKEN, AUTH_MODE: 'none' }]) {
+      let message = '';
+      try {
+        loadConfig(env);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).not.toBe('');
+      expect(message).not.toContain(env.ACCESS_TOKEN);
+    }
+  });
+
+  it('reads CORS_ORIGINS as a comma-separated allow-list of origins, * included', () => {
+    expect(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins).toEqual([
+      'https://app.example.com',
+      'http://localhost:5173',
+    ]);
+    expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
+    expect(loadConfig({ CORS_ORIGINS: ' , ' }).corsOrigins).toEqual([]);
+  });
+
+  it.each(['https://app.example.com/', 'https://app.example.com/path', 'app.example.com', 'https://APP.example.com', 'null'])(
+    'refuses CORS_ORIGINS=%s, which is not an origin as browsers send it',
+    (origin) => {
+      expect(() => loadConfig({ CORS_ORIGINS: origin })).toThrow(/CORS_ORIGINS/);
+    },
+  );
+});

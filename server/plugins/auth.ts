@@ -1,0 +1,171 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { AuthMode, Config } from '../config.js';
+import { UnauthorizedError, UnclaimedError } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    access: AccessControl;
+  }
+}
+
+/** Routes anyone may call: orchestrators and load balancers probe them without credentials. */
+const PUBLIC_ROUTES = new Set(['/health', '/ready']);
+
+/** Query parameters people try for tokens. They never authenticate: URLs end up in logs. */
+export const TOKEN_QUERY_PARAMS: readonly string[] = ['token', 'access_token'];
+
+const sha256 = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
+
+/**
+ * Who may use this server: nobody needs a token (`none`), the configured one (`token`), or
+ * the one handed out by the first `POST /claim` (`claim`).
+ *
+ * The claimed token lives in memory only: the deployment runs one container per user, so the
+ * process that issued the token is the only one that must know it, and a restarted container
+ * is a new server to be claimed again.
+ */
+export class AccessControl {
+  readonly mode: AuthMode;
+  /** SHA-256 of the valid token; undefined while nobody may authenticate. */
+  #expected: Buffer | undefined;
+
+  constructor(mode: AuthMode, accessToken: string | undefined) {
+    this.mode = mode;
+    this.#expected = mode === 'token' && accessToken !== undefined ? sha256(accessToken) : undefined;
+  }
+
+  /** False only in claim mode before the claim. */
+  get claimed(): boolean {
+    return this.mode !== 'claim' || this.#expected !== undefined;
+  }
+
+  /**
+   * Issues the token, once: later calls get undefined. Synchronous from check to set, so that
+   * of concurrent claims exactly one wins.
+   */
+  claim(): string | undefined {
+    if (this.claimed) return undefined;
+    const token = randomBytes(32).toString('base64url');
+    this.#expected = sha256(token);
+    return token;
+  }
+
+  /**
+   * Compares digests rather than the strings: both are 32 bytes whatever was sent, so neither
+   * the comparison's time nor its length check tells how much of a guess was right.
+   */
+  accepts(presented: string): boolean {
+    return this.#expected !== undefined && timingSafeEqual(sha256(presented), this.#expected);
+  }
+}
+
+/**
+ * The tokens a request presents: `Authorization: Bearer <token>`, and `X-Access-Token`, which
+ * e2b clients send. Both are looked at, so that an `Authorization` header meant for something
+ * else (a proxy's Basic credentials, say) does not hide a valid `X-Access-Token`.
+ */
+function presentedTokens(request: FastifyRequest): string[] {
+  const tokens: string[] = [];
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined) {
+    // The scheme is case-insensitive (RFC 9110 section 11.1).
+    const bearer = /^Bearer +(\S+) *$/i.exec(authorization);
+    if (bearer) tokens.push(bearer[1]!);
+  }
+  const header = request.headers['x-access-token'];
+  if (typeof header === 'string' && header.trim() !== '') tokens.push(header.trim());
+  return tokens;
+}
+
+function hasTokenInQuery(url: string): boolean {
+  const query = url.indexOf('?');
+  if (query === -1) return false;
+  const params = new URLSearchParams(url.slice(query + 1));
+  return TOKEN_QUERY_PARAMS.some((name) => params.has(name));
+}
+
+/** The URL as it may be logged: the values of token-looking query parameters masked. */
+export function redactUrl(url: string): string {
+  if (!hasTokenInQuery(url)) return url;
+  const query = url.indexOf('?');
+  const params = new URLSearchParams(url.slice(query + 1));
+  for (const name of TOKEN_QUERY_PARAMS) {
+    if (params.has(name)) params.set(name, '[redacted]');
+  }
+  return `${url.slice(0, query)}?${params.toString()}`;
+}
+
+/**
+ * Fastify's request log serializer with {@link redactUrl}: a token sent in the URL by mistake
+ * must not reach the log by way of the "incoming request" line.
+ */
+export function serializeRequest(request: FastifyRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: redactUrl(request.url),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
+function isLoopback(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return address === '::1' || (isIPv4(v4) && v4.startsWith('127.'));
+}
+
+/**
+ * Access control for every route but the health checks. An `onRequest` hook, registered
+ * before any route so that it covers each one, those added later included; CORS preflights
+ * are answered before it runs (see cors.ts), since browsers send them without credentials.
+ */
+export default fp<{ config: Config }>(
+  async (app, { config }) => {
+    const access = new AccessControl(config.authMode, config.accessToken);
+    app.decorate('access', access);
+
+    if (access.mode === 'none') {
+      app.addHook('onListen', async () => {
+        // A Unix socket (a string here) is reachable from this machine only.
+        const exposed = app
+          .addresses()
+          .flatMap((info) => (typeof info === 'string' ? [] : [info.address]))
+          .filter((address) => !isLoopback(address));
+        if (exposed.length === 0) return;
+        app.log.warn(
+          { addresses: exposed },
+          'AUTHENTICATION IS OFF and the server listens beyond this machine: whoever reaches its port can run code. ' +
+            'Set ACCESS_TOKEN to a secret of at least 16 characters (clients then send Authorization: Bearer <token>), ' +
+            'or AUTH_MODE=claim so that the first POST /claim gets a token; or listen on 127.0.0.1 (HOST).',
+        );
+      });
+      return;
+    }
+
+    app.addHook('onRequest', async (request, reply) => {
+      const route = request.routeOptions.url;
+      if (route !== undefined && PUBLIC_ROUTES.has(route)) return;
+      // Open to anyone in claim mode: before the claim it is the way in, after it a 404.
+      if (access.mode === 'claim' && route === '/claim' && request.method === 'POST') return;
+      if (!access.claimed) throw new UnclaimedError();
+
+      const tokens = presentedTokens(request);
+      if (tokens.some((token) => access.accepts(token))) return;
+
+      // RFC 6750 section 3: the challenge, and `invalid_token` when a token was sent but is wrong.
+      reply.header('www-authenticate', tokens.length > 0 ? 'Bearer error="invalid_token"' : 'Bearer');
+      if (tokens.length > 0) throw new UnauthorizedError('Invalid access token');
+      // 401 like any missing token (the status clients act on), with a message that says why.
+      if (hasTokenInQuery(request.url)) {
+        throw new UnauthorizedError(
+          'Tokens in the URL are not accepted (URLs end up in logs and browser history): send Authorization: Bearer <token> or X-Access-Token: <token>',
+        );
+      }
+      throw new UnauthorizedError('Missing access token: send Authorization: Bearer <token> or X-Access-Token: <token>');
+    });
+  },
+  { name: 'auth' },
+);

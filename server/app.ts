@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import authPlugin from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
+import corsPlugin from './plugins/cors.js';
 import openapiPlugin from './plugins/openapi.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
@@ -66,8 +67,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.code(404).send({ statusCode: 404, code: 'ERR_ROUTE_NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` }),
   );
 
-  // Its onRequest hook reaches every route (plugins registered below inherit it; root-level
-  // routes such as /openapi.json get it when the app is ready) and the 404 handler.
+  // CORS first: it answers preflights, which carry no credentials, before auth would refuse them.
+  // Their onRequest hooks reach every route (plugins registered below inherit them; root-level
+  // routes such as /openapi.json get them when the app is ready) and the 404 handler.
+  await app.register(corsPlugin, { config });
   await app.register(authPlugin, { config });
   if (config.authMode === 'claim') await app.register(claimRoutes);
 

@@ -6,3 +6,36 @@ c = get_config()  # noqa: F821
 # Show whole sequences: an agent reading a list wants all of it, not "...".
 c.PlainTextFormatter.max_seq_length = 0
 
+
+# ipykernel gathers everything printed between two flushes (0.2 s apart) into one IOPub
+# message, so a loop printing fast sends a single message of hundreds of MB: the API would
+# have to hold all of it at once, and a frame that large can break the WebSocket. Flushing
+# whenever 64 KiB are pending bounds every stream message to about that size, so output flows
+# in pieces the API can stream and push back on.
+c.InteractiveShellApp.exec_lines = [
+    """
+def _code_interpreter_bound_stream_messages(limit=1 << 16):
+    import ipykernel.iostream as iostream
+    stream_class = iostream.OutStream
+    if getattr(stream_class, "_code_interpreter_bounded", False):
+        return
+    original_write = stream_class.write
+
+    def write(self, string):
+        written = original_write(self, string)
+        buffer = getattr(self, "_buffer", None)
+        try:
+            pending = buffer.tell() if buffer is not None else 0
+        except ValueError:
+            pending = 0
+        if pending > limit:
+            self.flush()
+        return written
+
+    stream_class.write = write
+    stream_class._code_interpreter_bounded = True
+
+_code_interpreter_bound_stream_messages()
+del _code_interpreter_bound_stream_messages
+""",
+]

@@ -80,6 +80,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // JSON endpoints take JSON whatever the Content-Type says: `curl -d '{"code":"..."}'` sends
   // application/x-www-form-urlencoded, and that is how people type it.
   await app.register(async (api) => {
+    api.removeContentTypeParser('text/plain');
     api.addContentTypeParser('*', { parseAs: 'string' }, api.getDefaultJsonParser('error', 'error'));
     await api.register(executeRoutes, { config });
     await api.register(contextRoutes);

@@ -2,10 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Kernel } from '@jupyterlab/services';
 import type { Logger } from '../logger.js';
 import type WebSocket from 'ws';
-import { ContextBusyError, ShuttingDownError } from '../errors.js';
+import { ContextBusyError, JupyterUnavailableError, ShuttingDownError } from '../errors.js';
 import type { JupyterClient } from '../jupyter/client.js';
 import { KernelLostError, runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/execution.js';
 import { SerialQueue } from './serial-queue.js';
+
+/** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
+const RECONNECT_GRACE_MS = 2000;
 
 export interface ContextInfo {
   id: string;
@@ -21,8 +24,10 @@ export interface ContextOptions {
   logger: Logger;
   execution: ExecutionOptions;
   maxQueuedExecutions: number;
-  /** Called once when the context is gone for good (deleted, or its kernel lost beyond repair). */
+  /** Called once when the context is gone for good (deleted, or the server closing). */
   onClosed?: (context: KernelContext) => void;
+  /** Called when the kernel socket stays down: Jupyter may have died or restarted. */
+  onConnectionLost?: (context: KernelContext) => void;
 }
 
 /**
@@ -48,6 +53,8 @@ export class KernelContext {
   private closed = false;
   /** Set while a replacement kernel is being started. */
   private replacing: Promise<void> | undefined;
+  /** Fires when the socket has not come back by itself in time. */
+  private reconnectWatchdog: NodeJS.Timeout | undefined;
 
   private constructor(options: ContextOptions) {
     this.language = options.language;
@@ -86,7 +93,14 @@ export class KernelContext {
     this.assertAcceptsWork();
     await this.queue.run(async () => {
       this.assertAcceptsWork();
-      if (this.replacing) await this.replacing;
+      if (this.replacing) await this.replacing.catch(() => undefined);
+      // A kernel lost while Jupyter was away and not yet replaced is replaced now; if Jupyter
+      // is still away this throws JupyterUnavailableError, which the stream reports.
+      if (!this.kernel) await this.replaceKernel(new KernelLostError('KernelDied', 'The kernel was lost; a new one was started'));
+      await this.waitForConnection(this.kernel!);
+      // The previous kernel life may have ended (it died and Jupyter restarted it, say); this
+      // execution starts on the one there is now.
+      if (this.life.signal.aborted) this.life = new AbortController();
       await runExecution(this.executionHost(), request, sink, signal, this.options.execution);
     }, signal);
   }
@@ -117,24 +131,51 @@ export class KernelContext {
   /** Shuts the kernel down and refuses further work. */
   async delete(): Promise<void> {
     this.close(new KernelLostError('ContextDeleted', 'The context was deleted'));
-    const kernel = this.kernel;
-    this.kernel = undefined;
+    const kernel = this.detachKernel();
     if (kernel) {
-      kernel.dispose();
-      await this.jupyter.shutdownKernel(kernel.id);
+      await this.jupyter.shutdownKernel(kernel.id).catch((error: unknown) => {
+        // The context is gone either way; a kernel Jupyter no longer answers for goes with it.
+        this.logger.warn({ err: error, kernel: kernel.id }, 'could not shut the kernel down');
+      });
+    }
+  }
+
+  /**
+   * Brings the context back after Jupyter was unreachable: a kernel Jupyter no longer knows
+   * is replaced by a new one (same id and cwd, fresh state); a live one gets its socket back.
+   */
+  async recover(runningKernelIds: ReadonlySet<string>): Promise<void> {
+    if (this.closed || this.replacing) return;
+    const kernel = this.kernel;
+    if (!kernel || kernel.isDisposed || !runningKernelIds.has(kernel.id)) {
+      await this.replaceKernel(new KernelLostError('JupyterRestarted', 'Jupyter restarted and the kernel was lost; a new one was started'));
+    } else if (kernel.connectionStatus !== 'connected') {
+      await kernel.reconnect();
     }
   }
 
   /** Closes the kernel socket without shutting the kernel down (server shutdown). */
   disconnect(): void {
     this.close(new KernelLostError('ServerShuttingDown', 'The server is shutting down'));
-    this.kernel?.dispose();
-    this.kernel = undefined;
+    this.detachKernel();
   }
 
   /** Waits until the running and queued executions have finished. */
   async drain(): Promise<void> {
     await this.queue.run(async () => undefined);
+  }
+
+  /** Stops listening to the current kernel connection and disposes it; returns it. */
+  private detachKernel(): Kernel.IKernelConnection | undefined {
+    const kernel = this.kernel;
+    this.kernel = undefined;
+    clearTimeout(this.reconnectWatchdog);
+    if (kernel) {
+      kernel.statusChanged.disconnect(this.onStatus, this);
+      kernel.connectionStatusChanged.disconnect(this.onConnectionStatus, this);
+      if (!kernel.isDisposed) kernel.dispose();
+    }
+    return kernel;
   }
 
   private close(reason: KernelLostError): void {
@@ -176,6 +217,7 @@ export class KernelContext {
     this.kernel = kernel;
     this.life = new AbortController();
     kernel.statusChanged.connect(this.onStatus, this);
+    kernel.connectionStatusChanged.connect(this.onConnectionStatus, this);
     try {
       // The first kernel_info reply proves the socket and the kernel are both up.
       await kernel.info;
@@ -193,8 +235,6 @@ export class KernelContext {
       // Jupyter noticed the kernel process died and restarts it under the same kernel id.
       this.logger.warn({ kernel: kernel.id }, 'kernel died and is being restarted by Jupyter');
       this.endLife(new KernelLostError('KernelDied', 'The kernel died (it crashed, exited or ran out of memory) and was restarted; its state was lost'));
-    } else if (status === 'idle' || status === 'busy' || status === 'starting') {
-      if (this.life.signal.aborted && !this.closed && !this.replacing) this.life = new AbortController();
     } else if (status === 'dead' && !this.closed) {
       // The kernel is gone from Jupyter for good (or Jupyter itself was replaced): start a new
       // one so the context keeps its id and cwd.
@@ -205,14 +245,45 @@ export class KernelContext {
     }
   }
 
+  /** Resolves once the kernel socket is connected; a socket that stays down means Jupyter is away. */
+  private async waitForConnection(kernel: Kernel.IKernelConnection, timeoutMs = 10_000): Promise<void> {
+    if (kernel.connectionStatus === 'connected') return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        kernel.connectionStatusChanged.disconnect(onChange);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onChange = (_sender: unknown, status: Kernel.ConnectionStatus) => {
+        if (status === 'connected') done();
+        else if (status === 'disconnected') done(new JupyterUnavailableError('the kernel connection is down'));
+      };
+      const timer = setTimeout(() => done(new JupyterUnavailableError(`no kernel connection within ${timeoutMs / 1000} seconds`)), timeoutMs);
+      kernel.connectionStatusChanged.connect(onChange);
+    });
+  }
+
+  private onConnectionStatus(kernel: Kernel.IKernelConnection, status: Kernel.ConnectionStatus): void {
+    if (kernel !== this.kernel) return;
+    clearTimeout(this.reconnectWatchdog);
+    if (status === 'connected') return;
+    // A socket that comes back quickly loses nothing: Jupyter buffers the kernel's messages
+    // for the session and replays them. One that stays down means Jupyter went away: output
+    // is lost, so an execution in flight ends now with an error, and only the registry can
+    // find out whether the kernel still exists and mend the context.
+    this.reconnectWatchdog = setTimeout(() => {
+      if (kernel !== this.kernel || kernel.connectionStatus === 'connected') return;
+      this.endLife(new KernelLostError('JupyterUnavailable', 'The connection to Jupyter was lost during the execution'));
+      this.options.onConnectionLost?.(this);
+    }, RECONNECT_GRACE_MS);
+  }
+
   /** Starts a new kernel for this context after the old one was lost. */
   private replaceKernel(reason: KernelLostError): Promise<void> {
     this.endLife(reason);
     if (this.replacing) return this.replacing;
-    const old = this.kernel;
-    this.kernel = undefined;
-    old?.statusChanged.disconnect(this.onStatus, this);
-    if (old && !old.isDisposed) old.dispose();
+    this.detachKernel();
     this.replacing = this.startKernel().finally(() => {
       this.replacing = undefined;
     });

@@ -26,6 +26,8 @@ export class ContextRegistry {
   private readonly defaults = new Map<string, Promise<KernelContext>>();
   private specs: Promise<KernelSpecInfo[]> | undefined;
   private closing = false;
+  /** Set while contexts are being brought back after Jupyter was unreachable. */
+  private recovering: Promise<void> | undefined;
 
   constructor(private readonly options: RegistryOptions) {}
 
@@ -65,6 +67,7 @@ export class ContextRegistry {
       execution: this.options.execution,
       maxQueuedExecutions: this.options.maxQueuedExecutions,
       onClosed: (closed) => this.forget(closed),
+      onConnectionLost: () => this.recoverAll(),
     });
     if (this.closing) {
       context.disconnect();
@@ -115,6 +118,39 @@ export class ContextRegistry {
     for (const context of contexts) context.disconnect();
     this.contexts.clear();
     this.defaults.clear();
+  }
+
+  /**
+   * Waits for Jupyter to answer again, then mends every context at once: kernels Jupyter
+   * no longer knows (it was restarted) are replaced, live ones reconnect. Runs once however
+   * many contexts noticed the loss.
+   */
+  private recoverAll(): void {
+    if (this.closing || this.recovering) return;
+    const logger = this.options.logger;
+    logger.warn('lost the connection to Jupyter; waiting for it to come back');
+    this.recovering = (async () => {
+      for (let delay = 250; !this.closing; delay = Math.min(delay * 2, 2000)) {
+        try {
+          await this.options.jupyter.ping();
+          break;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        }
+      }
+      if (this.closing) return;
+      const running = new Set((await this.options.jupyter.listKernels()).map((kernel) => kernel.id));
+      await Promise.all(
+        [...this.contexts.values()].map((context) =>
+          context.recover(running).catch((error: unknown) => logger.error({ err: error, context: context.id }, 'could not recover the context')),
+        ),
+      );
+      logger.info({ contexts: this.contexts.size }, 'Jupyter is back; contexts recovered');
+    })()
+      .catch((error: unknown) => logger.error({ err: error }, 'recovery from a Jupyter outage failed'))
+      .finally(() => {
+        this.recovering = undefined;
+      });
   }
 
   private forget(context: KernelContext): void {

@@ -10,6 +10,17 @@ import {
 import WebSocket from 'ws';
 import { JupyterUnavailableError, KernelError } from '../errors.js';
 
+/**
+ * The kernel WebSocket. ws refuses frames over 100 MiB by default and closes the connection,
+ * which would cut a context off from its kernel; one big display (a large image, a huge
+ * single print) may exceed that. Compression is off: on loopback it costs CPU for nothing.
+ */
+class KernelSocket extends WebSocket {
+  constructor(url: string, protocols?: string | string[]) {
+    super(url, protocols, { maxPayload: 1024 * 1024 * 1024, perMessageDeflate: false });
+  }
+}
+
 export interface KernelSpecInfo {
   /** Kernelspec name, e.g. `python3` or `ir`. */
   name: string;
@@ -41,7 +52,7 @@ export class JupyterClient {
       fetch: globalThis.fetch.bind(globalThis),
       Request: globalThis.Request,
       Headers: globalThis.Headers,
-      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+      WebSocket: KernelSocket as unknown as typeof globalThis.WebSocket,
     });
   }
 

@@ -40,6 +40,12 @@ export const NotADirectoryError = createError('ERR_NOT_A_DIRECTORY', 'Not a dire
 export const IsADirectoryError = createError('ERR_IS_A_DIRECTORY', 'Is a directory: %s', 400);
 export const WorkspaceRootError = createError('ERR_WORKSPACE_ROOT', 'The workspace root cannot be %s', 400);
 export const UploadTooLargeError = createError('ERR_UPLOAD_TOO_LARGE', 'Upload exceeds the limit of %s bytes', 413);
+export const UploadAbortedError = createError('ERR_UPLOAD_ABORTED', 'The upload of %s ended before its body was complete', 400);
+export const UploadTimeoutError = createError('ERR_UPLOAD_TIMEOUT', 'The upload of %s sent nothing for %s seconds', 408);
+export const PathChangedError = createError('ERR_PATH_CHANGED', 'Path %s changed while it was being opened; try again', 409);
+export const PermissionDeniedError = createError('ERR_PERMISSION_DENIED', 'Permission denied: %s', 403);
+export const NoSpaceError = createError('ERR_NO_SPACE', 'No space left in the workspace to write %s', 507);
+export const RangeNotSatisfiableError = createError('ERR_RANGE_NOT_SATISFIABLE', 'Range %s cannot be served from a file of %s bytes', 416);
 
 // Access control
 export const UnauthorizedError = createError('ERR_UNAUTHORIZED', '%s', 401);

@@ -1,0 +1,287 @@
+import { randomBytes } from 'node:crypto';
+import { constants, type BigIntStats, type Stats } from 'node:fs';
+import { link, lstat, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  FileNotFoundError,
+  InvalidPathError,
+  IsADirectoryError,
+  NotADirectoryError,
+  PathChangedError,
+  UploadTooLargeError,
+  WorkspaceRootError,
+} from '../errors.js';
+import { quote } from './paths.js';
+import { isErrno, translateErrno, Workspace, type DirectoryHandle } from './workspace.js';
+
+export interface DirectoryEntry {
+  name: string;
+  type: 'file' | 'dir';
+  /** Bytes; null for directories. */
+  size: number | null;
+  /** Modification time in seconds since the epoch, with a fraction. */
+  modified: number;
+}
+
+export interface DirectoryListing {
+  path: string;
+  entries: DirectoryEntry[];
+}
+
+/** A regular file opened for reading; whoever holds it closes it or streams it. */
+export interface OpenFile {
+  display: string;
+  /** Name of the file as the client asked for it, for the Content-Type. */
+  name: string;
+  size: number;
+  mtimeMs: number;
+  /** Strong validator: changes whenever the file is replaced or rewritten. */
+  etag: string;
+  /** Streams bytes `start`..`end` inclusive and closes the file when done or destroyed. */
+  stream(start: number, end: number): Readable;
+  close(): Promise<void>;
+}
+
+export interface WriteResult {
+  path: string;
+  /** True when the file did not exist before. */
+  created: boolean;
+  size: number;
+  mtimeMs: number;
+  etag: string;
+}
+
+export interface WriteOptions {
+  /** Largest body accepted; crossing it aborts the write with UploadTooLargeError. */
+  maxBytes: number;
+  /** Aborts the write (the temporary file is removed, the target left as it was). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Uploads are written to a temporary file beside the target and renamed into place. Their
+ * names match this pattern so that listings can leave unfinished uploads out.
+ */
+const TEMP_NAME = /^\.upload-[0-9a-f]{24}\.part$/;
+const tempName = () => `.upload-${randomBytes(12).toString('hex')}.part`;
+
+/** Listing stats entries this many at a time: enough to keep the thread pool busy. */
+const STAT_CONCURRENCY = 32;
+
+/**
+ * File operations under the workspace root: list, read, write (atomically, streaming) and
+ * delete. Every path goes through {@link Workspace.resolve}; the final open, create, rename or
+ * unlink then happens inside a directory descriptor reached with O_NOFOLLOW, never through the
+ * path string that was checked.
+ */
+export class WorkspaceFiles {
+  readonly workspace: Workspace;
+
+  constructor(root: string) {
+    this.workspace = new Workspace(root);
+  }
+
+  async list(raw: string): Promise<DirectoryListing> {
+    const resolved = await this.workspace.resolve(raw);
+    if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
+    if (!resolved.stats.isDirectory()) throw new NotADirectoryError(quote(resolved.display));
+
+    const directory = await this.workspace.openDirectory(resolved.segments);
+    try {
+      const names = (await readdir(directory.path)).filter((name) => !TEMP_NAME.test(name));
+      const entries: DirectoryEntry[] = [];
+      for (let i = 0; i < names.length; i += STAT_CONCURRENCY) {
+        const batch = await Promise.all(names.slice(i, i + STAT_CONCURRENCY).map((name) => this.entry(directory, resolved.segments, name)));
+        for (const entry of batch) if (entry) entries.push(entry);
+      }
+      entries.sort((a, b) => (a.type !== b.type ? (a.type === 'dir' ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return { path: resolved.display, entries };
+    } finally {
+      await directory.close();
+    }
+  }
+
+  /**
+   * One listing entry, or undefined for what the API cannot serve: entries gone since readdir,
+   * sockets and FIFOs, and symlinks that dangle or lead out of the workspace (whose target's
+   * size and date are none of the client's business).
+   */
+  private async entry(directory: DirectoryHandle, segments: string[], name: string): Promise<DirectoryEntry | undefined> {
+    let stats: Stats;
+    try {
+      stats = await lstat(directory.child(name));
+      if (stats.isSymbolicLink()) {
+        const target = await this.workspace.resolve([...segments, name].join('/'));
+        if (!target.stats) return undefined;
+        stats = await stat(target.real);
+      }
+    } catch {
+      return undefined;
+    }
+    if (stats.isDirectory()) return { name, type: 'dir', size: null, modified: stats.mtimeMs / 1000 };
+    if (stats.isFile()) return { name, type: 'file', size: stats.size, modified: stats.mtimeMs / 1000 };
+    return undefined;
+  }
+
+  /** Opens a regular file for reading. The caller must stream or close what it gets. */
+  async openFile(raw: string): Promise<OpenFile> {
+    const resolved = await this.workspace.resolve(raw);
+    const name = resolved.segments.at(-1);
+    if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
+    if (resolved.stats.isDirectory() || name === undefined) throw new IsADirectoryError(`${quote(resolved.display)}; list it with GET /files?path=`);
+
+    const handle = await this.openInParent(resolved.segments, resolved.display, (child) =>
+      // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+      open(child, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK),
+    );
+    try {
+      const stats = await handle.stat({ bigint: true });
+      if (stats.isDirectory()) throw new IsADirectoryError(quote(resolved.display));
+      if (!stats.isFile()) throw new InvalidPathError(quote(resolved.display), 'not a regular file');
+      const size = Number(stats.size);
+      return {
+        display: resolved.display,
+        name: path.posix.basename(resolved.display),
+        size,
+        mtimeMs: Number(stats.mtimeNs) / 1e6,
+        etag: etagOf(stats),
+        // The descriptor, not the path: a file replaced by an upload meanwhile is still read
+        // whole, as it was when the request came.
+        stream: (start, end) => handle.createReadStream({ start, end, autoClose: true }),
+        close: () => handle.close(),
+      };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Writes `body` to the file at `raw`, creating parent directories. The body goes to a
+   * temporary file beside the target that is renamed into place only once complete, so
+   * readers see the old content or the new, whole; an upload that fails or is aborted leaves
+   * the old content and no temporary file. Concurrent writes to one path: the last to finish
+   * wins, whole.
+   */
+  async write(raw: string, body: Readable, options: WriteOptions): Promise<WriteResult> {
+    const resolved = await this.workspace.resolve(raw);
+    const name = resolved.segments.at(-1);
+    if (name === undefined) throw new WorkspaceRootError('replaced by a file');
+    if (resolved.stats?.isDirectory()) throw new IsADirectoryError(quote(resolved.display));
+
+    const directory = await this.workspace.openDirectory(resolved.segments.slice(0, -1), true);
+    try {
+      const temp = tempName();
+      let handle: FileHandle;
+      try {
+        handle = await open(directory.child(temp), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
+      } catch (error) {
+        throw translateErrno(error, resolved.display);
+      }
+      let stats: BigIntStats;
+      try {
+        // Overwriting keeps the file's permissions (an executable script stays executable).
+        if (resolved.stats?.isFile()) await handle.chmod(resolved.stats.mode & 0o7777);
+        // The write stream closes the descriptor when it finishes or fails.
+        await pipeline(limitBytes(body, options.maxBytes), handle.createWriteStream(), { signal: options.signal });
+        stats = await stat(directory.child(temp), { bigint: true });
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        await unlink(directory.child(temp)).catch(() => undefined);
+        throw translateErrno(error, resolved.display);
+      }
+      // No fsync: the promise is atomic replacement for readers of a live workspace, not
+      // durability across a power cut, and syncing a 1 GB upload would double its latency.
+      const created = await commit(directory, temp, name, resolved.display);
+      return { path: resolved.display, created, size: Number(stats.size), mtimeMs: Number(stats.mtimeNs) / 1e6, etag: etagOf(stats) };
+    } finally {
+      await directory.close();
+    }
+  }
+
+  /**
+   * Deletes a file, a directory (recursively) or a symlink (the link, never its target). The
+   * workspace root cannot be deleted, nor a link that leads out of the workspace.
+   */
+  async remove(raw: string): Promise<void> {
+    const resolved = await this.workspace.resolve(raw, { followLastLink: false });
+    const name = resolved.segments.at(-1);
+    if (name === undefined) throw new WorkspaceRootError('deleted');
+    if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
+    // Throws PathOutsideWorkspaceError when the link leads out, as for every other operation.
+    if (resolved.stats.isSymbolicLink()) await this.workspace.resolve(raw);
+
+    const directory = await this.workspace.openDirectory(resolved.segments.slice(0, -1));
+    try {
+      const child = directory.child(name);
+      const stats = await lstat(child);
+      if (stats.isDirectory()) await rm(child, { recursive: true });
+      else await unlink(child);
+    } catch (error) {
+      // Something was written into the directory while it was being emptied.
+      if (isErrno(error, 'ENOTEMPTY')) throw new PathChangedError(quote(resolved.display));
+      throw translateErrno(error, resolved.display);
+    } finally {
+      await directory.close();
+    }
+  }
+
+  private async openInParent(segments: string[], display: string, opener: (child: string) => Promise<FileHandle>): Promise<FileHandle> {
+    const directory = await this.workspace.openDirectory(segments.slice(0, -1));
+    try {
+      return await opener(directory.child(segments.at(-1)!));
+    } catch (error) {
+      throw translateErrno(error, display);
+    } finally {
+      await directory.close();
+    }
+  }
+}
+
+/**
+ * Puts the finished temporary file in place. A hard link succeeds only when the target does
+ * not exist, which tells "created" from "overwritten" without a race between two uploads;
+ * otherwise rename replaces the target atomically. Filesystems without hard links fall back
+ * to looking first.
+ */
+async function commit(directory: DirectoryHandle, temp: string, name: string, display: string): Promise<boolean> {
+  const from = directory.child(temp);
+  const to = directory.child(name);
+  try {
+    try {
+      await link(from, to);
+      await unlink(from);
+      return true;
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST') && !isErrno(error, 'EPERM') && !isErrno(error, 'ENOTSUP') && !isErrno(error, 'EMLINK')) throw error;
+      const existed = isErrno(error, 'EEXIST') || (await lstat(to).then(() => true, () => false));
+      await rename(from, to);
+      return !existed;
+    }
+  } catch (error) {
+    await unlink(from).catch(() => undefined);
+    if (isErrno(error, 'EISDIR') || isErrno(error, 'ENOTEMPTY')) throw new IsADirectoryError(quote(display));
+    throw translateErrno(error, display);
+  }
+}
+
+/**
+ * The body's chunks, failing once there are more than `limit` bytes. Stopping early leaves
+ * the body itself alone (destroyOnReturn: false): for a request, destroying it would reset the
+ * connection before the caller could answer 413; the caller decides what becomes of it.
+ */
+async function* limitBytes(body: Readable, limit: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) throw new UploadTooLargeError(limit);
+    yield chunk;
+  }
+}
+
+/** A strong ETag from inode, size and nanosecond mtime: an atomic upload always changes the inode. */
+export function etagOf(stats: BigIntStats): string {
+  return `"${stats.ino.toString(36)}-${stats.size.toString(36)}-${stats.mtimeNs.toString(36)}"`;
+}

@@ -1,0 +1,64 @@
+import path from 'node:path';
+import { InvalidPathError, PathOutsideWorkspaceError } from '../errors.js';
+
+/** Linux limits: NAME_MAX per segment, PATH_MAX for the whole path (bytes, with its NUL). */
+export const MAX_SEGMENT_BYTES = 255;
+export const MAX_PATH_BYTES = 4095;
+
+/**
+ * `%2e`, `%2f`, `%5c` and `%00` left over after the router's single decoding mean the client
+ * encoded twice. Such names are refused rather than stored literally, so that nothing between
+ * the client and the server (a proxy, a second decoding) can turn them into `..` or a separator.
+ */
+const ENCODED_SEPARATOR = /%(?:2e|2f|5c|00)/i;
+
+/** A request path checked and split: `segments` is [] for the workspace root. */
+export interface WorkspacePath {
+  /** Normalized workspace-relative form for answers and messages: `.` or `a/b.txt`. */
+  display: string;
+  segments: string[];
+}
+
+/** Quotes a client-supplied path for an error message, cut short so that messages stay small. */
+export function quote(raw: string): string {
+  return JSON.stringify(raw.length > 200 ? `${raw.slice(0, 200)}…` : raw);
+}
+
+/**
+ * Validates a workspace-relative POSIX path as the client sent it (already percent-decoded
+ * once) and splits it into segments. Lexical only: where symlinks lead is decided by
+ * {@link Workspace.resolve} on real paths. Refuses rather than repairs: `..` anywhere,
+ * absolute paths, backslashes, NUL bytes, double-encoded separators and over-long paths.
+ */
+export function parseWorkspacePath(raw: string): WorkspacePath {
+  if (raw.includes('\0')) throw new InvalidPathError(quote(raw), 'NUL bytes are not allowed');
+  if (raw.includes('\\')) throw new InvalidPathError(quote(raw), 'backslashes are not allowed; use / to separate segments');
+  if (ENCODED_SEPARATOR.test(raw)) {
+    throw new InvalidPathError(quote(raw), "percent-encoded '.', '/', '\\' or NUL are not allowed (was the path encoded twice?)");
+  }
+  if (path.posix.isAbsolute(raw)) throw new PathOutsideWorkspaceError(quote(raw));
+
+  const segments: string[] = [];
+  for (const segment of raw.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') throw new PathOutsideWorkspaceError(quote(raw));
+    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) {
+      throw new InvalidPathError(quote(raw), `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
+    }
+    segments.push(segment);
+  }
+  const display = segments.length === 0 ? '.' : segments.join('/');
+  if (Buffer.byteLength(display) > MAX_PATH_BYTES) {
+    throw new InvalidPathError(quote(raw), `the path is longer than ${MAX_PATH_BYTES} bytes`);
+  }
+  return { display, segments };
+}
+
+/**
+ * Whether `target` is `root` or inside it. Both must be absolute and normalized (real paths).
+ * A string prefix test would let `/home/user2` pass for `/home/user`; path.relative does not.
+ */
+export function isInside(root: string, target: string): boolean {
+  const relative = path.relative(root, target);
+  return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
+}

@@ -1,0 +1,212 @@
+import { constants, existsSync, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  FileNotFoundError,
+  InvalidPathError,
+  NoSpaceError,
+  NotADirectoryError,
+  PathChangedError,
+  PathOutsideWorkspaceError,
+  PermissionDeniedError,
+} from '../errors.js';
+import { isInside, parseWorkspacePath, quote } from './paths.js';
+
+/** Linux follows at most 40 links in one lookup; so do we. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * `/proc/self/fd/N/name` names `name` inside the directory that descriptor N holds open, the
+ * way openat(2) would: what happens to the path that led there afterwards no longer matters.
+ * Node has no openat, and this is how the operations below stay put once a directory has been
+ * checked. Where /proc is missing (not Linux), they fall back to the checked real path.
+ */
+const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : undefined;
+
+/** A path resolved under the workspace. */
+export interface ResolvedPath {
+  /** The path as the client named it, normalized: `.` or `a/b.txt`. */
+  display: string;
+  /** Real location relative to the real workspace root, as segments; [] is the root itself. */
+  segments: string[];
+  /** Absolute real path (symlinks resolved); may not exist yet. */
+  real: string;
+  /** lstat of `real` when it exists. */
+  stats: Stats | undefined;
+}
+
+export interface ResolveOptions {
+  /** Follow a symlink in the last segment (true), or stop at the link itself (false: delete). */
+  followLastLink?: boolean;
+}
+
+/** An open directory inside the workspace; `child(name)` is a path that stays inside it. */
+export class DirectoryHandle {
+  constructor(
+    private readonly handle: FileHandle,
+    /** Real path at the time it was opened, relative to the workspace root ('' for the root). */
+    readonly relative: string,
+    private readonly real: string,
+  ) {}
+
+  /** A path to `name` inside this very directory, even if the directory has moved since. */
+  child(name: string): string {
+    return PROC_FD ? `${PROC_FD}/${this.handle.fd}/${name}` : path.join(this.real, name);
+  }
+
+  /** The directory itself, for readdir. */
+  get path(): string {
+    return PROC_FD ? `${PROC_FD}/${this.handle.fd}` : this.real;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/**
+ * Path resolution under the workspace root. Containment is decided on real paths: every
+ * symlink on the way is followed by hand (so that dangling links are judged by where they
+ * point, too) and the result must lie under the root's real path. The file operations then
+ * walk to the checked location one directory descriptor at a time with O_NOFOLLOW, so a
+ * segment swapped for a symlink between the check and the use fails instead of escaping.
+ */
+export class Workspace {
+  constructor(readonly root: string) {}
+
+  /** The root's real path, looked up on every call so that a moved root is noticed. */
+  async realRoot(): Promise<string> {
+    try {
+      return await realpath(this.root);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) throw new FileNotFoundError(`${quote('.')} (the workspace root ${this.root} does not exist)`);
+      throw error;
+    }
+  }
+
+  /**
+   * Resolves a client path. Throws PathOutsideWorkspaceError when it, symlinks followed, ends
+   * outside the root; InvalidPathError when it is malformed; NotADirectoryError when a file
+   * stands where a directory would have to be. A missing path resolves with `stats` undefined.
+   */
+  async resolve(raw: string, options: ResolveOptions = {}): Promise<ResolvedPath> {
+    const { display, segments } = parseWorkspacePath(raw);
+    const root = await this.realRoot();
+    const { real, stats } = await this.walk(root, segments, options.followLastLink ?? true, raw);
+    if (!isInside(root, real)) throw new PathOutsideWorkspaceError(quote(raw));
+    const relative = path.relative(root, real);
+    return { display, segments: relative === '' ? [] : relative.split(path.sep), real, stats };
+  }
+
+  /** Resolves the real location of `segments` under `root`, following symlinks one by one. */
+  private async walk(root: string, segments: string[], followLastLink: boolean, raw: string): Promise<{ real: string; stats: Stats | undefined }> {
+    // A stack of segments still to visit, the next one last: a link's target is pushed on top.
+    const pending = segments.slice().reverse();
+    let current = root;
+    let stats: Stats | undefined;
+    let links = 0;
+    while (pending.length > 0) {
+      const name = pending.pop()!;
+      if (name === '' || name === '.') continue;
+      if (name === '..') {
+        // Only link targets bring `..` here: the client's path cannot hold one.
+        current = path.dirname(current);
+        stats = undefined;
+        continue;
+      }
+      const next = path.join(current, name);
+      const last = pending.length === 0;
+      try {
+        stats = await lstat(next);
+      } catch (error) {
+        if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) {
+          return { real: path.join(next, ...pending.reverse()), stats: undefined };
+        }
+        throw translateErrno(error, raw);
+      }
+      if (stats.isSymbolicLink() && (!last || followLastLink)) {
+        if (++links > MAX_SYMLINKS) throw new InvalidPathError(quote(raw), 'too many levels of symbolic links');
+        const target = await readlink(next);
+        if (path.isAbsolute(target)) current = '/';
+        stats = undefined;
+        pending.push(...target.split('/').reverse());
+        continue;
+      }
+      if (!last && !stats.isDirectory()) {
+        // Say so only about places inside: outside, even existence is none of the client's business.
+        if (!isInside(root, next)) throw new PathOutsideWorkspaceError(quote(raw));
+        throw new NotADirectoryError(quote(path.relative(root, next)));
+      }
+      current = next;
+    }
+    // After a `..` or a link, `stats` no longer describes `current`.
+    return { real: current, stats: stats ?? (await lstat(current)) };
+  }
+
+  /**
+   * Opens the directory at `segments` (real, relative to the root, as {@link resolve} returns
+   * them) by walking down from the root with O_NOFOLLOW, creating missing directories when
+   * `create` is set. A segment that has turned into a symlink since it was resolved fails
+   * with PathChangedError rather than being followed.
+   */
+  async openDirectory(segments: string[], create = false): Promise<DirectoryHandle> {
+    const root = await this.realRoot();
+    let directory = new DirectoryHandle(await open(root, constants.O_RDONLY | constants.O_DIRECTORY), '', root);
+    try {
+      for (const name of segments) {
+        const relative = directory.relative === '' ? name : `${directory.relative}/${name}`;
+        const child = directory.child(name);
+        if (create) {
+          try {
+            await mkdir(child);
+          } catch (error) {
+            if (!isErrno(error, 'EEXIST')) throw translateErrno(error, relative);
+          }
+        }
+        let handle: FileHandle;
+        try {
+          handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        } catch (error) {
+          throw translateErrno(error, relative);
+        }
+        await directory.close();
+        directory = new DirectoryHandle(handle, relative, path.join(root, relative));
+      }
+      return directory;
+    } catch (error) {
+      await directory.close().catch(() => undefined);
+      throw error;
+    }
+  }
+}
+
+export function isErrno(error: unknown, code: string): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === code;
+}
+
+/**
+ * Turns the errors of a directory walk into coded ones. ELOOP under O_NOFOLLOW means that a
+ * segment resolved as a directory is a symlink now; ENOTDIR, that it is something else.
+ */
+export function translateErrno(error: unknown, where: string): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return new FileNotFoundError(quote(where));
+    case 'ENOTDIR':
+      return new NotADirectoryError(quote(where));
+    case 'ELOOP':
+      return new PathChangedError(quote(where));
+    case 'ENAMETOOLONG':
+      return new InvalidPathError(quote(where), 'the path is too long');
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new PermissionDeniedError(quote(where));
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new NoSpaceError(quote(where));
+    default:
+      return error;
+  }
+}

@@ -10,6 +10,7 @@ import openapiPlugin from './plugins/openapi.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
 import executeRoutes from './routes/execute.js';
+import fileRoutes from './routes/files.js';
 import healthRoutes from './routes/health.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
@@ -76,6 +77,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(contextsPlugin, { config });
   await app.register(healthRoutes);
+  // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.
+  await app.register(fileRoutes, { config });
 
   // JSON endpoints take JSON whatever the Content-Type says: `curl -d '{"code":"..."}'` sends
   // application/x-www-form-urlencoded, and that is how people type it.

@@ -1,0 +1,172 @@
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import mime from 'mime-types';
+import { Type } from 'typebox';
+import type { Config } from '../config.js';
+import { RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
+import { errorResponses } from '../schemas/common.js';
+import { DirectoryListing, FilePathParams, ListFilesQuery, UploadResult } from '../schemas/files.js';
+import { lastModified, planDownload } from '../workspace/download.js';
+import { WorkspaceFiles } from '../workspace/files.js';
+import { quote } from '../workspace/paths.js';
+
+/** An upload that sends nothing for this long is abandoned (and its temporary file removed). */
+const UPLOAD_IDLE_TIMEOUT_MS = 120_000;
+
+const fileErrors = {
+  ...errorResponses,
+  409: Type.Ref('ErrorResponse'),
+  413: Type.Ref('ErrorResponse'),
+  416: Type.Ref('ErrorResponse'),
+  507: Type.Ref('ErrorResponse'),
+} as const;
+
+/**
+ * The workspace file API: list, download, upload, delete. Registered outside the JSON API
+ * scope: uploads are raw bytes whatever their Content-Type and are streamed to disk, never
+ * buffered.
+ */
+const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  const workspace = new WorkspaceFiles(config.workspaceDir);
+
+  // Every Content-Type, JSON and text included, hands the request stream over unread; only
+  // the routes of this plugin are affected.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (request, payload, done) => {
+    const declared = Number(request.headers['content-length']);
+    // Refused before a byte is read. Fastify closes the connection after an error here, so
+    // the body the client may still be sending is not read either.
+    if (declared > config.maxUploadBytes) done(new UploadTooLargeError(config.maxUploadBytes), undefined);
+    else done(null, payload);
+  });
+
+  app.get(
+    '/files',
+    {
+      schema: {
+        summary: 'List a directory of the workspace',
+        tags: ['files'],
+        querystring: ListFilesQuery,
+        response: { 200: DirectoryListing, ...fileErrors },
+      },
+    },
+    async (request) => workspace.list(request.query.path ?? '.'),
+  );
+
+  const download = {
+    schema: {
+      summary: 'Download a file (Range, If-None-Match and If-Modified-Since supported)',
+      tags: ['files'],
+      params: FilePathParams,
+      response: {
+        200: { description: 'The file', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } },
+        206: { description: 'The requested range', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } },
+        304: { description: 'Not modified', type: 'null' },
+        ...fileErrors,
+      },
+    },
+    // HEAD is its own route below: Fastify's automatic one would read the whole file to discard it.
+    exposeHeadRoute: false,
+  } as const;
+  app.get('/files/*', download, async (request, reply) => sendFile(workspace, request.params['*'], request, reply));
+  app.head('/files/*', { ...download, schema: { ...download.schema, summary: 'Headers of a download, without the body' } }, async (request, reply) =>
+    sendFile(workspace, request.params['*'], request, reply),
+  );
+
+  app.put(
+    '/files/*',
+    {
+      schema: {
+        summary: 'Create or overwrite a file with the raw request body; parent directories are created',
+        tags: ['files'],
+        params: FilePathParams,
+        response: { 200: UploadResult, 201: UploadResult, ...fileErrors },
+      },
+    },
+    async (request, reply) => {
+      const raw = request.params['*'];
+      const body = (request.body as Readable | undefined) ?? request.raw;
+      const idle = new AbortController();
+      const onIdle = () => idle.abort(new UploadTimeoutError(quote(raw), UPLOAD_IDLE_TIMEOUT_MS / 1000));
+      request.raw.setTimeout(UPLOAD_IDLE_TIMEOUT_MS, onIdle);
+      try {
+        const result = await workspace.write(raw, body, { maxBytes: config.maxUploadBytes, signal: idle.signal });
+        reply.code(result.created ? 201 : 200).header('etag', result.etag).header('last-modified', lastModified(result.mtimeMs));
+        return { path: result.path, size: result.size, modified: result.mtimeMs / 1000 };
+      } catch (error) {
+        if (request.raw.complete) throw error;
+        // What is left of the body is not worth reading: answer, then close the connection.
+        reply.header('connection', 'close');
+        if (idle.signal.aborted) throw idle.signal.reason;
+        if (request.raw.readableAborted || (error as NodeJS.ErrnoException).code === 'ECONNRESET') throw new UploadAbortedError(quote(raw));
+        throw error;
+      } finally {
+        request.raw.off('timeout', onIdle);
+        request.raw.setTimeout(0);
+      }
+    },
+  );
+
+  app.delete(
+    '/files/*',
+    {
+      schema: {
+        summary: 'Delete a file, a symlink (not its target) or a directory with everything in it',
+        tags: ['files'],
+        params: FilePathParams,
+        response: { 204: { description: 'Deleted', type: 'null' }, ...fileErrors },
+      },
+    },
+    async (request, reply) => {
+      await workspace.remove(request.params['*']);
+      return reply.code(204).send(null);
+    },
+  );
+};
+
+async function sendFile(workspace: WorkspaceFiles, raw: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const file = await workspace.openFile(raw);
+  let plan: ReturnType<typeof planDownload>;
+  try {
+    plan = planDownload(
+      {
+        range: request.headers.range,
+        ifRange: header(request, 'if-range'),
+        ifNoneMatch: request.headers['if-none-match'],
+        ifModifiedSince: request.headers['if-modified-since'],
+      },
+      file,
+    );
+  } catch (error) {
+    await file.close();
+    throw error;
+  }
+
+  reply.header('etag', file.etag).header('last-modified', lastModified(file.mtimeMs)).header('accept-ranges', 'bytes');
+  // Workspace files change under the same name: caches must ask (cheaply, with the ETag) each time.
+  reply.header('cache-control', 'no-cache');
+  if (plan.status === 304 || plan.status === 416 || request.method === 'HEAD' || file.size === 0) await file.close();
+  if (plan.status === 304) return reply.code(304).send();
+  if (plan.status === 416) {
+    reply.header('content-range', `bytes */${file.size}`);
+    throw new RangeNotSatisfiableError(quote(request.headers.range ?? ''), file.size);
+  }
+
+  const [start, end] = plan.status === 206 ? [plan.start, plan.end] : [0, file.size - 1];
+  if (plan.status === 206) reply.code(206).header('content-range', `bytes ${start}-${end}/${file.size}`);
+  reply
+    .type(mime.contentType(path.posix.extname(file.name)) || 'application/octet-stream')
+    .header('x-content-type-options', 'nosniff')
+    .header('content-length', end - start + 1);
+  if (request.method === 'HEAD' || file.size === 0) return reply.send();
+  return reply.send(file.stream(start, end));
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+export default files;

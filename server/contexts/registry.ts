@@ -142,7 +142,11 @@ export class ContextRegistry {
       const running = new Set((await this.options.jupyter.listKernels()).map((kernel) => kernel.id));
       await Promise.all(
         [...this.contexts.values()].map((context) =>
-          context.recover(running).catch((error: unknown) => logger.error({ err: error, context: context.id }, 'could not recover the context')),
+          context.recover(running).catch(async (error: unknown) => {
+            // A context that cannot get a kernel back (its cwd is gone, say) no longer exists.
+            logger.error({ err: error, context: context.id }, 'could not recover the context; removing it');
+            await context.delete();
+          }),
         ),
       );
       logger.info({ contexts: this.contexts.size }, 'Jupyter is back; contexts recovered');

@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export interface StartedServer {
+  baseUrl: string;
+  jupyterUrl: string;
+  jupyterToken: string;
+  workspaceDir: string;
+  process: ChildProcess;
+  /** SIGTERM, then SIGKILL after a while; removes the workspace. Resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Waits until `url` answers 2xx, failing early if `child` exits. */
+export async function waitForUrl(url: string, deadlineMs: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`start-up.sh exited (${child.exitCode ?? child.signalCode}) before ${url} answered`);
+    }
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (response.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} did not answer within ${deadlineMs} ms`);
+}
+
+/**
+ * Starts Jupyter and the API through start-up.sh on free ports with a temporary workspace,
+ * and waits until both answer. `dist/` must be built.
+ */
+export async function startServer(env: Record<string, string> = {}): Promise<StartedServer> {
+  const workspaceDir = await mkdtemp(path.join(tmpdir(), 'ci-workspace-'));
+  const [apiPort, jupyterPort] = [await freePort(), await freePort()];
+  const baseUrl = `http://127.0.0.1:${apiPort}`;
+  const jupyterUrl = `http://127.0.0.1:${jupyterPort}`;
+  const jupyterToken = `test-${jupyterPort}-${Math.random().toString(36).slice(2)}`;
+  const child = spawn(path.join(root, 'start-up.sh'), {
+    cwd: root,
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(apiPort),
+      JUPYTER_URL: jupyterUrl,
+      JUPYTER_TOKEN: jupyterToken,
+      WORKSPACE_DIR: workspaceDir,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      ACCESS_TOKEN: '',
+      AUTH_MODE: '',
+      ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = once(child, 'exit').then(() => child.exitCode);
+  await waitForUrl(`${baseUrl}/health`, 60_000, child);
+  await waitForUrl(`${baseUrl}/ready`, 60_000, child);
+  return {
+    baseUrl,
+    jupyterUrl,
+    jupyterToken,
+    workspaceDir,
+    process: child,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(workspaceDir, { recursive: true, force: true });
+      return child.exitCode;
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { readEvents } from '../helpers/api.js';
+import { startServer } from '../helpers/start-server.js';
+
+/**
+ * The process as an operator sees it: these tests start their own start-up.sh (Jupyter and
+ * the API) on this machine, whatever server the rest of the suite targets.
+ */
+describe('start-up.sh and the API process', () => {
+  it('SIGTERM lets the running execution finish, then exits 0', async () => {
+    const server = await startServer({ SHUTDOWN_GRACE: '20' });
+    try {
+      const response = await fetch(`${server.baseUrl}/execute`, {
+        method: 'POST',
+        body: JSON.stringify({ code: 'import time\nprint("started", flush=True)\ntime.sleep(2)\nprint("finished")' }),
+      });
+      const events = readEvents(response);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const started = Date.now();
+      server.process.kill('SIGTERM');
+      const received = await events;
+      expect(received.filter((event) => event.type === 'stdout').map((event) => event.text)).toEqual(['started\n', 'finished\n']);
+      expect(received.at(-1)).toEqual({ type: 'end_of_execution' });
+      const code = await server.stop();
+      expect(code).toBe(0);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      // Nothing listens any more.
+      await expect(fetch(`${server.baseUrl}/health`)).rejects.toThrow();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('ends executions that outlast the grace period with an error, and still exits 0', async () => {
+    const server = await startServer({ SHUTDOWN_GRACE: '1' });
+    try {
+      const response = await fetch(`${server.baseUrl}/execute`, { method: 'POST', body: JSON.stringify({ code: 'import time\ntime.sleep(60)' }) });
+      const events = readEvents(response);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      server.process.kill('SIGTERM');
+      const received = (await events).filter((event) => event.type !== 'keepalive');
+      expect(received.find((event) => event.type === 'error')?.name).toBe('ServerShuttingDown');
+      expect(received.at(-1)).toEqual({ type: 'end_of_execution' });
+      expect(await server.stop()).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('exits non-zero, stopping Jupyter, when the API process dies', async () => {
+    const server = await startServer();
+    try {
+      const pid = await apiPid(server.process.pid!);
+      process.kill(pid, 'SIGKILL');
+      const code = await new Promise<number | null>((resolve) => server.process.once('exit', (exitCode) => resolve(exitCode)));
+      expect(code).not.toBe(0);
+      await expect(fetch(`${server.jupyterUrl}/api/status`)).rejects.toThrow();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('refuses to start on a bad configuration', async () => {
+    await expect(startServer({ MAX_OUTPUT_BYTES: 'plenty' })).rejects.toThrow(/exited/);
+  });
+});
+
+/** The node process start-up.sh runs as the API. */
+async function apiPid(parent: number): Promise<number> {
+  const { readFile, readdir } = await import('node:fs/promises');
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (ppid === parent && cmdline.includes('dist/server/main.js')) return Number(entry);
+  }
+  throw new Error('API process not found');
+}

@@ -185,7 +185,7 @@ export class WorkspaceFiles {
         // Overwriting keeps the file's permissions (an executable script stays executable).
         if (resolved.stats?.isFile()) await handle.chmod(resolved.stats.mode & 0o7777);
         // The write stream closes the descriptor when it finishes or fails.
-        await pipeline(limitBytes(body, options.maxBytes), handle.createWriteStream(), { signal: options.signal });
+        await pipeline(limitBytes(body, options.maxBytes, options.signal), handle.createWriteStream());
         stats = await stat(directory.child(temp), { bigint: true });
       } catch (error) {
         await handle.close().catch(() => undefined);
@@ -268,16 +268,34 @@ async function commit(directory: DirectoryHandle, temp: string, name: string, di
 }
 
 /**
- * The body's chunks, failing once there are more than `limit` bytes. Stopping early leaves
- * the body itself alone (destroyOnReturn: false): for a request, destroying it would reset the
- * connection before the caller could answer 413; the caller decides what becomes of it.
+ * The body's chunks, failing once there are more than `limit` bytes or when `signal` aborts.
+ * Stopping early leaves the body itself alone (destroyOnReturn: false): for a request,
+ * destroying it would reset the connection before the caller could answer 413; the caller
+ * decides what becomes of it. The abort races the next chunk because a body that has gone
+ * quiet never ends the wait on its own (pipeline's own signal cannot interrupt it).
  */
-async function* limitBytes(body: Readable, limit: number): AsyncGenerator<Buffer> {
+async function* limitBytes(body: Readable, limit: number, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  const chunks = body.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
   let total = 0;
-  for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) throw new UploadTooLargeError(limit);
-    yield chunk;
+  try {
+    for (;;) {
+      const next = await Promise.race([chunks.next(), aborted]);
+      if (next.done) return;
+      total += next.value.length;
+      if (total > limit) throw new UploadTooLargeError(limit);
+      yield next.value;
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    // Not awaited: after an abort, the iterator is still waiting for a chunk that may never come.
+    void chunks.return?.().catch(() => undefined);
   }
 }
 

@@ -167,6 +167,10 @@ export class Workspace {
         try {
           handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
         } catch (error) {
+          // With O_DIRECTORY, Linux reports a symlink as ENOTDIR rather than ELOOP.
+          if (isErrno(error, 'ENOTDIR') && (await lstat(child).then((stats) => stats.isSymbolicLink(), () => false))) {
+            throw new PathChangedError(quote(relative));
+          }
           throw translateErrno(error, relative);
         }
         await directory.close();

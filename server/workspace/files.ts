@@ -271,32 +271,42 @@ async function commit(directory: DirectoryHandle, temp: string, name: string, di
  * The body's chunks, failing once there are more than `limit` bytes or when `signal` aborts.
  * Stopping early leaves the body itself alone (destroyOnReturn: false): for a request,
  * destroying it would reset the connection before the caller could answer 413; the caller
- * decides what becomes of it. The abort races the next chunk because a body that has gone
- * quiet never ends the wait on its own (pipeline's own signal cannot interrupt it).
+ * decides what becomes of it.
  */
 async function* limitBytes(body: Readable, limit: number, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
   const chunks = body.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => reject(signal?.reason);
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => undefined);
   let total = 0;
   try {
     for (;;) {
-      const next = await Promise.race([chunks.next(), aborted]);
+      const next = await nextOrAbort(chunks, signal);
       if (next.done) return;
       total += next.value.length;
       if (total > limit) throw new UploadTooLargeError(limit);
       yield next.value;
     }
   } finally {
-    signal?.removeEventListener('abort', onAbort);
     // Not awaited: after an abort, the iterator is still waiting for a chunk that may never come.
     void chunks.return?.().catch(() => undefined);
   }
+}
+
+/**
+ * The next chunk, or the abort reason. A body that has gone quiet never ends the wait on its
+ * own, and pipeline's signal cannot interrupt a source waiting inside. One listener per chunk,
+ * removed at once: racing every chunk against a single long-lived promise instead would keep
+ * each chunk reachable from it, the whole upload in memory.
+ */
+function nextOrAbort(chunks: AsyncIterator<Buffer>, signal: AbortSignal | undefined): Promise<IteratorResult<Buffer>> {
+  if (!signal) return chunks.next();
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    chunks.next().then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** A strong ETag from inode, size and nanosecond mtime: an atomic upload always changes the inode. */

@@ -32,6 +32,10 @@ async function main(): Promise<void> {
   console.info = (...args: unknown[]) => library.info(format(...args));
   console.warn = (...args: unknown[]) => library.warn(format(...args));
 
+  // A rejection nobody handled (a library's background reconnect, say) is a bug to log, not a
+  // reason to drop every user's running execution by crashing.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
+
   const app = await buildApp(config, { logger });
 
   let stopping = false;

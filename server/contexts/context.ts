@@ -2,10 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { Kernel } from '@jupyterlab/services';
 import type { Logger } from '../logger.js';
 import type WebSocket from 'ws';
-import { ContextBusyError, JupyterUnavailableError, ShuttingDownError } from '../errors.js';
+import { ContextBusyError, JupyterUnavailableError, KernelError, ShuttingDownError } from '../errors.js';
 import type { JupyterClient } from '../jupyter/client.js';
 import { KernelLostError, runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/execution.js';
 import { SerialQueue } from './serial-queue.js';
+
+const KERNEL_DIED = 'The kernel died (it crashed, exited or ran out of memory) and was restarted; its state was lost';
+
+/** How long a kernel may take to answer its first kernel_info request. */
+const KERNEL_READY_MS = 60_000;
 
 /** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
 const RECONNECT_GRACE_MS = 2000;
@@ -213,20 +218,66 @@ export class KernelContext {
 
   private async startKernel(): Promise<void> {
     const model = await this.jupyter.startKernel(this.kernelName, this.cwd);
+    try {
+      await this.connectKernel(model);
+    } catch (error) {
+      await this.jupyter.shutdownKernel(model.id).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Opens a connection to a running kernel; resolves once the kernel answers. */
+  private async connectKernel(model: Kernel.IModel): Promise<void> {
     const kernel = this.jupyter.connect(model);
     this.kernel = kernel;
     this.life = new AbortController();
     kernel.statusChanged.connect(this.onStatus, this);
     kernel.connectionStatusChanged.connect(this.onConnectionStatus, this);
+    let timer: NodeJS.Timeout | undefined;
     try {
       // The first kernel_info reply proves the socket and the kernel are both up.
-      await kernel.info;
+      await Promise.race([
+        kernel.info,
+        new Promise((_resolve, reject) => {
+          timer = setTimeout(() => reject(new KernelError(`kernel ${model.id} did not answer within ${KERNEL_READY_MS / 1000} seconds`)), KERNEL_READY_MS);
+        }),
+      ]);
     } catch (error) {
-      kernel.dispose();
-      await this.jupyter.shutdownKernel(model.id).catch(() => undefined);
+      if (this.kernel === kernel) this.detachKernel();
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
     this.logger.debug({ kernel: model.id }, 'kernel connected');
+  }
+
+  /**
+   * After Jupyter restarted a dead kernel under the same id, talks to it over a new
+   * connection: the old one's session bookkeeping may still expect the dead process, and
+   * replies it took for stale would leave the next execution waiting forever.
+   */
+  private reconnectAfterRestart(reason: KernelLostError): void {
+    this.endLife(reason);
+    if (this.replacing) return;
+    const old = this.kernel;
+    if (!old) return;
+    this.replacing = (async () => {
+      // Let the old connection finish the reconnect it starts on its own right after this
+      // status (a macrotask from now): disposing it halfway would reject a promise inside
+      // @jupyterlab/services that nobody awaits.
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.waitForConnection(old).catch(() => undefined);
+      this.detachKernel();
+      try {
+        await this.connectKernel(old.model);
+      } catch (error) {
+        this.logger.warn({ err: error, kernel: old.id }, 'the restarted kernel did not answer; starting a new one');
+        await this.startKernel();
+      }
+    })().finally(() => {
+      this.replacing = undefined;
+    });
+    this.replacing.catch((error: unknown) => this.logger.error({ err: error }, 'could not bring the kernel back'));
   }
 
   private onStatus(kernel: Kernel.IKernelConnection, status: Kernel.Status): void {
@@ -234,7 +285,7 @@ export class KernelContext {
     if (status === 'autorestarting') {
       // Jupyter noticed the kernel process died and restarts it under the same kernel id.
       this.logger.warn({ kernel: kernel.id }, 'kernel died and is being restarted by Jupyter');
-      this.endLife(new KernelLostError('KernelDied', 'The kernel died (it crashed, exited or ran out of memory) and was restarted; its state was lost'));
+      this.reconnectAfterRestart(new KernelLostError('KernelDied', KERNEL_DIED));
     } else if (status === 'dead' && !this.closed) {
       // The kernel is gone from Jupyter for good (or Jupyter itself was replaced): start a new
       // one so the context keeps its id and cwd.

@@ -130,7 +130,9 @@ export class WorkspaceFiles {
     const resolved = await this.workspace.resolve(raw);
     const name = resolved.segments.at(-1);
     if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
-    if (resolved.stats.isDirectory() || name === undefined) throw new IsADirectoryError(`${quote(resolved.display)}; list it with GET /files?path=`);
+    if (resolved.stats.isDirectory() || name === undefined) {
+      throw new IsADirectoryError(`${quote(resolved.display)}; list it with GET /files?path=${encodeURIComponent(resolved.display)}`);
+    }
 
     const handle = await this.openInParent(resolved.segments, resolved.display, (child) =>
       // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.

@@ -1,0 +1,120 @@
+import { formatNumber, formatRatio, formatRatioAgainst, max, median, now, percentile, ratio } from '../lib/stats.js';
+import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
+import { ServicesKernel } from '../lib/services-kernel.js';
+import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
+
+interface Side {
+  key: string;
+  label: string;
+  run: () => Promise<string | null | undefined>;
+}
+
+const TARGET = 1.15;
+
+/**
+ * Back-to-back `1+1`, each side on a kernel of its own: the API (NDJSON read to its end) against
+ * a raw kernel-WebSocket client, with @jupyterlab/services alone in between.
+ */
+export const latency: Suite = {
+  name: 'latency',
+  title: '1. Latency: back-to-back `1+1`',
+  shared: true,
+  async run(env: BenchEnv, { server, api, rest }: SharedServer): Promise<SuiteResult> {
+    const rounds = env.quick ? 3 : 10;
+    const perRound = env.quick ? 30 : 100;
+    const warmUp = env.quick ? 10 : 30;
+
+    const raw = await startRawKernel(rest, server.workspaceDir);
+    const services = await ServicesKernel.start(rest.url, rest.token);
+    const contextId = await api.createContext();
+    try {
+      const sides: Side[] = [
+        { key: 'raw', label: 'raw kernel WebSocket (`ws`)', run: async () => (await raw.client.execute('1+1')).result },
+        { key: 'services', label: '@jupyterlab/services KernelConnection', run: async () => (await services.execute('1+1')).result },
+        { key: 'api', label: 'API `POST /execute` (context_id)', run: async () => (await api.execute({ code: '1+1', context_id: contextId })).result },
+        { key: 'apiDefault', label: 'API `POST /execute` (default context)', run: async () => (await api.execute({ code: '1+1' })).result },
+      ];
+
+      for (const side of sides) {
+        const result = await side.run();
+        if (result !== '2') throw new Error(`${side.label}: 1+1 gave ${JSON.stringify(result)}`);
+        for (let i = 1; i < warmUp; i++) await side.run();
+      }
+
+      const samples = new Map<string, number[]>(sides.map((side) => [side.key, []]));
+      const roundP50 = new Map<string, number[]>(sides.map((side) => [side.key, []]));
+      for (let round = 0; round < rounds; round++) {
+        env.progress(`latency round ${round + 1}/${rounds}`);
+        for (const side of roundOrder(sides, round)) {
+          const times: number[] = [];
+          for (let i = 0; i < perRound; i++) {
+            const started = now();
+            await side.run();
+            times.push(now() - started);
+          }
+          samples.get(side.key)!.push(...times);
+          roundP50.get(side.key)!.push(percentile(times, 50));
+        }
+      }
+
+      const stats = Object.fromEntries(
+        sides.map((side) => {
+          const all = samples.get(side.key)!;
+          return [side.key, { p50: percentile(all, 50), p90: percentile(all, 90), p99: percentile(all, 99), n: all.length, roundP50: roundP50.get(side.key)! }];
+        }),
+      ) as Record<string, { p50: number; p90: number; p99: number; n: number; roundP50: number[] }>;
+      const rawStats = stats.raw!;
+      const roundRatios = (key: string) => stats[key]!.roundP50.map((value, i) => value / rawStats.roundP50[i]!);
+
+      const rows = sides.map((side) => {
+        const s = stats[side.key]!;
+        const perRoundRatios = roundRatios(side.key);
+        return [
+          side.label,
+          formatNumber(s.p50, 2),
+          formatNumber(s.p90, 2),
+          formatNumber(s.p99, 2),
+          side.key === 'raw' ? '1.00x' : formatRatio(ratio(s.p50, rawStats.p50)),
+          side.key === 'raw' ? '' : `${formatRatio(median(perRoundRatios))} (${formatRatio(Math.min(...perRoundRatios))}–${formatRatio(max(perRoundRatios))})`,
+          String(s.n),
+        ];
+      });
+      const apiRatio = ratio(stats.api!.p50, rawStats.p50);
+      const details = [
+        `${rounds} rounds of ${perRound} back-to-back executions per side, sides interleaved (order rotated each round), ` +
+          `after ${warmUp} warm-up executions per side. Each side has a kernel of its own on the same Jupyter. ` +
+          'An execution is complete when the raw client has both `execute_reply` and IOPub `idle`, and when the API\'s NDJSON has been read to `end_of_execution`. ' +
+          'Percentiles pool every round.',
+        '',
+        table(['Client', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / raw', 'per-round p50 ratio: median (min–max)', 'n'], rows),
+      ].join('\n');
+
+      return {
+        summary: [
+          {
+            benchmark: 'Latency `1+1` p50',
+            ours: `${formatNumber(stats.api!.p50, 2)} ms`,
+            baseline: `${formatNumber(rawStats.p50, 2)} ms (raw WebSocket)`,
+            ratio: formatRatioAgainst(apiRatio, TARGET),
+            target: `≤ ${TARGET.toFixed(2)}x`,
+            met: apiRatio <= TARGET,
+          },
+          {
+            benchmark: 'Latency `1+1` p99',
+            ours: `${formatNumber(stats.api!.p99, 2)} ms`,
+            baseline: `${formatNumber(rawStats.p99, 2)} ms (raw WebSocket)`,
+            ratio: formatRatio(ratio(stats.api!.p99, rawStats.p99)),
+            target: '',
+            met: undefined,
+          },
+        ],
+        details,
+        data: stats,
+      };
+    } finally {
+      await api.deleteContext(contextId).catch(() => undefined);
+      await services.stop().catch(() => undefined);
+      await stopRawKernel(rest, raw).catch(() => undefined);
+    }
+  },
+};

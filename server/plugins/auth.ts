@@ -11,9 +11,6 @@ declare module 'fastify' {
   }
 }
 
-/** Routes anyone may call: orchestrators and load balancers probe them without credentials. */
-const PUBLIC_ROUTES = new Set(['/health', '/ready']);
-
 /** Query parameters people try for tokens. They never authenticate: URLs end up in logs. */
 export const TOKEN_QUERY_PARAMS: readonly string[] = ['token', 'access_token'];
 
@@ -146,10 +143,11 @@ export default fp<{ config: Config }>(
     }
 
     app.addHook('onRequest', async (request, reply) => {
-      const route = request.routeOptions.url;
-      if (route !== undefined && PUBLIC_ROUTES.has(route)) return;
-      // Open to anyone in claim mode: before the claim it is the way in, after it a 404.
-      if (access.mode === 'claim' && route === '/claim' && request.method === 'POST') return;
+      // A route whose schema declares `security: []` is open to anyone, and /openapi.json says
+      // so from the same declaration: the health checks, which orchestrators probe without
+      // credentials, and POST /claim, the way in before the claim (and a 404 after it).
+      const security = (request.routeOptions.schema as { security?: unknown[] } | undefined)?.security;
+      if (Array.isArray(security) && security.length === 0) return;
       if (!access.claimed) throw new UnclaimedError();
 
       const tokens = presentedTokens(request);

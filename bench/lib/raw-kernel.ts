@@ -68,26 +68,71 @@ interface Pending {
 
 const REQUEST_TIMEOUT_MS = 120_000;
 
+/**
+ * How messages travel on the kernel WebSocket: `json` (the original protocol: one JSON text
+ * frame per message, which Jupyter decodes and re-encodes), or `v1`
+ * (`v1.kernel.websocket.jupyter.org`: binary frames holding the message's ZMQ parts, which
+ * Jupyter forwards without decoding; what @jupyterlab/services, and so the server, negotiates).
+ */
+export type WireProtocol = 'json' | 'v1';
+
+const V1_SUBPROTOCOL = 'v1.kernel.websocket.jupyter.org';
+
+/** Encodes a message as a v1 frame: offsets, channel, then header, parent_header, metadata, content. */
+function encodeV1(channel: string, parts: Buffer[]): Buffer {
+  const channelBytes = Buffer.from(channel, 'utf8');
+  const offsets = [8 * (1 + 1 + parts.length + 1)];
+  offsets.push(offsets[0]! + channelBytes.length);
+  for (const part of parts) offsets.push(offsets.at(-1)! + part.length);
+  const head = Buffer.alloc(8 * (offsets.length + 1));
+  head.writeBigUInt64LE(BigInt(offsets.length), 0);
+  offsets.forEach((offset, i) => head.writeBigUInt64LE(BigInt(offset), 8 * (i + 1)));
+  return Buffer.concat([head, channelBytes, ...parts]);
+}
+
+function decodeV1(frame: Buffer): JupyterMessage {
+  const count = Number(frame.readBigUInt64LE(0));
+  const offsets = Array.from({ length: count }, (_, i) => Number(frame.readBigUInt64LE(8 * (i + 1))));
+  const part = (i: number) => frame.subarray(offsets[i]!, i + 1 < count ? offsets[i + 1]! : frame.length);
+  const json = (i: number) => JSON.parse(part(i).toString('utf8')) as Record<string, unknown>;
+  return {
+    channel: part(0).toString('utf8'),
+    header: json(1) as JupyterMessage['header'],
+    parent_header: json(2) as JupyterMessage['parent_header'],
+    content: json(4),
+  };
+}
+
 export class RawKernelClient {
   private readonly pending = new Map<string, Pending>();
   private readonly session = randomUUID();
   private closedError: Error | undefined;
 
-  private constructor(private readonly socket: WebSocket) {
+  private constructor(
+    private readonly socket: WebSocket,
+    readonly protocol: WireProtocol,
+  ) {
     socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-      // jupyter_server sends binary frames only for messages that carry buffers; none here.
-      if (isBinary) return;
-      this.onMessage(JSON.parse(data.toString()) as JupyterMessage);
+      if (protocol === 'v1') {
+        this.onMessage(decodeV1(data as Buffer));
+      } else if (!isBinary) {
+        // With the JSON protocol, binary frames carry messages with buffers only; none here.
+        this.onMessage(JSON.parse(data.toString()) as JupyterMessage);
+      }
     });
     socket.on('close', () => this.failAll(new Error('kernel WebSocket closed')));
     socket.on('error', (error) => this.failAll(error));
   }
 
-  static async connect(jupyterUrl: string, token: string, kernelId: string): Promise<RawKernelClient> {
+  static async connect(jupyterUrl: string, token: string, kernelId: string, protocol: WireProtocol = 'json'): Promise<RawKernelClient> {
     const wsUrl = `${jupyterUrl.replace(/^http/, 'ws')}/api/kernels/${kernelId}/channels?token=${encodeURIComponent(token)}`;
-    const socket = new WebSocket(wsUrl, { perMessageDeflate: false });
-    const client = new RawKernelClient(socket);
+    const socket = new WebSocket(wsUrl, protocol === 'v1' ? [V1_SUBPROTOCOL] : [], { perMessageDeflate: false });
+    const client = new RawKernelClient(socket, protocol);
     await once(socket, 'open');
+    if (protocol === 'v1' && socket.protocol !== V1_SUBPROTOCOL) {
+      socket.close();
+      throw new Error(`Jupyter did not accept the ${V1_SUBPROTOCOL} subprotocol`);
+    }
     return client;
   }
 
@@ -115,14 +160,11 @@ export class RawKernelClient {
   private request(msgType: string, content: Record<string, unknown>, onPending?: (entry: Pending) => void): Promise<JupyterMessage> {
     if (this.closedError) return Promise.reject(this.closedError);
     const msgId = randomUUID();
-    const message = {
-      header: { msg_id: msgId, msg_type: msgType, username: 'bench', session: this.session, date: new Date().toISOString(), version: '5.3' },
-      parent_header: {},
-      metadata: {},
-      content,
-      channel: 'shell',
-      buffers: [],
-    };
+    const header = { msg_id: msgId, msg_type: msgType, username: 'bench', session: this.session, date: new Date().toISOString(), version: '5.3' };
+    const frame =
+      this.protocol === 'v1'
+        ? encodeV1('shell', [header, {}, {}, content].map((part) => Buffer.from(JSON.stringify(part), 'utf8')))
+        : JSON.stringify({ header, parent_header: {}, metadata: {}, content, channel: 'shell', buffers: [] });
     return new Promise<JupyterMessage>((resolve, reject) => {
       // A benchmark must end with an error, never hang, when the kernel stops answering.
       const timer = setTimeout(() => this.fail(msgId, new Error(`no ${msgType.replace('_request', '_reply')} and idle within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
@@ -142,7 +184,7 @@ export class RawKernelClient {
       };
       onPending?.(entry);
       this.pending.set(msgId, entry);
-      this.socket.send(JSON.stringify(message), (error) => {
+      this.socket.send(frame, (error) => {
         if (error) this.fail(msgId, error);
       });
     });
@@ -191,9 +233,9 @@ export interface RawKernel {
   client: RawKernelClient;
 }
 
-export async function startRawKernel(rest: JupyterRest, cwd?: string): Promise<RawKernel> {
+export async function startRawKernel(rest: JupyterRest, cwd?: string, protocol: WireProtocol = 'json'): Promise<RawKernel> {
   const id = await rest.startKernel(cwd);
-  const client = await RawKernelClient.connect(rest.url, rest.token, id);
+  const client = await RawKernelClient.connect(rest.url, rest.token, id, protocol);
   await client.kernelInfo();
   return { id, client };
 }

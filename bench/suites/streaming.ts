@@ -1,6 +1,6 @@
 import { MemorySampler, type MemoryPeak } from '../lib/proc-memory.js';
 import { formatMiB, formatNumber, formatRatioAgainst, max, median, MiB, now, ratio } from '../lib/stats.js';
-import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
+import { startRawKernel, stopRawKernel, type RawKernel } from '../lib/raw-kernel.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
 const THROUGHPUT_TARGET = 0.9;
@@ -33,19 +33,22 @@ export const streaming: Suite = {
     const code = printCode(chunks);
 
     const raw = await startRawKernel(rest, server.workspaceDir);
+    const rawV1 = await startRawKernel(rest, server.workspaceDir, 'v1');
     const contextId = await api.createContext();
     try {
-      const sides = [
-        {
-          key: 'raw' as const,
-          run: async (): Promise<Run> => {
-            const started = now();
-            const outcome = await raw.client.execute(code);
-            const seconds = (now() - started) / 1000;
-            if (outcome.streamChars !== expected) throw new Error(`raw client received ${outcome.streamChars} of ${expected} bytes`);
-            return { seconds };
-          },
+      const rawSide = (key: 'raw' | 'rawV1', kernel: RawKernel) => ({
+        key,
+        run: async (): Promise<Run> => {
+          const started = now();
+          const outcome = await kernel.client.execute(code);
+          const seconds = (now() - started) / 1000;
+          if (outcome.streamChars !== expected) throw new Error(`raw client (${kernel.client.protocol}) received ${outcome.streamChars} of ${expected} bytes`);
+          return { seconds };
         },
+      });
+      const sides = [
+        rawSide('raw', raw),
+        rawSide('rawV1', rawV1),
         {
           key: 'api' as const,
           run: async (): Promise<Run> => {
@@ -62,9 +65,10 @@ export const streaming: Suite = {
 
       // Warm-up: a quarter of the size, once per side.
       await raw.client.execute(printCode(Math.ceil(chunks / 4)));
+      await rawV1.client.execute(printCode(Math.ceil(chunks / 4)));
       await api.execute({ code: printCode(Math.ceil(chunks / 4)), context_id: contextId });
 
-      const runs = { raw: [] as Run[], api: [] as Run[] };
+      const runs = { raw: [] as Run[], rawV1: [] as Run[], api: [] as Run[] };
       for (let round = 0; round < rounds; round++) {
         env.progress(`streaming ${chunks} MiB, round ${round + 1}/${rounds}`);
         for (const side of roundOrder(sides, round)) runs[side.key].push(await side.run());
@@ -83,6 +87,7 @@ export const streaming: Suite = {
       const rate = (list: Run[]) => list.map((run) => expected / MiB / run.seconds);
       const apiRate = median(rate(runs.api));
       const rawRate = median(rate(runs.raw));
+      const rawV1Rate = median(rate(runs.rawV1));
       const apiMemory = runs.api.map((run) => run.memory!);
       const idle = median(apiMemory.map((m) => m.before));
       const growth = max(apiMemory.map((m) => m.peak - m.before));
@@ -98,7 +103,8 @@ export const streaming: Suite = {
         table(
           ['Side', 'MiB/s (median)', 'rounds MiB/s', 'API RSS before', 'API peak RSS', 'API peak − before'],
           [
-            ['raw kernel WebSocket', formatNumber(rawRate), rate(runs.raw).map((v) => v.toFixed(0)).join(', '), '', '', ''],
+            ['raw kernel WebSocket, JSON protocol (the baseline)', formatNumber(rawRate), rate(runs.raw).map((v) => v.toFixed(0)).join(', '), '', '', ''],
+            ['raw kernel WebSocket, v1 binary protocol', formatNumber(rawV1Rate), rate(runs.rawV1).map((v) => v.toFixed(0)).join(', '), '', '', ''],
             ['API `POST /execute`', formatNumber(apiRate), rate(runs.api).map((v) => v.toFixed(0)).join(', '), formatMiB(idle), formatMiB(peak), formatMiB(growth)],
             [
               `API, client reading ${slowRate / MiB} MiB/s`,
@@ -148,6 +154,7 @@ export const streaming: Suite = {
     } finally {
       await api.deleteContext(contextId).catch(() => undefined);
       await stopRawKernel(rest, raw).catch(() => undefined);
+      await stopRawKernel(rest, rawV1).catch(() => undefined);
     }
   },
 };

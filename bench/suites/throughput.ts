@@ -8,6 +8,13 @@ const LANES = [1, 2, 4, 8];
 const TARGET = 0.9;
 
 type Lane = () => Promise<void>;
+type SideKey = 'raw' | 'rawV1' | 'api';
+
+const SIDE_LABELS: Record<SideKey, string> = {
+  raw: 'raw client, JSON protocol (the baseline)',
+  rawV1: 'raw client, v1 binary protocol',
+  api: 'API',
+};
 
 /** Drives every lane back to back for `durationMs`; returns completed executions per second and their count. */
 async function drive(lanes: Lane[], durationMs: number): Promise<{ rate: number; count: number }> {
@@ -40,13 +47,14 @@ export const throughput: Suite = {
     const most = Math.max(...LANES);
 
     const rawKernels: RawKernel[] = [];
+    const v1Kernels: RawKernel[] = [];
     const contexts: string[] = [];
     try {
-      env.progress(`throughput: starting ${most} raw kernels and ${most} contexts`);
-      // Two at a time: faster than one by one, without starving the machine.
+      env.progress(`throughput: starting ${2 * most} raw kernels and ${most} contexts`);
+      // A few at a time: faster than one by one, without starving the machine.
       for (let i = 0; i < most; i += 2) {
-        const pair = await Promise.all([startRawKernel(rest, server.workspaceDir), startRawKernel(rest, server.workspaceDir)]);
-        rawKernels.push(...pair);
+        rawKernels.push(...(await Promise.all([startRawKernel(rest, server.workspaceDir), startRawKernel(rest, server.workspaceDir)])));
+        v1Kernels.push(...(await Promise.all([startRawKernel(rest, server.workspaceDir, 'v1'), startRawKernel(rest, server.workspaceDir, 'v1')])));
         contexts.push(...(await Promise.all([api.createContext(), api.createContext()])));
       }
 
@@ -59,16 +67,18 @@ export const throughput: Suite = {
         if (result !== '2') throw new Error(`API: 1+1 gave ${JSON.stringify(result)}`);
       };
 
-      const results: { lanes: number; api: number[]; raw: number[] }[] = [];
+      const results: ({ lanes: number } & Record<SideKey, number[]>)[] = [];
       // CPU seconds per process, summed over every measured round, and the executions they ran.
-      const cpu = { api: { api: 0, jupyter: 0, kernels: 0, client: 0, count: 0 }, raw: { api: 0, jupyter: 0, kernels: 0, client: 0, count: 0 } };
+      const zero = () => ({ api: 0, jupyter: 0, kernels: 0, client: 0, count: 0 });
+      const cpu: Record<SideKey, ReturnType<typeof zero>> = { raw: zero(), rawV1: zero(), api: zero() };
       for (const n of LANES) {
-        const sides = [
-          { key: 'raw' as const, lanes: rawKernels.slice(0, n).map(rawLane) },
-          { key: 'api' as const, lanes: contexts.slice(0, n).map(apiLane) },
+        const sides: { key: SideKey; lanes: Lane[] }[] = [
+          { key: 'raw', lanes: rawKernels.slice(0, n).map(rawLane) },
+          { key: 'rawV1', lanes: v1Kernels.slice(0, n).map(rawLane) },
+          { key: 'api', lanes: contexts.slice(0, n).map(apiLane) },
         ];
         for (const side of sides) await drive(side.lanes, warmUpMs);
-        const measured = { lanes: n, api: [] as number[], raw: [] as number[] };
+        const measured = { lanes: n, raw: [] as number[], rawV1: [] as number[], api: [] as number[] };
         for (let round = 0; round < rounds; round++) {
           env.progress(`throughput ${n} lane(s), round ${round + 1}/${rounds}`);
           for (const side of roundOrder(sides, round)) {
@@ -88,24 +98,33 @@ export const throughput: Suite = {
       }
 
       const rows = results.map((r) => {
-        const api = median(r.api);
-        const raw = median(r.raw);
-        return [String(r.lanes), formatNumber(api, 0), formatNumber(raw, 0), formatRatio(ratio(api, raw)), r.api.map((v) => v.toFixed(0)).join(', '), r.raw.map((v) => v.toFixed(0)).join(', ')];
+        const [apiRate, rawRate, v1Rate] = [median(r.api), median(r.raw), median(r.rawV1)];
+        return [
+          String(r.lanes),
+          formatNumber(apiRate, 0),
+          formatNumber(rawRate, 0),
+          formatNumber(v1Rate, 0),
+          formatRatio(ratio(apiRate, rawRate)),
+          formatRatio(ratio(apiRate, v1Rate)),
+          r.api.map((v) => v.toFixed(0)).join(', '),
+          r.raw.map((v) => v.toFixed(0)).join(', '),
+        ];
       });
       const details = [
-        `Each lane runs \`1+1\` back to back on a kernel of its own (a context through the API; a kernel started through Jupyter's REST API for the raw client). ` +
+        `Each lane runs \`1+1\` back to back on a kernel of its own (a context through the API; a kernel started through Jupyter's REST API for the raw clients). ` +
           `${rounds} rounds of ${durationMs / 1000} s per side and lane count, sides alternated, after a ${warmUpMs / 1000} s warm-up; the table shows medians over the rounds.`,
         '',
-        table(['Lanes', 'API exec/s', 'Raw exec/s', 'API / raw', 'API rounds', 'Raw rounds'], rows),
+        table(['Lanes', 'API exec/s', 'raw JSON exec/s', 'raw v1 exec/s', 'API / raw JSON', 'API / raw v1', 'API rounds', 'raw JSON rounds'], rows),
         '',
-        `CPU time per execution, over every measured round (all lane counts), from /proc/<pid>/stat (this machine has ${os.cpus().length} CPUs; at saturation, throughput is the inverse of the total):`,
+        `CPU time per execution, over every measured round (all lane counts), from /proc/<pid>/stat. This machine has ${os.cpus().length} CPUs: ` +
+          'once they are saturated, throughput is their number divided by the total, so this says what an execution costs and who pays. "client" is the benchmark process itself.',
         '',
         table(
           ['Side', 'API process ms', 'Jupyter ms', 'kernels ms', 'client ms', 'total ms'],
-          (['raw', 'api'] as const).map((key) => {
+          (['raw', 'rawV1', 'api'] as const).map((key) => {
             const c = cpu[key];
             const per = (seconds: number) => formatNumber((seconds * 1000) / c.count, 2);
-            return [key === 'api' ? 'API' : 'raw client', key === 'api' ? per(c.api) : '', per(c.jupyter), per(c.kernels), per(c.client), per(c.api + c.jupyter + c.kernels + c.client)];
+            return [SIDE_LABELS[key], key === 'api' ? per(c.api) : '', per(c.jupyter), per(c.kernels), per(c.client), per((key === 'api' ? c.api : 0) + c.jupyter + c.kernels + c.client)];
           }),
         ),
       ].join('\n');
@@ -127,7 +146,7 @@ export const throughput: Suite = {
       };
     } finally {
       await Promise.all(contexts.map((id) => api.deleteContext(id).catch(() => undefined)));
-      await Promise.all(rawKernels.map((kernel) => stopRawKernel(rest, kernel).catch(() => undefined)));
+      await Promise.all([...rawKernels, ...v1Kernels].map((kernel) => stopRawKernel(rest, kernel).catch(() => undefined)));
     }
   },
 };

@@ -81,7 +81,13 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 # ---------------------------------------------------------------------------------------------
 FROM system
 
+# SHUTDOWN_GRACE: `docker stop` sends SIGKILL 10 s after SIGTERM. The API lets running
+# executions finish for SHUTDOWN_GRACE, then start-up.sh stops Jupyter (about 1 s); at the API's
+# default of 10 s a long execution made `docker stop` end in SIGKILL and exit code 137. 7 s keeps
+# the whole shutdown inside Docker's window. For a longer grace raise both together, e.g.
+# `docker run --stop-timeout 40 -e SHUTDOWN_GRACE=30`.
 ENV NODE_ENV=production \
+    SHUTDOWN_GRACE=7 \
     HOST=0.0.0.0 \
     PORT=49999 \
     JUPYTER_URL=http://127.0.0.1:8888 \

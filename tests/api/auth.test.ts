@@ -1,15 +1,9 @@
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import { describe, expect, it } from 'vitest';
 import { serializeRequest } from '../../server/plugins/auth.js';
+import { startOffline } from '../helpers/offline-app.js';
 
 const TOKEN = 'a-test-token-0123456789-abcdef';
 
@@ -18,32 +12,8 @@ interface Route {
   url: string;
 }
 
-let workspaceDir: string;
-let closedJupyterUrl: string;
-const apps: FastifyInstance[] = [];
-
-beforeAll(async () => {
-  workspaceDir = await mkdtemp(path.join(tmpdir(), 'auth-test-'));
-  // Nothing listens there: the app's background warm-up fails fast and only logs.
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  closedJupyterUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  server.close();
-  await once(server, 'close');
-});
-
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-});
-
-afterAll(async () => {
-  await rm(workspaceDir, { recursive: true, force: true });
-});
-
 /** Builds the app for `env`, with every route it registers and, on request, its log lines. */
 async function start(env: Record<string, string>, logs?: string[]): Promise<{ app: FastifyInstance; routes: Route[] }> {
-  const config = loadConfig({ JUPYTER_URL: closedJupyterUrl, WORKSPACE_DIR: workspaceDir, ...env });
-  const routes: Route[] = [];
   const logger = logs
     ? pino(
         // The request serializer main.ts gives the production logger.
@@ -56,15 +26,8 @@ async function start(env: Record<string, string>, logs?: string[]): Promise<{ ap
         }),
       )
     : undefined;
-  const app = await buildApp(config, {
-    logger,
-    onRoute: (route) => {
-      for (const method of ([] as string[]).concat(route.method)) routes.push({ method, url: route.url });
-    },
-  });
-  apps.push(app);
-  await app.ready();
-  return { app, routes };
+  const { app, routes } = await startOffline(env, { logger });
+  return { app, routes: routes.flatMap((route) => ([] as string[]).concat(route.method).map((method) => ({ method, url: route.url }))) };
 }
 
 /** A URL that reaches the route: parameters and wildcards filled with names that exist nowhere. */

@@ -1,43 +1,13 @@
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import { describe, expect, it } from 'vitest';
+import { startOffline } from '../helpers/offline-app.js';
 
 const TOKEN = 'a-test-token-0123456789-abcdef';
 const ALLOWED = 'https://app.example.com';
 const OTHER = 'https://evil.example.net';
 
-let workspaceDir: string;
-let closedJupyterUrl: string;
-const apps: FastifyInstance[] = [];
-
-beforeAll(async () => {
-  workspaceDir = await mkdtemp(path.join(tmpdir(), 'cors-test-'));
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  closedJupyterUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  server.close();
-  await once(server, 'close');
-});
-
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-});
-
-afterAll(async () => {
-  await rm(workspaceDir, { recursive: true, force: true });
-});
-
 async function start(env: Record<string, string>): Promise<FastifyInstance> {
-  const app = await buildApp(loadConfig({ JUPYTER_URL: closedJupyterUrl, WORKSPACE_DIR: workspaceDir, ...env }));
-  apps.push(app);
-  await app.ready();
-  return app;
+  return (await startOffline(env)).app;
 }
 
 /** What a browser sends before a cross-origin request with an Authorization header. */

@@ -1,12 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { compileErrors, validate } from '@readme/openapi-parser';
 import type { FastifyInstance, RouteOptions } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import { describe, expect, it } from 'vitest';
+import { startOffline } from '../helpers/offline-app.js';
 
 interface Operation {
   operationId?: string;
@@ -24,31 +20,6 @@ interface OpenApiDocument {
 
 const TOKEN = 'openapi-test-token-0123456789';
 const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
-/** A port nobody listens on: Jupyter is not needed to describe the API. */
-async function closedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-let app: FastifyInstance | undefined;
-afterEach(async () => {
-  await app?.close();
-  app = undefined;
-});
-
-/** Builds the app with `env`, noting every route it registers. */
-async function start(env: Record<string, string> = {}): Promise<{ app: FastifyInstance; routes: RouteOptions[] }> {
-  const routes: RouteOptions[] = [];
-  const config = loadConfig({ JUPYTER_URL: `http://127.0.0.1:${await closedPort()}`, WORKSPACE_DIR: tmpdir(), ...env });
-  app = await buildApp(config, { onRoute: (route) => void routes.push(route) });
-  await app.ready();
-  return { app, routes };
-}
 
 /** Headers that get past the server's access control, whatever its mode. */
 async function credentials(server: FastifyInstance, env: Record<string, string>): Promise<Record<string, string>> {
@@ -100,7 +71,7 @@ async function expectValidOpenApi(document: OpenApiDocument): Promise<void> {
 
 describe('GET /openapi.json', () => {
   it('is a valid OpenAPI 3 document with title, version, description and security schemes', async () => {
-    const { app } = await start();
+    const { app } = await startOffline();
     const document = await fetchDocument(app);
     await expectValidOpenApi(document);
     expect(document.openapi).toMatch(/^3\./);
@@ -117,7 +88,7 @@ describe('GET /openapi.json', () => {
     ['claim mode', { AUTH_MODE: 'claim' }],
     ['CORS on', { CORS_ORIGINS: 'https://app.example.com' }],
   ])('documents every route the server registers, with %s', async (_name, env: Record<string, string>) => {
-    const { app, routes } = await start(env);
+    const { app, routes } = await startOffline(env);
     const document = await fetchDocument(app, await credentials(app, env));
     await expectValidOpenApi(document);
 
@@ -134,7 +105,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('names the shared schemas and resolves every reference inside the document', async () => {
-    const { app } = await start();
+    const { app } = await startOffline();
     const document = await fetchDocument(app);
     expect(Object.keys(document.components.schemas)).toEqual(expect.arrayContaining(['ErrorResponse', 'Context', 'ExecutionEvent']));
     const refs = allRefs(document.paths);
@@ -147,7 +118,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('documents the NDJSON stream of POST /execute with every event type', async () => {
-    const { app } = await start();
+    const { app } = await startOffline();
     const document = await fetchDocument(app);
     const execute = document.paths['/execute']!.post!;
     expect(execute.requestBody?.content['application/json']?.schema).toMatchObject({ required: ['code'] });
@@ -162,7 +133,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('documents the error shape on every error answer, as the error handler sends it', async () => {
-    const { app } = await start();
+    const { app } = await startOffline();
     const document = await fetchDocument(app);
     expect(document.components.schemas.ErrorResponse).toMatchObject({ required: ['statusCode', 'code', 'error', 'message'] });
     for (const status of ['400', '404', '503']) {
@@ -176,12 +147,12 @@ describe('GET /openapi.json', () => {
   });
 
   it('asks for a token only where the server does, and never for the health checks', async () => {
-    const open = (await start()).app;
+    const open = (await startOffline()).app;
     const openDocument = await fetchDocument(open);
     expect(openDocument.security).toBeUndefined();
     await open.close();
 
-    const { app } = await start({ ACCESS_TOKEN: TOKEN });
+    const { app } = await startOffline({ ACCESS_TOKEN: TOKEN });
     expect((await app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).toBe(401);
     const document = await fetchDocument(app, { 'x-access-token': TOKEN });
     expect(document.security).toEqual([{ bearerAuth: [] }, { accessTokenHeader: [] }]);
@@ -191,7 +162,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('marks POST /claim as needing no token in claim mode', async () => {
-    const { app } = await start({ AUTH_MODE: 'claim' });
+    const { app } = await startOffline({ AUTH_MODE: 'claim' });
     const document = await fetchDocument(app, await credentials(app, { AUTH_MODE: 'claim' }));
     expect(document.paths['/claim']!.post!.security).toEqual([]);
   });

@@ -1,0 +1,46 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance, RouteOptions } from 'fastify';
+import { afterAll, afterEach } from 'vitest';
+import { buildApp, type BuildOptions } from '../../server/app.js';
+import { loadConfig } from '../../server/config.js';
+import { freePort } from './start-server.js';
+
+/**
+ * The app built for `app.inject`, with no Jupyter behind it: what access control, CORS and
+ * the API description do is decided before any kernel is involved. The app's background
+ * warm-up of the default context fails fast against a closed port and only logs.
+ *
+ * Importing this module registers hooks that close every app after each test and remove the
+ * temporary workspace after the file.
+ */
+const apps: FastifyInstance[] = [];
+let workspace: Promise<string> | undefined;
+
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+afterAll(async () => {
+  if (workspace) await rm(await workspace, { recursive: true, force: true });
+});
+
+export async function startOffline(
+  env: Record<string, string> = {},
+  options: BuildOptions = {},
+): Promise<{ app: FastifyInstance; routes: RouteOptions[] }> {
+  workspace ??= mkdtemp(path.join(tmpdir(), 'offline-app-'));
+  const config = loadConfig({ JUPYTER_URL: `http://127.0.0.1:${await freePort()}`, WORKSPACE_DIR: await workspace, ...env });
+  const routes: RouteOptions[] = [];
+  const app = await buildApp(config, {
+    ...options,
+    onRoute(route) {
+      routes.push(route);
+      options.onRoute?.call(this, route);
+    },
+  });
+  apps.push(app);
+  await app.ready();
+  return { app, routes };
+}

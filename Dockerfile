@@ -20,8 +20,9 @@ ARG BASE_IMAGE=node:24-trixie-slim
 FROM ${BASE_IMAGE} AS system
 
 ENV LANG=C.UTF-8 \
-    LC_ALL=C.UTF-8 \
-    DEBIAN_FRONTEND=noninteractive
+    LC_ALL=C.UTF-8
+# An ARG, not an ENV: it serves apt here and must not leak into the environment of user code.
+ARG DEBIAN_FRONTEND=noninteractive
 
 # Python, Jupyter and the data-science set come from Debian's packages (no Python package index
 # is needed at build time, and versions move with the distribution's security updates).

@@ -13,10 +13,12 @@ c.ServerApp.quit_button = False
 
 # Outputs are budgeted and back-pressured by the API; Jupyter's own IOPub rate limit (1 MB/s on
 # 1.x) would silently drop large outputs such as a plot or a dataframe instead.
-c.ServerApp.iopub_data_rate_limit = 1e12
-c.ServerApp.iopub_msg_rate_limit = 1e9
-c.ZMQChannelsWebsocketConnection.iopub_data_rate_limit = 1e12
-c.ZMQChannelsWebsocketConnection.iopub_msg_rate_limit = 1e9
+# The setting moved in jupyter_server 2 (the old name still works there, with a warning).
+import jupyter_server  # noqa: E402
+
+_rate_limits = c.ZMQChannelsWebsocketConnection if int(jupyter_server.__version__.split(".")[0]) >= 2 else c.ServerApp
+_rate_limits.iopub_data_rate_limit = 1e12
+_rate_limits.iopub_msg_rate_limit = 1e9
 
 # A kernel that dies is restarted by Jupyter under the same id; the API reports it.
 c.KernelRestarter.restart_limit = 5

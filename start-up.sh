@@ -58,6 +58,8 @@ jupyter_pid=""
 api_pid=""
 stopping=0
 
+# Jupyter reads its token from JUPYTER_TOKEN (1.x and 2.x alike), which keeps it off the
+# command line where any process could read it.
 start_jupyter() {
   (
     cd "$WORKSPACE_DIR" || exit 1
@@ -66,7 +68,6 @@ start_jupyter() {
       --ServerApp.ip="$JUPYTER_HOST" \
       --ServerApp.port="$JUPYTER_PORT" \
       --ServerApp.port_retries=0 \
-      --ServerApp.token="$JUPYTER_TOKEN" \
       --ServerApp.log_level="$jupyter_log_level" \
       --no-browser
   ) &

@@ -1,3 +1,4 @@
+import { cpuBetween, cpuSnapshot, type CpuUsage } from '../lib/proc-cpu.js';
 import { MemorySampler, type MemoryPeak } from '../lib/proc-memory.js';
 import { formatMiB, formatNumber, formatRatioAgainst, max, median, MiB, now, ratio } from '../lib/stats.js';
 import { startRawKernel, stopRawKernel, type RawKernel } from '../lib/raw-kernel.js';
@@ -14,6 +15,7 @@ function printCode(chunks: number): string {
 interface Run {
   seconds: number;
   memory?: MemoryPeak;
+  cpu?: CpuUsage;
 }
 
 /**
@@ -71,7 +73,12 @@ export const streaming: Suite = {
       const runs = { raw: [] as Run[], rawV1: [] as Run[], api: [] as Run[] };
       for (let round = 0; round < rounds; round++) {
         env.progress(`streaming ${chunks} MiB, round ${round + 1}/${rounds}`);
-        for (const side of roundOrder(sides, round)) runs[side.key].push(await side.run());
+        for (const side of roundOrder(sides, round)) {
+          const before = cpuSnapshot(server.apiPid, server.jupyterPid);
+          const run = await side.run();
+          run.cpu = cpuBetween(before, cpuSnapshot(server.apiPid, server.jupyterPid));
+          runs[side.key].push(run);
+        }
       }
 
       env.progress(`streaming ${chunks} MiB to a client reading ${slowRate / MiB} MiB/s`);
@@ -117,8 +124,24 @@ export const streaming: Suite = {
           ],
         ),
         '',
+        'CPU time per MiB of output, by process (median over the rounds; "client" is the benchmark process):',
+        '',
+        table(
+          ['Side', 'API process ms/MiB', 'Jupyter ms/MiB', 'kernel ms/MiB', 'client ms/MiB'],
+          (['raw', 'rawV1', 'api'] as const).map((key) => {
+            const per = (pick: (cpu: CpuUsage) => number) => formatNumber(median(runs[key].map((run) => (pick(run.cpu!) * 1000) / (expected / MiB))), 1);
+            return [
+              { raw: 'raw kernel WebSocket, JSON protocol', rawV1: 'raw kernel WebSocket, v1 binary protocol', api: 'API `POST /execute`' }[key],
+              key === 'api' ? per((cpu) => cpu.api) : '',
+              per((cpu) => cpu.jupyter),
+              per((cpu) => cpu.kernels),
+              per((cpu) => cpu.client),
+            ];
+          }),
+        ),
+        '',
         `With the slow client, Jupyter's own RSS went from ${formatMiB(slowJupyter.before)} to a peak of ${formatMiB(slowJupyter.peak)} ` +
-          `(+${formatMiB(slowJupyter.peak - slowJupyter.before)}): the API stops reading the kernel socket when the client falls behind, so the backlog waits in Jupyter's WebSocket buffer, not in the API.`,
+          `(+${formatMiB(slowJupyter.peak - slowJupyter.before)}): the API stops reading the kernel socket when the client falls behind, so the backlog waits upstream (socket buffers, Jupyter's write buffer), not in the API.`,
       ].join('\n');
 
       return {

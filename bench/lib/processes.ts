@@ -216,7 +216,6 @@ export class JupyterUnderTest {
         '--ServerApp.ip=127.0.0.1',
         `--ServerApp.port=${port}`,
         '--ServerApp.port_retries=0',
-        `--ServerApp.token=${token}`,
         '--ServerApp.log_level=WARN',
         '--no-browser',
       ],
@@ -224,6 +223,8 @@ export class JupyterUnderTest {
         cwd: workspaceDir,
         env: {
           ...process.env,
+          // Jupyter reads its token from the environment, as start-up.sh passes it.
+          JUPYTER_TOKEN: token,
           IPYTHONDIR: ipythonDir,
           MPLBACKEND: 'module://matplotlib_inline.backend_inline',
           PYTHONUNBUFFERED: '1',
@@ -239,4 +240,18 @@ export class JupyterUnderTest {
   async stop(): Promise<void> {
     await stopProcess(this.child);
   }
+}
+
+/**
+ * Starts one of bench/lib's helper servers (a TypeScript file that prints its port once it
+ * listens) in a process of its own, through tsx; resolves with its URL.
+ */
+export async function spawnHelper(script: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`${script} exited (${String(code ?? signal)}) before listening`);
+  });
+  const [line] = (await Promise.race([once(child.stdout!, 'data'), exited])) as [Buffer];
+  exited.catch(() => undefined);
+  return { child, url: `http://127.0.0.1:${line.toString().trim()}` };
 }

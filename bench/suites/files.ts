@@ -1,6 +1,5 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +7,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiClient } from '../lib/api-client.js';
 import { MemorySampler, type MemoryPeak } from '../lib/proc-memory.js';
-import { stopProcess } from '../lib/processes.js';
+import { spawnHelper, stopProcess } from '../lib/processes.js';
 import { formatMiB, formatNumber, formatRatio, max, median, MiB, now, ratio } from '../lib/stats.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
@@ -37,19 +36,6 @@ function discard(): Writable {
       callback();
     },
   });
-}
-
-/** Starts bench/lib/plain-file-server.ts in a process of its own; resolves with its URL. */
-async function startPlainServer(directory: string): Promise<{ child: ChildProcess; url: string }> {
-  const script = path.join(import.meta.dirname, '../lib/plain-file-server.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, directory], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await Promise.race([
-    once(child.stdout!, 'data'),
-    once(child, 'exit').then(() => {
-      throw new Error('the plain file server exited before listening');
-    }),
-  ])) as [Buffer];
-  return { child, url: `http://127.0.0.1:${line.toString().trim()}` };
 }
 
 interface Timed {
@@ -102,7 +88,7 @@ export const files: Suite = {
     env.progress(`files: writing a ${label} source file`);
     await makeSource(source, size);
     await mkdir(plainDir, { recursive: true });
-    const plain = await startPlainServer(plainDir);
+    const plain = await spawnHelper('plain-file-server.ts', [plainDir]);
     const plainClient = new ApiClient(plain.url);
     try {
       const check = (bytes: number, what: string) => {

@@ -1,4 +1,6 @@
 import { formatNumber, formatRatio, formatRatioAgainst, max, median, now, percentile, ratio } from '../lib/stats.js';
+import { ApiClient } from '../lib/api-client.js';
+import { spawnHelper, stopProcess } from '../lib/processes.js';
 import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
 import { ServicesKernel } from '../lib/services-kernel.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
@@ -28,11 +30,14 @@ export const latency: Suite = {
     const rawV1 = await startRawKernel(rest, server.workspaceDir, 'v1');
     const services = await ServicesKernel.start(rest.url, rest.token);
     const contextId = await api.createContext();
+    const proxy = await spawnHelper('minimal-proxy.ts', [rest.url, rest.token]);
+    const proxyClient = new ApiClient(proxy.url);
     try {
       const sides: Side[] = [
         { key: 'raw', label: 'raw kernel WebSocket (`ws`, JSON protocol)', run: async () => (await raw.client.execute('1+1')).result },
         { key: 'rawV1', label: 'raw kernel WebSocket (`ws`, v1 binary protocol)', run: async () => (await rawV1.client.execute('1+1')).result },
         { key: 'services', label: '@jupyterlab/services KernelConnection', run: async () => (await services.execute('1+1')).result },
+        { key: 'proxy', label: 'minimal `node:http` + @jupyterlab/services proxy', run: async () => (await proxyClient.execute({ code: '1+1' })).result },
         { key: 'api', label: 'API `POST /execute` (context_id)', run: async () => (await api.execute({ code: '1+1', context_id: contextId })).result },
         { key: 'apiDefault', label: 'API `POST /execute` (default context)', run: async () => (await api.execute({ code: '1+1' })).result },
       ];
@@ -86,7 +91,7 @@ export const latency: Suite = {
         `${rounds} rounds of ${perRound} back-to-back executions per side, sides interleaved (order rotated each round), ` +
           `after ${warmUp} warm-up executions per side. Each side has a kernel of its own on the same Jupyter. ` +
           'An execution is complete when the raw client has both `execute_reply` and IOPub `idle`, and when the API\'s NDJSON has been read to `end_of_execution`. ' +
-          'Percentiles pool every round. The baseline is the raw client on the JSON protocol; @jupyterlab/services, and so the API, negotiate the v1 binary protocol, which spares Jupyter decoding and re-encoding each message.',
+          'Percentiles pool every round. The minimal proxy (bench/lib/minimal-proxy.ts: `node:http` and @jupyterlab/services with no framework, validation, logging or queue, in a process of its own) prices the extra hop itself; the API\'s own cost is what remains above it. The baseline is the raw client on the JSON protocol; @jupyterlab/services, and so the API, negotiate the v1 binary protocol, which spares Jupyter decoding and re-encoding each message.',
         '',
         table(['Client', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / raw', 'per-round p50 ratio: median (min–max)', 'n'], rows),
       ].join('\n');
@@ -114,6 +119,8 @@ export const latency: Suite = {
         data: stats,
       };
     } finally {
+      await proxyClient.close();
+      await stopProcess(proxy.child);
       await api.deleteContext(contextId).catch(() => undefined);
       await services.stop().catch(() => undefined);
       await stopRawKernel(rest, raw).catch(() => undefined);

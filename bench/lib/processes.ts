@@ -247,7 +247,8 @@ export class JupyterUnderTest {
  * listens) in a process of its own, through tsx; resolves with its URL.
  */
 export async function spawnHelper(script: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // From the repository root, where `tsx` resolves whatever directory the bench was started from.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, script), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = once(child, 'exit').then(([code, signal]) => {
     throw new Error(`${script} exited (${String(code ?? signal)}) before listening`);
   });

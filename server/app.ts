@@ -35,6 +35,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       return typeof supplied === 'string' && /^[\w.:-]{1,128}$/.test(supplied) ? supplied : randomUUID();
     },
     requestIdHeader: false,
+    // One line per request, written when it completes (below), rather than Fastify's two: the
+    // log write is a measurable part of a 10 ms execution.
+    disableRequestLogging: true,
     // Executions stream for as long as the code runs.
     requestTimeout: 0,
     // A stream is never waited for on close beyond the registry's own grace period.
@@ -50,6 +53,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
   // Before any route: it learns them as they are added.
   await app.register(openapiPlugin, { config });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({ req: request, statusCode: reply.statusCode, responseTime: Math.round(reply.elapsedTime * 10) / 10 }, 'request completed');
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;

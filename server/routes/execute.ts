@@ -3,7 +3,8 @@ import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { ContextAndLanguageError, InvalidEnvVarError, InvalidRequestError } from '../errors.js';
 import { invalidEnvVarName, invalidEnvVarValue, envVarDialect } from '../execution/env-vars.js';
-import { NdjsonStream } from '../execution/ndjson-stream.js';
+import { NdjsonResponse } from '../execution/ndjson-response.js';
+import type { OutputEvent } from '../execution/events.js';
 import { ExecuteBody } from '../schemas/execute.js';
 import { errorResponses } from '../schemas/common.js';
 
@@ -48,8 +49,15 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
       context.assertAcceptsWork();
 
       // Everything that can be refused has been; from here on the answer is a 200 stream and
-      // failures are events in it.
-      const stream = new NdjsonStream();
+      // failures are events in it. The response is written directly (see NdjsonResponse), with
+      // the headers hooks have set so far (CORS, say).
+      reply.hijack();
+      const response = new NdjsonResponse(reply.raw, {
+        ...reply.getHeaders(),
+        'content-type': 'application/x-ndjson',
+        'cache-control': 'no-store',
+        'x-accel-buffering': 'no',
+      });
       const abandoned = new AbortController();
       const onClose = () => {
         if (!reply.raw.writableFinished) abandoned.abort(new Error('client disconnected'));
@@ -58,14 +66,14 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
       request.log.debug({ context: context.id, bytes: code.length, envVars: Object.keys(envVars ?? {}).length }, 'execution queued');
 
       const keepalive =
-        config.keepaliveIntervalMs > 0 ? setInterval(() => stream.write({ type: 'keepalive' }), config.keepaliveIntervalMs) : undefined;
+        config.keepaliveIntervalMs > 0 ? setInterval(() => response.write({ type: 'keepalive' }), config.keepaliveIntervalMs) : undefined;
       // Keepalives only fill silences: any other event restarts the interval.
       const sink = {
-        write: (event: Parameters<NdjsonStream['write']>[0]) => {
+        write: (event: OutputEvent) => {
           keepalive?.refresh();
-          return stream.write(event);
+          return response.write(event);
         },
-        waitForDrain: () => stream.waitForDrain(),
+        waitForDrain: () => response.waitForDrain(),
       };
 
       context
@@ -74,16 +82,16 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
           if (abandoned.signal.aborted) return;
           const err = error as { code?: string; message?: string };
           request.log.warn({ err: error, context: context.id }, 'execution failed');
-          stream.write({ type: 'error', name: err.code ?? 'ExecutionError', value: err.message ?? String(error), traceback: '' });
+          response.write({ type: 'error', name: err.code ?? 'ExecutionError', value: err.message ?? String(error), traceback: '' });
         })
         .finally(() => {
           clearInterval(keepalive);
           reply.raw.off('close', onClose);
-          stream.finish();
+          response.finish();
           request.log.debug({ context: context.id, abandoned: abandoned.signal.aborted }, 'execution finished');
         });
 
-      return reply.type('application/x-ndjson').header('cache-control', 'no-store').header('x-accel-buffering', 'no').send(stream);
+      return reply;
     },
   );
 };

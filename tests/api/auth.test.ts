@@ -159,7 +159,7 @@ describe('AUTH_MODE=token', () => {
     await app.inject({ method: 'GET', url: `/contexts?token=${TOKEN}&access_token=${TOKEN}` });
     await app.inject({ method: 'GET', url: '/contexts', headers: { authorization: `Bearer ${TOKEN}x` } });
     // The log is there, and it saw the requests.
-    expect(logs.some((line) => line.includes('incoming request') && line.includes('/contexts?token=%5Bredacted%5D'))).toBe(true);
+    expect(logs.some((line) => line.includes('request completed') && line.includes('/contexts?token=%5Bredacted%5D'))).toBe(true);
     expect(logs.filter((line) => line.includes(TOKEN))).toEqual([]);
   });
 });

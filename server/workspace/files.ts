@@ -16,6 +16,8 @@ import {
 import { quote } from './paths.js';
 import { isErrno, translateErrno, Workspace, type DirectoryHandle } from './workspace.js';
 
+const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
+
 export interface DirectoryEntry {
   name: string;
   type: 'file' | 'dir';
@@ -151,7 +153,9 @@ export class WorkspaceFiles {
         etag: etagOf(stats),
         // The descriptor, not the path: a file replaced by an upload meanwhile is still read
         // whole, as it was when the request came.
-        stream: (start, end) => handle.createReadStream({ start, end, autoClose: true }),
+        // 1 MiB reads rather than the default 64 KiB: a fraction of the syscalls and writes, which
+        // roughly doubled download throughput in the benchmark, for 1 MiB of memory per download.
+        stream: (start, end) => handle.createReadStream({ start, end, autoClose: true, highWaterMark: DOWNLOAD_CHUNK_BYTES }),
         close: () => handle.close(),
       };
     } catch (error) {

@@ -2,8 +2,9 @@
 # Starts Jupyter Server and the API next to it, and keeps them running:
 # - Jupyter binds to the host and port of JUPYTER_URL (loopback by default) with JUPYTER_TOKEN,
 #   a random one when unset; if Jupyter dies it is started again and the API reconnects.
-# - The API starts once Jupyter answers. If the API dies, Jupyter is stopped and this script
-#   exits with the API's status, so that Docker or an orchestrator restarts the whole unit.
+# - The API starts alongside; it waits for Jupyter by itself. If the API dies, Jupyter is
+#   stopped and this script exits with the API's status, so that Docker or an orchestrator
+#   restarts the whole unit.
 # - SIGTERM/SIGINT stop the API first (it lets running executions finish), then Jupyter; exit 0.
 # Works the same inside the image (under tini) and on a development machine.
 set -uo pipefail
@@ -98,16 +99,17 @@ on_signal() {
 trap 'on_signal SIGTERM' TERM
 trap 'on_signal SIGINT' INT
 
+# Both start at once: the API answers /health at once, reports not ready on /ready until
+# Jupyter answers, and starts the default context as soon as it does.
 start_jupyter
+"${api_command[@]}" &
+api_pid=$!
 if ! wait_for_jupyter; then
   log error "Jupyter did not start"
   stop_all
   exit 1
 fi
 log info "Jupyter is up at $JUPYTER_URL"
-
-"${api_command[@]}" &
-api_pid=$!
 
 restarts=0
 while true; do

@@ -94,7 +94,7 @@ export const coldStart: Suite = {
       table(
         ['Side', 'Jupyter answers', 'server answers', 'first `1+1` done', 'rounds'],
         [
-          row('`start-up.sh` (Jupyter, then the API; /health, then `POST /execute`)', runs.api),
+          row('`start-up.sh` (Jupyter and the API; /health, then `POST /execute`)', runs.api),
           row('`python3 -m jupyter_server` (/api/status, then kernel + WebSocket + `1+1`)', runs.jupyter),
         ],
       ),

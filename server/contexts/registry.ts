@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
-import { ContextNotFoundError, InvalidCwdError, ShuttingDownError, UnknownLanguageError } from '../errors.js';
+import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, ShuttingDownError, UnknownLanguageError } from '../errors.js';
 import type { ExecutionOptions } from '../execution/execution.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { KernelContext, type ContextInfo } from './context.js';
@@ -36,8 +36,22 @@ export class ContextRegistry {
   }
 
   /** Creates the default context so the first request doesn't pay for a kernel start. */
-  async warmUp(): Promise<void> {
-    await this.defaultContext(this.options.defaultLanguage);
+  /**
+   * Creates the default context so the first request doesn't pay for a kernel start. The API
+   * may start before Jupyter answers (start-up.sh starts both at once): until `waitMs` has
+   * passed, an unreachable Jupyter is waited for rather than taken as a failure.
+   */
+  async warmUp(waitMs = 0): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      try {
+        await this.defaultContext(this.options.defaultLanguage);
+        return;
+      } catch (error) {
+        if (!(error instanceof JupyterUnavailableError) || this.closing || Date.now() + delay > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      }
+    }
   }
 
   list(): ContextInfo[] {

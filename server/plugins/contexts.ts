@@ -3,6 +3,9 @@ import type { Config } from '../config.js';
 import { ContextRegistry } from '../contexts/registry.js';
 import { JupyterClient } from '../jupyter/client.js';
 
+/** How long the warm-up waits for a Jupyter that is still starting. */
+const JUPYTER_START_WAIT_MS = 60_000;
+
 declare module 'fastify' {
   interface FastifyInstance {
     jupyter: JupyterClient;
@@ -31,7 +34,7 @@ export default fp<{ config: Config }>(
     app.decorate('contexts', contexts);
 
     app.addHook('onReady', async () => {
-      contexts.warmUp().then(
+      contexts.warmUp(JUPYTER_START_WAIT_MS).then(
         () => app.log.info('default context ready'),
         (error: unknown) => app.log.warn({ err: error }, 'default context could not be created yet; it will be on first use'),
       );

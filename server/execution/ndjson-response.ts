@@ -12,6 +12,8 @@ import type { EventSink } from './execution.js';
  * kernel prints); the execution then pauses the kernel socket until `waitForDrain` resolves.
  */
 export class NdjsonResponse implements EventSink {
+  private corked = false;
+
   constructor(
     private readonly res: ServerResponse,
     private readonly headers: Record<string, number | string | string[] | undefined>,
@@ -32,12 +34,17 @@ export class NdjsonResponse implements EventSink {
    * Kernel messages that arrive together (a result, the reply, the idle status) are handled in
    * one tick: corking until it ends sends their lines, and the end of the response, in one
    * packet rather than one each, which the client reads with one wake-up instead of several.
+   * The socket is corked, not the response: on Node 24 a response ended while corked never
+   * sends what it held.
    */
   private corkUntilTickEnds(): void {
-    if (this.res.writableCorked > 0) return;
-    this.res.cork();
+    const socket = this.res.socket;
+    if (this.corked || !socket) return;
+    this.corked = true;
+    socket.cork();
     process.nextTick(() => {
-      if (this.res.writableCorked > 0) this.res.uncork();
+      this.corked = false;
+      socket.uncork();
     });
   }
 

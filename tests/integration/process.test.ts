@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readEvents } from '../helpers/api.js';
+import { findChild } from '../../bench/lib/processes.js';
 import { startServer } from '../helpers/start-server.js';
 
 /**
@@ -67,13 +68,7 @@ describe('start-up.sh and the API process', () => {
 
 /** The node process start-up.sh runs as the API. */
 async function apiPid(parent: number): Promise<number> {
-  const { readFile, readdir } = await import('node:fs/promises');
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (ppid === parent && cmdline.includes('dist/server/main.js')) return Number(entry);
-  }
-  throw new Error('API process not found');
+  const pid = findChild(parent, (argv) => argv.some((arg) => arg.endsWith('dist/server/main.js')));
+  if (pid === undefined) throw new Error('API process not found');
+  return pid;
 }

@@ -11,6 +11,8 @@ const KERNEL_DIED = 'The kernel died (it crashed, exited or ran out of memory) a
 
 /** How long a kernel may take to answer its first kernel_info request. */
 const KERNEL_READY_MS = 60_000;
+/** How long to wait for that answer before reopening the kernel socket. */
+const KERNEL_INFO_RETRY_MS = 1_500;
 
 /** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
 const RECONNECT_GRACE_MS = 2000;
@@ -233,22 +235,39 @@ export class KernelContext {
     this.life = new AbortController();
     kernel.statusChanged.connect(this.onStatus, this);
     kernel.connectionStatusChanged.connect(this.onConnectionStatus, this);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      // The first kernel_info reply proves the socket and the kernel are both up.
-      await Promise.race([
-        kernel.info,
-        new Promise((_resolve, reject) => {
-          timer = setTimeout(() => reject(new KernelError(`kernel ${model.id} did not answer within ${KERNEL_READY_MS / 1000} seconds`)), KERNEL_READY_MS);
-        }),
-      ]);
+      await this.waitUntilAnswering(kernel, model.id);
     } catch (error) {
       if (this.kernel === kernel) this.detachKernel();
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
     this.logger.debug({ kernel: model.id }, 'kernel connected');
+  }
+
+  /**
+   * Resolves on the kernel's first kernel_info reply, which proves the socket and the kernel
+   * are both up. Jupyter connects a WebSocket to the kernel's ZeroMQ ports when the socket
+   * opens; a socket opened while Jupyter is restarting the kernel on new ports can be wired to
+   * the old ones and never hear back, so without a reply in a few seconds the connection is
+   * reopened, until KERNEL_READY_MS have passed.
+   */
+  private async waitUntilAnswering(kernel: Kernel.IKernelConnection, kernelId: string): Promise<void> {
+    const deadline = Date.now() + KERNEL_READY_MS;
+    let answered = false;
+    const info = kernel.info.then(() => {
+      answered = true;
+    });
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const wait = Math.min(KERNEL_INFO_RETRY_MS, Math.max(0, deadline - Date.now()));
+      await Promise.race([info, new Promise((resolve) => (timer = setTimeout(resolve, wait)))]);
+      clearTimeout(timer);
+      if (answered) return;
+      if (kernel.isDisposed) throw new KernelError(`the connection to kernel ${kernelId} was closed`);
+      if (Date.now() >= deadline) throw new KernelError(`kernel ${kernelId} did not answer within ${KERNEL_READY_MS / 1000} seconds`);
+      this.logger.debug({ kernel: kernelId }, 'no kernel_info reply yet; reopening the kernel socket');
+      await kernel.reconnect().catch(() => undefined);
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ import { machineInfo, type MachineInfo } from './lib/machine.js';
 import { root, ServerUnderTest, tail } from './lib/processes.js';
 import { JupyterRest } from './lib/raw-kernel.js';
 import { table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from './lib/suite.js';
+import { abandoned } from './suites/abandoned.js';
 import { coldStart } from './suites/cold-start.js';
 import { contexts } from './suites/contexts.js';
 import { files } from './suites/files.js';
@@ -62,7 +63,7 @@ function progress(message: string): void {
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${message}\n`);
 }
 
-const allSuites: Suite[] = [latency, throughput, streaming, files, contexts, coldStart];
+const allSuites: Suite[] = [latency, throughput, streaming, files, contexts, coldStart, abandoned];
 
 function selectSuites(): Suite[] {
   const names = (list: string | undefined) => (list ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');

@@ -63,7 +63,7 @@ function progress(message: string): void {
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${message}\n`);
 }
 
-const allSuites: Suite[] = [latency, throughput, streaming, files, contexts, coldStart, abandoned];
+const allSuites: Suite[] = [latency, throughput, streaming, files, contexts, abandoned, coldStart];
 
 function selectSuites(): Suite[] {
   const names = (list: string | undefined) => (list ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');

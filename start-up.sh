@@ -36,7 +36,10 @@ export IPYTHONDIR
 mkdir -p "$IPYTHONDIR/profile_default"
 cp "$ROOT/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
 
-mkdir -p "$WORKSPACE_DIR"
+if ! mkdir -p "$WORKSPACE_DIR" 2>/dev/null || [[ ! -w "$WORKSPACE_DIR" ]]; then
+  echo "start-up.sh: WORKSPACE_DIR=$WORKSPACE_DIR cannot be created or written; set WORKSPACE_DIR to a writable directory" >&2
+  exit 2
+fi
 
 read -r JUPYTER_HOST JUPYTER_PORT < <(
   "$JUPYTER_PYTHON" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or 8888)' "$JUPYTER_URL"

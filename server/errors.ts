@@ -30,7 +30,7 @@ export const JupyterUnavailableError = createError('ERR_JUPYTER_UNAVAILABLE', 'J
 export const KernelError = createError('ERR_KERNEL', 'Kernel error: %s', 502);
 
 // Lifecycle
-export const ShuttingDownError = createError('ERR_SHUTTING_DOWN', 'The server is shutting down', 503);
+export const ShuttingDownError = createError('ERR_SERVER_SHUTTING_DOWN', 'The server is shutting down', 503);
 
 // Workspace files
 export const PathOutsideWorkspaceError = createError('ERR_PATH_OUTSIDE_WORKSPACE', 'Path %s is outside the workspace', 400);

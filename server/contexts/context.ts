@@ -188,7 +188,8 @@ export class KernelContext {
   private close(reason: KernelLostError): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.rejectWaiting(new ShuttingDownError());
+    // Requests still waiting learn why they won't run: the context was deleted, or the server stops.
+    this.queue.rejectWaiting(reason);
     this.endLife(reason);
     this.options.onClosed?.(this);
   }

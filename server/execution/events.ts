@@ -142,3 +142,23 @@ export function toErrorEvent(name: string, value: string, traceback: string[] | 
 export function serializeEvent(event: OutputEvent): string {
   return `${JSON.stringify(event)}\n`;
 }
+
+/**
+ * The `error` event for a failure around the code rather than in it (Jupyter unreachable, the
+ * context deleted while the request waited, ...). Its name follows the events the server reports
+ * itself (`KernelDied`, `JupyterUnavailable`): an error's own `errorName` if it has one, else its
+ * stable code without the prefix, in PascalCase (`ERR_JUPYTER_UNAVAILABLE` → `JupyterUnavailable`).
+ */
+export function toFailureEvent(error: unknown): ErrorEvent {
+  const { errorName, code, message } = (error ?? {}) as { errorName?: unknown; code?: unknown; message?: unknown };
+  const name =
+    typeof errorName === 'string'
+      ? errorName
+      : typeof code === 'string'
+        ? code
+            .replace(/^ERR_/, '')
+            .toLowerCase()
+            .replace(/(^|_)([a-z])/g, (_match, _separator: string, letter: string) => letter.toUpperCase())
+        : 'ExecutionError';
+  return toErrorEvent(name, typeof message === 'string' ? message : String(error));
+}

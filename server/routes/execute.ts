@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { ContextAndLanguageError, InvalidEnvVarError, InvalidRequestError } from '../errors.js';
 import { invalidEnvVarName, invalidEnvVarValue, envVarDialect } from '../execution/env-vars.js';
 import { NdjsonResponse } from '../execution/ndjson-response.js';
-import type { OutputEvent } from '../execution/events.js';
+import { toFailureEvent, type OutputEvent } from '../execution/events.js';
 import { ExecuteBody } from '../schemas/execute.js';
 import { errorResponses } from '../schemas/common.js';
 
@@ -80,9 +80,8 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
         .execute({ code, envVars, timeoutMs: Math.round(timeoutSeconds * 1000) }, sink, abandoned.signal)
         .catch((error: unknown) => {
           if (abandoned.signal.aborted) return;
-          const err = error as { code?: string; message?: string };
           request.log.warn({ err: error, context: context.id }, 'execution failed');
-          response.write({ type: 'error', name: err.code ?? 'ExecutionError', value: err.message ?? String(error), traceback: '' });
+          response.write(toFailureEvent(error));
         })
         .finally(() => {
           clearInterval(keepalive);

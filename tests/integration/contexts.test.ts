@@ -92,6 +92,20 @@ describe('contexts', () => {
     expect(listed).not.toContain(context.id);
   });
 
+  it('ends a request still waiting for a deleted context with ContextDeleted', async () => {
+    const context = await createContext();
+    const running = execute({ context_id: context.id, code: 'import time\ntime.sleep(2)' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const waiting = execute({ context_id: context.id, code: 'print("never")' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await request('DELETE', `/contexts/${context.id}`)).status).toBe(200);
+    const events = await waiting;
+    expect(errorsOf(events)[0]?.name).toBe('ContextDeleted');
+    expect(stdoutOf(events)).toBe('');
+    expect(events.at(-1)).toEqual({ type: 'end_of_execution' });
+    expect((await running).at(-1)).toEqual({ type: 'end_of_execution' });
+  });
+
   it('answers 404 for unknown ids on every context route', async () => {
     expect((await json('POST', '/contexts/nope/restart')).status).toBe(404);
     expect((await json('DELETE', '/contexts/nope')).status).toBe(404);

@@ -1,6 +1,8 @@
 import type { KernelMessage } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
-import { serializeEvent, stripOuterQuotes, toOutputEvent, toResultEvent } from '../../server/execution/events.js';
+import { JupyterUnavailableError } from '../../server/errors.js';
+import { KernelLostError } from '../../server/execution/execution.js';
+import { serializeEvent, stripOuterQuotes, toFailureEvent, toOutputEvent, toResultEvent } from '../../server/execution/events.js';
 
 function message(msgType: string, content: Record<string, unknown>, date = '2024-01-01T00:00:00.000Z'): KernelMessage.IIOPubMessage {
   return {
@@ -122,5 +124,18 @@ describe('serializeEvent', () => {
     expect(line.endsWith('\n')).toBe(true);
     expect(line.slice(0, -1)).not.toContain('\n');
     expect(JSON.parse(line)).toEqual({ type: 'stdout', text: 'a\nb', timestamp: 't' });
+  });
+});
+
+describe('toFailureEvent', () => {
+  it('names failures like the events the server reports itself', () => {
+    expect(toFailureEvent(new JupyterUnavailableError('connection refused'))).toEqual({
+      type: 'error',
+      name: 'JupyterUnavailable',
+      value: 'Jupyter Server is unavailable: connection refused',
+      traceback: '',
+    });
+    expect(toFailureEvent(new KernelLostError('ContextDeleted', 'The context was deleted'))).toMatchObject({ name: 'ContextDeleted' });
+    expect(toFailureEvent(new Error('odd'))).toMatchObject({ name: 'ExecutionError', value: 'odd' });
   });
 });

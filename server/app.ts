@@ -104,15 +104,24 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(fileRoutes, { config });
 
   // JSON endpoints take JSON whatever the Content-Type says: `curl -d '{"code":"..."}'` sends
-  // application/x-www-form-urlencoded, and that is how people type it.
+  // application/x-www-form-urlencoded, and that is how people type it. An empty body is no
+  // body, whatever its Content-Type: e2b's SDKs send `Content-Type: application/json` with
+  // nothing on restart and delete. Where a body is required, its schema then refuses it.
   await app.register(async (api) => {
-    api.removeContentTypeParser('text/plain');
-    api.addContentTypeParser('*', { parseAs: 'string' }, api.getDefaultJsonParser('error', 'error'));
+    api.removeContentTypeParser(['application/json', 'text/plain']);
+    api.addContentTypeParser(['application/json', '*'], { parseAs: 'string' }, jsonOrNothing(api.getDefaultJsonParser('error', 'error')));
     await api.register(executeRoutes, { config });
     await api.register(contextRoutes);
   });
 
   return app;
+}
+
+type BodyParser = (request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void) => void;
+
+/** Fastify's JSON parser, except that an empty body parses as no body instead of an error. */
+function jsonOrNothing(parse: ReturnType<FastifyInstance['getDefaultJsonParser']>): BodyParser {
+  return (request, body, done) => (body.length === 0 ? done(null, undefined) : parse(request, body, done));
 }
 
 function httpStatusText(status: number): string {

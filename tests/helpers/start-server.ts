@@ -35,21 +35,29 @@ export async function waitForUrl(url: string, deadlineMs: number, child: ChildPr
   throw new Error(`${url} did not answer within ${deadlineMs} ms`);
 }
 
+export interface StartOptions {
+  /** The API's port; a free one by default. */
+  port?: number;
+  /** The API's listening address (HOST); 127.0.0.1 by default. */
+  host?: string;
+}
+
 /**
- * Starts Jupyter and the API through start-up.sh on free ports with a temporary workspace,
- * and waits until both answer. `dist/` must be built.
+ * Starts Jupyter and the API through start-up.sh on free ports (or the given API port) with a
+ * temporary workspace, and waits until both answer. `dist/` must be built.
  */
-export async function startServer(env: Record<string, string> = {}): Promise<StartedServer> {
+export async function startServer(env: Record<string, string> = {}, options: StartOptions = {}): Promise<StartedServer> {
   const workspaceDir = await mkdtemp(path.join(tmpdir(), 'ci-workspace-'));
-  const [apiPort, jupyterPort] = [await freePort(), await freePort()];
-  const baseUrl = `http://127.0.0.1:${apiPort}`;
+  const [apiPort, jupyterPort] = [options.port ?? (await freePort()), await freePort()];
+  const host = options.host ?? '127.0.0.1';
+  const baseUrl = `http://${host}:${apiPort}`;
   const jupyterUrl = `http://127.0.0.1:${jupyterPort}`;
   const jupyterToken = `test-${jupyterPort}-${Math.random().toString(36).slice(2)}`;
   const child = spawn(path.join(root, 'start-up.sh'), {
     cwd: root,
     env: {
       ...process.env,
-      HOST: '127.0.0.1',
+      HOST: host,
       PORT: String(apiPort),
       JUPYTER_URL: jupyterUrl,
       JUPYTER_TOKEN: jupyterToken,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type BigIntStats, type Stats } from 'node:fs';
-import { link, lstat, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, type BigIntStats } from 'node:fs';
+import { link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,29 +8,17 @@ import {
   FileNotFoundError,
   InvalidPathError,
   IsADirectoryError,
-  NotADirectoryError,
-  PathChangedError,
   UploadTooLargeError,
   WorkspaceRootError,
 } from '../errors.js';
+import { listDirectory, type DirectoryListing, type ListOptions } from './listing.js';
 import { quote } from './paths.js';
+import { removeEntry } from './remove.js';
 import { isErrno, translateErrno, Workspace, type DirectoryHandle } from './workspace.js';
 
 const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
 
-export interface DirectoryEntry {
-  name: string;
-  type: 'file' | 'dir';
-  /** Bytes; null for directories. */
-  size: number | null;
-  /** Modification time in seconds since the epoch, with a fraction. */
-  modified: number;
-}
-
-export interface DirectoryListing {
-  path: string;
-  entries: DirectoryEntry[];
-}
+export type { DirectoryEntry, DirectoryListing, ListOptions } from './listing.js';
 
 /** A regular file opened for reading; whoever holds it closes it or streams it. */
 export interface OpenFile {
@@ -64,13 +52,9 @@ export interface WriteOptions {
 
 /**
  * Uploads are written to a temporary file beside the target and renamed into place. Their
- * names match this pattern so that listings can leave unfinished uploads out.
+ * names match {@link isInternalName} so that listings leave unfinished uploads out.
  */
-const TEMP_NAME = /^\.upload-[0-9a-f]{24}\.part$/;
 const tempName = () => `.upload-${randomBytes(12).toString('hex')}.part`;
-
-/** Listing stats entries this many at a time: enough to keep the thread pool busy. */
-const STAT_CONCURRENCY = 32;
 
 /**
  * File operations under the workspace root: list, read, write (atomically, streaming) and
@@ -85,46 +69,9 @@ export class WorkspaceFiles {
     this.workspace = new Workspace(root);
   }
 
-  async list(raw: string): Promise<DirectoryListing> {
-    const resolved = await this.workspace.resolve(raw);
-    if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
-    if (!resolved.stats.isDirectory()) throw new NotADirectoryError(quote(resolved.display));
-
-    const directory = await this.workspace.openDirectory(resolved.segments);
-    try {
-      const names = (await readdir(directory.path)).filter((name) => !TEMP_NAME.test(name));
-      const entries: DirectoryEntry[] = [];
-      for (let i = 0; i < names.length; i += STAT_CONCURRENCY) {
-        const batch = await Promise.all(names.slice(i, i + STAT_CONCURRENCY).map((name) => this.entry(directory, resolved.segments, name)));
-        for (const entry of batch) if (entry) entries.push(entry);
-      }
-      entries.sort((a, b) => (a.type !== b.type ? (a.type === 'dir' ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      return { path: resolved.display, entries };
-    } finally {
-      await directory.close();
-    }
-  }
-
-  /**
-   * One listing entry, or undefined for what the API cannot serve: entries gone since readdir,
-   * sockets and FIFOs, and symlinks that dangle or lead out of the workspace (whose target's
-   * size and date are none of the client's business).
-   */
-  private async entry(directory: DirectoryHandle, segments: string[], name: string): Promise<DirectoryEntry | undefined> {
-    let stats: Stats;
-    try {
-      stats = await lstat(directory.child(name));
-      if (stats.isSymbolicLink()) {
-        const target = await this.workspace.resolve([...segments, name].join('/'));
-        if (!target.stats) return undefined;
-        stats = await stat(target.real);
-      }
-    } catch {
-      return undefined;
-    }
-    if (stats.isDirectory()) return { name, type: 'dir', size: null, modified: stats.mtimeMs / 1000 };
-    if (stats.isFile()) return { name, type: 'file', size: stats.size, modified: stats.mtimeMs / 1000 };
-    return undefined;
+  /** One page of a directory listing; see {@link listDirectory}. */
+  list(raw: string, options: ListOptions = {}): Promise<DirectoryListing> {
+    return listDirectory(this.workspace, raw, options);
   }
 
   /** Opens a regular file for reading. The caller must stream or close what it gets. */
@@ -172,6 +119,10 @@ export class WorkspaceFiles {
    * wins, whole.
    */
   async write(raw: string, body: Readable, options: WriteOptions): Promise<WriteResult> {
+    // `PUT /files/newdir/` would otherwise create a file named `newdir`: say what was meant.
+    if (/(^|\/)\.?$/.test(raw) && raw !== '' && raw !== '.') {
+      throw new InvalidPathError(quote(raw), 'a file path cannot end with "/"; to make a directory, POST {"action":"mkdir"} to it');
+    }
     const resolved = await this.workspace.resolve(raw);
     const name = resolved.segments.at(-1);
     if (name === undefined) throw new WorkspaceRootError('replaced by a file');
@@ -208,26 +159,21 @@ export class WorkspaceFiles {
   }
 
   /**
-   * Deletes a file, a directory (recursively) or a symlink (the link, never its target). The
-   * workspace root cannot be deleted, nor a link that leads out of the workspace.
+   * Deletes a file, a directory (recursively) or a symlink: the link, never its target, wherever
+   * it points (outside the workspace, nowhere, or round in a loop). The workspace root cannot be
+   * deleted. Directories are emptied through descriptors (see {@link removeEntry}), so a
+   * directory swapped for a link to elsewhere while it is being emptied is not followed.
    */
   async remove(raw: string): Promise<void> {
     const resolved = await this.workspace.resolve(raw, { followLastLink: false });
     const name = resolved.segments.at(-1);
     if (name === undefined) throw new WorkspaceRootError('deleted');
     if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
-    // Throws PathOutsideWorkspaceError when the link leads out, as for every other operation.
-    if (resolved.stats.isSymbolicLink()) await this.workspace.resolve(raw);
 
     const directory = await this.workspace.openDirectory(resolved.segments.slice(0, -1));
     try {
-      const child = directory.child(name);
-      const stats = await lstat(child);
-      if (stats.isDirectory()) await rm(child, { recursive: true });
-      else await unlink(child);
+      await removeEntry(directory.path, name, resolved.display);
     } catch (error) {
-      // Something was written into the directory while it was being emptied.
-      if (isErrno(error, 'ENOTEMPTY')) throw new PathChangedError(quote(resolved.display));
       throw translateErrno(error, resolved.display);
     } finally {
       await directory.close();

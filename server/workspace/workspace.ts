@@ -23,6 +23,19 @@ const MAX_SYMLINKS = 40;
  */
 const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : undefined;
 
+/**
+ * A path that names the directory open at `handle`: its /proc entry, or `fallback` (the path
+ * it was opened by) where there is no /proc.
+ */
+export function pathOfHandle(handle: FileHandle, fallback: string): string {
+  return PROC_FD ? `${PROC_FD}/${handle.fd}` : fallback;
+}
+
+/** `name` inside the directory at `directory`; names that are bytes stay bytes. */
+export function childOf(directory: string, name: Buffer | string): Buffer | string {
+  return typeof name === 'string' ? `${directory}/${name}` : Buffer.concat([Buffer.from(`${directory}/`), name]);
+}
+
 /** A path resolved under the workspace. */
 export interface ResolvedPath {
   /** The path as the client named it, normalized: `.` or `a/b.txt`. */
@@ -200,6 +213,11 @@ export function translateErrno(error: unknown, where: string): unknown {
     case 'ENOTDIR':
       return new NotADirectoryError(quote(where));
     case 'ELOOP':
+    // A directory where a file was (or the reverse), a rename into what became its own
+    // subtree, a directory refilled while it was emptied: the path changed under the operation.
+    case 'EISDIR':
+    case 'EINVAL':
+    case 'ENOTEMPTY':
       return new PathChangedError(quote(where));
     case 'ENAMETOOLONG':
       return new InvalidPathError(quote(where), 'the path is too long');

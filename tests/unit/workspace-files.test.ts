@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -139,6 +139,13 @@ describe('write', () => {
     expect((await readdir(outside)).sort()).toEqual(['secret.txt']);
   });
 
+  it('refuses a path ending in "/" instead of creating a file under the directory\'s name', async () => {
+    for (const raw of ['newdir/', 'newdir/.', 'a/b/']) {
+      await expect(write(raw, 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', statusCode: 400, message: expect.stringMatching(/mkdir/) });
+    }
+    expect(await readdir(root)).toEqual([]);
+  });
+
   it('refuses a directory or the root as a target', async () => {
     await mkdir(path.join(root, 'dir'));
     await expect(write('dir', 'x')).rejects.toMatchObject({ code: 'ERR_IS_A_DIRECTORY' });
@@ -189,6 +196,44 @@ describe('list', () => {
     await writeFile(path.join(root, '.upload-0123456789abcdef01234567.part'), 'partial');
     await writeFile(path.join(root, 'done.txt'), '');
     expect((await files.list('.')).entries.map((entry) => entry.name)).toEqual(['done.txt']);
+  });
+
+  it('pages through a directory with limit and cursor: every entry once, in order', async () => {
+    for (let i = 0; i < 25; i++) await writeFile(path.join(root, `f${String(i).padStart(2, '0')}`), '');
+    for (let i = 0; i < 5; i++) await mkdir(path.join(root, `d${i}`));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await files.list('.', { limit: 7, cursor });
+      expect(page.entries.length).toBeLessThanOrEqual(7);
+      seen.push(...page.entries.map((entry) => entry.name));
+      cursor = page.next_cursor ?? undefined;
+      pages++;
+      // Changes between pages neither repeat nor skip the entries that stay.
+      if (pages === 2) await writeFile(path.join(root, 'a-new-file-sorted-before-the-cursor'), '');
+    } while (cursor);
+    expect(pages).toBe(5);
+    const expected = [...Array.from({ length: 5 }, (_, i) => `d${i}`), ...Array.from({ length: 25 }, (_, i) => `f${String(i).padStart(2, '0')}`)];
+    expect(seen).toEqual(expected);
+    expect((await files.list('.', { limit: 100 })).next_cursor).toBeNull();
+    expect((await files.list('.')).entries).toHaveLength(31);
+  });
+
+  it('refuses a cursor it did not make', async () => {
+    await expect(files.list('.', { cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST', statusCode: 400 });
+  });
+
+  it('leaves out names that are not UTF-8 or hold control characters, and counts them', async () => {
+    await writeFile(Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x6c, 0xe9, 0x74, 0xe9])]), 'latin-1');
+    await writeFile(path.join(root, 'tab\there'), '');
+    await writeFile(path.join(root, 'new\nline'), '');
+    await writeFile(path.join(root, 'ok-\u00e9t\u00e9-\ufffd.txt'), '');
+    const listing = await files.list('.');
+    expect(listing.entries.map((entry) => entry.name)).toEqual(['ok-\u00e9t\u00e9-\ufffd.txt']);
+    expect(listing.omitted).toBe(3);
+    await expect(files.openFile('tab\there')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', message: expect.stringMatching(/control characters/) });
+    await expect(write('new\nfile', 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
   });
 
   it('refuses a file (400), a missing path (404) and links out of the workspace (400)', async () => {
@@ -265,13 +310,78 @@ describe('remove', () => {
     expect((await stat(root)).isDirectory()).toBe(true);
   });
 
-  it('refuses paths through or to links out of the workspace, and leaves them be', async () => {
+  it('refuses paths through links out of the workspace, and leaves what is out there be', async () => {
+    await symlink(outside, path.join(root, 'out-dir'));
+    await expect(files.remove('out-dir/secret.txt')).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
+    expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('outside secret');
+  });
+
+  it('deletes links that lead out, nowhere or round in a loop: the links, never a target', async () => {
     await symlink(outside, path.join(root, 'out-dir'));
     await symlink(path.join(outside, 'secret.txt'), path.join(root, 'out-file'));
-    await expect(files.remove('out-dir/secret.txt')).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
-    await expect(files.remove('out-dir')).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
-    await expect(files.remove('out-file')).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
+    await symlink('missing', path.join(root, 'dangling'));
+    await symlink('loop-b', path.join(root, 'loop-a'));
+    await symlink('loop-a', path.join(root, 'loop-b'));
+    for (const name of ['out-dir', 'out-file', 'dangling', 'loop-a', 'loop-b']) await files.remove(name);
+    expect(await readdir(root)).toEqual([]);
     expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('outside secret');
-    expect((await readdir(root)).sort()).toEqual(['out-dir', 'out-file']);
+  });
+
+  it('deletes entries whose names are not UTF-8', async () => {
+    await mkdir(path.join(root, 'tree'));
+    await writeFile(Buffer.concat([Buffer.from(`${root}/tree/`), Buffer.from([0x66, 0xff, 0xfe])]), 'x');
+    await files.remove('tree');
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('never leaves the workspace while a directory is swapped for a link to outside in a loop', { timeout: 60_000 }, async () => {
+    // The attack: code in the workspace exchanges a directory with a symlink to an outside
+    // directory (renameat2 RENAME_EXCHANGE) as fast as it can while the tree is deleted. A
+    // delete that walks path strings lists and unlinks the outside directory's files.
+    const victims = 500;
+    await mkdir(path.join(outside, 'victim'));
+    for (let i = 0; i < victims; i++) await writeFile(path.join(outside, 'victim', `f${i}`), 'outside');
+    for (let round = 0; round < 5; round++) {
+      const tree = path.join(root, 'x');
+      await mkdir(path.join(tree, 'd'), { recursive: true });
+      for (let i = 0; i < victims; i++) await writeFile(path.join(tree, 'd', `f${i}`), 'inside');
+      await symlink(path.join(outside, 'victim'), path.join(tree, 'l'));
+      const racer = await startSwapRace(path.join(tree, 'd'), path.join(tree, 'l'));
+      const errors: unknown[] = [];
+      try {
+        for (let attempt = 0; attempt < 20; attempt++) {
+          try {
+            await files.remove('x');
+            break;
+          } catch (error) {
+            errors.push(error);
+          }
+        }
+      } finally {
+        racer.kill('SIGKILL');
+      }
+      expect(await readdir(path.join(outside, 'victim'))).toHaveLength(victims);
+      // A 409 ("changed while it was being deleted") is a fair answer under this race.
+      for (const error of errors) expect(error).toMatchObject({ code: 'ERR_PATH_CHANGED' });
+      await rm(tree, { recursive: true, force: true });
+    }
+    expect(await readdir(outside)).toEqual(['secret.txt', 'victim']);
   });
 });
+
+/** Swaps two paths with renameat2(RENAME_EXCHANGE) in a loop until killed; resolves once it runs. */
+async function startSwapRace(a: string, b: string): Promise<ChildProcess> {
+  const code = [
+    'import ctypes, sys',
+    'libc = ctypes.CDLL(None, use_errno=True)',
+    'a, b = sys.argv[1].encode(), sys.argv[2].encode()',
+    'print("ready", flush=True)',
+    'while True: libc.renameat2(-100, a, -100, b, 2)',
+  ].join('\n');
+  const racer = spawn('/usr/bin/python3', ['-c', code, a, b], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    racer.once('error', reject);
+    racer.stdout!.once('data', () => resolve());
+  });
+  return racer;
+}

@@ -5,11 +5,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import mime from 'mime-types';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
+import { InvalidRequestError, RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
 import { errorResponses } from '../schemas/common.js';
 import { DirectoryListing, FilePathParams, ListFilesQuery, UploadResult } from '../schemas/files.js';
 import { lastModified, planDownload } from '../workspace/download.js';
 import { WorkspaceFiles } from '../workspace/files.js';
+import { MAX_LIST_LIMIT } from '../workspace/listing.js';
 import { quote } from '../workspace/paths.js';
 
 /** An upload that sends nothing for this long is abandoned (and its temporary file removed). */
@@ -52,7 +53,10 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
         response: { 200: DirectoryListing, ...fileErrors },
       },
     },
-    async (request) => workspace.list(request.query.path ?? '.'),
+    async (request) => {
+      const { path: raw = '.', limit, cursor } = request.query;
+      return workspace.list(raw, { limit: limit === undefined ? undefined : listLimit(limit), cursor });
+    },
   );
 
   const download = {
@@ -162,6 +166,12 @@ async function sendFile(workspace: WorkspaceFiles, raw: string, request: Fastify
     .header('content-length', end - start + 1);
   if (request.method === 'HEAD' || file.size === 0) return reply.send();
   return reply.send(file.stream(start, end));
+}
+
+function listLimit(raw: string): number {
+  const limit = Number(raw);
+  if (limit < 1 || limit > MAX_LIST_LIMIT) throw new InvalidRequestError(`limit must be between 1 and ${MAX_LIST_LIMIT}, got ${raw}`);
+  return limit;
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from '../workspace/listing.js';
 
 // Lengths are checked by the workspace with messages that say what is wrong; these bounds
 // only keep absurd input away from it.
@@ -7,6 +8,17 @@ const MAX_RAW_PATH = 16 * 1024;
 export const ListFilesQuery = Type.Object({
   path: Type.Optional(
     Type.String({ maxLength: MAX_RAW_PATH, description: 'Workspace-relative directory path (default: the workspace root, ".")' }),
+  ),
+  // A string: query values are not coerced (coerceTypes is off for the whole API). The route
+  // checks the range.
+  limit: Type.Optional(
+    Type.String({
+      pattern: '^[0-9]{1,6}$',
+      description: `Most entries in one answer, 1 to ${MAX_LIST_LIMIT} (default ${DEFAULT_LIST_LIMIT})`,
+    }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 2048, description: 'The next_cursor of the previous page, to get the page after it' }),
   ),
 });
 
@@ -28,6 +40,10 @@ export const DirectoryListing = Type.Object(
   {
     path: Type.String({ description: 'The listed directory, workspace-relative and normalized' }),
     entries: Type.Array(DirectoryEntry, { description: 'Directories first, then files, each group by name' }),
+    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+    omitted: Type.Integer({
+      description: 'Entries of the directory left out because their names are not UTF-8 or hold control characters',
+    }),
   },
   { additionalProperties: false },
 );

@@ -12,6 +12,32 @@ export const MAX_PATH_BYTES = 4095;
  */
 const ENCODED_SEPARATOR = /%(?:2e|2f|5c|00)/i;
 
+/**
+ * The names the API deals in: valid UTF-8 (a JavaScript string that came from a UTF-8 request
+ * is) without control characters. Tabs, newlines and escape sequences in names break the
+ * shells, logs and terminals that handle them later; a name that is not UTF-8 cannot be sent
+ * or shown in JSON faithfully. The API refuses to create or address other names, and
+ * listings and archives leave them out (see {@link isServableName}).
+ */
+const CONTROL = /[\u0001-\u001f\u007f]/;
+
+/** Whether a name read from the disk (as bytes) is one the API can list, serve and archive. */
+export function isServableName(name: Buffer): boolean {
+  const text = name.toString('utf8');
+  // A lossy decoding shows as U+FFFD; a genuine U+FFFD in the name survives the round trip.
+  return !CONTROL.test(text) && Buffer.from(text, 'utf8').equals(name);
+}
+
+/**
+ * Names the server gives its own work in progress: `.upload-*.part` beside an upload's target,
+ * `.extract-*` for an archive being unpacked. Listings and archives leave them out.
+ */
+const INTERNAL_NAME = /^\.(?:upload-[0-9a-f]{24}\.part|extract-[0-9a-f]{24})$/;
+
+export function isInternalName(name: string): boolean {
+  return INTERNAL_NAME.test(name);
+}
+
 /** A request path checked and split: `segments` is [] for the workspace root. */
 export interface WorkspacePath {
   /** Normalized workspace-relative form for answers and messages: `.` or `a/b.txt`. */
@@ -32,6 +58,7 @@ export function quote(raw: string): string {
  */
 export function parseWorkspacePath(raw: string): WorkspacePath {
   if (raw.includes('\0')) throw new InvalidPathError(quote(raw), 'NUL bytes are not allowed');
+  if (CONTROL.test(raw)) throw new InvalidPathError(quote(raw), 'control characters (U+0001-U+001F, U+007F) are not allowed in names');
   if (raw.includes('\\')) throw new InvalidPathError(quote(raw), 'backslashes are not allowed; use / to separate segments');
   if (ENCODED_SEPARATOR.test(raw)) {
     throw new InvalidPathError(quote(raw), "percent-encoded '.', '/', '\\' or NUL are not allowed (was the path encoded twice?)");

@@ -407,7 +407,7 @@ describe('files: symlinks', () => {
     expect(jsonOf(response)).toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
   });
 
-  it.each(['to-sibling/secret.txt', 'to-sibling', 'passwd', 'dangling-out'])('refuses to delete %s', async (name) => {
+  it.each(['to-sibling/secret.txt', 'relative-out/passwd'])('refuses to delete %s', async (name) => {
     const response = await del(`${dir}/links/${name}`);
     expect(response.status).toBe(400);
     expect(jsonOf(response)).toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
@@ -435,6 +435,120 @@ describe('files: symlinks', () => {
     expect((await get(`${dir}/links/inside/real.txt`)).body.toString()).toBe('real content');
     const out = await python(`import os\nprint(os.path.lexists("${dir}/links/to-inside"), os.path.lexists("${dir}/links/alias.txt"))`);
     expect(out.trim()).toBe('False False');
+  });
+
+  it('deletes links that lead out or loop: the links, never what they point to', async () => {
+    await python(`import os\nos.symlink("loop-b", "${dir}/links/loop-a")\nos.symlink("loop-a", "${dir}/links/loop-b")`);
+    for (const name of ['to-sibling', 'passwd', 'dangling-out', 'relative-out', 'loop-a', 'loop-b']) {
+      expect((await del(`${dir}/links/${name}`)).status).toBe(204);
+    }
+    const out = await python(
+      [
+        'import os',
+        `print(sorted(os.listdir("${dir}/links")), open(os.path.join(${JSON.stringify(sibling)}, "secret.txt")).read(), os.path.exists("/etc/passwd"))`,
+      ].join('\n'),
+    );
+    expect(out.trim()).toBe("['inside'] SIBLING-SECRET True");
+  });
+});
+
+describe('files: names, trailing slashes, pages', () => {
+  it('refuses PUT to a path ending in "/" instead of creating a file named like the directory', async () => {
+    for (const raw of [`/files/${dir}/newdir/`, `/files/${dir}/newdir/.`]) {
+      const response = await send('PUT', raw, 'x');
+      expect(response.status).toBe(400);
+      expect(jsonOf(response)).toMatchObject({ code: 'ERR_INVALID_PATH', message: expect.stringMatching(/mkdir/) });
+    }
+    expect((await get(`${dir}/newdir`)).status).toBe(404);
+  });
+
+  it('refuses names with control characters, and lists neither those nor names that are not UTF-8', async () => {
+    const response = await send('PUT', `/files/${dir}/names/tab%09name`, 'x');
+    expect(response.status).toBe(400);
+    expect(jsonOf(response)).toMatchObject({ code: 'ERR_INVALID_PATH', message: expect.stringMatching(/control characters/) });
+    await python(
+      [
+        'import os',
+        `d = b"${dir}/names"`,
+        'os.makedirs(d, exist_ok=True)',
+        'for name in [b"caf\\xe9", b"new\\nline", b"esc\\x1b[31m", "fin\u00e9.txt".encode()]: open(d + b"/" + name, "w").close()',
+      ].join('\n'),
+    );
+    const listing = jsonOf<Listing & { omitted: number }>(await list(`${dir}/names`));
+    expect(listing.entries.map((entry) => entry.name)).toEqual(['fin\u00e9.txt']);
+    expect(listing.omitted).toBe(3);
+    expect((await del(`${dir}/names`)).status).toBe(204);
+  });
+
+  it('pages a listing with limit and cursor', async () => {
+    await python(`import os\nos.makedirs("${dir}/many")\nfor i in range(120): open(f"${dir}/many/{i:03}", "w").close()`);
+    const names: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query = `path=${encodeURIComponent(`${dir}/many`)}&limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const response = await send('GET', `/files?${query}`);
+      expect(response.status, response.body.toString()).toBe(200);
+      const page = jsonOf<Listing & { next_cursor: string | null }>(response);
+      names.push(...page.entries.map((entry) => entry.name));
+      cursor = page.next_cursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(names).toEqual(Array.from({ length: 120 }, (_, i) => String(i).padStart(3, '0')));
+    for (const query of ['limit=0', 'limit=10001', 'limit=x', 'cursor=bogus']) {
+      const response = await send('GET', `/files?path=${encodeURIComponent(`${dir}/many`)}&${query}`);
+      expect(response.status).toBe(400);
+    }
+  });
+});
+
+describe('files: deleting while code swaps a directory for a link to outside', () => {
+  it('never deletes anything outside the workspace', { timeout: 180_000 }, async () => {
+    // The kernel exchanges a directory with a symlink to an outside directory as fast as it can
+    // (renameat2 RENAME_EXCHANGE in a thread) while DELETE runs. Several rounds: a delete that
+    // walks path strings escapes in about half of them (in the others it happens to unlink the
+    // link first, which ends the race).
+    await python(
+      [
+        'import ctypes, os, shutil, tempfile, threading',
+        'libc = ctypes.CDLL(None, use_errno=True)',
+        'outside = tempfile.mkdtemp()',
+        'race = {}',
+        'def start_race(tree, files=500):',
+        '    for i in range(files): open(os.path.join(outside, f"f{i}"), "w").close()',
+        '    os.makedirs(tree + "/d")',
+        '    for i in range(files): open(os.path.join(tree, "d", f"f{i}"), "w").close()',
+        '    os.symlink(outside, tree + "/l")',
+        '    race["stop"] = stop = threading.Event()',
+        '    a, b = os.path.abspath(tree + "/d").encode(), os.path.abspath(tree + "/l").encode()',
+        '    def swap():',
+        '        while not stop.is_set(): libc.renameat2(-100, a, -100, b, 2)',
+        '    race["thread"] = threading.Thread(target=swap, daemon=True)',
+        '    race["thread"].start()',
+        'def stop_race():',
+        '    race["stop"].set()',
+        '    race["thread"].join()',
+        '    return len(os.listdir(outside))',
+      ].join('\n'),
+    );
+    try {
+      for (let round = 0; round < 8; round++) {
+        const tree = `${dir}/race-${round}`;
+        await python(`start_race(${JSON.stringify(tree)})`);
+        const statuses: number[] = [];
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const response = await del(tree);
+          statuses.push(response.status);
+          if (response.status === 204) break;
+        }
+        expect((await python('print(stop_race())')).trim()).toBe('500');
+        // A 409 (the path changed under the delete) is a fair answer under this race; a 500 is not.
+        expect(statuses.every((status) => status === 204 || status === 409)).toBe(true);
+      }
+    } finally {
+      await python('shutil.rmtree(outside)');
+    }
   });
 });
 

@@ -18,11 +18,12 @@ import openapiPlugin from './plugins/openapi.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
 import executeRoutes from './routes/execute.js';
+import executionRoutes from './routes/executions.js';
 import fileRoutes from './routes/files.js';
 import healthRoutes from './routes/health.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
-import { ExecutionEvent } from './schemas/execute.js';
+import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
 
 /**
  * One log line per request, written when it completes, rather than Fastify's two ("incoming
@@ -69,6 +70,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addSchema(ErrorResponse);
   app.addSchema(Context);
   app.addSchema(ExecutionEvent);
+  app.addSchema(ExecutionInfo);
 
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
   // Before any route: it learns them as they are added.
@@ -111,6 +113,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     api.removeContentTypeParser(['application/json', 'text/plain']);
     api.addContentTypeParser(['application/json', '*'], { parseAs: 'string' }, jsonOrNothing(api.getDefaultJsonParser('error', 'error')));
     await api.register(executeRoutes, { config });
+    await api.register(executionRoutes, { config });
     await api.register(contextRoutes);
   });
 

@@ -20,6 +20,14 @@ export interface Config {
   keepaliveIntervalMs: number;
   /** Per-execution budget of stdout/stderr text, in bytes; further stream text is dropped. */
   maxOutputBytes: number;
+  /** Events kept per execution for readers that re-attach, in bytes. */
+  executionBufferBytes: number;
+  /** Events kept over all executions, in bytes. */
+  executionBufferTotalBytes: number;
+  /** How long a finished execution stays readable, in ms. */
+  executionRetentionMs: number;
+  /** Finished executions kept at most. */
+  maxRetainedExecutions: number;
   /** Executions that may wait behind a busy context before new ones are refused. */
   maxQueuedExecutions: number;
   /** How long SIGTERM waits for running executions before closing kernel sockets, in ms. */
@@ -155,6 +163,13 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('EXECUTION_TIMEOUT must be set and at most MAX_EXECUTION_TIMEOUT when MAX_EXECUTION_TIMEOUT is set');
   }
 
+  const executionBufferBytes = bytes(env, 'EXECUTION_BUFFER_BYTES', 16 * 2 ** 20);
+  const executionBufferTotalBytes = bytes(env, 'EXECUTION_BUFFER_TOTAL_BYTES', 256 * 2 ** 20);
+  if (executionBufferBytes < 2 * 2 ** 20) throw new ConfigError('EXECUTION_BUFFER_BYTES must be at least 2MiB');
+  if (executionBufferTotalBytes < executionBufferBytes) {
+    throw new ConfigError('EXECUTION_BUFFER_TOTAL_BYTES must be at least EXECUTION_BUFFER_BYTES');
+  }
+
   return {
     host: read(env, 'HOST') ?? '0.0.0.0',
     port: integer(env, 'PORT', 49999, 0, 65535),
@@ -169,6 +184,10 @@ export function loadConfig(env: Env = process.env): Config {
     keepaliveIntervalMs: Math.round(seconds(env, 'KEEPALIVE_INTERVAL', 5) * 1000),
     maxOutputBytes: bytes(env, 'MAX_OUTPUT_BYTES', 64 * 2 ** 20),
     maxQueuedExecutions: integer(env, 'MAX_QUEUED_EXECUTIONS', 32, 0, 100_000),
+    executionBufferBytes,
+    executionBufferTotalBytes,
+    executionRetentionMs: Math.round(seconds(env, 'EXECUTION_RETENTION', 600) * 1000),
+    maxRetainedExecutions: integer(env, 'MAX_RETAINED_EXECUTIONS', 100, 0, 100_000),
     shutdownGraceMs: Math.round(seconds(env, 'SHUTDOWN_GRACE', 10) * 1000),
     maxUploadBytes: bytes(env, 'MAX_UPLOAD_BYTES', 4 * 2 ** 30),
     accessToken,

@@ -13,7 +13,7 @@ export const ContextAndLanguageError = createError(
   'context_id and language are mutually exclusive: send one or neither',
   400,
 );
-export const InvalidEnvVarError = createError('ERR_INVALID_ENV_VAR', 'Invalid environment variable name %s: %s', 400);
+export const InvalidEnvVarError = createError('ERR_INVALID_ENV_VAR', 'Invalid environment variable %s: %s', 400);
 
 // Contexts
 export const ContextNotFoundError = createError('ERR_CONTEXT_NOT_FOUND', 'Context %s not found', 404);
@@ -24,6 +24,10 @@ export const UnknownLanguageError = createError(
 );
 export const InvalidCwdError = createError('ERR_INVALID_CWD', 'cwd %s', 400);
 export const ContextBusyError = createError('ERR_CONTEXT_BUSY', 'Context %s has %s executions waiting already; try again later', 429);
+
+// Executions
+export const ExecutionNotFoundError = createError('ERR_EXECUTION_NOT_FOUND', 'Execution %s not found (finished executions are kept for a while only)', 404);
+export const InputNotPendingError = createError('ERR_INPUT_NOT_PENDING', 'Execution %s is not waiting for input', 409);
 
 // Jupyter
 export const JupyterUnavailableError = createError('ERR_JUPYTER_UNAVAILABLE', 'Jupyter Server is unavailable: %s', 503);

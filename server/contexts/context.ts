@@ -4,10 +4,10 @@ import type { Logger } from '../logger.js';
 import type WebSocket from 'ws';
 import { ContextBusyError, JupyterUnavailableError, KernelError, ShuttingDownError } from '../errors.js';
 import type { JupyterClient } from '../jupyter/client.js';
-import { KernelLostError, runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/execution.js';
+import type { ExecutionTarget, RunControl } from '../execution/execution.js';
+import { KernelLostError, type Outcome } from '../execution/failures.js';
+import { runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/run.js';
 import { SerialQueue } from './serial-queue.js';
-
-const KERNEL_DIED = 'The kernel died (it crashed, exited or ran out of memory) and was restarted; its state was lost';
 
 /** How long a kernel may take to answer its first kernel_info request. */
 const KERNEL_READY_MS = 60_000;
@@ -45,7 +45,7 @@ export interface ContextOptions {
  * and a new one was started); the context's id and cwd do not. Each kernel incarnation has a
  * "life" signal that aborts when it goes, so that an execution waiting on it ends at once.
  */
-export class KernelContext {
+export class KernelContext implements ExecutionTarget {
   readonly id = randomUUID();
   readonly language: string;
   readonly kernelName: string;
@@ -93,13 +93,14 @@ export class KernelContext {
   }
 
   /**
-   * Queues one execution and resolves when it has finished. Throws ContextBusyError before
-   * queuing when too many executions already wait; events go to `sink`.
+   * Queues one execution and resolves with its outcome when it has finished. Throws
+   * ContextBusyError before queuing when too many executions already wait; events go to `sink`.
    */
-  async execute(request: ExecuteRequest, sink: EventSink, signal: AbortSignal): Promise<void> {
+  async execute(request: ExecuteRequest, sink: EventSink, control: RunControl): Promise<Outcome> {
     this.assertAcceptsWork();
-    await this.queue.run(async () => {
+    return this.queue.run(async () => {
       this.assertAcceptsWork();
+      control.onStarted();
       if (this.replacing) await this.replacing.catch(() => undefined);
       // A kernel lost while Jupyter was away and not yet replaced is replaced now; if Jupyter
       // is still away this throws JupyterUnavailableError, which the stream reports.
@@ -108,8 +109,10 @@ export class KernelContext {
       // The previous kernel life may have ended (it died and Jupyter restarted it, say); this
       // execution starts on the one there is now.
       if (this.life.signal.aborted) this.life = new AbortController();
-      await runExecution(this.executionHost(), request, sink, signal, this.options.execution);
-    }, signal);
+      return runExecution(this.executionHost(), request, sink, control.stop, this.options.execution, {
+        onInputRequest: control.onInputRequest,
+      });
+    }, control.cancel);
   }
 
   /** Throws if one more execution could not be queued. */
@@ -305,7 +308,7 @@ export class KernelContext {
     if (status === 'autorestarting') {
       // Jupyter noticed the kernel process died and restarts it under the same kernel id.
       this.logger.warn({ kernel: kernel.id }, 'kernel died and is being restarted by Jupyter');
-      this.reconnectAfterRestart(new KernelLostError('KernelDied', KERNEL_DIED));
+      this.reconnectAfterRestart(new KernelLostError('KernelDied'));
     } else if (status === 'dead' && !this.closed) {
       // The kernel is gone from Jupyter for good (or Jupyter itself was replaced): start a new
       // one so the context keeps its id and cwd.

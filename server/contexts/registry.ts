@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, ShuttingDownError, UnknownLanguageError } from '../errors.js';
-import type { ExecutionOptions } from '../execution/execution.js';
+import type { ExecutionOptions } from '../execution/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { KernelContext, type ContextInfo } from './context.js';
 

@@ -2,11 +2,14 @@ import type { KernelMessage } from '@jupyterlab/services';
 
 /** The NDJSON lines of `POST /execute`, one object per line, in the reference's wire format. */
 export type OutputEvent =
-  | { type: 'number_of_executions'; execution_count: number }
+  | { type: 'number_of_executions'; execution_count: number; execution_id?: string }
   | { type: 'stdout' | 'stderr'; text: string; timestamp: string }
   | ResultEvent
   | ErrorEvent
   | { type: 'output_truncated'; stream_bytes_dropped: number; limit_bytes: number }
+  | { type: 'input_request'; prompt: string; password: boolean }
+  | { type: 'events_dropped'; count: number }
+  | ExecutionStatsEvent
   | { type: 'keepalive' }
   | { type: 'end_of_execution' };
 
@@ -25,6 +28,14 @@ export interface ResultEvent {
   javascript: string | null;
   /** MIME types without a field of their own, keyed by MIME type. */
   extra?: Record<string, unknown>;
+}
+
+export interface ExecutionStatsEvent {
+  type: 'execution_stats';
+  wall_ms: number;
+  queue_ms: number;
+  cpu_ms: number | null;
+  peak_memory_bytes: number | null;
 }
 
 export interface ErrorEvent {
@@ -141,24 +152,4 @@ export function toErrorEvent(name: string, value: string, traceback: string[] | 
 /** One NDJSON line. */
 export function serializeEvent(event: OutputEvent): string {
   return `${JSON.stringify(event)}\n`;
-}
-
-/**
- * The `error` event for a failure around the code rather than in it (Jupyter unreachable, the
- * context deleted while the request waited, ...). Its name follows the events the server reports
- * itself (`KernelDied`, `JupyterUnavailable`): an error's own `errorName` if it has one, else its
- * stable code without the prefix, in PascalCase (`ERR_JUPYTER_UNAVAILABLE` → `JupyterUnavailable`).
- */
-export function toFailureEvent(error: unknown): ErrorEvent {
-  const { errorName, code, message } = (error ?? {}) as { errorName?: unknown; code?: unknown; message?: unknown };
-  const name =
-    typeof errorName === 'string'
-      ? errorName
-      : typeof code === 'string'
-        ? code
-            .replace(/^ERR_/, '')
-            .toLowerCase()
-            .replace(/(^|_)([a-z])/g, (_match, _separator: string, letter: string) => letter.toUpperCase())
-        : 'ExecutionError';
-  return toErrorEvent(name, typeof message === 'string' ? message : String(error));
 }

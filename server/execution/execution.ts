@@ -1,218 +1,260 @@
-import type { Kernel, KernelMessage } from '@jupyterlab/services';
-import { envVarDialect, type EnvVars, type PreviousEnv } from './env-vars.js';
-import { toErrorEvent, toOutputEvent, type OutputEvent } from './events.js';
+import { randomUUID } from 'node:crypto';
+import type { OutputEvent } from './events.js';
+import { EventLog, type LogBudget, type LogEntry } from './event-log.js';
+import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from './failures.js';
+import type { EventSink, ExecuteRequest, InputRequest, StopReason } from './run.js';
+import { InputNotPendingError } from '../errors.js';
 
-export interface ExecuteRequest {
-  code: string;
-  envVars?: EnvVars | undefined;
-  /** 0 means no limit. */
-  timeoutMs: number;
+export type ExecutionState = 'queued' | 'running' | 'awaiting_input' | 'finished';
+export type DisconnectPolicy = 'interrupt' | 'continue';
+
+/** What `GET /executions/{id}` answers. */
+export interface ExecutionInfo {
+  id: string;
+  context_id: string;
+  language: string;
+  state: ExecutionState;
+  outcome?: Outcome;
+  created_at: string;
+  started_at?: string;
+  finished_at?: string;
+  event_count: number;
+  queue_ms?: number;
+  wall_ms?: number;
 }
 
-/** Where events go. `write` returning false asks the producer to wait for `waitForDrain`. */
-export interface EventSink {
-  write(event: OutputEvent): boolean;
-  waitForDrain(): Promise<void>;
-}
-
-/** What an execution needs from the context it runs in. */
-export interface ExecutionHost {
-  readonly kernel: Kernel.IKernelConnection;
+/** What an execution needs from its context: a queue slot and a kernel. */
+export interface ExecutionTarget {
+  readonly id: string;
   readonly language: string;
-  /** Aborts when the kernel dies, is restarted or the connection is lost; reason says which. */
-  readonly lifeSignal: AbortSignal;
-  interrupt(): Promise<void>;
-  /** Restarts the kernel because it ignored an interrupt. */
-  restartAfterStuck(): Promise<void>;
-  /** Pauses or resumes reading from the kernel socket (backpressure from a slow client). */
-  setPaused(paused: boolean): void;
+  execute(request: ExecuteRequest, sink: EventSink, control: RunControl): Promise<Outcome>;
+}
+
+/** How the owner of an execution steers it through the context's queue and the run. */
+export interface RunControl {
+  /** Aborts while queued: the execution leaves the queue with the signal's reason. */
+  cancel: AbortSignal;
+  /** Aborts while running: the kernel is interrupted; the reason is a StopReason. */
+  stop: AbortSignal;
+  onStarted(): void;
+  onInputRequest(request: InputRequest | undefined): void;
 }
 
 export interface ExecutionOptions {
-  interruptGraceMs: number;
-  maxOutputBytes: number;
+  /** Bytes of events kept per execution. */
+  bufferBytes: number;
+  budget?: LogBudget;
+  onDisconnect: DisconnectPolicy;
 }
-
-/** Why the kernel went away under an execution; carried as the life signal's reason. */
-export class KernelLostError extends Error {
-  constructor(
-    readonly errorName: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'KernelLostError';
-  }
-}
-
-type Stop = { kind: 'timeout'; seconds: number } | { kind: 'abandoned' };
 
 /**
- * Runs one request in a kernel and writes what the kernel emits to `sink`, in order. Never
- * throws for anything the kernel does: failures become `error` events. The caller writes
- * `end_of_execution` once this resolves. Resolves only when the kernel is ready for the next
- * execution (idle, or restarted), so that the context's queue can move on.
+ * The requester lags this far behind before the kernel socket is paused, and resumes once it
+ * is back under the low mark. Well below the per-execution buffer, so the requester never
+ * loses an event to the buffer's limit.
  */
-export async function runExecution(
-  host: ExecutionHost,
-  request: ExecuteRequest,
-  sink: EventSink,
-  signal: AbortSignal,
-  options: ExecutionOptions,
-): Promise<void> {
-  const envVars = request.envVars && Object.keys(request.envVars).length > 0 ? request.envVars : undefined;
-  const dialect = envVars ? envVarDialect(host.language) : undefined;
+const HIGH_WATER_BYTES = 1024 * 1024;
+const LOW_WATER_BYTES = 256 * 1024;
 
-  let previous: PreviousEnv | undefined;
-  if (envVars && dialect) {
-    const apply = dialect.apply(envVars);
-    const reply = await silentRequest(host, apply.code, apply.userExpressions);
-    if (reply === undefined || reply.status !== 'ok') {
-      sink.write(toErrorEvent('EnvVarsError', 'The environment variables could not be set; the code was not run'));
-      return;
+/**
+ * One execution: a request queued in a context, run in its kernel, and the log of what it
+ * emitted. Transports (HTTP NDJSON, WebSocket, MCP) start one through the manager and read its
+ * events; any number of readers may read at once and re-attach later. The reader that started
+ * it (the requester) loses nothing: while it lags, the kernel waits; when it goes away, the
+ * execution follows its disconnect policy.
+ */
+export class Execution {
+  readonly id = randomUUID();
+  readonly contextId: string;
+  readonly language: string;
+  readonly log: EventLog;
+  /** Settles once `end_of_execution` is in the log. */
+  readonly finished: Promise<void>;
+
+  private state: ExecutionState = 'queued';
+  private outcome: Outcome | undefined;
+  private readonly createdAt = Date.now();
+  private startedAt: number | undefined;
+  private finishedAt: number | undefined;
+  private readonly cancelController = new AbortController();
+  private readonly stopController = new AbortController();
+  private pendingInput: InputRequest | undefined;
+  private requesterAttached = false;
+  private drainWaiters: Array<() => void> = [];
+  private resolveFinished!: () => void;
+  private readonly onDisconnect: DisconnectPolicy;
+
+  constructor(
+    private readonly target: ExecutionTarget,
+    private readonly request: ExecuteRequest,
+    options: ExecutionOptions,
+  ) {
+    this.contextId = target.id;
+    this.language = target.language;
+    this.onDisconnect = options.onDisconnect;
+    this.log = new EventLog(options.bufferBytes, options.budget);
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+  }
+
+  get info(): ExecutionInfo {
+    const info: ExecutionInfo = {
+      id: this.id,
+      context_id: this.contextId,
+      language: this.language,
+      state: this.state,
+      created_at: new Date(this.createdAt).toISOString(),
+      event_count: this.log.length,
+    };
+    if (this.outcome) info.outcome = this.outcome;
+    if (this.startedAt !== undefined) {
+      info.started_at = new Date(this.startedAt).toISOString();
+      info.queue_ms = this.startedAt - this.createdAt;
     }
-    previous = dialect.previousFrom(reply.user_expressions as Record<string, unknown> | undefined);
-  }
-
-  const lost = await runUserCode(host, request, sink, signal, options);
-
-  if (envVars && dialect && !lost && !host.lifeSignal.aborted) {
-    // The kernel kept its state, so the variables must go back to exactly what they were.
-    await silentRequest(host, dialect.restore(envVars, previous), {});
-  }
-}
-
-/** Returns true when the kernel's state was lost during the execution. */
-async function runUserCode(
-  host: ExecutionHost,
-  request: ExecuteRequest,
-  sink: EventSink,
-  signal: AbortSignal,
-  options: ExecutionOptions,
-): Promise<boolean> {
-  if (host.lifeSignal.aborted) {
-    const reason = host.lifeSignal.reason as KernelLostError;
-    sink.write(toErrorEvent(reason.errorName, reason.message));
-    return true;
-  }
-
-  const future = host.kernel.requestExecute(
-    { code: request.code, silent: false, store_history: true, allow_stdin: false, stop_on_error: false },
-    true,
-  );
-
-  let stop: Stop | undefined;
-  let streamBytes = 0;
-  let droppedBytes = 0;
-  let paused = false;
-
-  const write = (event: OutputEvent) => {
-    if (signal.aborted) return;
-    if (!sink.write(event) && !paused) {
-      // The client reads slower than the kernel writes: stop reading the kernel socket until
-      // the response drains, so memory stays bounded whatever the kernel prints.
-      paused = true;
-      host.setPaused(true);
-      void sink.waitForDrain().then(() => {
-        paused = false;
-        host.setPaused(false);
-      });
+    if (this.finishedAt !== undefined) {
+      info.finished_at = new Date(this.finishedAt).toISOString();
+      info.wall_ms = this.finishedAt - (this.startedAt ?? this.finishedAt);
     }
-  };
+    return info;
+  }
 
-  future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
-    const event = toOutputEvent(msg);
-    if (event === undefined) return;
-    if (event.type === 'stdout' || event.type === 'stderr') {
-      const size = Buffer.byteLength(event.text, 'utf8');
-      if (streamBytes + size > options.maxOutputBytes) {
-        droppedBytes += size;
-        return;
+  get isFinished(): boolean {
+    return this.state === 'finished';
+  }
+
+  get finishedAtMs(): number | undefined {
+    return this.finishedAt;
+  }
+
+  /** Queues the run; called once by the manager. */
+  start(onStarted: () => void): void {
+    const sink: EventSink = {
+      write: (event) => this.append(event),
+      waitForDrain: () => this.waitForDrain(),
+    };
+    this.target
+      .execute(this.request, sink, {
+        cancel: this.cancelController.signal,
+        stop: this.stopController.signal,
+        onStarted: () => {
+          this.state = 'running';
+          this.startedAt = Date.now();
+          onStarted();
+        },
+        onInputRequest: (input) => {
+          this.pendingInput = input;
+          if (this.state !== 'finished') this.state = input ? 'awaiting_input' : 'running';
+        },
+      })
+      .then(
+        (outcome) => this.finish(outcome),
+        (error: unknown) => {
+          if (this.cancelController.signal.aborted && this.cancelController.signal.reason === 'abandoned') {
+            this.finish('abandoned');
+            return;
+          }
+          const event = toFailureEvent(error);
+          this.append(event);
+          this.finish(outcomeOfFailure(event.name) ?? 'failed');
+        },
+      );
+  }
+
+  /**
+   * The events from index `from`, then the live ones, until `end_of_execution`. Events that
+   * have left the buffer come as one `events_dropped` with their count. Ends early when
+   * `signal` aborts. The requester (`requester: true`) is never dropped from: the kernel waits
+   * for it instead; when its signal aborts the execution follows its disconnect policy.
+   */
+  async *read(options: { from?: number; requester?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogEntry> {
+    const { signal, requester = false } = options;
+    let position = Math.max(0, options.from ?? 0);
+    if (requester) this.attachRequester(position, signal);
+    try {
+      while (!signal?.aborted) {
+        if (position < this.log.firstIndex) {
+          const count = this.log.firstIndex - position;
+          position = this.log.firstIndex;
+          yield { index: position - count, line: `{"type":"events_dropped","count":${count}}\n`, event: { type: 'events_dropped', count } };
+          continue;
+        }
+        const entry = this.log.at(position);
+        if (entry) {
+          position++;
+          if (requester && this.requesterAttached) this.requesterRead(entry);
+          yield entry;
+          if (entry.event.type === 'end_of_execution') return;
+          continue;
+        }
+        if (this.log.isClosed && position >= this.log.length) return;
+        await this.log.changed(signal);
       }
-      streamBytes += size;
+    } finally {
+      if (requester) this.detachRequester(signal?.aborted === true);
     }
-    // After a timeout the kernel reports its own KeyboardInterrupt; the client asked for a
-    // time limit, so it sees a TimeoutError instead.
-    if (event.type === 'error' && stop?.kind === 'timeout' && event.name === 'KeyboardInterrupt') return;
-    write(event);
-  };
-
-  let stuckTimer: NodeJS.Timeout | undefined;
-  let restartedAfterStuck = false;
-  const interrupt = (reason: Stop) => {
-    if (stop) return;
-    stop = reason;
-    host.interrupt().catch(() => undefined);
-    stuckTimer = setTimeout(() => {
-      // Code stuck in C ignores SIGINT: the only way to free the context is a restart.
-      restartedAfterStuck = true;
-      host.restartAfterStuck().catch(() => undefined);
-    }, options.interruptGraceMs);
-  };
-
-  const timeoutTimer =
-    request.timeoutMs > 0 ? setTimeout(() => interrupt({ kind: 'timeout', seconds: request.timeoutMs / 1000 }), request.timeoutMs) : undefined;
-  const onAbandoned = () => interrupt({ kind: 'abandoned' });
-  signal.addEventListener('abort', onAbandoned, { once: true });
-
-  let reply: KernelMessage.IExecuteReplyMsg | undefined;
-  try {
-    // Undefined when the kernel went away: a cancelled future or an aborted life signal.
-    reply = await untilAborted(future.done, host.lifeSignal);
-  } catch {
-    reply = undefined;
-  } finally {
-    clearTimeout(timeoutTimer);
-    clearTimeout(stuckTimer);
-    signal.removeEventListener('abort', onAbandoned);
-    if (paused) host.setPaused(false);
-    future.onIOPub = () => undefined;
-    if (!future.isDisposed) future.dispose();
   }
 
-  const stateLost = reply === undefined;
-  if (droppedBytes > 0) {
-    write({ type: 'output_truncated', stream_bytes_dropped: droppedBytes, limit_bytes: options.maxOutputBytes });
+  /** Answers the pending input() or getpass(). */
+  provideInput(value: string): void {
+    const input = this.pendingInput;
+    if (!input) throw new InputNotPendingError(this.id);
+    input.answer(value);
   }
-  if (stop?.kind === 'timeout') {
-    const suffix = restartedAfterStuck || stateLost ? '; the kernel ignored the interrupt and was restarted, so its state was lost' : '';
-    write(toErrorEvent('TimeoutError', `Execution exceeded the time limit of ${stop.seconds} seconds${suffix}`));
-  } else if (stateLost && !signal.aborted) {
-    const lostReason = host.lifeSignal.aborted ? (host.lifeSignal.reason as KernelLostError) : undefined;
-    const reason = lostReason ?? new KernelLostError('KernelDied', 'The kernel stopped before the execution finished');
-    write(toErrorEvent(reason.errorName, reason.message));
-  } else if (reply && reply.content.status === 'aborted') {
-    write(toErrorEvent('ExecutionAborted', 'The kernel aborted the execution'));
-  }
-  return stateLost;
-}
 
-/** A request with no output and no history entry; resolves with the reply content, or undefined if the kernel went away. */
-async function silentRequest(
-  host: ExecutionHost,
-  code: string,
-  userExpressions: Record<string, string>,
-): Promise<KernelMessage.IExecuteReplyMsg['content'] | undefined> {
-  if (host.lifeSignal.aborted) return undefined;
-  const future = host.kernel.requestExecute(
-    { code, silent: true, store_history: false, user_expressions: userExpressions, allow_stdin: false, stop_on_error: false },
-    true,
-  );
-  try {
-    const reply = await untilAborted(future.done, host.lifeSignal);
-    return reply?.content;
-  } catch {
-    return undefined;
-  } finally {
-    if (!future.isDisposed) future.dispose();
+  /**
+   * A running execution: the kernel is interrupted (KeyboardInterrupt in the stream); one still
+   * queued leaves the queue and ends with ExecutionCancelled. A finished one is left as it is.
+   */
+  interrupt(): void {
+    if (this.state === 'queued') this.cancelController.abort(new KernelLostError('ExecutionCancelled'));
+    else if (this.state !== 'finished') this.stopController.abort('interrupted' satisfies StopReason);
   }
-}
 
-/** Settles like `promise`, or resolves undefined as soon as `signal` aborts; leaves no listener behind. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) return Promise.resolve(undefined);
-  return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = () => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
+  private append(event: OutputEvent): boolean {
+    if (this.log.isClosed) return true;
+    this.log.append(event.type === 'number_of_executions' ? { ...event, execution_id: this.id } : event);
+    return this.log.lagBytes <= HIGH_WATER_BYTES;
+  }
+
+  private finish(outcome: Outcome): void {
+    if (this.state === 'finished') return;
+    this.state = 'finished';
+    this.outcome = outcome;
+    this.pendingInput = undefined;
+    this.finishedAt = Date.now();
+    this.log.append({ type: 'end_of_execution' });
+    this.releaseDrainWaiters();
+    this.resolveFinished();
+  }
+
+  private attachRequester(position: number, signal: AbortSignal | undefined): void {
+    this.requesterAttached = true;
+    this.log.pin(position);
+    // A requester that is gone before it read anything still counts as gone.
+    if (signal?.aborted) this.detachRequester(true);
+  }
+
+  private requesterRead(entry: LogEntry): void {
+    this.log.advancePin(entry);
+    if (this.log.lagBytes <= LOW_WATER_BYTES) this.releaseDrainWaiters();
+  }
+
+  private detachRequester(gone: boolean): void {
+    if (!this.requesterAttached) return;
+    this.requesterAttached = false;
+    this.log.unpin();
+    this.releaseDrainWaiters();
+    if (!gone || this.state === 'finished' || this.onDisconnect === 'continue') return;
+    if (this.state === 'queued') this.cancelController.abort('abandoned');
+    else this.stopController.abort('abandoned' satisfies StopReason);
+  }
+
+  private waitForDrain(): Promise<void> {
+    if (!this.requesterAttached || this.log.lagBytes <= LOW_WATER_BYTES) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private releaseDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
 }

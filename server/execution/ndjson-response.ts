@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { serializeEvent, type OutputEvent } from './events.js';
-import type { EventSink } from './execution.js';
+import type { Execution } from './execution.js';
 
 /**
  * The body of a `POST /execute` response, written straight to the socket: each event is one
@@ -9,9 +9,9 @@ import type { EventSink } from './execution.js';
  * last line goes out in the same write as the end of the response.
  *
  * `write` returns false once the socket's buffer is full (the client reads slower than the
- * kernel prints); the execution then pauses the kernel socket until `waitForDrain` resolves.
+ * kernel prints); the writer then waits for `waitForDrain` before taking the next event.
  */
-export class NdjsonResponse implements EventSink {
+export class NdjsonResponse {
   private corked = false;
 
   constructor(
@@ -24,10 +24,15 @@ export class NdjsonResponse implements EventSink {
   }
 
   write(event: OutputEvent): boolean {
+    return this.writeLine(serializeEvent(event));
+  }
+
+  /** Writes one serialized line; false when the socket's buffer is full. */
+  writeLine(line: string): boolean {
     if (this.closed) return true;
     this.sendHeaders();
     this.corkUntilTickEnds();
-    return this.res.write(serializeEvent(event));
+    return this.res.write(line);
   }
 
   /**
@@ -73,3 +78,54 @@ export class NdjsonResponse implements EventSink {
     if (!this.res.headersSent) this.res.writeHead(200, this.headers as OutgoingHttpHeaders);
   }
 }
+
+export interface StreamOptions {
+  /** Index of the first event to send. */
+  from?: number;
+  /** This response started the execution: it loses nothing and its going away counts. */
+  requester?: boolean;
+  /** `{"type":"keepalive"}` after this long without a line; 0 for none. */
+  keepaliveMs: number;
+  /** Headers to send with the 200 (CORS, the execution id, ...). */
+  headers: Record<string, number | string | string[] | undefined>;
+}
+
+/**
+ * Writes an execution's events to an HTTP response as NDJSON, from `from` to
+ * `end_of_execution`, with keepalives in silences. Honours backpressure: while the socket's
+ * buffer is full no further event is taken from the execution (which, for the requester, makes
+ * the kernel wait). Resolves when the response has ended or the client went away.
+ */
+export async function streamExecution(execution: Execution, res: ServerResponse, options: StreamOptions): Promise<void> {
+  const response = new NdjsonResponse(res, {
+    ...options.headers,
+    'content-type': 'application/x-ndjson',
+    'cache-control': 'no-store',
+    'x-accel-buffering': 'no',
+  });
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) gone.abort(new Error('client disconnected'));
+  };
+  res.on('close', onClose);
+  const keepalive =
+    options.keepaliveMs > 0 ? setInterval(() => response.writeLine(KEEPALIVE_LINE), options.keepaliveMs) : undefined;
+  try {
+    for await (const entry of execution.read({ from: options.from ?? 0, requester: options.requester === true, signal: gone.signal })) {
+      if (entry.event.type === 'end_of_execution') {
+        response.finish();
+        return;
+      }
+      // Keepalives only fill silences: any other line restarts the interval.
+      keepalive?.refresh();
+      if (!response.writeLine(entry.line)) await response.waitForDrain();
+    }
+  } finally {
+    clearInterval(keepalive);
+    res.off('close', onClose);
+    // Ended early (the client left): make sure the socket goes.
+    if (!res.writableEnded) res.destroy();
+  }
+}
+
+const KEEPALIVE_LINE = serializeEvent({ type: 'keepalive' });

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { ContextRegistry } from '../contexts/registry.js';
+import { ExecutionManager } from '../execution/manager.js';
 import { JupyterClient } from '../jupyter/client.js';
 
 /** How long the warm-up waits for a Jupyter that is still starting. */
@@ -10,11 +11,12 @@ declare module 'fastify' {
   interface FastifyInstance {
     jupyter: JupyterClient;
     contexts: ContextRegistry;
+    executions: ExecutionManager;
   }
 }
 
 /**
- * The Jupyter client and the context registry. The default context is started as soon as the
+ * The Jupyter client, the context registry and the executions. The default context is started as soon as the
  * server is ready (in the background: a slow or absent Jupyter must not keep the server from
  * answering /health), and every kernel socket is closed when the server closes, after running
  * executions had `shutdownGraceMs` to finish.
@@ -32,6 +34,17 @@ export default fp<{ config: Config }>(
     });
     app.decorate('jupyter', jupyter);
     app.decorate('contexts', contexts);
+    const executions = new ExecutionManager({
+      contexts,
+      logger: app.log,
+      defaultTimeoutSeconds: config.executionTimeoutSeconds,
+      maxTimeoutSeconds: config.maxExecutionTimeoutSeconds,
+      bufferBytes: config.executionBufferBytes,
+      totalBufferBytes: config.executionBufferTotalBytes,
+      retentionMs: config.executionRetentionMs,
+      maxRetained: config.maxRetainedExecutions,
+    });
+    app.decorate('executions', executions);
 
     app.addHook('onReady', async () => {
       contexts.warmUp(JUPYTER_START_WAIT_MS).then(
@@ -41,6 +54,7 @@ export default fp<{ config: Config }>(
     });
     app.addHook('preClose', async () => {
       await contexts.close(config.shutdownGraceMs);
+      executions.close();
     });
   },
   { name: 'contexts' },

@@ -12,9 +12,94 @@ export const ExecuteBody = Type.Object(
       }),
     ),
     timeout: Type.Optional(
-      Type.Number({ exclusiveMinimum: 0, description: 'Time limit in seconds; on expiry the kernel is interrupted and a TimeoutError reported' }),
+      Type.Number({
+        exclusiveMinimum: 0,
+        description: 'Time limit in seconds (at least 1 ms, at most MAX_EXECUTION_TIMEOUT); on expiry the kernel is interrupted and a TimeoutError reported',
+      }),
+    ),
+    stdin: Type.Optional(
+      Type.Boolean({ description: 'Let the code ask for input (input(), getpass()): the stream emits input_request, answered by POST /executions/{id}/input' }),
+    ),
+    on_disconnect: Type.Optional(
+      Type.Union([Type.Literal('interrupt'), Type.Literal('continue')], {
+        description: 'What happens when the client goes away: interrupt the code (default) or let it run on, to be re-attached through /executions/{id}/events',
+      }),
+    ),
+    background: Type.Optional(
+      Type.Boolean({ description: 'Answer at once with 202 {execution_id, context_id, events_url} and run the code detached' }),
+    ),
+    stats: Type.Optional(Type.Boolean({ description: 'Add an execution_stats event before end_of_execution' })),
+  },
+  { additionalProperties: false },
+);
+
+export const ExecutionState = Type.Union(
+  [Type.Literal('queued'), Type.Literal('running'), Type.Literal('awaiting_input'), Type.Literal('finished')],
+  { description: 'queued: waiting for its context; awaiting_input: the code waits for POST /executions/{id}/input' },
+);
+
+export const ExecutionOutcome = Type.Union(
+  [
+    Type.Literal('ok'),
+    Type.Literal('error'),
+    Type.Literal('timeout'),
+    Type.Literal('interrupted'),
+    Type.Literal('kernel_died'),
+    Type.Literal('out_of_memory'),
+    Type.Literal('abandoned'),
+    Type.Literal('cancelled'),
+    Type.Literal('failed'),
+  ],
+  {
+    description:
+      'ok: ran to the end; error: the code raised; timeout: the time limit was hit; interrupted: somebody interrupted it; ' +
+      'kernel_died / out_of_memory: the kernel died under it; abandoned: its client went away and it was interrupted; ' +
+      'cancelled: interrupted while still queued; failed: ended by a failure around the code (context deleted or restarted, Jupyter lost, shutdown)',
+  },
+);
+
+export const ExecutionInfo = Type.Object(
+  {
+    id: Type.String(),
+    context_id: Type.String(),
+    language: Type.String(),
+    state: ExecutionState,
+    outcome: Type.Optional(ExecutionOutcome),
+    created_at: Type.String({ description: 'ISO 8601' }),
+    started_at: Type.Optional(Type.String({ description: 'When it left the queue (ISO 8601)' })),
+    finished_at: Type.Optional(Type.String({ description: 'ISO 8601' })),
+    event_count: Type.Integer({ description: 'Events so far; the index the next one gets' }),
+    queue_ms: Type.Optional(Type.Integer({ description: 'Time spent waiting for the context' })),
+    wall_ms: Type.Optional(Type.Integer({ description: 'Time from start to end' })),
+  },
+  { $id: 'ExecutionInfo', description: 'An execution and its state' },
+);
+
+export const BackgroundExecution = Type.Object(
+  {
+    execution_id: Type.String(),
+    context_id: Type.String(),
+    events_url: Type.String({ description: 'Where to read its events: GET this URL (NDJSON)' }),
+  },
+  { description: 'The execution runs detached' },
+);
+
+export const ExecutionParams = Type.Object({ execution_id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+export const EventsQuery = Type.Object(
+  {
+    from: Type.Optional(
+      Type.String({
+        pattern: '^[0-9]{1,15}$',
+        description: 'Index of the first event to send: the number of events already held (an events_dropped line counts as its count). Default 0',
+      }),
     ),
   },
+  { additionalProperties: false },
+);
+
+export const InputBody = Type.Object(
+  { value: Type.String({ maxLength: 1024 * 1024, description: 'The answer, without a trailing newline' }) },
   { additionalProperties: false },
 );
 
@@ -25,7 +110,11 @@ const nullableString = Type.Union([Type.String(), Type.Null()]);
 export const ExecutionEvent = Type.Union(
   [
     Type.Object(
-      { type: Type.Literal('number_of_executions'), execution_count: Type.Integer() },
+      {
+        type: Type.Literal('number_of_executions'),
+        execution_count: Type.Integer(),
+        execution_id: Type.Optional(Type.String({ description: 'The execution (also in the X-Execution-Id header)' })),
+      },
       { title: 'NumberOfExecutions', description: 'The execution counter; first line of a run' },
     ),
     Type.Object({ type: Type.Literal('stdout'), text: Type.String(), timestamp }, { title: 'Stdout' }),
@@ -55,6 +144,24 @@ export const ExecutionEvent = Type.Union(
     Type.Object(
       { type: Type.Literal('output_truncated'), stream_bytes_dropped: Type.Integer(), limit_bytes: Type.Integer() },
       { title: 'OutputTruncated', description: 'stdout/stderr beyond the per-execution budget was dropped' },
+    ),
+    Type.Object(
+      { type: Type.Literal('input_request'), prompt: Type.String(), password: Type.Boolean({ description: 'getpass(): the answer is a secret' }) },
+      { title: 'InputRequest', description: 'The code waits for input: answer with POST /executions/{id}/input (only with stdin: true)' },
+    ),
+    Type.Object(
+      { type: Type.Literal('events_dropped'), count: Type.Integer({ minimum: 1 }) },
+      { title: 'EventsDropped', description: 'This many events left the bounded buffer before this reader got them' },
+    ),
+    Type.Object(
+      {
+        type: Type.Literal('execution_stats'),
+        wall_ms: Type.Number(),
+        queue_ms: Type.Number(),
+        cpu_ms: Type.Union([Type.Number(), Type.Null()]),
+        peak_memory_bytes: Type.Union([Type.Number(), Type.Null()]),
+      },
+      { title: 'ExecutionStats', description: 'Usage of the execution (only with stats: true)' },
     ),
     Type.Object({ type: Type.Literal('keepalive') }, { title: 'Keepalive', description: 'Sent during silent stretches' }),
     Type.Object({ type: Type.Literal('end_of_execution') }, { title: 'EndOfExecution', description: 'Always the last line' }),

@@ -1,8 +1,8 @@
 import type { KernelMessage } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
 import { JupyterUnavailableError } from '../../server/errors.js';
-import { KernelLostError } from '../../server/execution/execution.js';
-import { serializeEvent, stripOuterQuotes, toFailureEvent, toOutputEvent, toResultEvent } from '../../server/execution/events.js';
+import { serializeEvent, stripOuterQuotes, toOutputEvent, toResultEvent } from '../../server/execution/events.js';
+import { KernelLostError, toFailureEvent } from '../../server/execution/failures.js';
 
 function message(msgType: string, content: Record<string, unknown>, date = '2024-01-01T00:00:00.000Z'): KernelMessage.IIOPubMessage {
   return {
@@ -136,6 +136,8 @@ describe('toFailureEvent', () => {
       traceback: '',
     });
     expect(toFailureEvent(new KernelLostError('ContextDeleted', 'The context was deleted'))).toMatchObject({ name: 'ContextDeleted' });
-    expect(toFailureEvent(new Error('odd'))).toMatchObject({ name: 'ExecutionError', value: 'odd' });
+    // Anything else says nothing of the server's internals.
+    const internal = Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' });
+    expect(toFailureEvent(internal)).toEqual({ type: 'error', name: 'ExecutionError', value: 'The execution failed', traceback: '' });
   });
 });

@@ -1,0 +1,157 @@
+import { serializeEvent, type OutputEvent } from './events.js';
+
+/** One event of an execution, as stored: its index in the execution and its NDJSON line. */
+export interface LogEntry {
+  readonly index: number;
+  /** The event serialized once, newline included: what the HTTP transports write as is. */
+  readonly line: string;
+  readonly event: OutputEvent;
+}
+
+/** Shared by every log of the server: the server-wide cap on buffered bytes. */
+export interface LogBudget {
+  /** Called with the bytes a log takes (positive) or gives back (negative). */
+  charge(bytes: number): void;
+}
+
+/**
+ * The events of one execution, in order, within a byte budget. When the budget is exceeded the
+ * oldest events go first, but never one that the pinned reader (the requester, while attached)
+ * has not read yet: that reader loses nothing, the producer is made to wait instead (see
+ * `lagBytes`). A reader asking for an event that has gone learns how many it missed.
+ */
+export class EventLog {
+  private readonly entries: LogEntry[] = [];
+  /** Index of entries[0]. */
+  private first = 0;
+  private bytes = 0;
+  /** Bytes ever appended; with `pinnedBytes` it measures how far the pinned reader lags. */
+  private appendedBytes = 0;
+  private pinnedIndex: number | undefined;
+  private pinnedBytes = 0;
+  private waiters: Array<() => void> = [];
+  private closed = false;
+
+  constructor(
+    private readonly limitBytes: number,
+    private readonly budget?: LogBudget,
+  ) {}
+
+  /** Index the next event will get: the number of events ever appended. */
+  get length(): number {
+    return this.first + this.entries.length;
+  }
+
+  /** Index of the oldest event still held. */
+  get firstIndex(): number {
+    return this.first;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get bufferedBytes(): number {
+    return this.bytes;
+  }
+
+  /** How many appended bytes the pinned reader has not read yet (0 when none is pinned). */
+  get lagBytes(): number {
+    return this.pinnedIndex === undefined ? 0 : this.appendedBytes - this.pinnedBytes;
+  }
+
+  append(event: OutputEvent): LogEntry {
+    if (this.closed) throw new Error('append to a closed event log');
+    const line = serializeEvent(event);
+    const entry: LogEntry = { index: this.length, line, event };
+    const size = line.length;
+    this.entries.push(entry);
+    this.bytes += size;
+    this.appendedBytes += size;
+    this.budget?.charge(size);
+    if (this.bytes > this.limitBytes) this.trim(this.bytes - this.limitBytes);
+    if (event.type === 'end_of_execution') this.closed = true;
+    this.wake();
+    return entry;
+  }
+
+  /** The event at `index`, or undefined when it has been dropped or not yet appended. */
+  at(index: number): LogEntry | undefined {
+    return this.entries[index - this.first];
+  }
+
+  /**
+   * Drops the oldest events until `bytes` are freed or the pinned reader's position is
+   * reached. Returns the bytes freed.
+   */
+  trim(bytes: number): number {
+    const stop = this.pinnedIndex ?? Number.POSITIVE_INFINITY;
+    let freed = 0;
+    let count = 0;
+    // Never the last event: a finished log keeps its end so late readers see it.
+    while (freed < bytes && count < this.entries.length - 1 && this.first + count < stop) {
+      freed += this.entries[count]!.line.length;
+      count++;
+    }
+    if (count > 0) {
+      this.entries.splice(0, count);
+      this.first += count;
+      this.bytes -= freed;
+      this.budget?.charge(-freed);
+    }
+    return freed;
+  }
+
+  /** Gives every byte back to the budget (the execution is forgotten). */
+  release(): void {
+    this.budget?.charge(-this.bytes);
+    this.first = this.length;
+    this.entries.length = 0;
+    this.bytes = 0;
+  }
+
+  /** Marks the reader that must not lose events; it has read everything before `index`. */
+  pin(index: number): void {
+    this.pinnedIndex = index;
+    this.pinnedBytes = this.appendedBytes - this.bytesFrom(index);
+  }
+
+  /** The pinned reader has read the event at `index`. */
+  advancePin(entry: LogEntry): void {
+    if (this.pinnedIndex === undefined) return;
+    this.pinnedIndex = entry.index + 1;
+    this.pinnedBytes += entry.line.length;
+  }
+
+  unpin(): void {
+    this.pinnedIndex = undefined;
+    this.pinnedBytes = 0;
+    this.wake();
+  }
+
+  /** Resolves on the next append (or at once when closed, or when `signal` aborts). */
+  changed(signal?: AbortSignal): Promise<void> {
+    if (this.closed || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.waiters.push(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  private bytesFrom(index: number): number {
+    let total = 0;
+    for (let i = Math.max(index, this.first) - this.first; i < this.entries.length; i++) total += this.entries[i]!.line.length;
+    return total;
+  }
+}

@@ -1,0 +1,191 @@
+import { EventEmitter } from 'node:events';
+import type { ContextRegistry } from '../contexts/registry.js';
+import {
+  ContextAndLanguageError,
+  ExecutionNotFoundError,
+  InvalidEnvVarError,
+  InvalidRequestError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from './env-vars.js';
+import { Execution, type DisconnectPolicy, type ExecutionInfo } from './execution.js';
+
+/** What a transport asks for; field names are the API's, in camelCase. */
+export interface StartExecution {
+  code: string;
+  contextId?: string | undefined;
+  language?: string | undefined;
+  envVars?: Record<string, string> | undefined;
+  /** Seconds; the server's default when absent. */
+  timeoutSeconds?: number | undefined;
+  stdin?: boolean | undefined;
+  onDisconnect?: DisconnectPolicy | undefined;
+  stats?: boolean | undefined;
+}
+
+export interface ExecutionManagerOptions {
+  contexts: ContextRegistry;
+  logger: Logger;
+  /** Seconds applied when a request sets no timeout; 0 means none. */
+  defaultTimeoutSeconds: number;
+  /** Largest timeout a request may ask for, in seconds; 0 means unbounded. */
+  maxTimeoutSeconds: number;
+  /** Events kept per execution, in bytes. */
+  bufferBytes: number;
+  /** Events kept over all executions, in bytes. */
+  totalBufferBytes: number;
+  /** How long a finished execution is kept, in ms. */
+  retentionMs: number;
+  /** How many finished executions are kept at most. */
+  maxRetained: number;
+}
+
+/** The longest delay a Node timer can hold (2^31 - 1 ms); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface ExecutionLifecycle {
+  queued: [ExecutionInfo];
+  started: [ExecutionInfo];
+  finished: [ExecutionInfo];
+}
+
+/**
+ * Every execution of the server: starts them (after every check that can refuse a request),
+ * finds them by id, keeps finished ones for a while, and holds the buffered events of all of
+ * them within one server-wide budget. Emits `queued`, `started` and `finished` on `lifecycle`
+ * for whoever counts (the metrics).
+ */
+export class ExecutionManager {
+  readonly lifecycle = new EventEmitter<ExecutionLifecycle>();
+  /** In creation order: the oldest first, which is the order in which they are forgotten. */
+  private readonly executions = new Map<string, Execution>();
+  private bufferedBytes = 0;
+  private readonly budget = { charge: (bytes: number) => this.charge(bytes) };
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ExecutionManagerOptions) {}
+
+  /**
+   * Checks the request, finds its context and queues the execution. Throws the coded errors of
+   * errors.ts before anything is accepted; once it resolves, every failure is an `error` event
+   * in the execution's log.
+   */
+  async start(request: StartExecution): Promise<Execution> {
+    const { contextId, language, envVars } = request;
+    if (contextId !== undefined && language !== undefined) throw new ContextAndLanguageError();
+    for (const [name, value] of Object.entries(envVars ?? {})) {
+      const nameProblem = invalidEnvVarName(name);
+      if (nameProblem) throw new InvalidEnvVarError(`name ${JSON.stringify(name)}`, nameProblem);
+      const valueProblem = invalidEnvVarValue(value);
+      if (valueProblem) throw new InvalidEnvVarError(`value of ${JSON.stringify(name)}`, valueProblem);
+    }
+    const timeoutMs = this.timeoutMs(request.timeoutSeconds);
+
+    const contexts = this.options.contexts;
+    const context = contextId !== undefined ? contexts.get(contextId) : await contexts.defaultContext(language);
+    if (envVars && Object.keys(envVars).length > 0 && !envVarDialect(context.language)) {
+      throw new InvalidRequestError(`env_vars are not supported for language ${context.language}`);
+    }
+    context.assertAcceptsWork();
+
+    const execution = new Execution(
+      context,
+      { code: request.code, envVars, timeoutMs, stdin: request.stdin === true },
+      { bufferBytes: this.options.bufferBytes, budget: this.budget, onDisconnect: request.onDisconnect ?? 'interrupt' },
+    );
+    this.executions.set(execution.id, execution);
+    this.options.logger.debug({ execution: execution.id, context: context.id, bytes: request.code.length }, 'execution queued');
+    this.lifecycle.emit('queued', execution.info);
+    execution.start(() => this.lifecycle.emit('started', execution.info));
+    void execution.finished.then(() => this.onFinished(execution));
+    return execution;
+  }
+
+  get(id: string): Execution {
+    const execution = this.executions.get(id);
+    if (!execution) throw new ExecutionNotFoundError(id);
+    return execution;
+  }
+
+  /** The executions still held, newest first. */
+  list(): ExecutionInfo[] {
+    return [...this.executions.values()].reverse().map((execution) => execution.info);
+  }
+
+  /** Events buffered over all executions, in bytes. */
+  get totalBufferedBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  close(): void {
+    clearTimeout(this.sweepTimer);
+  }
+
+  /**
+   * The time limit in ms. Below a millisecond rounds up to one (never to 0, which means no
+   * limit); beyond what a timer can hold, or the configured cap, is refused.
+   */
+  private timeoutMs(requested: number | undefined): number {
+    const { defaultTimeoutSeconds, maxTimeoutSeconds } = this.options;
+    const seconds = requested ?? defaultTimeoutSeconds;
+    if (!Number.isFinite(seconds) || seconds < 0) throw new InvalidRequestError('timeout must be a positive number of seconds');
+    if (maxTimeoutSeconds > 0 && seconds > maxTimeoutSeconds) {
+      throw new InvalidRequestError(`timeout must be at most ${maxTimeoutSeconds} seconds`);
+    }
+    if (seconds === 0) return 0;
+    const ms = Math.max(1, Math.ceil(seconds * 1000));
+    if (ms > MAX_TIMER_MS) throw new InvalidRequestError(`timeout must be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds`);
+    return ms;
+  }
+
+  private onFinished(execution: Execution): void {
+    const info = execution.info;
+    this.options.logger.debug({ execution: execution.id, context: execution.contextId, outcome: info.outcome }, 'execution finished');
+    this.lifecycle.emit('finished', info);
+    this.sweep();
+  }
+
+  /** Forgets finished executions past their retention, and the oldest beyond the count cap. */
+  private sweep(): void {
+    clearTimeout(this.sweepTimer);
+    const now = Date.now();
+    const finished = [...this.executions.values()].filter((execution) => execution.isFinished);
+    let excess = finished.length - this.options.maxRetained;
+    let next = Number.POSITIVE_INFINITY;
+    for (const execution of finished) {
+      const expires = execution.finishedAtMs! + this.options.retentionMs;
+      if (excess > 0 || expires <= now) {
+        this.forget(execution);
+        excess--;
+      } else {
+        next = Math.min(next, expires);
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) {
+      this.sweepTimer = setTimeout(() => this.sweep(), Math.min(next - now + 10, MAX_TIMER_MS));
+      this.sweepTimer.unref();
+    }
+  }
+
+  private forget(execution: Execution): void {
+    this.executions.delete(execution.id);
+    execution.log.release();
+  }
+
+  /**
+   * Keeps the events of all executions within the server-wide budget: over it, the oldest
+   * events go first, from finished executions before running ones (never what a requester
+   * has yet to read).
+   */
+  private charge(bytes: number): void {
+    this.bufferedBytes += bytes;
+    if (bytes <= 0 || this.bufferedBytes <= this.options.totalBufferBytes) return;
+    const all = [...this.executions.values()];
+    const order = [...all.filter((execution) => execution.isFinished), ...all.filter((execution) => !execution.isFinished)];
+    for (const execution of order) {
+      const excess = this.bufferedBytes - this.options.totalBufferBytes;
+      if (excess <= 0) return;
+      execution.log.trim(excess);
+    }
+  }
+}

@@ -1,0 +1,326 @@
+import type { Kernel, KernelMessage } from '@jupyterlab/services';
+import { envVarDialect, type EnvVars, type PreviousEnv } from './env-vars.js';
+import { toOutputEvent, type OutputEvent } from './events.js';
+import { failureEvent, KernelLostError, type Outcome } from './failures.js';
+
+export interface ExecuteRequest {
+  code: string;
+  envVars?: EnvVars | undefined;
+  /** 0 means no limit. */
+  timeoutMs: number;
+  /** Whether the kernel may ask for input (input(), getpass()). */
+  stdin?: boolean | undefined;
+}
+
+/** Where events go. `write` returning false asks the producer to wait for `waitForDrain`. */
+export interface EventSink {
+  write(event: OutputEvent): boolean;
+  waitForDrain(): Promise<void>;
+}
+
+/** A pending input() or getpass() of the kernel; `answer` sends the reply. */
+export interface InputRequest {
+  prompt: string;
+  password: boolean;
+  answer(value: string): void;
+}
+
+/** What the execution's owner is told while it runs. */
+export interface RunObserver {
+  /** The kernel asks for input; undefined once it was answered or the execution stopped asking. */
+  onInputRequest?(request: InputRequest | undefined): void;
+}
+
+/** What an execution needs from the context it runs in. */
+export interface ExecutionHost {
+  readonly kernel: Kernel.IKernelConnection;
+  readonly language: string;
+  /** Aborts when the kernel dies, is restarted or the connection is lost; reason says which. */
+  readonly lifeSignal: AbortSignal;
+  interrupt(): Promise<void>;
+  /** Restarts the kernel because it ignored an interrupt. */
+  restartAfterStuck(): Promise<void>;
+  /** Pauses or resumes reading from the kernel socket (backpressure from a slow client). */
+  setPaused(paused: boolean): void;
+}
+
+export interface ExecutionOptions {
+  interruptGraceMs: number;
+  maxOutputBytes: number;
+}
+
+/**
+ * Why an execution is stopped from outside: its requester went away (and wanted that to
+ * interrupt it), or somebody interrupted it. Carried as the stop signal's reason.
+ */
+export type StopReason = 'abandoned' | 'interrupted';
+
+type Stop = { kind: 'timeout'; seconds: number } | { kind: StopReason };
+
+/**
+ * Runs one request in a kernel and writes what the kernel emits to `sink`, in order. Never
+ * throws for anything the kernel does: failures become `error` events. The caller writes
+ * `end_of_execution` once this resolves. Resolves, with how the execution ended, only when the
+ * kernel is ready for the next execution (idle, or restarted), so that the context's queue can
+ * move on. The time limit and `stop` cover every step: setting the environment variables, the
+ * code, and putting the variables back.
+ */
+export async function runExecution(
+  host: ExecutionHost,
+  request: ExecuteRequest,
+  sink: EventSink,
+  stop: AbortSignal,
+  options: ExecutionOptions,
+  observer: RunObserver = {},
+): Promise<Outcome> {
+  const run = new Run(host, request, sink, stop, options, observer);
+  try {
+    return await run.execute();
+  } finally {
+    run.dispose();
+  }
+}
+
+class Run {
+  private stopped: Stop | undefined;
+  private stuckTimer: NodeJS.Timeout | undefined;
+  private restartedAfterStuck = false;
+  private readonly timeoutTimer: NodeJS.Timeout | undefined;
+  /** Aborts when the execution must end now (stopped, or the kernel went away). */
+  private readonly halt = new AbortController();
+  private paused = false;
+
+  constructor(
+    private readonly host: ExecutionHost,
+    private readonly request: ExecuteRequest,
+    private readonly sink: EventSink,
+    private readonly stop: AbortSignal,
+    private readonly options: ExecutionOptions,
+    private readonly observer: RunObserver,
+  ) {
+    if (request.timeoutMs > 0) {
+      this.timeoutTimer = setTimeout(() => this.interrupt({ kind: 'timeout', seconds: request.timeoutMs / 1000 }), request.timeoutMs);
+    }
+    if (stop.aborted) this.onStop();
+    else stop.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  dispose(): void {
+    clearTimeout(this.timeoutTimer);
+    clearTimeout(this.stuckTimer);
+    this.stop.removeEventListener('abort', this.onStop);
+    if (this.paused) this.host.setPaused(false);
+  }
+
+  private readonly onStop = () => this.interrupt({ kind: this.stop.reason === 'interrupted' ? 'interrupted' : 'abandoned' });
+
+  async execute(): Promise<Outcome> {
+    const { envVars: requested } = this.request;
+    const envVars = requested && Object.keys(requested).length > 0 ? requested : undefined;
+    const dialect = envVars ? envVarDialect(this.host.language) : undefined;
+
+    let previous: PreviousEnv | undefined;
+    if (envVars && dialect) {
+      const apply = dialect.apply(envVars);
+      const reply = await this.silentRequest(apply.code, apply.userExpressions);
+      if (reply === undefined || reply.status !== 'ok') {
+        // Stopped (timeout, interrupt, gone client) or the kernel failed before the code ran.
+        const outcome = this.stopOutcome(this.lifeSignal.aborted);
+        if (outcome !== undefined) return outcome;
+        this.write(failureEvent('EnvVarsError'));
+        return 'failed';
+      }
+      previous = dialect.previousFrom(reply.user_expressions as Record<string, unknown> | undefined);
+    }
+
+    const outcome = await this.runUserCode();
+
+    if (envVars && dialect && !this.stateLost) {
+      // The kernel kept its state, so the variables must go back to exactly what they were.
+      // A stopped execution still restores them: the interrupt has been delivered by now.
+      await this.silentRequest(dialect.restore(envVars, previous), {}, true);
+    }
+    return outcome;
+  }
+
+  private stateLost = false;
+  /** True while the request that sets the variables is waited for. */
+  private silentPending = false;
+
+  private get lifeSignal(): AbortSignal {
+    return this.host.lifeSignal;
+  }
+
+  private write(event: OutputEvent): void {
+    if (!this.sink.write(event) && !this.paused) {
+      // The reader that must lose nothing lags behind: stop reading the kernel socket until
+      // it catches up, so memory stays bounded whatever the kernel prints.
+      this.paused = true;
+      this.host.setPaused(true);
+      void this.sink.waitForDrain().then(() => {
+        if (!this.paused) return;
+        this.paused = false;
+        this.host.setPaused(false);
+      });
+    }
+  }
+
+  private interrupt(reason: Stop): void {
+    if (this.stopped) return;
+    this.stopped = reason;
+    // Setting the variables is not the user's code: a stop ends it at once (the reply, if it
+    // ever comes, is dropped with the request).
+    if (this.silentPending) this.halt.abort();
+    this.observer.onInputRequest?.(undefined);
+    this.host.interrupt().catch(() => undefined);
+    this.stuckTimer = setTimeout(() => {
+      // Code stuck in C ignores SIGINT: the only way to free the context is a restart.
+      this.restartedAfterStuck = true;
+      this.host.restartAfterStuck().catch(() => undefined);
+    }, this.options.interruptGraceMs);
+  }
+
+  /** The outcome and error event of a stopped execution, or undefined when it was not stopped. */
+  private stopOutcome(stateLost: boolean): Outcome | undefined {
+    const stop = this.stopped;
+    if (stop?.kind === 'timeout') {
+      const suffix =
+        this.restartedAfterStuck || stateLost ? '; the kernel ignored the interrupt and was restarted, so its state was lost' : '';
+      this.write(failureEvent('TimeoutError', `Execution exceeded the time limit of ${stop.seconds} seconds${suffix}`));
+      return 'timeout';
+    }
+    if (stop?.kind === 'abandoned') return 'abandoned';
+    if (stop?.kind === 'interrupted' && (this.restartedAfterStuck || stateLost)) {
+      this.write(failureEvent('KernelDied', 'The kernel ignored the interrupt and was restarted; its state was lost'));
+      return 'interrupted';
+    }
+    if (stop?.kind === 'interrupted') return 'interrupted';
+    if (stateLost) {
+      const reason = this.lifeSignal.aborted ? (this.lifeSignal.reason as KernelLostError) : new KernelLostError('KernelDied', 'The kernel stopped before the execution finished');
+      this.write(failureEvent(reason.errorName, reason.message));
+      return reason.errorName === 'OutOfMemory' ? 'out_of_memory' : reason.errorName === 'KernelDied' || reason.errorName === 'KernelLost' ? 'kernel_died' : 'failed';
+    }
+    return undefined;
+  }
+
+  private async runUserCode(): Promise<Outcome> {
+    if (this.lifeSignal.aborted) {
+      this.stateLost = true;
+      const reason = this.lifeSignal.reason as KernelLostError;
+      this.write(failureEvent(reason.errorName, reason.message));
+      return reason.errorName === 'OutOfMemory' ? 'out_of_memory' : 'kernel_died';
+    }
+    if (this.stopped) return this.stopOutcome(false)!;
+
+    const future = this.host.kernel.requestExecute(
+      { code: this.request.code, silent: false, store_history: true, allow_stdin: this.request.stdin === true, stop_on_error: false },
+      true,
+    );
+
+    let streamBytes = 0;
+    let droppedBytes = 0;
+    let sawError = false;
+    let interruptedByKernel = false;
+
+    future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
+      const event = toOutputEvent(msg);
+      if (event === undefined) return;
+      if (event.type === 'stdout' || event.type === 'stderr') {
+        const size = Buffer.byteLength(event.text, 'utf8');
+        if (streamBytes + size > this.options.maxOutputBytes) {
+          droppedBytes += size;
+          return;
+        }
+        streamBytes += size;
+      }
+      if (event.type === 'error') {
+        // After a timeout the kernel reports its own KeyboardInterrupt; the client asked for a
+        // time limit, so it sees a TimeoutError instead.
+        if (this.stopped?.kind === 'timeout' && event.name === 'KeyboardInterrupt') return;
+        sawError = true;
+        if (event.name === 'KeyboardInterrupt') interruptedByKernel = true;
+      }
+      this.write(event);
+    };
+
+    future.onStdin = (msg: KernelMessage.IStdinMessage) => {
+      if (msg.header.msg_type !== 'input_request') return;
+      const content = msg.content as KernelMessage.IInputRequestMsg['content'];
+      let answered = false;
+      this.write({ type: 'input_request', prompt: content.prompt, password: content.password });
+      this.observer.onInputRequest?.({
+        prompt: content.prompt,
+        password: content.password,
+        answer: (value) => {
+          if (answered || future.isDisposed) return;
+          answered = true;
+          this.observer.onInputRequest?.(undefined);
+          future.sendInputReply({ status: 'ok', value }, msg.header as KernelMessage.IInputReplyMsg['parent_header']);
+        },
+      });
+    };
+
+    let reply: KernelMessage.IExecuteReplyMsg | undefined;
+    try {
+      // Undefined when the kernel went away: a cancelled future or an aborted life signal.
+      reply = await untilAborted(future.done, this.lifeSignal);
+    } catch {
+      reply = undefined;
+    } finally {
+      this.observer.onInputRequest?.(undefined);
+      future.onIOPub = () => undefined;
+      future.onStdin = () => undefined;
+      if (!future.isDisposed) future.dispose();
+    }
+
+    this.stateLost = reply === undefined;
+    if (droppedBytes > 0) {
+      this.write({ type: 'output_truncated', stream_bytes_dropped: droppedBytes, limit_bytes: this.options.maxOutputBytes });
+    }
+    const stopped = this.stopOutcome(this.stateLost);
+    if (stopped !== undefined) return stopped;
+    if (reply && reply.content.status === 'aborted') {
+      this.write(failureEvent('ExecutionAborted'));
+      return 'error';
+    }
+    if (interruptedByKernel) return 'interrupted';
+    return sawError || reply?.content.status === 'error' ? 'error' : 'ok';
+  }
+
+  /**
+   * A request with no output and no history entry; resolves with the reply content, or
+   * undefined if the kernel went away or (unless `evenIfStopped`) the execution was stopped.
+   */
+  private async silentRequest(
+    code: string,
+    userExpressions: Record<string, string>,
+    evenIfStopped = false,
+  ): Promise<KernelMessage.IExecuteReplyMsg['content'] | undefined> {
+    if (this.lifeSignal.aborted || (this.stopped && !evenIfStopped)) return undefined;
+    const future = this.host.kernel.requestExecute(
+      { code, silent: true, store_history: false, user_expressions: userExpressions, allow_stdin: false, stop_on_error: false },
+      true,
+    );
+    this.silentPending = !evenIfStopped;
+    try {
+      const signal = evenIfStopped ? this.lifeSignal : AbortSignal.any([this.lifeSignal, this.halt.signal]);
+      const reply = await untilAborted(future.done, signal);
+      return reply?.content;
+    } catch {
+      return undefined;
+    } finally {
+      this.silentPending = false;
+      if (!future.isDisposed) future.dispose();
+    }
+  }
+}
+
+/** Settles like `promise`, or resolves undefined as soon as `signal` aborts; leaves no listener behind. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -13,6 +13,8 @@ export interface StartedServer {
   jupyterToken: string;
   workspaceDir: string;
   process: ChildProcess;
+  /** What the server printed so far (with `captureOutput` only). */
+  output(): string;
   /** SIGTERM, then SIGKILL after a while; removes the workspace. Resolves with the exit code. */
   stop(): Promise<number | null>;
 }
@@ -40,6 +42,8 @@ export interface StartOptions {
   port?: number;
   /** The API's listening address (HOST); 127.0.0.1 by default. */
   host?: string;
+  /** Keep what the server prints, for `output()`, instead of passing it through. */
+  captureOutput?: boolean;
 }
 
 /**
@@ -67,8 +71,11 @@ export async function startServer(env: Record<string, string> = {}, options: Sta
       AUTH_MODE: '',
       ...env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: options.captureOutput ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
   });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = once(child, 'exit').then(() => child.exitCode);
   await waitForUrl(`${baseUrl}/health`, 60_000, child);
   await waitForUrl(`${baseUrl}/ready`, 60_000, child);
@@ -78,6 +85,7 @@ export async function startServer(env: Record<string, string> = {}, options: Sta
     jupyterToken,
     workspaceDir,
     process: child,
+    output: () => output,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

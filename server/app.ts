@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
 import Fastify, {
   LogController,
-  type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -14,6 +12,7 @@ import type { Config } from './config.js';
 import authPlugin from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
 import corsPlugin from './plugins/cors.js';
+import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
 import openapiPlugin from './plugins/openapi.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
@@ -65,6 +64,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     bodyLimit: 32 * 1024 * 1024,
+    // What the router refuses (a malformed URL) and what never becomes a request (malformed
+    // HTTP) answer in the same shape as everything else.
+    frameworkErrors: sendError,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addSchema(ErrorResponse);
@@ -76,22 +79,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Before any route: it learns them as they are added.
   await app.register(openapiPlugin, { config });
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: error.code, message: error.message }, 'request refused');
-    const message = status >= 500 && !error.code?.startsWith('ERR_') ? 'Internal server error' : error.message;
-    return reply.code(status).send({
-      statusCode: status,
-      code: error.code ?? (error.validation ? 'ERR_VALIDATION' : 'ERR_INTERNAL'),
-      error: httpStatusText(status),
-      message,
-    });
-  });
-
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ statusCode: 404, code: 'ERR_ROUTE_NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` }),
-  );
+  // Before any route, so that each inherits it: every error answer's code is in errors.ts.
+  await app.register(errorHandlerPlugin);
 
   // CORS first: it answers preflights, which carry no credentials, before auth would refuse them.
   // Their onRequest hooks reach every route (plugins registered below inherit them; root-level
@@ -127,6 +116,3 @@ function jsonOrNothing(parse: ReturnType<FastifyInstance['getDefaultJsonParser']
   return (request, body, done) => (body.length === 0 ? done(null, undefined) : parse(request, body, done));
 }
 
-function httpStatusText(status: number): string {
-  return STATUS_CODES[status] ?? 'Error';
-}

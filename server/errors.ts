@@ -1,13 +1,27 @@
 import createError from '@fastify/error';
+import * as contract from './errors.js';
 
 /**
- * Every coded error the server answers with. Each has a stable `code` that clients can match
- * on, a message template and an HTTP status. Domain modules throw these; the error handler in
- * app.ts turns them into `{ "error": code, "message": ..., "statusCode": ... }`.
+ * Every coded error the server answers with: the closed set of codes a client can ever see.
+ * Each has a stable `code` that clients can match on, a message template and an HTTP status.
+ * Domain modules throw these; the error handler (plugins/error-handler.ts) turns them into
+ * `{ "statusCode", "code", "error", "message" }`, maps the framework's own errors onto them and
+ * answers anything else with ERR_INTERNAL. Every `createError` exported here joins the set by
+ * itself ({@link errorCatalog}), the README's error list and `ErrorResponse.code` in
+ * /openapi.json; a test checks both list every one.
  */
 
-// Requests
+// Requests: what the framework refuses before a route runs is mapped onto these.
 export const InvalidRequestError = createError('ERR_INVALID_REQUEST', '%s', 400);
+export const ValidationError = createError('ERR_VALIDATION', '%s', 400);
+export const InvalidJsonError = createError('ERR_INVALID_JSON', '%s', 400);
+export const BodyTooLargeError = createError('ERR_BODY_TOO_LARGE', 'The request body exceeds the limit of %s bytes', 413);
+export const UnsupportedMediaTypeError = createError('ERR_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Content-Type %s', 415);
+export const UrlTooLongError = createError('ERR_URL_TOO_LONG', 'A segment of the URL is longer than %s characters', 414);
+export const RouteNotFoundError = createError('ERR_ROUTE_NOT_FOUND', 'Route %s %s not found', 404);
+export const MethodNotAllowedError = createError('ERR_METHOD_NOT_ALLOWED', 'Method %s is not allowed on %s; allowed: %s', 405);
+export const RequestTimeoutError = createError('ERR_REQUEST_TIMEOUT', '%s', 408);
+export const HeadersTooLargeError = createError('ERR_HEADERS_TOO_LARGE', 'The request headers are too large', 431);
 export const ContextAndLanguageError = createError(
   'ERR_CONTEXT_AND_LANGUAGE',
   'context_id and language are mutually exclusive: send one or neither',
@@ -54,3 +68,29 @@ export const RangeNotSatisfiableError = createError('ERR_RANGE_NOT_SATISFIABLE',
 // Access control
 export const UnauthorizedError = createError('ERR_UNAUTHORIZED', '%s', 401);
 export const UnclaimedError = createError('ERR_UNCLAIMED', 'This server has not been claimed yet: POST /claim first', 403);
+
+// Anything else: the details go to the log only, under the request id the message names.
+export const InternalError = createError('ERR_INTERNAL', 'Internal server error (request id %s)', 500);
+
+export interface ErrorDefinition {
+  code: string;
+  statusCode: number;
+}
+
+const FASTIFY_ERROR = Symbol.for('fastify-error-generic');
+
+/**
+ * Every code above with its status, sorted by code: read from this module's own exports, so
+ * that a new `createError` cannot be left out of the contract.
+ */
+export function errorCatalog(): readonly ErrorDefinition[] {
+  return (Object.values(contract) as unknown[])
+    .filter((value): value is new () => { code: string; statusCode?: number } =>
+      typeof value === 'function' && (value.prototype as Record<symbol, unknown> | undefined)?.[FASTIFY_ERROR] === true,
+    )
+    .map((constructor) => {
+      const { code, statusCode } = new constructor();
+      return { code, statusCode: statusCode ?? 500 };
+    })
+    .sort((a, b) => a.code.localeCompare(b.code));
+}

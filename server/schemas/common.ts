@@ -1,10 +1,16 @@
 import { Type } from 'typebox';
+import { errorCatalog } from '../errors.js';
 
 /** The body of every 4xx/5xx answer. */
 export const ErrorResponse = Type.Object(
   {
     statusCode: Type.Integer({ description: 'HTTP status code' }),
-    code: Type.String({ description: 'Stable machine-readable error code, e.g. ERR_CONTEXT_NOT_FOUND' }),
+    // The closed set of errors.ts, so that clients (and their generators) know every code.
+    code: Type.Unsafe<string>({
+      type: 'string',
+      enum: errorCatalog().map(({ code }) => code),
+      description: 'Stable machine-readable error code: match on it (README, "Errors", says what each means)',
+    }),
     error: Type.String({ description: 'HTTP status text' }),
     message: Type.String({ description: 'What was wrong, for a person' }),
   },

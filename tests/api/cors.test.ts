@@ -34,7 +34,9 @@ describe('CORS off (the default)', () => {
 
     const open = await start({});
     const unauthenticated = await preflight(open, '/execute', ALLOWED);
-    expect(unauthenticated.statusCode).toBe(404);
+    // No OPTIONS route: the path exists for POST only.
+    expect(unauthenticated.statusCode).toBe(405);
+    expect(unauthenticated.headers.allow).toBe('POST');
     expect(unauthenticated.headers['access-control-allow-origin']).toBeUndefined();
     const get = await open.inject({ method: 'GET', url: '/contexts', headers: { origin: ALLOWED } });
     expect(get.statusCode).toBe(200);

@@ -26,9 +26,11 @@ afterAll(async () => {
   if (workspace) await rm(await workspace, { recursive: true, force: true });
 });
 
+/** `extend` may add routes of the test's own before the app is ready. */
 export async function startOffline(
   env: Record<string, string> = {},
   options: BuildOptions = {},
+  extend?: (app: FastifyInstance) => void,
 ): Promise<{ app: FastifyInstance; routes: RouteOptions[] }> {
   workspace ??= mkdtemp(path.join(tmpdir(), 'offline-app-'));
   const config = loadConfig({ JUPYTER_URL: `http://127.0.0.1:${await freePort()}`, WORKSPACE_DIR: await workspace, ...env });
@@ -41,6 +43,7 @@ export async function startOffline(
     },
   });
   apps.push(app);
+  extend?.(app);
   await app.ready();
   return { app, routes };
 }

@@ -60,6 +60,7 @@ export const WorkspaceRootError = createError('ERR_WORKSPACE_ROOT', 'The workspa
 export const UploadTooLargeError = createError('ERR_UPLOAD_TOO_LARGE', 'Upload exceeds the limit of %s bytes', 413);
 export const UploadAbortedError = createError('ERR_UPLOAD_ABORTED', 'The upload of %s ended before its body was complete', 400);
 export const UploadTimeoutError = createError('ERR_UPLOAD_TIMEOUT', 'The upload of %s sent nothing for %s seconds', 408);
+export const AlreadyExistsError = createError('ERR_ALREADY_EXISTS', '%s already exists%s', 409);
 export const PathChangedError = createError('ERR_PATH_CHANGED', 'Path %s changed while it was being opened; try again', 409);
 export const PermissionDeniedError = createError('ERR_PERMISSION_DENIED', 'Permission denied: %s', 403);
 export const NoSpaceError = createError('ERR_NO_SPACE', 'No space left in the workspace to write %s', 507);

@@ -7,7 +7,7 @@ import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { InvalidRequestError, RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
 import { errorResponses } from '../schemas/common.js';
-import { DirectoryListing, FilePathParams, ListFilesQuery, UploadResult } from '../schemas/files.js';
+import { DirectoryListing, FileActionBody, FileActionResult, FilePathParams, ListFilesQuery, UploadResult } from '../schemas/files.js';
 import { lastModified, planDownload } from '../workspace/download.js';
 import { WorkspaceFiles } from '../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../workspace/listing.js';
@@ -15,6 +15,8 @@ import { quote } from '../workspace/paths.js';
 
 /** An upload that sends nothing for this long is abandoned (and its temporary file removed). */
 const UPLOAD_IDLE_TIMEOUT_MS = 120_000;
+/** An action body (`{"action":"move",...}`) is a few hundred bytes; paths are at most 16 KiB each. */
+const MAX_ACTION_BODY_BYTES = 64 * 1024;
 
 const fileErrors = {
   ...errorResponses,
@@ -25,7 +27,7 @@ const fileErrors = {
 } as const;
 
 /**
- * The workspace file API: list, download, upload, delete. Registered outside the JSON API
+ * The workspace file API: list, download, upload, move, copy, mkdir, delete. Registered outside the JSON API
  * scope: uploads are raw bytes whatever their Content-Type and are streamed to disk, never
  * buffered.
  */
@@ -36,6 +38,15 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
   // the routes of this plugin are affected.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (request, payload, done) => {
+    // POST /files/* is the one route here with a JSON body (an action), whatever the client
+    // declares: curl -d sends form-urlencoded.
+    if (request.method === 'POST') {
+      readJson(payload, MAX_ACTION_BODY_BYTES).then(
+        (body) => done(null, body),
+        (error: Error) => done(error, undefined),
+      );
+      return;
+    }
     const declared = Number(request.headers['content-length']);
     // Refused before a byte is read. Fastify closes the connection after an error here, so
     // the body the client may still be sending is not read either.
@@ -113,6 +124,38 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     },
   );
 
+  app.post(
+    '/files/*',
+    {
+      schema: {
+        summary: 'Move (rename) or copy a file, link or directory, or make a directory (JSON body)',
+        description:
+          '`{"action":"mkdir"}` makes the directory and its parents (201; 200 if it exists already; 409 when a file is in the way). ' +
+          '`{"action":"move"|"copy","to":"dest","overwrite":false}` moves or copies the path to `dest`, creating its parents ' +
+          '(201; 200 when it replaced something with `overwrite`; 409 when `dest` exists without it). ' +
+          'Directories are copied recursively with links copied as links; the workspace root cannot be moved.',
+        tags: ['files'],
+        params: FilePathParams,
+        body: FileActionBody,
+        response: { 200: FileActionResult, 201: FileActionResult, ...fileErrors },
+      },
+    },
+    async (request, reply) => {
+      const raw = request.params['*'];
+      const { action, to, overwrite } = request.body;
+      let result: { path: string; created: boolean };
+      if (action === 'mkdir') {
+        if (to !== undefined || overwrite !== undefined) throw new InvalidRequestError('mkdir takes neither "to" nor "overwrite"');
+        result = await workspace.mkdir(raw);
+      } else {
+        if (to === undefined) throw new InvalidRequestError(`${action} needs "to", the destination path`);
+        result = action === 'move' ? await workspace.move(raw, to, { overwrite }) : await workspace.copy(raw, to, { overwrite });
+      }
+      reply.code(result.created ? 201 : 200);
+      return { path: result.path };
+    },
+  );
+
   app.delete(
     '/files/*',
     {
@@ -166,6 +209,22 @@ async function sendFile(workspace: WorkspaceFiles, raw: string, request: Fastify
     .header('content-length', end - start + 1);
   if (request.method === 'HEAD' || file.size === 0) return reply.send();
   return reply.send(file.stream(start, end));
+}
+
+/** Reads a small JSON body; the stream is a request body, never a file upload. */
+async function readJson(payload: AsyncIterable<Buffer>, limit: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of payload) {
+    size += chunk.length;
+    if (size > limit) throw new InvalidRequestError(`The body is larger than ${limit} bytes; an action is a small JSON object`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch (error) {
+    throw new InvalidRequestError(`Body is not valid JSON: ${(error as Error).message}`);
+  }
 }
 
 function listLimit(raw: string): number {

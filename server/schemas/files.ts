@@ -56,3 +56,25 @@ export const UploadResult = Type.Object(
   },
   { additionalProperties: false },
 );
+
+export const FileActionBody = Type.Object(
+  {
+    action: Type.Union([Type.Literal('move'), Type.Literal('copy'), Type.Literal('mkdir')], {
+      description: 'move (rename) or copy the path to `to`, or make it a directory (parents included)',
+    }),
+    to: Type.Optional(
+      Type.String({ minLength: 1, maxLength: MAX_RAW_PATH, description: 'Workspace-relative destination, for move and copy' }),
+    ),
+    overwrite: Type.Optional(
+      Type.Boolean({ description: 'Replace what is at `to` (a file, a link or a whole directory); otherwise 409 (default false)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const FileActionResult = Type.Object(
+  {
+    path: Type.String({ description: 'The directory made, or the destination, workspace-relative and normalized' }),
+  },
+  { additionalProperties: false },
+);

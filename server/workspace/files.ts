@@ -12,6 +12,7 @@ import {
   WorkspaceRootError,
 } from '../errors.js';
 import { listDirectory, type DirectoryListing, type ListOptions } from './listing.js';
+import { copy, makeDirectory, move, type MoveOptions, type MoveResult } from './moves.js';
 import { quote } from './paths.js';
 import { removeEntry } from './remove.js';
 import { isErrno, translateErrno, Workspace, type DirectoryHandle } from './workspace.js';
@@ -178,6 +179,21 @@ export class WorkspaceFiles {
     } finally {
       await directory.close();
     }
+  }
+
+  /** Makes a directory and its parents; see {@link makeDirectory}. */
+  mkdir(raw: string): Promise<MoveResult> {
+    return makeDirectory(this.workspace, raw);
+  }
+
+  /** Moves (renames) a file, link or directory; see {@link move}. */
+  move(from: string, to: string, options: MoveOptions = {}): Promise<MoveResult> {
+    return move(this.workspace, from, to, options);
+  }
+
+  /** Copies a file, link or directory; see {@link copy}. */
+  copy(from: string, to: string, options: MoveOptions = {}): Promise<MoveResult> {
+    return copy(this.workspace, from, to, options);
   }
 
   private async openInParent(segments: string[], display: string, opener: (child: string) => Promise<FileHandle>): Promise<FileHandle> {

@@ -30,9 +30,10 @@ export function isServableName(name: Buffer): boolean {
 
 /**
  * Names the server gives its own work in progress: `.upload-*.part` beside an upload's target,
- * `.extract-*` for an archive being unpacked. Listings and archives leave them out.
+ * `.extract-*` for an archive being unpacked, `.copy-*` for a copy being made. Listings and
+ * archives leave them out.
  */
-const INTERNAL_NAME = /^\.(?:upload-[0-9a-f]{24}\.part|extract-[0-9a-f]{24})$/;
+const INTERNAL_NAME = /^\.(?:upload-[0-9a-f]{24}\.part|(?:extract|copy)-[0-9a-f]{24})$/;
 
 export function isInternalName(name: string): boolean {
   return INTERNAL_NAME.test(name);

@@ -13,6 +13,7 @@ import authPlugin from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
 import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
+import hostOriginPlugin from './plugins/host-origin.js';
 import openapiPlugin from './plugins/openapi.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
@@ -85,6 +86,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // CORS first: it answers preflights, which carry no credentials, before auth would refuse them.
   // Their onRequest hooks reach every route (plugins registered below inherit them; root-level
   // routes such as /openapi.json get them when the app is ready) and the 404 handler.
+  // Which pages and host names may call at all comes first: its refusals need no CORS headers.
+  await app.register(hostOriginPlugin, { config });
   await app.register(corsPlugin, { config });
   await app.register(authPlugin, { config });
   if (config.authMode === 'claim') await app.register(claimRoutes);

@@ -39,6 +39,12 @@ export interface Config {
   authMode: AuthMode;
   /** Origins allowed by CORS; empty means CORS is off. `*` allows any origin. */
   corsOrigins: string[];
+  /**
+   * Host names (the `Host` header) the server answers to, besides `localhost` and IP
+   * addresses; `.example.com` also matches its subdomains, `*` any name. Undefined when unset:
+   * the default then depends on the auth mode (see plugins/host-origin.ts).
+   */
+  allowedHosts: string[] | undefined;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -157,6 +163,15 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  // Without a token to check, a cross-site page may only call this server if it is allowed.
+  if (corsOrigins.includes('*') && authMode !== 'token') {
+    throw new ConfigError(
+      `CORS_ORIGINS=* needs ACCESS_TOKEN: with AUTH_MODE=${authMode} any web page could ${authMode === 'claim' ? 'claim the server' : 'run code'}; list the origins instead`,
+    );
+  }
+
+  const allowedHosts = hostList(env, 'ALLOWED_HOSTS');
+
   const executionTimeoutSeconds = seconds(env, 'EXECUTION_TIMEOUT', 0);
   const maxExecutionTimeoutSeconds = seconds(env, 'MAX_EXECUTION_TIMEOUT', 0);
   if (maxExecutionTimeoutSeconds > 0 && (executionTimeoutSeconds === 0 || executionTimeoutSeconds > maxExecutionTimeoutSeconds)) {
@@ -193,5 +208,24 @@ export function loadConfig(env: Env = process.env): Config {
     accessToken,
     authMode,
     corsOrigins,
+    allowedHosts,
   };
+}
+
+const HOST_NAME = /^\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/;
+
+/** A comma-separated list of host names (`api.example.com`, `.example.com`, `*`), lower-cased. */
+function hostList(env: Env, name: string): string[] | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  const hosts = raw
+    .split(',')
+    .map((host) => host.trim().toLowerCase().replace(/\.$/, ''))
+    .filter((host) => host !== '');
+  for (const host of hosts) {
+    if (host !== '*' && !HOST_NAME.test(host)) {
+      throw new ConfigError(`${name} entries must be host names without scheme or port, such as api.example.com, .example.com or *, got "${host}"`);
+    }
+  }
+  return hosts;
 }

@@ -69,6 +69,16 @@ export const RangeNotSatisfiableError = createError('ERR_RANGE_NOT_SATISFIABLE',
 // Access control
 export const UnauthorizedError = createError('ERR_UNAUTHORIZED', '%s', 401);
 export const UnclaimedError = createError('ERR_UNCLAIMED', 'This server has not been claimed yet: POST /claim first', 403);
+export const OriginNotAllowedError = createError(
+  'ERR_ORIGIN_NOT_ALLOWED',
+  'Origin %s may not call this server: list it in CORS_ORIGINS to let its pages in',
+  403,
+);
+export const HostNotAllowedError = createError(
+  'ERR_HOST_NOT_ALLOWED',
+  'Host %s is not allowed: call the server by localhost or an IP address, or list the name in ALLOWED_HOSTS',
+  403,
+);
 
 // Anything else: the details go to the log only, under the request id the message names.
 export const InternalError = createError('ERR_INTERNAL', 'Internal server error (request id %s)', 500);

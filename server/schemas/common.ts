@@ -20,7 +20,9 @@ export const ErrorResponse = Type.Object(
 export const errorResponses = {
   400: Type.Ref('ErrorResponse', { description: 'The request is invalid' }),
   401: Type.Ref('ErrorResponse', { description: 'The access token is missing or wrong' }),
-  403: Type.Ref('ErrorResponse', { description: 'The server has not been claimed yet (AUTH_MODE=claim)' }),
+  403: Type.Ref('ErrorResponse', {
+    description: "The request's Origin or Host is not allowed, or the server has not been claimed yet (AUTH_MODE=claim)",
+  }),
   404: Type.Ref('ErrorResponse', { description: 'No such context, file or route' }),
   429: Type.Ref('ErrorResponse', { description: 'Too many executions are waiting for the context' }),
   500: Type.Ref('ErrorResponse', { description: 'An unexpected server error' }),

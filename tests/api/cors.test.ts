@@ -29,16 +29,15 @@ describe('CORS off (the default)', () => {
   it('adds no CORS header and answers no preflight', async () => {
     const app = await start({ ACCESS_TOKEN: TOKEN });
     const response = await preflight(app, '/execute', ALLOWED);
-    expect(response.statusCode).toBe(401);
+    expect(response.statusCode).toBe(403);
     expect(response.headers['access-control-allow-origin']).toBeUndefined();
 
+    // Without CORS_ORIGINS no other origin may call at all (see host-origin.test.ts).
     const open = await start({});
     const unauthenticated = await preflight(open, '/execute', ALLOWED);
-    // No OPTIONS route: the path exists for POST only.
-    expect(unauthenticated.statusCode).toBe(405);
-    expect(unauthenticated.headers.allow).toBe('POST');
+    expect(unauthenticated.statusCode).toBe(403);
     expect(unauthenticated.headers['access-control-allow-origin']).toBeUndefined();
-    const get = await open.inject({ method: 'GET', url: '/contexts', headers: { origin: ALLOWED } });
+    const get = await open.inject({ method: 'GET', url: '/contexts' });
     expect(get.statusCode).toBe(200);
     expect(get.headers['access-control-allow-origin']).toBeUndefined();
   });
@@ -69,11 +68,12 @@ describe('CORS_ORIGINS allow-list', () => {
     expect(response.headers['access-control-allow-origin']).toBe('http://localhost:5173');
   });
 
-  it('gives a disallowed origin no CORS headers: its preflight is an unauthenticated request', async () => {
+  it('gives a disallowed origin no CORS headers: its preflight is refused', async () => {
     const app = await start(env);
     for (const origin of [OTHER, `${ALLOWED}.evil.example.net`, 'http://app.example.com', 'null']) {
       const response = await preflight(app, '/execute', origin);
-      expect(response.statusCode, origin).toBe(401);
+      expect(response.statusCode, origin).toBe(403);
+      expect(response.json().code, origin).toBe('ERR_ORIGIN_NOT_ALLOWED');
       expect(response.headers['access-control-allow-origin'], origin).toBeUndefined();
       expect(response.headers['access-control-allow-headers'], origin).toBeUndefined();
     }
@@ -94,10 +94,11 @@ describe('CORS_ORIGINS allow-list', () => {
     expect(refused.headers['www-authenticate']).toBe('Bearer');
   });
 
-  it('does not let another origin read answers, even authenticated ones', async () => {
+  it('does not let another origin in, even with the token', async () => {
     const app = await start(env);
     const response = await app.inject({ method: 'GET', url: '/contexts', headers: { origin: OTHER, authorization: `Bearer ${TOKEN}` } });
-    expect(response.statusCode).toBe(200);
+    expect(response.statusCode).toBe(403);
+    expect(response.json().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
     expect(response.headers['access-control-allow-origin']).toBeUndefined();
   });
 

@@ -130,8 +130,21 @@ describe('loadConfig: access control', () => {
       'https://app.example.com',
       'http://localhost:5173',
     ]);
-    expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
+    expect(loadConfig({ CORS_ORIGINS: '*', ACCESS_TOKEN: 'a-test-token-0123456789' }).corsOrigins).toEqual(['*']);
     expect(loadConfig({ CORS_ORIGINS: ' , ' }).corsOrigins).toEqual([]);
+  });
+
+  it.each([{}, { AUTH_MODE: 'claim' }])('refuses CORS_ORIGINS=* without a token (%o): any page could drive the server', (env) => {
+    expect(() => loadConfig({ CORS_ORIGINS: '*', ...env })).toThrow(/CORS_ORIGINS=\* needs ACCESS_TOKEN/);
+  });
+
+  it('reads ALLOWED_HOSTS as host names, lower-cased, without trailing dots; unset is undefined', () => {
+    expect(loadConfig({}).allowedHosts).toBeUndefined();
+    expect(loadConfig({ ALLOWED_HOSTS: 'API.example.com., .internal, *' }).allowedHosts).toEqual(['api.example.com', '.internal', '*']);
+  });
+
+  it.each(['https://api.example.com', 'api.example.com:8080', 'api.example.com/x', '[::1]', 'a b'])('refuses ALLOWED_HOSTS=%s', (hosts) => {
+    expect(() => loadConfig({ ALLOWED_HOSTS: hosts })).toThrow(/ALLOWED_HOSTS/);
   });
 
   it.each(['https://app.example.com/', 'https://app.example.com/path', 'app.example.com', 'https://APP.example.com', 'null'])(

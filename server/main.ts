@@ -2,7 +2,7 @@ import { format } from 'node:util';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { serializeRequest } from './plugins/auth.js';
+import { loggerOptions } from './logger.js';
 
 /** The process: configuration, logger, listen, graceful shutdown on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -17,13 +17,7 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const logger = pino({
-    level: config.logLevel,
-    // Secrets travel in these headers; they never reach the log.
-    redact: { paths: ['req.headers.authorization', 'req.headers["x-access-token"]'], censor: '[redacted]' },
-    // ...and in the URL, where no token is accepted but someone may still put one.
-    serializers: { req: serializeRequest },
-  });
+  const logger = pino(loggerOptions(config.logLevel));
   // @jupyterlab/services reports kernel socket and status changes on the console: keep them,
   // as structured logs rather than bare lines among the JSON ones.
   const library = logger.child({ source: 'jupyterlab-services' });

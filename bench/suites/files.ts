@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiClient } from '../lib/api-client.js';
 import { MemorySampler, type MemoryPeak } from '../lib/proc-memory.js';
-import { spawnHelper, stopProcess } from '../lib/processes.js';
+import { spawnHelper } from '../lib/processes.js';
+import { stopProcess } from '../../testing/processes.js';
 import { formatMiB, formatNumber, formatRatio, max, median, MiB, now, ratio } from '../lib/stats.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 

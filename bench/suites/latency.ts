@@ -1,6 +1,7 @@
 import { formatNumber, formatRatio, formatRatioAgainst, max, median, now, percentile, ratio } from '../lib/stats.js';
 import { ApiClient } from '../lib/api-client.js';
-import { spawnHelper, stopProcess } from '../lib/processes.js';
+import { spawnHelper } from '../lib/processes.js';
+import { stopProcess } from '../../testing/processes.js';
 import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
 import { ServicesKernel } from '../lib/services-kernel.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';

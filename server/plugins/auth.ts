@@ -4,15 +4,13 @@ import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AuthMode, Config } from '../config.js';
 import { UnauthorizedError, UnclaimedError } from '../errors.js';
+import { TOKEN_QUERY_PARAMS } from '../logger.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     access: AccessControl;
   }
 }
-
-/** Query parameters people try for tokens. They never authenticate: URLs end up in logs. */
-export const TOKEN_QUERY_PARAMS: readonly string[] = ['token', 'access_token'];
 
 const sha256 = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
@@ -82,31 +80,6 @@ function hasTokenInQuery(url: string): boolean {
   if (query === -1) return false;
   const params = new URLSearchParams(url.slice(query + 1));
   return TOKEN_QUERY_PARAMS.some((name) => params.has(name));
-}
-
-/** The URL as it may be logged: the values of token-looking query parameters masked. */
-export function redactUrl(url: string): string {
-  if (!hasTokenInQuery(url)) return url;
-  const query = url.indexOf('?');
-  const params = new URLSearchParams(url.slice(query + 1));
-  for (const name of TOKEN_QUERY_PARAMS) {
-    if (params.has(name)) params.set(name, '[redacted]');
-  }
-  return `${url.slice(0, query)}?${params.toString()}`;
-}
-
-/**
- * Fastify's request log serializer with {@link redactUrl}: a token sent in the URL by mistake
- * must not reach the log by way of the "incoming request" line.
- */
-export function serializeRequest(request: FastifyRequest): Record<string, unknown> {
-  return {
-    method: request.method,
-    url: redactUrl(request.url),
-    host: request.host,
-    remoteAddress: request.ip,
-    remotePort: request.socket?.remotePort,
-  };
 }
 
 function isLoopback(address: string): boolean {

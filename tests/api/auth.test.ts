@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { serializeRequest } from '../../server/plugins/auth.js';
+import { loggerOptions } from '../../server/logger.js';
 import { startOffline } from '../helpers/offline-app.js';
 
 const TOKEN = 'a-test-token-0123456789-abcdef';
@@ -16,8 +16,8 @@ interface Route {
 async function start(env: Record<string, string>, logs?: string[]): Promise<{ app: FastifyInstance; routes: Route[] }> {
   const logger = logs
     ? pino(
-        // The request serializer main.ts gives the production logger.
-        { level: 'trace', serializers: { req: serializeRequest } },
+        // The options main.ts gives the production logger.
+        loggerOptions('trace'),
         new Writable({
           write(chunk: Buffer, _encoding, callback) {
             logs.push(chunk.toString());

@@ -1,11 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../bench/lib/processes.js';
-
-const root = path.resolve(import.meta.dirname, '../..');
+import { freePort, root, stopProcess, waitForHttp } from '../../testing/processes.js';
 
 export interface StartedServer {
   baseUrl: string;
@@ -17,24 +14,6 @@ export interface StartedServer {
   output(): string;
   /** SIGTERM, then SIGKILL after a while; removes the workspace. Resolves with the exit code. */
   stop(): Promise<number | null>;
-}
-
-/** Waits until `url` answers 2xx, failing early if `child` exits. */
-export async function waitForUrl(url: string, deadlineMs: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`start-up.sh exited (${child.exitCode ?? child.signalCode}) before ${url} answered`);
-    }
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      if (response.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} did not answer within ${deadlineMs} ms`);
 }
 
 export interface StartOptions {
@@ -76,9 +55,8 @@ export async function startServer(env: Record<string, string> = {}, options: Sta
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const exited = once(child, 'exit').then(() => child.exitCode);
-  await waitForUrl(`${baseUrl}/health`, 60_000, child);
-  await waitForUrl(`${baseUrl}/ready`, 60_000, child);
+  await waitForHttp(`${baseUrl}/health`, child, 60_000, 100);
+  await waitForHttp(`${baseUrl}/ready`, child, 60_000, 100);
   return {
     baseUrl,
     jupyterUrl,
@@ -87,12 +65,7 @@ export async function startServer(env: Record<string, string> = {}, options: Sta
     process: child,
     output: () => output,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await stopProcess(child);
       await rm(workspaceDir, { recursive: true, force: true });
       return child.exitCode;
     },

@@ -11,6 +11,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import authPlugin from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
+import metricsPlugin from './plugins/metrics.js';
 import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
 import hostOriginPlugin from './plugins/host-origin.js';
@@ -21,6 +22,7 @@ import executeRoutes from './routes/execute.js';
 import executionRoutes from './routes/executions.js';
 import fileRoutes from './routes/files.js';
 import healthRoutes from './routes/health.js';
+import metricsRoutes from './routes/metrics.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
@@ -83,6 +85,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Before any route, so that each inherits it: every error answer's code is in errors.ts.
   await app.register(errorHandlerPlugin);
 
+  // Metrics before CORS and access control: every request is counted, refused ones included.
+  await app.register(metricsPlugin);
   // CORS first: it answers preflights, which carry no credentials, before auth would refuse them.
   // Their onRequest hooks reach every route (plugins registered below inherit them; root-level
   // routes such as /openapi.json get them when the app is ready) and the 404 handler.
@@ -94,6 +98,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(contextsPlugin, { config });
   await app.register(healthRoutes);
+  await app.register(metricsRoutes, { config });
   // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.
   await app.register(fileRoutes, { config });
 

@@ -45,6 +45,10 @@ export interface Config {
    * the default then depends on the auth mode (see plugins/host-origin.ts).
    */
   allowedHosts: string[] | undefined;
+  /** A second token that opens GET /metrics only (the scraper's); undefined when unset. */
+  metricsToken: string | undefined;
+  /** GET /metrics needs no token at all (a private network). */
+  metricsPublic: boolean;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -101,6 +105,22 @@ function bytes(env: Env, name: string, fallback: number): number {
   return value;
 }
 
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (raw === 'true' || raw === '1' || raw === 'yes') return true;
+  if (raw === 'false' || raw === '0' || raw === 'no') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+/** Tokens travel in headers: at least 16 printable ASCII characters, no spaces. */
+function checkToken(name: string, token: string | undefined): void {
+  if (token !== undefined && token.length < 16) throw new ConfigError(`${name} must be at least 16 characters long`);
+  // Clients send it in a header: a space would not survive `Authorization: Bearer <token>`,
+  // and bytes beyond ASCII are not carried faithfully in header values.
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) throw new ConfigError(`${name} must be printable ASCII without spaces`);
+}
+
 function url(env: Env, name: string, fallback: string): string {
   const raw = read(env, name) ?? fallback;
   let parsed: URL;
@@ -137,13 +157,14 @@ export function loadConfig(env: Env = process.env): Config {
   if (authMode === 'token' && !accessToken) throw new ConfigError('AUTH_MODE=token needs ACCESS_TOKEN to be set');
   if (authMode === 'none' && accessToken) throw new ConfigError('ACCESS_TOKEN is set but AUTH_MODE=none would ignore it');
   if (authMode === 'claim' && accessToken) throw new ConfigError('AUTH_MODE=claim issues its own token: unset ACCESS_TOKEN');
-  if (accessToken !== undefined && accessToken.length < 16) {
-    throw new ConfigError('ACCESS_TOKEN must be at least 16 characters long');
-  }
-  // Clients send it in a header: a space would not survive `Authorization: Bearer <token>`,
-  // and bytes beyond ASCII are not carried faithfully in header values.
-  if (accessToken !== undefined && !/^[\x21-\x7e]+$/.test(accessToken)) {
-    throw new ConfigError('ACCESS_TOKEN must be printable ASCII without spaces');
+  checkToken('ACCESS_TOKEN', accessToken);
+
+  const metricsToken = read(env, 'METRICS_TOKEN');
+  checkToken('METRICS_TOKEN', metricsToken);
+  const metricsPublic = boolean(env, 'METRICS_PUBLIC', false);
+  if (metricsToken !== undefined && metricsPublic) throw new ConfigError('METRICS_TOKEN is set but METRICS_PUBLIC=true would ignore it');
+  if (metricsToken !== undefined && authMode === 'none') {
+    throw new ConfigError('METRICS_TOKEN is set but AUTH_MODE=none leaves /metrics open to anyone: set ACCESS_TOKEN or AUTH_MODE=claim');
   }
 
   const corsOrigins = (read(env, 'CORS_ORIGINS') ?? '')
@@ -209,6 +230,8 @@ export function loadConfig(env: Env = process.env): Config {
     authMode,
     corsOrigins,
     allowedHosts,
+    metricsToken,
+    metricsPublic,
   };
 }
 

@@ -7,6 +7,7 @@ import type { JupyterClient } from '../jupyter/client.js';
 import type { ExecutionTarget, RunControl } from '../execution/execution.js';
 import { KernelLostError, type Outcome } from '../execution/failures.js';
 import { runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/run.js';
+import type { KernelEvents } from './events.js';
 import { SerialQueue } from './serial-queue.js';
 
 /** How long a kernel may take to answer its first kernel_info request. */
@@ -35,6 +36,8 @@ export interface ContextOptions {
   onClosed?: (context: KernelContext) => void;
   /** Called when the kernel socket stays down: Jupyter may have died or restarted. */
   onConnectionLost?: (context: KernelContext) => void;
+  /** Told of kernel starts, restarts and deaths. */
+  events?: KernelEvents;
 }
 
 /**
@@ -127,7 +130,8 @@ export class KernelContext implements ExecutionTarget {
   }
 
   /** Restarts the kernel: all state is wiped; id and cwd stay. A running execution ends with an error. */
-  async restart(): Promise<void> {
+  async restart(reason: 'requested' | 'unresponsive' = 'requested'): Promise<void> {
+    this.options.events?.emit('kernel_restarted', { language: this.language, reason });
     const kernel = this.kernel;
     if (!kernel || kernel.isDisposed) {
       await this.replaceKernel(new KernelLostError('ContextRestarted', 'The context was restarted'));
@@ -209,7 +213,7 @@ export class KernelContext implements ExecutionTarget {
       language: this.language,
       lifeSignal: this.life.signal,
       interrupt: () => kernel.interrupt(),
-      restartAfterStuck: () => this.restart(),
+      restartAfterStuck: () => this.restart('unresponsive'),
       setPaused: (paused) => {
         // The connection's socket is private to @jupyterlab/services but it is the `ws`
         // WebSocket we supplied; pausing it stops reading from Jupyter, which is how a slow
@@ -224,6 +228,7 @@ export class KernelContext implements ExecutionTarget {
 
   private async startKernel(): Promise<void> {
     const model = await this.jupyter.startKernel(this.kernelName, this.cwd);
+    this.options.events?.emit('kernel_started', { language: this.language });
     try {
       await this.connectKernel(model);
     } catch (error) {
@@ -308,11 +313,14 @@ export class KernelContext implements ExecutionTarget {
     if (status === 'autorestarting') {
       // Jupyter noticed the kernel process died and restarts it under the same kernel id.
       this.logger.warn({ kernel: kernel.id }, 'kernel died and is being restarted by Jupyter');
+      this.options.events?.emit('kernel_died', { language: this.language });
+      this.options.events?.emit('kernel_restarted', { language: this.language, reason: 'died' });
       this.reconnectAfterRestart(new KernelLostError('KernelDied'));
     } else if (status === 'dead' && !this.closed) {
       // The kernel is gone from Jupyter for good (or Jupyter itself was replaced): start a new
       // one so the context keeps its id and cwd.
       this.logger.warn({ kernel: kernel.id }, 'kernel is gone; starting a replacement');
+      this.options.events?.emit('kernel_died', { language: this.language });
       void this.replaceKernel(new KernelLostError('KernelDied', 'The kernel died and was replaced by a new one; its state was lost')).catch(
         (error: unknown) => this.logger.error({ err: error }, 'could not replace the kernel'),
       );

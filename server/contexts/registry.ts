@@ -5,6 +5,7 @@ import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, Shuttin
 import type { ExecutionOptions } from '../execution/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { KernelContext, type ContextInfo } from './context.js';
+import { createKernelEvents, type KernelEvents } from './events.js';
 
 export interface RegistryOptions {
   jupyter: JupyterClient;
@@ -28,6 +29,8 @@ export class ContextRegistry {
   private closing = false;
   /** Set while contexts are being brought back after Jupyter was unreachable. */
   private recovering: Promise<void> | undefined;
+  /** Kernel starts, restarts and deaths across every context. */
+  readonly kernelEvents: KernelEvents = createKernelEvents();
 
   constructor(private readonly options: RegistryOptions) {}
 
@@ -82,6 +85,7 @@ export class ContextRegistry {
       maxQueuedExecutions: this.options.maxQueuedExecutions,
       onClosed: (closed) => this.forget(closed),
       onConnectionLost: () => this.recoverAll(),
+      events: this.kernelEvents,
     });
     if (this.closing) {
       context.disconnect();

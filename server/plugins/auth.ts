@@ -96,6 +96,8 @@ export default fp<{ config: Config }>(
   async (app, { config }) => {
     const access = new AccessControl(config.authMode, config.accessToken);
     app.decorate('access', access);
+    // The scraper's token: it opens GET /metrics and nothing else, before a claim too.
+    const scraper = config.metricsToken !== undefined ? new AccessControl('token', config.metricsToken) : undefined;
 
     if (access.mode === 'none') {
       app.addHook('onListen', async () => {
@@ -121,9 +123,10 @@ export default fp<{ config: Config }>(
       // credentials, and POST /claim, the way in before the claim (and a 404 after it).
       const security = (request.routeOptions.schema as { security?: unknown[] } | undefined)?.security;
       if (Array.isArray(security) && security.length === 0) return;
-      if (!access.claimed) throw new UnclaimedError();
 
       const tokens = presentedTokens(request);
+      if (scraper && request.routeOptions.config.metricsScrape === true && tokens.some((token) => scraper.accepts(token))) return;
+      if (!access.claimed) throw new UnclaimedError();
       if (tokens.some((token) => access.accepts(token))) return;
 
       // RFC 6750 section 3: the challenge, and `invalid_token` when a token was sent but is wrong.

@@ -32,7 +32,7 @@ const fileErrors = {
  * buffered.
  */
 const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const workspace = new WorkspaceFiles(config.workspaceDir);
+  const workspace = new WorkspaceFiles(config.workspaceDir, app.metrics.files);
 
   // Every Content-Type, JSON and text included, hands the request stream over unread; only
   // the routes of this plugin are affected.

@@ -44,6 +44,14 @@ export interface WriteResult {
   etag: string;
 }
 
+/** Told how many bytes flow into and out of workspace files, for metrics. */
+export interface TransferObserver {
+  /** Bytes of an upload accepted into a file being written (counted as they arrive). */
+  bytesIn(count: number): void;
+  /** Bytes read from a file for a download (counted when its stream closes). */
+  bytesOut(count: number): void;
+}
+
 export interface WriteOptions {
   /** Largest body accepted; crossing it aborts the write with UploadTooLargeError. */
   maxBytes: number;
@@ -65,9 +73,11 @@ const tempName = () => `.upload-${randomBytes(12).toString('hex')}.part`;
  */
 export class WorkspaceFiles {
   readonly workspace: Workspace;
+  private readonly observer: TransferObserver | undefined;
 
-  constructor(root: string) {
+  constructor(root: string, observer?: TransferObserver) {
     this.workspace = new Workspace(root);
+    this.observer = observer;
   }
 
   /** One page of a directory listing; see {@link listDirectory}. */
@@ -103,7 +113,14 @@ export class WorkspaceFiles {
         // whole, as it was when the request came.
         // 1 MiB reads rather than the default 64 KiB: a fraction of the syscalls and writes, which
         // roughly doubled download throughput in the benchmark, for 1 MiB of memory per download.
-        stream: (start, end) => handle.createReadStream({ start, end, autoClose: true, highWaterMark: DOWNLOAD_CHUNK_BYTES }),
+        stream: (start, end) => {
+          const stream = handle.createReadStream({ start, end, autoClose: true, highWaterMark: DOWNLOAD_CHUNK_BYTES });
+          // Counted once, at the end, rather than with a 'data' listener, which would start
+          // the stream flowing before the response is piped from it.
+          const observer = this.observer;
+          if (observer) stream.once('close', () => observer.bytesOut(stream.bytesRead));
+          return stream;
+        },
         close: () => handle.close(),
       };
     } catch (error) {
@@ -143,7 +160,7 @@ export class WorkspaceFiles {
         // Overwriting keeps the file's permissions (an executable script stays executable).
         if (resolved.stats?.isFile()) await handle.chmod(resolved.stats.mode & 0o7777);
         // The write stream closes the descriptor when it finishes or fails.
-        await pipeline(limitBytes(body, options.maxBytes, options.signal), handle.createWriteStream());
+        await pipeline(limitBytes(body, options.maxBytes, options.signal, this.observer), handle.createWriteStream());
         stats = await stat(directory.child(temp), { bigint: true });
       } catch (error) {
         await handle.close().catch(() => undefined);
@@ -241,7 +258,12 @@ async function commit(directory: DirectoryHandle, temp: string, name: string, di
  * destroying it would reset the connection before the caller could answer 413; the caller
  * decides what becomes of it.
  */
-async function* limitBytes(body: Readable, limit: number, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+async function* limitBytes(
+  body: Readable,
+  limit: number,
+  signal: AbortSignal | undefined,
+  observer: TransferObserver | undefined,
+): AsyncGenerator<Buffer> {
   const chunks = body.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
   let total = 0;
   try {
@@ -250,6 +272,7 @@ async function* limitBytes(body: Readable, limit: number, signal: AbortSignal | 
       if (next.done) return;
       total += next.value.length;
       if (total > limit) throw new UploadTooLargeError(limit);
+      observer?.bytesIn(next.value.length);
       yield next.value;
     }
   } finally {

@@ -1,0 +1,34 @@
+import { EventEmitter } from 'node:events';
+
+/**
+ * What happens to kernels, for whoever wants to count it (the metrics plugin). Listeners run
+ * synchronously inside the context's own bookkeeping: they must be cheap and must not throw.
+ */
+export interface KernelEventMap {
+  /** A new kernel process was started for a context (created, or one that replaces a lost kernel). */
+  kernel_started: [{ language: string }];
+  /**
+   * A context's kernel was restarted under the same id: `requested` by a client, `unresponsive`
+   * after it ignored an interrupt, `died` when Jupyter brought a dead kernel back by itself.
+   */
+  kernel_restarted: [{ language: string; reason: 'requested' | 'unresponsive' | 'died' }];
+  /** A kernel process died under a context (crashed, exited, killed). */
+  kernel_died: [{ language: string }];
+}
+
+export type KernelEvents = EventEmitter<KernelEventMap>;
+
+export function createKernelEvents(): KernelEvents {
+  return new EventEmitter<KernelEventMap>();
+}
+
+/**
+ * What a pool of pre-started kernels reports, so that its size and usefulness can be watched.
+ * `size` is the number of ready kernels of a language now; a `hit` is a context served from the
+ * pool, a `miss` one that had to wait for a fresh kernel.
+ */
+export interface KernelPoolObserver {
+  size(language: string, ready: number): void;
+  hit(language: string): void;
+  miss(language: string): void;
+}

@@ -1,0 +1,309 @@
+import type { EventEmitter } from 'node:events';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { KernelEvents, KernelPoolObserver } from '../contexts/events.js';
+import type { TransferObserver } from '../workspace/files.js';
+
+/** Every metric name starts with this. */
+export const PREFIX = 'code_interpreter_';
+
+/** The outcomes an execution can finish with; see the README for what each means. */
+export const OUTCOMES = ['ok', 'error', 'timeout', 'interrupted', 'kernel_died', 'out_of_memory', 'abandoned', 'cancelled', 'failed'] as const;
+
+/** Transports whose open sessions are counted. */
+export type SessionTransport = 'websocket' | 'mcp';
+
+/** What the metrics need to know of an execution; the execution's own info has all of it. */
+export interface ExecutionRecord {
+  language: string;
+  state: string;
+  outcome?: string | undefined;
+  queue_ms?: number | undefined;
+  wall_ms?: number | undefined;
+}
+
+/** Where executions come from: a list of the current ones and their lifecycle events. */
+export interface ExecutionSource {
+  list(): ExecutionRecord[];
+  /** Emits 'queued', 'started' and 'finished', each with the execution's record. */
+  readonly lifecycle: EventEmitter;
+}
+
+/** Where contexts come from. */
+export interface ContextSource {
+  list(): { language: string }[];
+  readonly kernelEvents: KernelEvents;
+}
+
+/** HTTP methods Node's parser accepts are a closed set already; anything else is folded. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+
+/**
+ * The server's Prometheus metrics, in a registry of their own (not prom-client's global one:
+ * several apps may live in one process, in tests). Label values come only from closed sets
+ * (route templates, status codes, outcomes, installed languages), never from what a client
+ * sends, so the number of series stays bounded whatever the traffic.
+ *
+ * Knows nothing of Fastify: the domain reports through events and observers, and the metrics
+ * plugin connects them.
+ */
+export class ServerMetrics {
+  readonly registry = new Registry();
+
+  private readonly executionsStarted: Counter<'language'>;
+  private readonly executionsFinished: Counter<'language' | 'outcome'>;
+  private readonly executionDuration: Histogram<'language' | 'outcome'>;
+  private readonly queueWait: Histogram<'language'>;
+  private readonly kernelStarts: Counter<'language'>;
+  private readonly kernelRestarts: Counter<'language' | 'reason'>;
+  private readonly kernelDeaths: Counter<'language'>;
+  private readonly poolSize: Gauge<'language'>;
+  private readonly poolHits: Counter<'language'>;
+  private readonly poolMisses: Counter<'language'>;
+  private readonly outputBytes: Counter<'stream'>;
+  private readonly outputTruncations: Counter;
+  private readonly outputDroppedBytes: Counter;
+  private readonly fileBytes: Counter<'direction'>;
+  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  private readonly httpDuration: Histogram<'method' | 'route'>;
+  private readonly sessions: Gauge<'transport'>;
+
+  private executionSource: ExecutionSource | undefined;
+  private contextSource: ContextSource | undefined;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+
+    this.executionsStarted = new Counter({
+      name: `${PREFIX}executions_started_total`,
+      help: 'Executions that reached the kernel (left the queue and began running)',
+      labelNames: ['language'],
+      registers,
+    });
+    this.executionsFinished = new Counter({
+      name: `${PREFIX}executions_finished_total`,
+      help: 'Executions that finished, by outcome (cancelled ones never started)',
+      labelNames: ['language', 'outcome'],
+      registers,
+    });
+    this.executionDuration = new Histogram({
+      name: `${PREFIX}execution_duration_seconds`,
+      help: 'Wall time of executions, from start in the kernel to the end, by outcome',
+      labelNames: ['language', 'outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: `${PREFIX}execution_queue_wait_seconds`,
+      help: 'Time executions waited behind others in their context before they started',
+      labelNames: ['language'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+      registers,
+    });
+    const source = () => this.executionSource;
+    new Gauge({
+      name: `${PREFIX}executions_running`,
+      help: 'Executions running in a kernel now (awaiting input included)',
+      labelNames: ['language'],
+      registers,
+      collect: countByLanguage(() => source()?.list().filter((execution) => execution.state === 'running' || execution.state === 'awaiting_input')),
+    });
+    new Gauge({
+      name: `${PREFIX}executions_queued`,
+      help: 'Executions waiting behind another one in their context now',
+      labelNames: ['language'],
+      registers,
+      collect: countByLanguage(() => source()?.list().filter((execution) => execution.state === 'queued')),
+    });
+    const contexts = () => this.contextSource;
+    new Gauge({
+      name: `${PREFIX}contexts`,
+      help: 'Contexts that exist now, by language',
+      labelNames: ['language'],
+      registers,
+      collect: countByLanguage(() => contexts()?.list()),
+    });
+    this.kernelStarts = new Counter({
+      name: `${PREFIX}kernel_starts_total`,
+      help: 'Kernel processes started for contexts (new contexts and replacements of lost kernels)',
+      labelNames: ['language'],
+      registers,
+    });
+    this.kernelRestarts = new Counter({
+      name: `${PREFIX}kernel_restarts_total`,
+      help: 'Kernels restarted under their context: requested, unresponsive (ignored an interrupt) or died',
+      labelNames: ['language', 'reason'],
+      registers,
+    });
+    this.kernelDeaths = new Counter({
+      name: `${PREFIX}kernel_deaths_total`,
+      help: 'Kernel processes that died under a context (crashed, exited, killed)',
+      labelNames: ['language'],
+      registers,
+    });
+    this.poolSize = new Gauge({
+      name: `${PREFIX}kernel_pool_size`,
+      help: 'Pre-started kernels ready to be handed out, by language',
+      labelNames: ['language'],
+      registers,
+    });
+    this.poolHits = new Counter({
+      name: `${PREFIX}kernel_pool_hits_total`,
+      help: 'Kernels served from the pool',
+      labelNames: ['language'],
+      registers,
+    });
+    this.poolMisses = new Counter({
+      name: `${PREFIX}kernel_pool_misses_total`,
+      help: 'Kernels that had to be started because the pool had none ready',
+      labelNames: ['language'],
+      registers,
+    });
+    this.outputBytes = new Counter({
+      name: `${PREFIX}output_bytes_total`,
+      help: 'stdout and stderr bytes (UTF-8) streamed to clients',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.outputTruncations = new Counter({
+      name: `${PREFIX}output_truncations_total`,
+      help: 'Executions whose stdout/stderr went beyond MAX_OUTPUT_BYTES and was cut',
+      registers,
+    });
+    this.outputDroppedBytes = new Counter({
+      name: `${PREFIX}output_dropped_bytes_total`,
+      help: 'stdout and stderr bytes dropped beyond MAX_OUTPUT_BYTES',
+      registers,
+    });
+    this.fileBytes = new Counter({
+      name: `${PREFIX}file_bytes_total`,
+      help: 'Bytes of workspace files uploaded (in) and downloaded (out)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: `${PREFIX}http_requests_total`,
+      help: 'HTTP requests by method, route template and status; "unmatched" for paths no route serves',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: `${PREFIX}http_request_duration_seconds`,
+      help: 'Time from request to the end of the response (whole streams for executions)',
+      labelNames: ['method', 'route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.sessions = new Gauge({
+      name: `${PREFIX}open_sessions`,
+      help: 'Open WebSocket connections and MCP sessions',
+      labelNames: ['transport'],
+      registers,
+    });
+
+    // Zeros rather than absent series, so that rates and alerts work from the first scrape.
+    for (const direction of ['in', 'out']) this.fileBytes.inc({ direction }, 0);
+    for (const stream of ['stdout', 'stderr']) this.outputBytes.inc({ stream }, 0);
+    for (const transport of ['websocket', 'mcp']) this.sessions.set({ transport }, 0);
+  }
+
+  /** Counts executions from their lifecycle events; the gauges read `list()` at each scrape. */
+  observeExecutions(source: ExecutionSource): void {
+    this.executionSource = source;
+    source.lifecycle.on('started', (execution: ExecutionRecord) => {
+      this.executionsStarted.inc({ language: execution.language });
+      if (execution.queue_ms !== undefined) this.queueWait.observe({ language: execution.language }, execution.queue_ms / 1000);
+    });
+    source.lifecycle.on('finished', (execution: ExecutionRecord) => {
+      const labels = { language: execution.language, outcome: execution.outcome ?? 'failed' };
+      this.executionsFinished.inc(labels);
+      if (execution.wall_ms !== undefined) this.executionDuration.observe(labels, execution.wall_ms / 1000);
+    });
+  }
+
+  /** Counts contexts at each scrape and kernel events as they happen. */
+  observeContexts(source: ContextSource): void {
+    this.contextSource = source;
+    for (const language of new Set(source.list().map((context) => context.language))) this.initLanguage(language);
+    source.kernelEvents.on('kernel_started', ({ language }) => this.kernelStarts.inc({ language }));
+    source.kernelEvents.on('kernel_restarted', ({ language, reason }) => this.kernelRestarts.inc({ language, reason }));
+    source.kernelEvents.on('kernel_died', ({ language }) => this.kernelDeaths.inc({ language }));
+  }
+
+  /** Series of a language at zero, so that its first event is seen as an increase. */
+  initLanguage(language: string): void {
+    for (const outcome of OUTCOMES) this.executionsFinished.inc({ language, outcome }, 0);
+    this.executionsStarted.inc({ language }, 0);
+    this.kernelStarts.inc({ language }, 0);
+    this.kernelDeaths.inc({ language }, 0);
+  }
+
+  /** For the kernel pool. */
+  readonly pool: KernelPoolObserver = {
+    size: (language, ready) => this.poolSize.set({ language }, ready),
+    hit: (language) => this.poolHits.inc({ language }),
+    miss: (language) => this.poolMisses.inc({ language }),
+  };
+
+  /** For the workspace file operations. */
+  readonly files: TransferObserver = {
+    bytesIn: (count) => this.fileBytes.inc({ direction: 'in' }, count),
+    bytesOut: (count) => this.fileBytes.inc({ direction: 'out' }, count),
+  };
+
+  /** stdout/stderr text sent to a client, in UTF-8 bytes. */
+  output(stream: 'stdout' | 'stderr', bytes: number): void {
+    if (bytes > 0) this.outputBytes.inc({ stream }, bytes);
+  }
+
+  /** An execution's stream output was cut at the limit; `droppedBytes` were not sent. */
+  truncated(droppedBytes: number): void {
+    this.outputTruncations.inc();
+    this.outputDroppedBytes.inc(droppedBytes);
+  }
+
+  /**
+   * One HTTP request, answered. `route` must be a route template (`/contexts/:context_id`) or
+   * undefined for a path no route serves: never the raw URL.
+   */
+  httpRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+    const labels = { method: METHODS.has(method) ? method : 'OTHER', route: route ?? 'unmatched' };
+    this.httpRequests.inc({ ...labels, status: String(status) });
+    this.httpDuration.observe(labels, seconds);
+  }
+
+  /**
+   * A WebSocket connection or MCP session opened. Call the returned function when it closes;
+   * calling it more than once counts once.
+   */
+  openSession(transport: SessionTransport): () => void {
+    this.sessions.inc({ transport });
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      this.sessions.dec({ transport });
+    };
+  }
+
+  /** The text exposition format and its content type. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/**
+ * A collect function that sets a language-labelled gauge to the count of each language in
+ * what `items` returns. Languages seen before stay at zero rather than vanishing from the scrape.
+ */
+function countByLanguage(items: () => { language: string }[] | undefined): (this: Gauge<'language'>) => void {
+  const seen = new Set<string>();
+  return function (this: Gauge<'language'>) {
+    const counts = new Map<string, number>([...seen].map((language) => [language, 0]));
+    for (const item of items() ?? []) counts.set(item.language, (counts.get(item.language) ?? 0) + 1);
+    for (const [language, count] of counts) {
+      seen.add(language);
+      this.set({ language }, count);
+    }
+  };
+}

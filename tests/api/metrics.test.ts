@@ -78,7 +78,7 @@ describe('GET /metrics', () => {
     expect(text).not.toContain('nowhere');
   });
 
-  it.each([{}, { ACCESS_TOKEN: TOKEN }])('adds no label values for 1,000 distinct unknown paths (%j)', async (env) => {
+  it.each([{}, { ACCESS_TOKEN: TOKEN }] as Record<string, string>[])('adds no label values for 1,000 distinct unknown paths (%j)', async (env) => {
     const { app } = await startOffline(env);
     const headers: Record<string, string> = 'ACCESS_TOKEN' in env ? { authorization: `Bearer ${TOKEN}` } : {};
     // A first round of each kind of request, so that every series they can make exists.

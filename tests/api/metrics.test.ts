@@ -108,7 +108,7 @@ describe('GET /metrics', () => {
     const total = (text: string) =>
       series(text, 'code_interpreter_http_requests_total').reduce((sum, labels) => sum + value(text, 'code_interpreter_http_requests_total', labels), 0);
     expect(total(after) - total(before)).toBe(1000 * 10 + 1);
-  });
+  }, 60_000);
 });
 
 describe('access to GET /metrics', () => {

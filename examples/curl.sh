@@ -2,6 +2,7 @@
 # Runs code on a code-interpreter server with curl and prints its stdout as it arrives; stderr and
 # errors go to stderr, and PNG results (matplotlib figures, say) are saved as result-1.png, ...
 #
+#   npm start                        # in the repository root, in another shell: the server
 #   CODE_INTERPRETER_URL=http://localhost:49999 ACCESS_TOKEN=... examples/curl.sh 'print("hi")'
 #   echo 'print("hi")' | examples/curl.sh
 #

@@ -2,6 +2,7 @@
 // Runs code on a code-interpreter server and prints its stdout as it arrives (Node >= 20, no
 // dependencies).
 //
+//   npm start                        # in the repository root, in another shell: the server
 //   CODE_INTERPRETER_URL=http://localhost:49999 ACCESS_TOKEN=... node node_client.mjs 'print("hi")'
 //   echo 'print("hi")' | node node_client.mjs
 //

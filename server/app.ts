@@ -23,6 +23,7 @@ import executionRoutes from './routes/executions.js';
 import fileRoutes from './routes/files.js';
 import healthRoutes from './routes/health.js';
 import metricsRoutes from './routes/metrics.js';
+import mcpRoutes from './routes/mcp.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
@@ -112,6 +113,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await api.register(executeRoutes, { config });
     await api.register(executionRoutes, { config });
     await api.register(contextRoutes);
+    await api.register(mcpRoutes, { config });
   });
 
   return app;

@@ -49,6 +49,12 @@ export interface Config {
   metricsToken: string | undefined;
   /** GET /metrics needs no token at all (a private network). */
   metricsPublic: boolean;
+  /** An MCP session unused for this long is closed and its contexts deleted, in ms; 0 never. */
+  mcpSessionIdleMs: number;
+  /** Characters of stdout, stderr or text result an MCP tool answer carries before truncating. */
+  mcpMaxTextChars: number;
+  /** Largest file `read_file` returns inline (image or blob); beyond it, a download URL. */
+  mcpMaxFileBytes: number;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -232,6 +238,9 @@ export function loadConfig(env: Env = process.env): Config {
     allowedHosts,
     metricsToken,
     metricsPublic,
+    mcpSessionIdleMs: Math.round(seconds(env, 'MCP_SESSION_IDLE', 30 * 60) * 1000),
+    mcpMaxTextChars: integer(env, 'MCP_MAX_TEXT', 20_000, 100, 100_000_000),
+    mcpMaxFileBytes: bytes(env, 'MCP_MAX_FILE_BYTES', 2 ** 20),
   };
 }
 

@@ -55,6 +55,7 @@ export default fp<{ config: Config }>(
           { name: 'execution', description: 'Run code and stream its output' },
           { name: 'contexts', description: 'Kernels with their own state' },
           { name: 'files', description: 'Files in the workspace' },
+          { name: 'mcp', description: 'The Model Context Protocol endpoint (Streamable HTTP)' },
           { name: 'access', description: 'Access control' },
           { name: 'health', description: 'Liveness and readiness probes' },
           { name: 'meta', description: 'This description' },
@@ -153,7 +154,7 @@ function toOpenapi30Bounds<T>(node: T): T {
 }
 
 /** The version in the package.json next to the code: two levels up in server/, three in dist/. */
-function packageVersion(): string {
+export function packageVersion(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
     try {

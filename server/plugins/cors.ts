@@ -28,6 +28,10 @@ export default fp<{ config: Config }>(
         'If-Modified-Since',
         'If-Unmodified-Since',
         'X-Request-Id',
+        // MCP's Streamable HTTP transport (/mcp).
+        'Mcp-Session-Id',
+        'Mcp-Protocol-Version',
+        'Last-Event-ID',
       ],
       exposedHeaders: [
         'Content-Type',
@@ -39,6 +43,7 @@ export default fp<{ config: Config }>(
         'Accept-Ranges',
         'Location',
         'WWW-Authenticate',
+        'Mcp-Session-Id',
       ],
       // Tokens travel in headers, never in cookies: browsers need not send credentials.
       credentials: false,

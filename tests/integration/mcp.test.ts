@@ -184,6 +184,20 @@ describe('MCP over Streamable HTTP', () => {
     expect(textOf(result)).toMatch(/KeyboardInterrupt/);
   });
 
+  it('interrupts the code of a call the client cancels', async () => {
+    const { client } = await connect();
+    await call(client, 'execute_code', { code: 'state = "kept"' });
+    const cancel = new AbortController();
+    const running = client.callTool({ name: 'execute_code', arguments: { code: 'import time\ntime.sleep(30)' } }, undefined, { signal: cancel.signal });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    cancel.abort();
+    await expect(running).rejects.toThrow();
+    // The context is free again at once, its state intact: the sleep was interrupted.
+    const started = Date.now();
+    expect(textOf(await call(client, 'execute_code', { code: 'print(state)' }))).toBe('kept\n');
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('writes a file, lists it, reads it back and deletes it', async () => {
     const { client } = await connect();
     const written = await call(client, 'write_file', { path: 'mcp-test/notes.txt', content: 'héllo\nwörld\n' });

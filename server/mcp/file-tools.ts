@@ -19,14 +19,17 @@ export function downloadUrl(baseUrl: string, display: string): string {
   return `${baseUrl}/files/${display.split('/').map(encodeURIComponent).join('/')}`;
 }
 
-export async function listFiles(files: WorkspaceFiles, path: string): Promise<CallToolResult> {
-  const listing = await files.list(path);
+export async function listFiles(files: WorkspaceFiles, path: string, limit: number, cursor: string | undefined): Promise<CallToolResult> {
+  const listing = await files.list(path, { limit, cursor });
   const lines = listing.entries.map((entry) =>
     entry.type === 'dir'
       ? `${entry.name}/`
       : `${entry.name}  ${entry.size!.toLocaleString('en-US')} bytes  ${new Date(entry.modified * 1000).toISOString().slice(0, 19)}Z`,
   );
-  const header = `${listing.path === '.' ? 'Workspace root' : listing.path}: ${listing.entries.length} ${listing.entries.length === 1 ? 'entry' : 'entries'}`;
+  const count = `${listing.entries.length} ${listing.entries.length === 1 ? 'entry' : 'entries'}`;
+  const header = `${listing.path === '.' ? 'Workspace root' : listing.path}: ${cursor === undefined ? '' : 'continued, '}${count}`;
+  if (listing.next_cursor !== null) lines.push(`[more entries follow: call list_files with path ${JSON.stringify(listing.path)} and cursor ${JSON.stringify(listing.next_cursor)}]`);
+  if (listing.omitted > 0) lines.push(`[${listing.omitted} entries with names that are not valid UTF-8 or hold control characters are not listed]`);
   return text(lines.length === 0 ? `${header} (empty directory)` : `${header}\n${lines.join('\n')}`);
 }
 

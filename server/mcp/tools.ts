@@ -6,6 +6,7 @@ import type { ContextInfo, KernelContext } from '../contexts/context.js';
 import type { ContextRegistry } from '../contexts/registry.js';
 import type { Logger } from '../logger.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
+import { MAX_LIST_LIMIT } from '../workspace/listing.js';
 import { formatBytes, json, text, textError } from './answers.js';
 import { deleteFile, listFiles, readFile, writeFile } from './file-tools.js';
 import { ExecutionOutput } from './output.js';
@@ -35,6 +36,9 @@ export interface ToolHost {
   /** Scheme and authority this server is reached at, for the URLs the answers give. */
   baseUrl(): string;
 }
+
+/** Entries of a list_files page unless the call asks otherwise: a long listing costs a model dearly. */
+const DEFAULT_MCP_LIST_LIMIT = 200;
 
 /** Progress is gathered this long before a notification goes out. */
 const PROGRESS_BATCH_MS = 250;
@@ -197,11 +201,18 @@ export function registerTools(server: McpServer, host: ToolHost): void {
     {
       title: 'List files',
       description:
-        "List a directory of the workspace (the kernels' working directory): subdirectories first, then files with their size in bytes and modification time (UTC).",
-      inputSchema: z.object({ path: workspacePath.default('.') }).strict(),
+        "List a directory of the workspace (the kernels' working directory): subdirectories first, then files with their size in bytes and modification time (UTC). " +
+        'Large directories come in pages: the answer then ends with the cursor of the next page.',
+      inputSchema: z
+        .object({
+          path: workspacePath.default('.'),
+          limit: z.number().int().min(1).max(MAX_LIST_LIMIT).default(DEFAULT_MCP_LIST_LIMIT).describe('Entries per page.'),
+          cursor: z.string().min(1).optional().describe('Where to continue, as a previous answer gave it.'),
+        })
+        .strict(),
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
-    guard('list_files', async ({ path }) => listFiles(host.files, path)),
+    guard('list_files', async ({ path, limit, cursor }) => listFiles(host.files, path, limit, cursor)),
   );
 
   server.registerTool(

@@ -71,7 +71,7 @@ describe('MCP access control', () => {
   });
 
   it('serves the SDK client with the token in either header', async () => {
-    for (const headers of [{ authorization: `Bearer ${TOKEN}` }, { 'x-access-token': TOKEN }]) {
+    for (const headers of [{ authorization: `Bearer ${TOKEN}` }, { 'x-access-token': TOKEN }] as Array<Record<string, string>>) {
       const { client } = await connect(headers);
       const result = (await client.callTool({ name: 'execute_code', arguments: { code: 'print(2 + 2)' } })) as CallToolResult;
       expect(textOf(result)).toBe('4\n');

@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult, ProgressNotification } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { authHeaders, baseUrl, json } from '../helpers/api.js';
 
@@ -130,7 +130,7 @@ describe('MCP over Streamable HTTP', () => {
 
   it('sends progress notifications with the partial output while a 3-second loop runs', async () => {
     const { client } = await connect();
-    const notices: ProgressNotification['params'][] = [];
+    const notices: Progress[] = [];
     const result = (await client.callTool(
       { name: 'execute_code', arguments: { code: 'import time\nfor i in range(6):\n    print(f"tick {i}", flush=True)\n    time.sleep(0.5)' } },
       undefined,
@@ -219,6 +219,17 @@ describe('MCP over Streamable HTTP', () => {
     const gone = await call(client, 'read_file', { path: 'mcp-test/notes.txt' });
     expect(gone.isError).toBe(true);
     expect(textOf(gone)).toMatch(/ERR_FILE_NOT_FOUND/);
+  });
+
+  it('lists a large directory in pages', async () => {
+    const { client } = await connect();
+    for (const name of ['a.txt', 'b.txt', 'c.txt']) await call(client, 'write_file', { path: `mcp-pages/${name}`, content: name });
+    const first = textOf(await call(client, 'list_files', { path: 'mcp-pages', limit: 2 }));
+    expect(first).toMatch(/^mcp-pages: 2 entries\na.txt .*\nb.txt .*\n\[more entries follow: call list_files with path "mcp-pages" and cursor "(.+)"\]$/);
+    const cursor = /cursor "(.+)"/.exec(first)![1]!;
+    const second = textOf(await call(client, 'list_files', { path: 'mcp-pages', limit: 2, cursor }));
+    expect(second).toMatch(/^mcp-pages: continued, 1 entry\nc.txt {2}5 bytes/);
+    await call(client, 'delete_file', { path: 'mcp-pages' });
   });
 
   it('returns an image file as image content', async () => {

@@ -103,8 +103,6 @@ export class ExecutionOutput {
   /** Bytes the execution itself dropped beyond MAX_OUTPUT_BYTES. */
   private droppedBytes = 0;
   private droppedLimit = 0;
-  executionCount: number | undefined;
-  executionId: string | undefined;
 
   constructor(private readonly options: OutputOptions) {
     this.stdout = new BoundedText(options.maxTextChars);
@@ -113,12 +111,6 @@ export class ExecutionOutput {
 
   add(event: OutputEvent | { type: string; [key: string]: unknown }): void {
     switch (event.type) {
-      case 'number_of_executions': {
-        const { execution_count: count, execution_id: id } = event as { execution_count?: unknown; execution_id?: unknown };
-        if (typeof count === 'number') this.executionCount = count;
-        if (typeof id === 'string') this.executionId = id;
-        break;
-      }
       case 'stdout':
         this.stdout.append((event as { text: string }).text);
         break;
@@ -139,7 +131,8 @@ export class ExecutionOutput {
         break;
       }
       default:
-        // keepalive, end_of_execution, and whatever the stream adds later carry nothing to show.
+        // number_of_executions, end_of_execution, input_request (stdin is off), events_dropped
+        // (never for the requester), and whatever the stream adds later: nothing to show.
         break;
     }
   }

@@ -5,9 +5,9 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { KernelContext } from '../contexts/context.js';
 import type { ContextRegistry } from '../contexts/registry.js';
+import type { ExecutionManager } from '../execution/manager.js';
 import type { Logger } from '../logger.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
-import type { RunCode } from './run-code.js';
 import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './tools.js';
 
 export interface SessionsOptions extends ToolOptions {
@@ -20,7 +20,7 @@ export interface SessionsOptions extends ToolOptions {
 export interface SessionsDependencies {
   contexts: ContextRegistry;
   files: WorkspaceFiles;
-  runCode: RunCode;
+  executions: ExecutionManager;
   logger: Logger;
   options: SessionsOptions;
 }
@@ -89,7 +89,7 @@ class McpSession implements ToolHost {
   id: string | undefined;
   readonly contexts: ContextRegistry;
   readonly files: WorkspaceFiles;
-  readonly runCode: RunCode;
+  readonly executions: ExecutionManager;
   readonly logger: Logger;
   readonly options: SessionsOptions;
 
@@ -112,7 +112,7 @@ class McpSession implements ToolHost {
   ) {
     this.contexts = deps.contexts;
     this.files = deps.files;
-    this.runCode = deps.runCode;
+    this.executions = deps.executions;
     this.logger = deps.logger;
     this.options = deps.options;
     this.transport = new StreamableHTTPServerTransport({

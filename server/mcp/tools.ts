@@ -4,6 +4,7 @@ import type { CallToolResult, ServerNotification, ServerRequest } from '@modelco
 import * as z from 'zod';
 import type { ContextInfo, KernelContext } from '../contexts/context.js';
 import type { ContextRegistry } from '../contexts/registry.js';
+import type { ExecutionManager } from '../execution/manager.js';
 import type { Logger } from '../logger.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../workspace/listing.js';
@@ -11,7 +12,6 @@ import { formatBytes, json, text, textError } from './answers.js';
 import { deleteFile, listFiles, readFile, writeFile } from './file-tools.js';
 import { ExecutionOutput } from './output.js';
 import { ProgressReporter } from './progress.js';
-import type { RunCode } from './run-code.js';
 
 export interface ToolOptions {
   maxTextChars: number;
@@ -25,7 +25,7 @@ export interface ToolOptions {
 export interface ToolHost {
   contexts: ContextRegistry;
   files: WorkspaceFiles;
-  runCode: RunCode;
+  executions: ExecutionManager;
   logger: Logger;
   options: ToolOptions;
   /** The session's own context of a language, created on first use. */
@@ -109,18 +109,17 @@ export function registerTools(server: McpServer, host: ToolHost): void {
               { batchMs: PROGRESS_BATCH_MS, heartbeatMs: host.options.heartbeatMs, maxChars: PROGRESS_MAX_CHARS },
             );
       try {
-        const run = await host.runCode({ code, contextId: context.id, timeoutSeconds: timeout }, extra.signal);
+        // The call is the execution's requester: nothing of its output is dropped for it, and
+        // when the client cancels the call (the signal aborts) the code is interrupted.
+        const execution = await host.executions.start({ code, contextId: context.id, timeoutSeconds: timeout, onDisconnect: 'interrupt' });
         const output = new ExecutionOutput({ maxTextChars: host.options.maxTextChars });
-        for await (const event of run.events) {
+        for await (const { event } of execution.read({ requester: true, signal: extra.signal })) {
           output.add(event);
           progress?.observe(event);
         }
-        const executionId = run.executionId ?? output.executionId;
-        const fullOutput =
-          executionId !== undefined
-            ? `All of the output: GET ${host.baseUrl()}/executions/${executionId}/events (NDJSON, with the same access token), while the server keeps the execution`
-            : 'To see all of it, have the code write the output to a file and read that with read_file';
-        return output.toResult(fullOutput);
+        return output.toResult(
+          `All of the output: GET ${host.baseUrl()}/executions/${execution.id}/events (NDJSON, with the same access token), while the server keeps the execution`,
+        );
       } finally {
         progress?.stop();
       }

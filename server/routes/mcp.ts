@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { runInContext } from '../mcp/run-code.js';
 import { McpSessions } from '../mcp/sessions.js';
 import { packageVersion } from '../plugins/openapi.js';
 import { errorResponses } from '../schemas/common.js';
@@ -47,7 +46,7 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
   const sessions = new McpSessions({
     contexts: app.contexts,
     files: new WorkspaceFiles(config.workspaceDir),
-    runCode: runInContext(app.contexts, config),
+    executions: app.executions,
     logger: app.log,
     options: {
       idleMs: config.mcpSessionIdleMs,

@@ -66,4 +66,24 @@ describe('/mcp', () => {
     expect(accept.statusCode).toBe(406);
     expect(accept.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
   });
+
+  it('refuses pages of other origins and, without a token, unknown host names, before MCP', async () => {
+    const { app } = await startOffline({ ACCESS_TOKEN: TOKEN, CORS_ORIGINS: ALLOWED });
+    const foreign = await app.inject({
+      method: 'POST',
+      url: '/mcp',
+      headers: { ...mcpHeaders, origin: 'https://evil.example.net', authorization: `Bearer ${TOKEN}` },
+      payload: initialize,
+    });
+    expect(foreign.statusCode).toBe(403);
+    expect(foreign.json()).toMatchObject({ code: 'ERR_ORIGIN_NOT_ALLOWED' });
+    expect(foreign.headers['mcp-session-id']).toBeUndefined();
+
+    const open = (await startOffline()).app;
+    const rebound = await open.inject({ method: 'POST', url: '/mcp', headers: { ...mcpHeaders, host: 'attacker.example:49999' }, payload: initialize });
+    expect(rebound.statusCode).toBe(403);
+    expect(rebound.json()).toMatchObject({ code: 'ERR_HOST_NOT_ALLOWED' });
+    const local = await open.inject({ method: 'POST', url: '/mcp', headers: { ...mcpHeaders, host: 'localhost:49999' }, payload: initialize });
+    expect(local.statusCode).toBe(200);
+  });
 });

@@ -2,7 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { authHeaders, baseUrl, json } from '../helpers/api.js';
+import { authHeaders, baseUrl, json, readEvents, stdoutOf } from '../helpers/api.js';
 
 const clients: Client[] = [];
 afterEach(async () => {
@@ -289,6 +289,10 @@ describe('MCP over Streamable HTTP', () => {
     expect(text.trimEnd().endsWith('end')).toBe(true);
     expect(text).toMatch(/\[\.\.\. 80,011 characters of stdout cut here/);
     expect(text.length).toBeLessThan(21_000);
+    // The notice names the execution's events, which hold all of it.
+    const url = /GET (\S+\/executions\/[\w-]+\/events)/.exec(text)![1]!;
+    const events = await readEvents(await fetch(url, { headers: authHeaders() }));
+    expect(stdoutOf(events)).toBe(`start\n${'x'.repeat(100_000)}\nend\n`);
   });
 
   it('deletes the session context when the client closes the session', async () => {

@@ -5,10 +5,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import mime from 'mime-types';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { InvalidRequestError, RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
+import { BodyTooLargeError, InvalidJsonError, InvalidRequestError, RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
 import { errorResponses } from '../schemas/common.js';
-import { DirectoryListing, FileActionBody, FileActionResult, FilePathParams, ListFilesQuery, UploadResult } from '../schemas/files.js';
+import { DirectoryListing, DownloadQuery, FileActionBody, FileActionResult, FilePathParams, ListFilesQuery, UploadResult } from '../schemas/files.js';
 import { lastModified, planDownload } from '../workspace/download.js';
+import type { ArchiveFormat } from '../workspace/archive.js';
 import { WorkspaceFiles } from '../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../workspace/listing.js';
 import { quote } from '../workspace/paths.js';
@@ -54,29 +55,45 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     else done(null, payload);
   });
 
+  const archiveContent = {
+    'application/x-tar': { schema: Type.String({ format: 'binary' }) },
+    'application/gzip': { schema: Type.String({ format: 'binary' }) },
+  };
+
   app.get(
     '/files',
     {
       schema: {
-        summary: 'List a directory of the workspace',
+        summary: 'List a directory of the workspace, one page at a time, or download it as an archive (format)',
         tags: ['files'],
         querystring: ListFilesQuery,
-        response: { 200: DirectoryListing, ...fileErrors },
+        response: {
+          200: {
+            description: 'The listing, or with `format` the archive',
+            content: { 'application/json': { schema: DirectoryListing }, ...archiveContent },
+          },
+          ...fileErrors,
+        },
       },
     },
-    async (request) => {
-      const { path: raw = '.', limit, cursor } = request.query;
-      return workspace.list(raw, { limit: limit === undefined ? undefined : listLimit(limit), cursor });
+    async (request, reply) => {
+      const { path: raw = '.', limit, cursor, format } = request.query;
+      if (format !== undefined) return sendArchive(workspace, raw, format, request, reply);
+      return reply.type('application/json').send(await workspace.list(raw, { limit: limit === undefined ? undefined : listLimit(limit), cursor }));
     },
   );
 
   const download = {
     schema: {
-      summary: 'Download a file (Range, If-None-Match and If-Modified-Since supported)',
+      summary: 'Download a file (Range, If-None-Match and If-Modified-Since supported), or a directory as an archive (format)',
       tags: ['files'],
       params: FilePathParams,
+      querystring: DownloadQuery,
       response: {
-        200: { description: 'The file', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } },
+        200: {
+          description: 'The file, or with `format` the directory as an archive',
+          content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) }, ...archiveContent },
+        },
         206: { description: 'The requested range', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } },
         304: { description: 'Not modified', type: 'null' },
         ...fileErrors,
@@ -85,10 +102,13 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     // HEAD is its own route below: Fastify's automatic one would read the whole file to discard it.
     exposeHeadRoute: false,
   } as const;
-  app.get('/files/*', download, async (request, reply) => sendFile(workspace, request.params['*'], request, reply));
-  app.head('/files/*', { ...download, schema: { ...download.schema, summary: 'Headers of a download, without the body' } }, async (request, reply) =>
-    sendFile(workspace, request.params['*'], request, reply),
-  );
+  const getOrHead = async (request: FastifyRequest<{ Params: { '*': string }; Querystring: { format?: ArchiveFormat } }>, reply: FastifyReply) => {
+    const raw = request.params['*'];
+    if (request.query.format !== undefined) return sendArchive(workspace, raw, request.query.format, request, reply);
+    return sendFile(workspace, raw, request, reply);
+  };
+  app.get('/files/*', download, getOrHead);
+  app.head('/files/*', { ...download, schema: { ...download.schema, summary: 'Headers of a download, without the body' } }, getOrHead);
 
   app.put(
     '/files/*',
@@ -173,6 +193,32 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
   );
 };
 
+/**
+ * A directory as an archive, streamed as it is built: no Content-Length (chunked), no ETag or
+ * range support (the bytes are made anew each time). A client that goes away stops the walk.
+ */
+async function sendArchive(
+  workspace: WorkspaceFiles,
+  raw: string,
+  format: ArchiveFormat,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const archive = await workspace.archive(raw, format);
+  const base = archive.display === '.' ? 'workspace' : path.posix.basename(archive.display);
+  const filename = `${base}.${format}`;
+  reply
+    .type(format === 'tar' ? 'application/x-tar' : 'application/gzip')
+    .header('content-disposition', `attachment; filename="${filename.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(filename)}`)
+    .header('cache-control', 'no-store')
+    .header('x-content-type-options', 'nosniff');
+  if (request.method === 'HEAD') {
+    archive.stream.destroy();
+    return reply.send();
+  }
+  return reply.send(archive.stream);
+}
+
 async function sendFile(workspace: WorkspaceFiles, raw: string, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const file = await workspace.openFile(raw);
   let plan: ReturnType<typeof planDownload>;
@@ -217,13 +263,13 @@ async function readJson(payload: AsyncIterable<Buffer>, limit: number): Promise<
   let size = 0;
   for await (const chunk of payload) {
     size += chunk.length;
-    if (size > limit) throw new InvalidRequestError(`The body is larger than ${limit} bytes; an action is a small JSON object`);
+    if (size > limit) throw new BodyTooLargeError(limit);
     chunks.push(chunk);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch (error) {
-    throw new InvalidRequestError(`Body is not valid JSON: ${(error as Error).message}`);
+    throw new InvalidJsonError(`Body is not valid JSON: ${(error as Error).message}`);
   }
 }
 

@@ -5,6 +5,10 @@ import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from '../workspace/listing.js';
 // only keep absurd input away from it.
 const MAX_RAW_PATH = 16 * 1024;
 
+const ArchiveFormat = Type.Union([Type.Literal('tar'), Type.Literal('tar.gz')], {
+  description: 'Download the directory as an archive, streamed as it is built, instead of listing it',
+});
+
 export const ListFilesQuery = Type.Object({
   path: Type.Optional(
     Type.String({ maxLength: MAX_RAW_PATH, description: 'Workspace-relative directory path (default: the workspace root, ".")' }),
@@ -20,7 +24,10 @@ export const ListFilesQuery = Type.Object({
   cursor: Type.Optional(
     Type.String({ minLength: 1, maxLength: 2048, description: 'The next_cursor of the previous page, to get the page after it' }),
   ),
+  format: Type.Optional(ArchiveFormat),
 });
+
+export const DownloadQuery = Type.Object({ format: Type.Optional(ArchiveFormat) });
 
 export const FilePathParams = Type.Object({
   '*': Type.String({ maxLength: MAX_RAW_PATH, description: 'Workspace-relative file path' }),

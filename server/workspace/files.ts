@@ -11,6 +11,7 @@ import {
   UploadTooLargeError,
   WorkspaceRootError,
 } from '../errors.js';
+import { archiveDirectory, type ArchiveFormat, type DirectoryArchive } from './archive.js';
 import { listDirectory, type DirectoryListing, type ListOptions } from './listing.js';
 import { copy, makeDirectory, move, type MoveOptions, type MoveResult } from './moves.js';
 import { quote } from './paths.js';
@@ -91,7 +92,9 @@ export class WorkspaceFiles {
     const name = resolved.segments.at(-1);
     if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
     if (resolved.stats.isDirectory() || name === undefined) {
-      throw new IsADirectoryError(`${quote(resolved.display)}; list it with GET /files?path=${encodeURIComponent(resolved.display)}`);
+      throw new IsADirectoryError(
+        `${quote(resolved.display)}; list it with GET /files?path=${encodeURIComponent(resolved.display)}, or download it with ?format=tar or ?format=tar.gz`,
+      );
     }
 
     const handle = await this.openInParent(resolved.segments, resolved.display, (child) =>
@@ -196,6 +199,11 @@ export class WorkspaceFiles {
     } finally {
       await directory.close();
     }
+  }
+
+  /** Streams a directory as a tar or tar.gz archive; see {@link archiveDirectory}. */
+  archive(raw: string, format: ArchiveFormat): Promise<DirectoryArchive> {
+    return archiveDirectory(this.workspace, raw, format);
   }
 
   /** Makes a directory and its parents; see {@link makeDirectory}. */

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -567,13 +568,117 @@ describe('files: move, copy, mkdir', () => {
       [{ action: 'move' }, /needs "to"/],
       [{ action: 'mkdir', to: 'x' }, /neither/],
       [{ action: 'copy', to: 'x', extra: 1 }, /additional/],
-      ['x'.repeat(70_000), /larger than/],
     ];
     for (const [body, message] of cases) {
       const response = await action(`${dir}/ops/src`, body);
       expect(response.status, String(body).slice(0, 40)).toBe(400);
       expect(jsonOf<{ message: string }>(response).message).toMatch(message);
     }
+    const large = await action(`${dir}/ops/src`, 'x'.repeat(70_000));
+    expect(large.status).toBe(413);
+    expect(jsonOf(large)).toMatchObject({ code: 'ERR_BODY_TOO_LARGE' });
+  });
+});
+
+/** Python that prints `{relative path: sha256 or "-> target" or "dir"}` for a tree, as the kernel sees it. */
+const treeDigest = (tree: string) =>
+  [
+    'import hashlib, json, os',
+    `top = ${JSON.stringify(tree)}`,
+    'out = {}',
+    'for here, dirs, names in os.walk(top):',
+    '    for name in dirs + names:',
+    '        full = os.path.join(here, name); rel = os.path.relpath(full, top)',
+    '        if os.path.islink(full): out[rel] = "-> " + os.readlink(full)',
+    '        elif os.path.isdir(full): out[rel] = "dir"',
+    '        elif os.path.isfile(full): out[rel] = hashlib.sha256(open(full, "rb").read()).hexdigest()',
+    'print(json.dumps(out, sort_keys=True))',
+  ].join('\n');
+
+/** The same digest for a local directory (what tar extracted). */
+async function localDigest(top: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const { lstat, readdir, readFile, readlink } = await import('node:fs/promises');
+  async function walk(relative: string): Promise<void> {
+    for (const name of await readdir(path.join(top, relative))) {
+      const rel = relative ? `${relative}/${name}` : name;
+      const stats = await lstat(path.join(top, rel));
+      if (stats.isSymbolicLink()) out[rel] = `-> ${await readlink(path.join(top, rel))}`;
+      else if (stats.isDirectory()) {
+        out[rel] = 'dir';
+        await walk(rel);
+      } else out[rel] = sha256(await readFile(path.join(top, rel)));
+    }
+  }
+  await walk('');
+  return out;
+}
+
+describe('files: directories as archives', () => {
+  let scratch: string;
+  let expected: Record<string, string>;
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(path.join(tmpdir(), 'files-archive-'));
+    await python(
+      [
+        'import os',
+        `t = "${dir}/tree"`,
+        'os.makedirs(t + "/empty/nested-empty")',
+        'os.makedirs(t + "/data/deep")',
+        'open(t + "/data/blob.bin", "wb").write(os.urandom(5 * 1024 * 1024 + 3))',
+        'open(t + "/data/deep/all-bytes.bin", "wb").write(bytes(range(256)) * 1000)',
+        'open(t + "/data/empty.txt", "w").close()',
+        'open(t + "/\u00e9t\u00e9 \u6587\u5b57 \U0001F680.txt", "w").write("unicode")',
+        'os.symlink("data/blob.bin", t + "/link-to-blob")',
+        'os.symlink("data", t + "/link-to-dir")',
+        'os.mkfifo(t + "/fifo")',
+        'os.symlink("/etc", t + "/link-out")',
+      ].join('\n'),
+    );
+    expected = JSON.parse(await python(treeDigest(`${dir}/tree`))) as Record<string, string>;
+    delete expected['link-out'];
+  });
+
+  afterAll(async () => {
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  async function downloadAndExtract(rawPath: string, flags: string): Promise<Record<string, string>> {
+    const response = await send('GET', rawPath);
+    expect(response.status, response.body.toString().slice(0, 200)).toBe(200);
+    const name = randomBytes(4).toString('hex');
+    const file = path.join(scratch, `${name}.archive`);
+    const into = path.join(scratch, name);
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    await writeFile(file, response.body);
+    await mkdir(into);
+    execFileSync('tar', [flags, file, '-C', into]);
+    return localDigest(into);
+  }
+
+  it('streams a directory as tar that GNU tar unpacks to the same tree (sha256 of every file, links, empty dirs)', async () => {
+    const response = await send('HEAD', `${files(`${dir}/tree`)}?format=tar`);
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toBe('application/x-tar');
+    expect(response.headers['content-disposition']).toBe('attachment; filename="tree.tar"; filename*=UTF-8\'\'tree.tar');
+    expect(await downloadAndExtract(`${files(`${dir}/tree`)}?format=tar`, '-xf')).toEqual(expected);
+  });
+
+  it('streams tar.gz, and the same through the listing route', async () => {
+    const viaFile = await downloadAndExtract(`${files(`${dir}/tree`)}?format=tar.gz`, '-xzf');
+    expect(viaFile).toEqual(expected);
+    const viaListing = await downloadAndExtract(`/files?path=${encodeURIComponent(`${dir}/tree`)}&format=tar.gz`, '-xzf');
+    expect(viaListing).toEqual(expected);
+  });
+
+  it('answers a file, a missing directory and an unknown format with a 4xx', async () => {
+    expect((await send('GET', `${files(`${dir}/tree/data/empty.txt`)}?format=tar`)).status).toBe(400);
+    expect((await send('GET', `${files(`${dir}/no-such-dir`)}?format=tar`)).status).toBe(404);
+    expect((await send('GET', `${files(`${dir}/tree`)}?format=zip`)).status).toBe(400);
+    const directory = await get(`${dir}/tree`);
+    expect(directory.status).toBe(400);
+    expect(jsonOf<{ message: string }>(directory).message).toMatch(/format=tar/);
   });
 });
 

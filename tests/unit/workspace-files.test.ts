@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WorkspaceFiles } from '../../server/workspace/files.js';
+import { startSwapRace } from '../helpers/swap-race.js';
 
 let base: string;
 let root: string;
@@ -368,20 +369,3 @@ describe('remove', () => {
     expect(await readdir(outside)).toEqual(['secret.txt', 'victim']);
   });
 });
-
-/** Swaps two paths with renameat2(RENAME_EXCHANGE) in a loop until killed; resolves once it runs. */
-async function startSwapRace(a: string, b: string): Promise<ChildProcess> {
-  const code = [
-    'import ctypes, sys',
-    'libc = ctypes.CDLL(None, use_errno=True)',
-    'a, b = sys.argv[1].encode(), sys.argv[2].encode()',
-    'print("ready", flush=True)',
-    'while True: libc.renameat2(-100, a, -100, b, 2)',
-  ].join('\n');
-  const racer = spawn('/usr/bin/python3', ['-c', code, a, b], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    racer.once('error', reject);
-    racer.stdout!.once('data', () => resolve());
-  });
-  return racer;
-}

@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WorkspaceFiles } from '../../server/workspace/files.js';
+import { snapshot } from '../helpers/tree.js';
 
 let base: string;
 let root: string;
@@ -12,27 +13,6 @@ let outside: string;
 let files: WorkspaceFiles;
 
 const at = (...parts: string[]) => path.join(root, ...parts);
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-/** Every entry under `dir`: relative path, kind, and content hash or link target. */
-async function snapshot(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(relative: string): Promise<void> {
-    for (const name of (await readdir(path.join(dir, relative))).sort()) {
-      const entry = path.join(relative, name);
-      const stats = await lstat(path.join(dir, entry));
-      if (stats.isSymbolicLink()) out.push(`${entry} -> ${await readlink(path.join(dir, entry))}`);
-      else if (stats.isDirectory()) {
-        out.push(`${entry}/`);
-        await walk(entry);
-      } else if (stats.isFile()) out.push(`${entry} ${sha256(await readFile(path.join(dir, entry)))} ${(stats.mode & 0o777).toString(8)}`);
-      else out.push(`${entry} (special)`);
-    }
-  }
-  await walk('');
-  return out;
-}
-
 beforeEach(async () => {
   base = await mkdtemp(path.join(tmpdir(), 'workspace-moves-'));
   root = path.join(base, 'ws');

@@ -100,7 +100,7 @@ ENV NODE_ENV=production \
 WORKDIR /opt/code-interpreter
 COPY --from=deps /src/node_modules ./node_modules
 COPY package.json ./
-COPY jupyter_server_config.py ipython_kernel_config.py ./
+COPY jupyter_server_config.py ipython_kernel_config.py kernel-launcher.py ./
 COPY start-up.sh jupyter-healthcheck.sh ./
 COPY --from=build /src/dist ./dist
 

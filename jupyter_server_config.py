@@ -2,21 +2,81 @@
 # listens on loopback with a token (start-up.sh passes both), and only the API talks to it.
 # Works on jupyter_server 1.x (Tornado 6.2) and 2.x (Tornado 6.4).
 
-c = get_config()  # noqa: F821 (provided by the config loader)
+import ctypes
+import os
+import sys
 
-# Kernels may run in any directory a context asks for (cwd is an absolute path, sent to
-# Jupyter relative to this root). The contents API is never exposed outside the container.
-c.ServerApp.root_dir = "/"
+import jupyter_server
+from jupyter_client.manager import KernelManager
+from jupyter_server.serverapp import ServerApp
+
+c = get_config()  # noqa: F821 (provided by the config loader)
+_JUPYTER_SERVER_MAJOR = int(jupyter_server.__version__.split(".")[0])
+
 c.ServerApp.open_browser = False
 c.ServerApp.allow_root = True
 c.ServerApp.quit_button = False
+c.ServerApp.terminals_enabled = False
+
+# --- What kernel code can reach -----------------------------------------------------------------
+# Kernels run code from untrusted input under Jupyter's uid and inherit its environment, so
+# Jupyter's token must be in neither its environment nor any file, and Jupyter serves only what
+# the API uses (/api/status, /api/kernelspecs, /api/kernels and the kernel channels).
+# start-up.sh already leaves the API's own variables (ACCESS_TOKEN, ...) out of Jupyter's
+# environment; JUPYTER_TOKEN is the one Jupyter needs: taken here, then removed, so that no
+# kernel inherits it.
+_token = os.environ.pop("JUPYTER_TOKEN", "")
+if _token:
+    if _JUPYTER_SERVER_MAJOR >= 2:
+        c.IdentityProvider.token = _token
+    else:
+        c.ServerApp.token = _token
+del _token
+
+# The environment Jupyter started with stays readable in /proc/<pid>/environ (and its memory
+# through ptrace) to every process of the same uid, kernels included. A non-dumpable process
+# has both closed to them; the kernels, being exec'd, are dumpable again as usual.
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+except (OSError, AttributeError):
+    pass  # not Linux
+
+# Jupyter writes its token into jpserver-<pid>.json and jpserver-<pid>-open.html in its runtime
+# directory, and its cookie secret (enough to forge a login cookie) into jupyter_cookie_secret:
+# all readable by the kernels. Nothing here reads those files; a secret made per start and kept
+# in memory replaces the cookie file.
+ServerApp.write_server_info_file = lambda self: None
+ServerApp.write_browser_open_files = lambda self: None
+ServerApp.write_browser_open_file = lambda self: None
+c.ServerApp.cookie_secret = os.urandom(32)
+
+# Only the services the API calls. Gone with the rest: contents and files (any file Jupyter
+# can read), sessions, config, nbconvert, shutdown (POST /api/shutdown), the login pages.
+ServerApp.default_services = ("api", "kernels", "kernelspecs")
+
+# Jupyter's root (what remained of the contents API would be rooted there) is its working
+# directory, the workspace. Kernels, though, may run in any directory a context asks for: the
+# API sends each cwd relative to `/`, so the kernel manager keeps `/` as its root.
+c.MappingKernelManager.root_dir = "/"
+
+# Every kernel runs under kernel-launcher.py, which takes the processes the kernel started
+# (those in a session of their own included) down with it.
+_KERNEL_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel-launcher.py")
+_format_kernel_cmd = KernelManager.format_kernel_cmd
+
+
+def _format_kernel_cmd_with_launcher(self, extra_arguments=None):
+    return [sys.executable, "-I", "-S", _KERNEL_LAUNCHER, "--"] + _format_kernel_cmd(self, extra_arguments)
+
+
+if not getattr(KernelManager, "_code_interpreter_launcher", False):
+    KernelManager.format_kernel_cmd = _format_kernel_cmd_with_launcher
+    KernelManager._code_interpreter_launcher = True
 
 # Outputs are budgeted and back-pressured by the API; Jupyter's own IOPub rate limit (1 MB/s on
 # 1.x) would silently drop large outputs such as a plot or a dataframe instead.
 # The setting moved in jupyter_server 2 (the old name still works there, with a warning).
-import jupyter_server  # noqa: E402
-
-_rate_limits = c.ZMQChannelsWebsocketConnection if int(jupyter_server.__version__.split(".")[0]) >= 2 else c.ServerApp
+_rate_limits = c.ZMQChannelsWebsocketConnection if _JUPYTER_SERVER_MAJOR >= 2 else c.ServerApp
 _rate_limits.iopub_data_rate_limit = 1e12
 _rate_limits.iopub_msg_rate_limit = 1e9
 

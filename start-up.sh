@@ -28,11 +28,32 @@ export PYTHONUNBUFFERED=1
 # ipykernel's debugger otherwise warns about frozen modules on every kernel start.
 export PYDEVD_DISABLE_FILE_VALIDATION=1
 
-# The kernels' IPython profile carries ipython_kernel_config.py.
+# Variables only the API (or this script) needs. Jupyter is started without them, so no kernel
+# inherits them: kernels run code from untrusted input. JUPYTER_TOKEN is handed to Jupyter
+# alone, whose configuration takes it out of its environment before any kernel starts.
+# tests/unit/start-up-env.test.ts checks that every variable the API reads is listed here.
+SERVER_ONLY_VARS=(
+  ACCESS_TOKEN AUTH_MODE CORS_ORIGINS ALLOWED_HOSTS JUPYTER_TOKEN JUPYTER_URL HOST PORT
+  WORKSPACE_DIR LOG_LEVEL DEFAULT_LANGUAGE EXECUTION_TIMEOUT MAX_EXECUTION_TIMEOUT
+  INTERRUPT_GRACE KEEPALIVE_INTERVAL MAX_OUTPUT_BYTES MAX_QUEUED_EXECUTIONS SHUTDOWN_GRACE
+  MAX_UPLOAD_BYTES NODE_ENV NODE_OPTIONS API_COMMAND JUPYTER_PYTHON JUPYTER_WAIT_SECONDS
+  EXECUTION_BUFFER_BYTES EXECUTION_BUFFER_TOTAL_BYTES EXECUTION_RETENTION MAX_RETAINED_EXECUTIONS
+  MCP_MAX_FILE_BYTES MCP_MAX_TEXT MCP_SESSION_IDLE METRICS_PUBLIC METRICS_TOKEN
+  EGRESS_ALLOW
+)
+
+# The kernels' IPython profile carries ipython_kernel_config.py. A directory made here is
+# removed again when this script exits.
+owned_ipythondir=""
 if [[ -z "${IPYTHONDIR:-}" ]]; then
   IPYTHONDIR="$(mktemp -d "${TMPDIR:-/tmp}/code-interpreter-ipython.XXXXXX")"
+  owned_ipythondir="$IPYTHONDIR"
 fi
 export IPYTHONDIR
+remove_owned_files() {
+  if [[ -n "$owned_ipythondir" ]]; then rm -rf -- "$owned_ipythondir"; fi
+}
+trap remove_owned_files EXIT
 mkdir -p "$IPYTHONDIR/profile_default"
 cp "$ROOT/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
 
@@ -64,10 +85,16 @@ stopping=0
 
 # Jupyter reads its token from JUPYTER_TOKEN (1.x and 2.x alike), which keeps it off the
 # command line where any process could read it.
+# JUPYTER_TOKEN stays exported for Jupyter: on a command line any process could read it.
+jupyter_env=(env)
+for name in "${SERVER_ONLY_VARS[@]}"; do
+  [[ "$name" == JUPYTER_TOKEN ]] || jupyter_env+=(-u "$name")
+done
+
 start_jupyter() {
   (
     cd "$WORKSPACE_DIR" || exit 1
-    exec "$JUPYTER_PYTHON" -m jupyter_server \
+    exec "${jupyter_env[@]}" "$JUPYTER_PYTHON" -m jupyter_server \
       --config="$ROOT/jupyter_server_config.py" \
       --ServerApp.ip="$JUPYTER_HOST" \
       --ServerApp.port="$JUPYTER_PORT" \

@@ -1,0 +1,121 @@
+"""Runs one kernel and takes every process it started down with it.
+
+Usage: python3 kernel-launcher.py -- KERNEL_COMMAND...
+
+jupyter_server_config.py puts this in front of every kernel's command. Jupyter stops a kernel by
+a shutdown request and, if that is not enough, by signalling the kernel's process group; a
+process the kernel's code started in a new session (setsid, a daemon's double fork) is in neither
+and used to outlive its context. This launcher makes itself a child subreaper, so every orphaned
+descendant is re-parented to it instead of to PID 1, and when the kernel exits (shut down, died,
+killed) or the launcher is told to stop (SIGTERM, which Jupyter sends to the whole group before
+SIGKILL), it kills every process left in its subtree and reaps them.
+
+SIGINT (Jupyter's interrupt, sent to the process group) is meant for the kernel alone: the
+launcher ignores it through a handler, not SIG_IGN, so that the kernel does not inherit it.
+Only the standard library; started with -I -S so that it costs a few milliseconds.
+"""
+
+import ctypes
+import os
+import signal
+import sys
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def descendants(root):
+    """Every process whose chain of parents leads to `root`, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, pending = [], [root]
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def kill_subtree():
+    """SIGKILLs and reaps every descendant until none is left (they may fork meanwhile)."""
+    me = os.getpid()
+    for _ in range(1000):
+        for pid in descendants(me):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+            if not descendants(me):
+                # Reap what died after the last pass; no child left means nothing can follow.
+                while True:
+                    os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(*_):
+    # Raised, not recorded: Python retries an interrupted waitpid after a handler that returns.
+    raise _Stop()
+
+
+def main(argv):
+    if len(argv) < 2 or argv[0] != "--":
+        sys.stderr.write("usage: kernel-launcher.py -- KERNEL_COMMAND...\n")
+        return 2
+    command = argv[1:]
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the kernel still runs, its detached processes may outlive it
+
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
+
+    # The kernel exits when its parent changes (ipykernel's parent poller); its parent is us.
+    os.environ["JPY_PARENT_PID"] = str(os.getpid())
+    kernel = os.fork()
+    if kernel == 0:
+        try:
+            os.execvp(command[0], command)
+        except OSError as error:
+            sys.stderr.write(f"kernel-launcher: cannot run {command[0]}: {error}\n")
+        os._exit(127)
+
+    status = 1
+    try:
+        while True:
+            # Orphaned descendants are reaped here as they exit; only the kernel ends the wait.
+            pid, wait_status = os.waitpid(-1, 0)
+            if pid == kernel:
+                status = os.waitstatus_to_exitcode(wait_status)
+                break
+    except ChildProcessError:
+        pass
+    except _Stop:
+        status = -signal.SIGTERM
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGHUP, lambda *_: None)
+    kill_subtree()
+    if status < 0:
+        return 128 - status  # killed by a signal: the shell's convention
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

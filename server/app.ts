@@ -16,6 +16,7 @@ import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
 import hostOriginPlugin from './plugins/host-origin.js';
 import openapiPlugin from './plugins/openapi.js';
+import requestLimitsPlugin from './plugins/request-limits.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
 import executeRoutes from './routes/execute.js';
@@ -93,6 +94,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // routes such as /openapi.json get them when the app is ready) and the 404 handler.
   // Which pages and host names may call at all comes first: its refusals need no CORS headers.
   await app.register(hostOriginPlugin, { config });
+  await app.register(requestLimitsPlugin, { config });
   await app.register(corsPlugin, { config });
   await app.register(authPlugin, { config });
   if (config.authMode === 'claim') await app.register(claimRoutes);

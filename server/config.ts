@@ -55,6 +55,13 @@ export interface Config {
   mcpMaxTextChars: number;
   /** Largest file `read_file` returns inline (image or blob); beyond it, a download URL. */
   mcpMaxFileBytes: number;
+  /**
+   * Time a client has to send a request's headers, and then its body, in ms; 0 means no limit.
+   * Uploads (streamed bodies) are exempt; responses, streams included, are not limited by it.
+   */
+  requestTimeoutMs: number;
+  /** Connections open at once; further ones are closed as soon as they are accepted. */
+  maxConnections: number;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -90,6 +97,13 @@ function seconds(env: Env, name: string, fallback: number): number {
     throw new ConfigError(`${name} must be a non-negative number of seconds, got "${raw}"`);
   }
   return value;
+}
+
+/** Seconds as whole milliseconds a timer can hold: never rounded down to 0 (no limit), never past 2^31-1 ms. */
+function timerMs(env: Env, name: string, fallback: number): number {
+  const ms = Math.ceil(seconds(env, name, fallback) * 1000);
+  if (ms > 2 ** 31 - 1) throw new ConfigError(`${name} must be at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds`);
+  return ms;
 }
 
 /** Parses sizes such as `1048576`, `64MiB`, `512MB`, `2GiB`. */
@@ -241,6 +255,8 @@ export function loadConfig(env: Env = process.env): Config {
     mcpSessionIdleMs: Math.round(seconds(env, 'MCP_SESSION_IDLE', 30 * 60) * 1000),
     mcpMaxTextChars: integer(env, 'MCP_MAX_TEXT', 20_000, 100, 100_000_000),
     mcpMaxFileBytes: bytes(env, 'MCP_MAX_FILE_BYTES', 2 ** 20),
+    requestTimeoutMs: timerMs(env, 'REQUEST_TIMEOUT', 60),
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 1000, 1, 1_000_000),
   };
 }
 

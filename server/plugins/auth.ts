@@ -126,11 +126,17 @@ export default fp<{ config: Config }>(
 
       const tokens = presentedTokens(request);
       if (scraper && request.routeOptions.config.metricsScrape === true && tokens.some((token) => scraper.accepts(token))) return;
-      if (!access.claimed) throw new UnclaimedError();
+      // A refused client gets its answer and the connection closes: otherwise Node would read
+      // (and discard) whatever body it still sends, however slowly, to keep the connection.
+      if (!access.claimed) {
+        reply.header('connection', 'close');
+        throw new UnclaimedError();
+      }
       if (tokens.some((token) => access.accepts(token))) return;
 
       // RFC 6750 section 3: the challenge, and `invalid_token` when a token was sent but is wrong.
       reply.header('www-authenticate', tokens.length > 0 ? 'Bearer error="invalid_token"' : 'Bearer');
+      reply.header('connection', 'close');
       if (tokens.length > 0) throw new UnauthorizedError('Invalid access token');
       // 401 like any missing token (the status clients act on), with a message that says why.
       if (hasTokenInQuery(request.url)) {

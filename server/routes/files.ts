@@ -113,6 +113,8 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
   app.put(
     '/files/*',
     {
+      // Uploads may take as long as they need while data keeps coming: UPLOAD_IDLE_TIMEOUT_MS.
+      config: { streamsBody: true },
       schema: {
         summary: 'Create or overwrite a file with the raw request body; parent directories are created',
         tags: ['files'],

@@ -172,6 +172,8 @@ describe('queueing', () => {
     );
     const refused = attempts.filter((response) => response.status === 429);
     expect(refused.length).toBeGreaterThan(0);
+    // When to try again, as RFC 9110 has it for 429.
+    expect(refused[0]!.headers.get('retry-after')).toBe('1');
     const body = (await refused[0]!.json()) as { message: string };
     expect(body.message).toMatch(/waiting/);
     await Promise.all(attempts.filter((response) => response.status === 200).map((response) => response.text()));

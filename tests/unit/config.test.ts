@@ -16,7 +16,19 @@ describe('loadConfig', () => {
       corsOrigins: [],
       keepaliveIntervalMs: 5000,
       maxOutputBytes: 64 * 2 ** 20,
+      allowedHosts: undefined,
+      requestTimeoutMs: 60_000,
+      maxConnections: 1000,
     });
+  });
+
+  it('reads REQUEST_TIMEOUT (never rounded down to no limit) and MAX_CONNECTIONS', () => {
+    expect(loadConfig({ REQUEST_TIMEOUT: '2.5', MAX_CONNECTIONS: '64' })).toMatchObject({ requestTimeoutMs: 2500, maxConnections: 64 });
+    expect(loadConfig({ REQUEST_TIMEOUT: '0.0001' }).requestTimeoutMs).toBe(1);
+    expect(loadConfig({ REQUEST_TIMEOUT: '0' }).requestTimeoutMs).toBe(0);
+    expect(() => loadConfig({ REQUEST_TIMEOUT: '1e9' })).toThrow(/REQUEST_TIMEOUT/);
+    expect(() => loadConfig({ REQUEST_TIMEOUT: '3000000' })).toThrow(/REQUEST_TIMEOUT must be at most 2147483 seconds/);
+    expect(() => loadConfig({ MAX_CONNECTIONS: '0' })).toThrow(/MAX_CONNECTIONS/);
   });
 
   it('reads every variable', () => {

@@ -25,9 +25,11 @@ import fileRoutes from './routes/files.js';
 import healthRoutes from './routes/health.js';
 import metricsRoutes from './routes/metrics.js';
 import mcpRoutes from './routes/mcp.js';
+import wsRoutes from './routes/ws.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
+import { WsClientFrame, WsServerFrame } from './schemas/ws.js';
 
 /**
  * One log line per request, written when it completes, rather than Fastify's two ("incoming
@@ -79,6 +81,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addSchema(Context);
   app.addSchema(ExecutionEvent);
   app.addSchema(ExecutionInfo);
+  app.addSchema(WsClientFrame);
+  app.addSchema(WsServerFrame);
 
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
   // Before any route: it learns them as they are added.
@@ -117,6 +121,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await api.register(contextRoutes);
     await api.register(mcpRoutes, { config });
   });
+  await app.register(wsRoutes, { config });
 
   return app;
 }

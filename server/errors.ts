@@ -80,6 +80,14 @@ export const HostNotAllowedError = createError(
   403,
 );
 
+// WebSocket (GET /ws). A frame that is not JSON, or fails its schema, gets ERR_INVALID_JSON or
+// ERR_VALIDATION, as a request body would.
+/** A binary frame, or a JSON one of no known type. */
+export const InvalidFrameError = createError('ERR_INVALID_FRAME', '%s', 400);
+/** An `attach` to an execution whose events this socket receives already. */
+export const AlreadyAttachedError = createError('ERR_ALREADY_ATTACHED', 'This socket receives the events of execution %s already', 409);
+export const UpgradeRequiredError = createError('ERR_UPGRADE_REQUIRED', 'GET %s is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket', 426);
+
 // Anything else: the details go to the log only, under the request id the message names.
 export const InternalError = createError('ERR_INTERNAL', 'Internal server error (request id %s)', 500);
 

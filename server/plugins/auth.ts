@@ -12,6 +12,9 @@ declare module 'fastify' {
   }
 }
 
+/** Prefix of the subprotocol that carries a token on WebSocket upgrades: `bearer.<token>`. */
+export const BEARER_SUBPROTOCOL = 'bearer.';
+
 const sha256 = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
 /**
@@ -72,7 +75,27 @@ function presentedTokens(request: FastifyRequest): string[] {
   }
   const header = request.headers['x-access-token'];
   if (typeof header === 'string' && header.trim() !== '') tokens.push(header.trim());
+  if (isWebSocketUpgrade(request)) tokens.push(...subprotocolTokens(request));
   return tokens;
+}
+
+function isWebSocketUpgrade(request: FastifyRequest): boolean {
+  return request.headers.upgrade?.toLowerCase() === 'websocket';
+}
+
+/**
+ * Browsers cannot set headers on a WebSocket, so an upgrade may carry the token as a
+ * subprotocol instead: `Sec-WebSocket-Protocol: code-interpreter.v1, bearer.<token>`. The
+ * server answers with `code-interpreter.v1` alone, so the token is never sent back.
+ */
+function subprotocolTokens(request: FastifyRequest): string[] {
+  const offered = request.headers['sec-websocket-protocol'];
+  if (typeof offered !== 'string') return [];
+  return offered
+    .split(',')
+    .map((protocol) => protocol.trim())
+    .filter((protocol) => protocol.startsWith(BEARER_SUBPROTOCOL) && protocol.length > BEARER_SUBPROTOCOL.length)
+    .map((protocol) => protocol.slice(BEARER_SUBPROTOCOL.length));
 }
 
 function hasTokenInQuery(url: string): boolean {
@@ -142,6 +165,11 @@ export default fp<{ config: Config }>(
       if (hasTokenInQuery(request.url)) {
         throw new UnauthorizedError(
           'Tokens in the URL are not accepted (URLs end up in logs and browser history): send Authorization: Bearer <token> or X-Access-Token: <token>',
+        );
+      }
+      if (isWebSocketUpgrade(request)) {
+        throw new UnauthorizedError(
+          'Missing access token: send Authorization: Bearer <token>, X-Access-Token: <token>, or the subprotocol bearer.<token> next to code-interpreter.v1',
         );
       }
       throw new UnauthorizedError('Missing access token: send Authorization: Bearer <token> or X-Access-Token: <token>');

@@ -1,0 +1,61 @@
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+
+/**
+ * What may wait in one socket's send buffer before its readers stop pulling events. Beyond it a
+ * socket's pumps wait for the buffer to empty: a slow client holds back its own executions (the
+ * requester's kernel waits, see Execution.read) and nobody else's, and the server holds at most
+ * this much plus one event per socket.
+ */
+export const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
+
+/**
+ * Sends text frames on one socket and tells its readers when to wait. `bufferedAmount` is what
+ * `ws` has not handed to the OS yet; the connection's `drain` says when it has all gone. One
+ * shared wait serves every reader of the socket, however many executions it carries.
+ */
+export class FrameSender {
+  private drained: Promise<void> | undefined;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly connection: Socket,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a frame; false when the reader should `waitForRoom` before sending more. */
+  send(text: string): boolean {
+    if (!this.isOpen) return true;
+    this.socket.send(text);
+    return this.socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES;
+  }
+
+  /** Resolves once the buffer is back under the mark, or the socket closed. */
+  async waitForRoom(): Promise<void> {
+    while (this.isOpen && this.socket.bufferedAmount > SOCKET_HIGH_WATER_BYTES) {
+      this.drained ??= this.nextDrain().finally(() => (this.drained = undefined));
+      await this.drained;
+    }
+  }
+
+  private nextDrain(): Promise<void> {
+    return new Promise((resolve) => {
+      // `drain` comes only after a write the connection refused; when ws still holds the bytes
+      // itself (none did so far, but nothing promises it), look again shortly instead.
+      if (!this.connection.writableNeedDrain) {
+        setTimeout(resolve, 5);
+        return;
+      }
+      const done = () => {
+        this.connection.off('drain', done);
+        this.connection.off('close', done);
+        resolve();
+      };
+      this.connection.on('drain', done);
+      this.connection.on('close', done);
+    });
+  }
+}

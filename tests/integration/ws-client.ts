@@ -75,7 +75,7 @@ export class WsClient {
   /** Every event of one execution, through its `end_of_execution`. */
   async events(executionId: string, timeoutMs = 30_000): Promise<Frame[]> {
     await this.waitFor((frame) => frame.execution_id === executionId && frame.type === 'end_of_execution', timeoutMs);
-    return this.frames.filter((frame) => frame.execution_id === executionId && frame.type !== 'accepted');
+    return this.frames.filter((frame) => frame.execution_id === executionId && frame.type !== 'accepted' && frame.type !== 'request_error');
   }
 
   async waitForClose(timeoutMs = 30_000): Promise<{ code: number; reason: string }> {

@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
-import { mainResultOf, refusedUpgrade, WsClient, wsUrl } from './ws-client.js';
+import { mainResultOf, refusedUpgrade, stdoutOf, WsClient, wsUrl } from './ws-client.js';
 
 const TOKEN = 'ws-auth-test-token-0123456789';
 
-/** A server of its own: the suite's runs without a token. */
+/**
+ * A server of its own: the suite's runs without a token, and pings every second, which would
+ * close a socket paused for longer (this one keeps the default KEEPALIVE_INTERVAL of 5 s).
+ */
 let server: StartedServer;
 beforeAll(async () => {
   server = await startServer({ ACCESS_TOKEN: TOKEN });
@@ -50,5 +53,46 @@ describe('GET /ws: access control', () => {
     const plain = await fetch(`${server.baseUrl}/ws`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(plain.status).toBe(426);
     expect(await plain.json()).toMatchObject({ code: 'ERR_UPGRADE_REQUIRED' });
+  });
+});
+
+describe('GET /ws: backpressure', () => {
+  const headers = { authorization: `Bearer ${TOKEN}` };
+  const open = () => WsClient.open({ url: wsUrl(server.baseUrl), headers });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('holds back the execution of a socket that does not read, and nobody else', async () => {
+    const newContext = async () => {
+      const response = await fetch(`${server.baseUrl}/contexts`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
+      return ((await response.json()) as { id: string }).id;
+    };
+    const [slowContext, fastContext] = [await newContext(), await newContext()];
+    const slow = await open();
+    const fast = await open();
+    try {
+      // 64 MiB: more than every buffer on the way (the socket's, the connection's, the log's).
+      const slowId = await slow.execute('flood', {
+        context_id: slowContext,
+        code: 'import sys\nline = "x" * (1024 * 1024 - 1) + "\\n"\nfor _ in range(64):\n    sys.stdout.write(line)\n    sys.stdout.flush()',
+      });
+      slow.socket.pause();
+      await sleep(3000);
+      // The kernel waits for the reader: unhindered, it prints 64 MiB in well under a second.
+      const held = await fetch(`${server.baseUrl}/executions/${slowId}`, { headers });
+      expect(((await held.json()) as { state: string }).state).toBe('running');
+
+      // Another socket, on another context, is not held back.
+      const fastId = await fast.execute('quick', { context_id: fastContext, code: '1+1' });
+      expect(mainResultOf(await fast.events(fastId, 20_000))?.text).toBe('2');
+
+      slow.socket.resume();
+      const events = await slow.events(slowId, 60_000);
+      // The requester loses nothing.
+      expect(stdoutOf(events).length).toBe(64 * 1024 * 1024);
+      expect(events.filter((event) => event.type === 'events_dropped' || event.type === 'output_truncated')).toEqual([]);
+    } finally {
+      slow.close();
+      fast.close();
+    }
   });
 });

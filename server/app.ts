@@ -90,6 +90,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Before any route, so that each inherits it: every error answer's code is in errors.ts.
   await app.register(errorHandlerPlugin);
+  // An empty body is no body, whatever its Content-Type says: e2b's SDKs send
+  // `Content-Type: application/json` with nothing on restart and delete. Where a body is
+  // required, its schema refuses it; where there is no route, the answer is a 404.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, jsonOrNothing(app.getDefaultJsonParser('error', 'error')));
 
   // Metrics before CORS and access control: every request is counted, refused ones included.
   await app.register(metricsPlugin);
@@ -110,9 +115,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(fileRoutes, { config });
 
   // JSON endpoints take JSON whatever the Content-Type says: `curl -d '{"code":"..."}'` sends
-  // application/x-www-form-urlencoded, and that is how people type it. An empty body is no
-  // body, whatever its Content-Type: e2b's SDKs send `Content-Type: application/json` with
-  // nothing on restart and delete. Where a body is required, its schema then refuses it.
+  // application/x-www-form-urlencoded, and that is how people type it. Empty is none, as above.
   await app.register(async (api) => {
     api.removeContentTypeParser(['application/json', 'text/plain']);
     api.addContentTypeParser(['application/json', '*'], { parseAs: 'string' }, jsonOrNothing(api.getDefaultJsonParser('error', 'error')));

@@ -117,6 +117,7 @@ describe("the framework's refusals, mapped onto the contract", () => {
     ['a body too large', { method: 'POST', url: '/contexts', headers: { 'content-type': 'application/json' }, payload: `{"cwd":"${'x'.repeat(32 * 1024 * 1024)}"}` }, 413, 'ERR_BODY_TOO_LARGE', /33554432 bytes/],
     ['a malformed Content-Type', { method: 'POST', url: '/execute', headers: { 'content-type': '/json' }, payload: '{"code":"1"}' }, 415, 'ERR_UNSUPPORTED_MEDIA_TYPE', /"\/json"/],
     ['an unknown route', { method: 'GET', url: '/nowhere?x=1' }, 404, 'ERR_ROUTE_NOT_FOUND', /^Route GET \/nowhere not found$/],
+    ['an unknown route, with an empty JSON body', { method: 'POST', url: '/nowhere', headers: { 'content-type': 'application/json' }, payload: '' }, 404, 'ERR_ROUTE_NOT_FOUND', /nowhere/],
     ['a method the path does not have', { method: 'PATCH', url: '/contexts/abc/restart' }, 405, 'ERR_METHOD_NOT_ALLOWED', /PATCH.*allowed: POST$/],
     ['a malformed URL', { method: 'GET', url: '/contexts/%E0%A4%A' }, 400, 'ERR_INVALID_REQUEST', /URL is malformed/],
     ['a path parameter over the router limit', { method: 'DELETE', url: `/contexts/${'a'.repeat(101)}` }, 414, 'ERR_URL_TOO_LONG', /100 characters/],

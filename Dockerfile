@@ -26,28 +26,25 @@ ARG DEBIAN_FRONTEND=noninteractive
 
 # Python, Jupyter and the data-science set come from Debian's packages (no Python package index
 # is needed at build time, and versions move with the distribution's security updates).
-# r-cran-irkernel brings R and the IRkernel package; its kernelspec is written below.
-# tini is PID 1; ca-certificates lets user code (requests, R) reach HTTPS hosts.
+# debian-packages.txt is what the server needs everywhere (development machines and CI install
+# it too): Jupyter, the kernels (r-cran-irkernel brings R and IRkernel; its kernelspec is
+# written below). The image adds the libraries user code expects; tini is PID 1;
+# ca-certificates lets user code (requests, R) reach HTTPS hosts.
+COPY debian-packages.txt /tmp/debian-packages.txt
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
+      $(sed -e 's/#.*//' /tmp/debian-packages.txt) \
       ca-certificates \
       tini \
       python3 \
-      python3-jupyter-server \
-      python3-ipykernel \
-      python3-numpy \
-      python3-pandas \
-      python3-matplotlib \
       python3-scipy \
       python3-sklearn \
       python3-seaborn \
       python3-plotly \
       python3-pil \
       python3-sympy \
-      python3-requests \
       python3-bs4 \
-      r-cran-irkernel \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /tmp/debian-packages.txt
 
 # The R kernelspec, installed system-wide under the name "ir": what IRkernel::installspec(user =
 # FALSE) writes (IRkernel's own spec with R's absolute path), without needing the `jupyter`

@@ -114,6 +114,7 @@ export class KernelContext implements ExecutionTarget {
       if (this.life.signal.aborted) this.life = new AbortController();
       return runExecution(this.executionHost(), request, sink, control.stop, this.options.execution, {
         onInputRequest: control.onInputRequest,
+        onUsage: control.onUsage,
       });
     }, control.cancel);
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OutputEvent } from './events.js';
+import type { ExecutionUsage } from './usage.js';
 import { EventLog, type LogBudget, type LogEntry } from './event-log.js';
 import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from './failures.js';
 import type { EventSink, ExecuteRequest, InputRequest, StopReason } from './run.js';
@@ -38,6 +39,7 @@ export interface RunControl {
   stop: AbortSignal;
   onStarted(): void;
   onInputRequest(request: InputRequest | undefined): void;
+  onUsage(usage: ExecutionUsage): void;
 }
 
 export interface ExecutionOptions {
@@ -45,6 +47,8 @@ export interface ExecutionOptions {
   bufferBytes: number;
   budget?: LogBudget;
   onDisconnect: DisconnectPolicy;
+  /** Sees the stdout, stderr and output_truncated events as they enter the log (metrics). */
+  onOutput?: (event: OutputEvent) => void;
 }
 
 /**
@@ -82,6 +86,8 @@ export class Execution {
   private drainWaiters: Array<() => void> = [];
   private resolveFinished!: () => void;
   private readonly onDisconnect: DisconnectPolicy;
+  private readonly onOutput: ((event: OutputEvent) => void) | undefined;
+  private usage: ExecutionUsage | undefined;
 
   constructor(
     private readonly target: ExecutionTarget,
@@ -91,6 +97,7 @@ export class Execution {
     this.contextId = target.id;
     this.language = target.language;
     this.onDisconnect = options.onDisconnect;
+    this.onOutput = options.onOutput;
     this.log = new EventLog(options.bufferBytes, options.budget);
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
   }
@@ -142,6 +149,9 @@ export class Execution {
         onInputRequest: (input) => {
           this.pendingInput = input;
           if (this.state !== 'finished') this.state = input ? 'awaiting_input' : 'running';
+        },
+        onUsage: (usage) => {
+          this.usage = usage;
         },
       })
       .then(
@@ -210,6 +220,7 @@ export class Execution {
 
   private append(event: OutputEvent): boolean {
     if (this.log.isClosed) return true;
+    if (event.type === 'stdout' || event.type === 'stderr' || event.type === 'output_truncated') this.onOutput?.(event);
     this.log.append(event.type === 'number_of_executions' ? { ...event, execution_id: this.id } : event);
     return this.log.lagBytes <= HIGH_WATER_BYTES;
   }
@@ -220,6 +231,18 @@ export class Execution {
     this.outcome = outcome;
     this.pendingInput = undefined;
     this.finishedAt = Date.now();
+    if (this.request.stats) {
+      // Always one, when asked for: what could not be measured (the code never ran, the kernel
+      // died, a language without probes) is null.
+      const startedAt = this.startedAt ?? this.finishedAt;
+      this.log.append({
+        type: 'execution_stats',
+        wall_ms: this.finishedAt - startedAt,
+        queue_ms: startedAt - this.createdAt,
+        cpu_ms: this.usage?.cpu_ms ?? null,
+        peak_memory_bytes: this.usage?.peak_memory_bytes ?? null,
+      });
+    }
     this.log.append({ type: 'end_of_execution' });
     this.releaseDrainWaiters();
     this.resolveFinished();

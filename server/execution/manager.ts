@@ -8,6 +8,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from './env-vars.js';
+import type { OutputEvent } from './events.js';
 import { Execution, type DisconnectPolicy, type ExecutionInfo } from './execution.js';
 
 /** What a transport asks for; field names are the API's, in camelCase. */
@@ -47,13 +48,15 @@ export interface ExecutionLifecycle {
   queued: [ExecutionInfo];
   started: [ExecutionInfo];
   finished: [ExecutionInfo];
+  /** A stdout, stderr or output_truncated event entered an execution's log. */
+  output: [language: string, event: OutputEvent];
 }
 
 /**
  * Every execution of the server: starts them (after every check that can refuse a request),
  * finds them by id, keeps finished ones for a while, and holds the buffered events of all of
  * them within one server-wide budget. Emits `queued`, `started` and `finished` on `lifecycle`
- * for whoever counts (the metrics).
+ * for whoever counts (the metrics), and `output` for stream events.
  */
 export class ExecutionManager {
   readonly lifecycle = new EventEmitter<ExecutionLifecycle>();
@@ -90,8 +93,13 @@ export class ExecutionManager {
 
     const execution = new Execution(
       context,
-      { code: request.code, envVars, timeoutMs, stdin: request.stdin === true },
-      { bufferBytes: this.options.bufferBytes, budget: this.budget, onDisconnect: request.onDisconnect ?? 'interrupt' },
+      { code: request.code, envVars, timeoutMs, stdin: request.stdin === true, stats: request.stats === true },
+      {
+        bufferBytes: this.options.bufferBytes,
+        budget: this.budget,
+        onDisconnect: request.onDisconnect ?? 'interrupt',
+        onOutput: (event) => this.lifecycle.emit('output', context.language, event),
+      },
     );
     this.executions.set(execution.id, execution);
     this.options.logger.debug({ execution: execution.id, context: context.id, bytes: request.code.length }, 'execution queued');

@@ -2,6 +2,7 @@ import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import { envVarDialect, type EnvVars, type PreviousEnv } from './env-vars.js';
 import { toOutputEvent, type OutputEvent } from './events.js';
 import { failureEvent, KernelLostError, type Outcome } from './failures.js';
+import { usageBetween, usageDialect, type ExecutionUsage, type ProbeRequest, type UsageDialect, type UsageSample } from './usage.js';
 
 export interface ExecuteRequest {
   code: string;
@@ -10,6 +11,8 @@ export interface ExecuteRequest {
   timeoutMs: number;
   /** Whether the kernel may ask for input (input(), getpass()). */
   stdin?: boolean | undefined;
+  /** Measure the kernel's CPU time and peak memory during the code (see usage.ts). */
+  stats?: boolean | undefined;
 }
 
 /** Where events go. `write` returning false asks the producer to wait for `waitForDrain`. */
@@ -29,6 +32,8 @@ export interface InputRequest {
 export interface RunObserver {
   /** The kernel asks for input; undefined once it was answered or the execution stopped asking. */
   onInputRequest?(request: InputRequest | undefined): void;
+  /** With `stats`: what the code cost the kernel, told once, after the code ran. */
+  onUsage?(usage: ExecutionUsage): void;
 }
 
 /** What an execution needs from the context it runs in. */
@@ -133,7 +138,13 @@ class Run {
       previous = dialect.previousFrom(reply.user_expressions as Record<string, unknown> | undefined);
     }
 
+    // The probes sit right around the user's code, inside the variables being set and put back.
+    const usage = this.request.stats ? usageDialect(this.host.language) : undefined;
+    const before = usage ? await this.probe(usage, usage.begin()) : undefined;
     const outcome = await this.runUserCode();
+    // After a stop too (the interrupt has been delivered by now), unless the kernel is gone.
+    const after = usage && before && !this.stateLost ? await this.probe(usage, usage.end(), true) : undefined;
+    if (this.request.stats) this.observer.onUsage?.(usageBetween(before, after));
 
     if (envVars && dialect && !this.stateLost) {
       // The kernel kept its state, so the variables must go back to exactly what they were.
@@ -285,6 +296,12 @@ class Run {
     }
     if (interruptedByKernel) return 'interrupted';
     return sawError || reply?.content.status === 'error' ? 'error' : 'ok';
+  }
+
+  /** One usage reading; undefined when the kernel did not answer it. */
+  private async probe(dialect: UsageDialect, request: ProbeRequest, evenIfStopped = false): Promise<UsageSample | undefined> {
+    const reply = await this.silentRequest(request.code, request.userExpressions, evenIfStopped);
+    return reply?.status === 'ok' ? dialect.sampleFrom(reply.user_expressions as Record<string, unknown> | undefined) : undefined;
   }
 
   /**

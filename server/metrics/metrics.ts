@@ -1,32 +1,19 @@
-import type { EventEmitter } from 'node:events';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KernelEvents, KernelPoolObserver } from '../contexts/events.js';
+import type { OutputEvent } from '../execution/events.js';
+import type { ExecutionInfo } from '../execution/execution.js';
+import { OUTCOMES } from '../execution/failures.js';
+import type { ExecutionManager } from '../execution/manager.js';
 import type { TransferObserver } from '../workspace/files.js';
 
 /** Every metric name starts with this. */
 export const PREFIX = 'code_interpreter_';
 
-/** The outcomes an execution can finish with; see the README for what each means. */
-export const OUTCOMES = ['ok', 'error', 'timeout', 'interrupted', 'kernel_died', 'out_of_memory', 'abandoned', 'cancelled', 'failed'] as const;
-
 /** Transports whose open sessions are counted. */
 export type SessionTransport = 'websocket' | 'mcp';
 
-/** What the metrics need to know of an execution; the execution's own info has all of it. */
-export interface ExecutionRecord {
-  language: string;
-  state: string;
-  outcome?: string | undefined;
-  queue_ms?: number | undefined;
-  wall_ms?: number | undefined;
-}
-
 /** Where executions come from: a list of the current ones and their lifecycle events. */
-export interface ExecutionSource {
-  list(): ExecutionRecord[];
-  /** Emits 'queued', 'started' and 'finished', each with the execution's record. */
-  readonly lifecycle: EventEmitter;
-}
+export type ExecutionSource = Pick<ExecutionManager, 'list' | 'lifecycle'>;
 
 /** Where contexts come from. */
 export interface ContextSource {
@@ -69,6 +56,7 @@ export class ServerMetrics {
 
   private executionSource: ExecutionSource | undefined;
   private contextSource: ContextSource | undefined;
+  private readonly languages = new Set<string>();
 
   constructor() {
     const registers = [this.registry];
@@ -210,14 +198,19 @@ export class ServerMetrics {
   /** Counts executions from their lifecycle events; the gauges read `list()` at each scrape. */
   observeExecutions(source: ExecutionSource): void {
     this.executionSource = source;
-    source.lifecycle.on('started', (execution: ExecutionRecord) => {
+    source.lifecycle.on('started', (execution: ExecutionInfo) => {
       this.executionsStarted.inc({ language: execution.language });
       if (execution.queue_ms !== undefined) this.queueWait.observe({ language: execution.language }, execution.queue_ms / 1000);
     });
-    source.lifecycle.on('finished', (execution: ExecutionRecord) => {
+    source.lifecycle.on('finished', (execution: ExecutionInfo) => {
       const labels = { language: execution.language, outcome: execution.outcome ?? 'failed' };
       this.executionsFinished.inc(labels);
-      if (execution.wall_ms !== undefined) this.executionDuration.observe(labels, execution.wall_ms / 1000);
+      // One that never started (cancelled or abandoned in the queue) has no duration to tell.
+      if (execution.started_at !== undefined && execution.wall_ms !== undefined) this.executionDuration.observe(labels, execution.wall_ms / 1000);
+    });
+    source.lifecycle.on('output', (_language: string, event: OutputEvent) => {
+      if (event.type === 'stdout' || event.type === 'stderr') this.output(event.type, Buffer.byteLength(event.text, 'utf8'));
+      else if (event.type === 'output_truncated') this.truncated(event.stream_bytes_dropped);
     });
   }
 
@@ -225,13 +218,18 @@ export class ServerMetrics {
   observeContexts(source: ContextSource): void {
     this.contextSource = source;
     for (const language of new Set(source.list().map((context) => context.language))) this.initLanguage(language);
-    source.kernelEvents.on('kernel_started', ({ language }) => this.kernelStarts.inc({ language }));
+    source.kernelEvents.on('kernel_started', ({ language }) => {
+      this.initLanguage(language);
+      this.kernelStarts.inc({ language });
+    });
     source.kernelEvents.on('kernel_restarted', ({ language, reason }) => this.kernelRestarts.inc({ language, reason }));
     source.kernelEvents.on('kernel_died', ({ language }) => this.kernelDeaths.inc({ language }));
   }
 
   /** Series of a language at zero, so that its first event is seen as an increase. */
   initLanguage(language: string): void {
+    if (this.languages.has(language)) return;
+    this.languages.add(language);
     for (const outcome of OUTCOMES) this.executionsFinished.inc({ language, outcome }, 0);
     this.executionsStarted.inc({ language }, 0);
     this.kernelStarts.inc({ language }, 0);

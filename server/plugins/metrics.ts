@@ -35,6 +35,7 @@ export default fp(
 
     app.addHook('onReady', async () => {
       if (app.hasDecorator('contexts')) metrics.observeContexts(app.contexts);
+      if (app.hasDecorator('executions')) metrics.observeExecutions(app.executions);
     });
   },
   { name: 'metrics' },

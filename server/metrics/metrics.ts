@@ -52,7 +52,6 @@ export class ServerMetrics {
   private readonly fileBytes: Counter<'direction'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
-  private readonly sessions: Gauge<'transport'>;
 
   private executionSource: ExecutionSource | undefined;
   private contextSource: ContextSource | undefined;
@@ -182,17 +181,22 @@ export class ServerMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers,
     });
-    this.sessions = new Gauge({
+    const sessions = this.sessions;
+    new Gauge({
       name: `${PREFIX}open_sessions`,
       help: 'Open WebSocket connections and MCP sessions',
       labelNames: ['transport'],
       registers,
+      collect() {
+        for (const [transport, { open, counters }] of sessions) {
+          this.set({ transport }, counters.reduce((sum, count) => sum + count(), open));
+        }
+      },
     });
 
     // Zeros rather than absent series, so that rates and alerts work from the first scrape.
     for (const direction of ['in', 'out']) this.fileBytes.inc({ direction }, 0);
     for (const stream of ['stdout', 'stderr']) this.outputBytes.inc({ stream }, 0);
-    for (const transport of ['websocket', 'mcp']) this.sessions.set({ transport }, 0);
   }
 
   /** Counts executions from their lifecycle events; the gauges read `list()` at each scrape. */
@@ -270,18 +274,30 @@ export class ServerMetrics {
     this.httpDuration.observe(labels, seconds);
   }
 
+  /** Open sessions per transport: those told by openSession, plus what the counters say at each scrape. */
+  private readonly sessions = new Map<SessionTransport, { open: number; counters: Array<() => number> }>([
+    ['websocket', { open: 0, counters: [] }],
+    ['mcp', { open: 0, counters: [] }],
+  ]);
+
   /**
    * A WebSocket connection or MCP session opened. Call the returned function when it closes;
    * calling it more than once counts once.
    */
   openSession(transport: SessionTransport): () => void {
-    this.sessions.inc({ transport });
+    const entry = this.sessions.get(transport)!;
+    entry.open++;
     let open = true;
     return () => {
       if (!open) return;
       open = false;
-      this.sessions.dec({ transport });
+      entry.open--;
     };
+  }
+
+  /** For a transport that keeps its own sessions: `count` is asked at each scrape. */
+  countSessions(transport: SessionTransport, count: () => number): void {
+    this.sessions.get(transport)!.counters.push(count);
   }
 
   /** The text exposition format and its content type. */

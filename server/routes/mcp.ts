@@ -45,7 +45,7 @@ const jsonRpcError = (description: string) => ({
 const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const sessions = new McpSessions({
     contexts: app.contexts,
-    files: new WorkspaceFiles(config.workspaceDir),
+    files: new WorkspaceFiles(config.workspaceDir, app.metrics.files),
     executions: app.executions,
     logger: app.log,
     options: {
@@ -57,6 +57,7 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
       version: packageVersion(),
     },
   });
+  app.metrics.countSessions('mcp', () => sessions.size);
   app.addHook('preClose', async () => {
     await sessions.close();
   });

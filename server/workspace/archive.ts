@@ -34,7 +34,13 @@ export interface DirectoryArchive {
  * it, so a directory swapped for a link to elsewhere while the archive is built is left out
  * rather than followed: nothing outside the workspace can end up in the archive.
  */
-export async function archiveDirectory(workspace: Workspace, raw: string, format: ArchiveFormat): Promise<DirectoryArchive> {
+export async function archiveDirectory(
+  workspace: Workspace,
+  raw: string,
+  format: ArchiveFormat,
+  /** Told the bytes of each file once it is in the archive. */
+  onFileBytes?: (count: number) => void,
+): Promise<DirectoryArchive> {
   const resolved = await workspace.resolve(raw);
   if (!resolved.stats) throw new FileNotFoundError(quote(resolved.display));
   if (!resolved.stats.isDirectory()) throw new NotADirectoryError(quote(resolved.display));
@@ -48,7 +54,8 @@ export async function archiveDirectory(workspace: Workspace, raw: string, format
   const done = (format === 'tar.gz' ? pipeline(source, createGzip(), output) : pipeline(source, output)).catch(() => undefined);
   const walk = (async () => {
     try {
-      await addDirectory(pack, directory.path, '', (target, prefix) => linkStaysInside(root, path.join(resolved.real, prefix), target));
+      const linkInside: LinkCheck = (target, prefix) => linkStaysInside(root, path.join(resolved.real, prefix), target);
+      await addDirectory(pack, directory.path, '', linkInside, onFileBytes);
       pack.finalize();
     } catch (error) {
       pack.destroy(error as Error);
@@ -63,7 +70,7 @@ export async function archiveDirectory(workspace: Workspace, raw: string, format
 /** Whether a link whose target is `target`, in the archive's directory `prefix`, stays in the workspace. */
 type LinkCheck = (target: string, prefix: string) => boolean;
 
-async function addDirectory(pack: Pack, directory: string, prefix: string, linkInside: LinkCheck): Promise<void> {
+async function addDirectory(pack: Pack, directory: string, prefix: string, linkInside: LinkCheck, onFileBytes?: (count: number) => void): Promise<void> {
   const names = (await readdir(directory, { encoding: 'buffer' })).filter(
     (name) => isServableName(name) && !isInternalName(name.toString('utf8')),
   );
@@ -90,7 +97,7 @@ async function addDirectory(pack: Pack, directory: string, prefix: string, linkI
       try {
         const opened = await handle.stat();
         await addEntry(pack, { name: `${name}/`, type: 'directory', mode: opened.mode & 0o7777, mtime: opened.mtime });
-        await addDirectory(pack, pathOfHandle(handle, child.toString()), `${name}/`, linkInside);
+        await addDirectory(pack, pathOfHandle(handle, child.toString()), `${name}/`, linkInside, onFileBytes);
       } finally {
         await handle.close();
       }
@@ -103,6 +110,7 @@ async function addDirectory(pack: Pack, directory: string, prefix: string, linkI
         if (!opened.isFile()) continue;
         const entry = pack.entry({ name, type: 'file', size: opened.size, mode: opened.mode & 0o7777, mtime: opened.mtime });
         await pipeline(exactly(handle, opened.size), entry as unknown as NodeJS.WritableStream);
+        onFileBytes?.(opened.size);
       } finally {
         await handle.close();
       }

@@ -203,7 +203,8 @@ export class WorkspaceFiles {
 
   /** Streams a directory as a tar or tar.gz archive; see {@link archiveDirectory}. */
   archive(raw: string, format: ArchiveFormat): Promise<DirectoryArchive> {
-    return archiveDirectory(this.workspace, raw, format);
+    const observer = this.observer;
+    return archiveDirectory(this.workspace, raw, format, observer && ((count) => observer.bytesOut(count)));
   }
 
   /** Makes a directory and its parents; see {@link makeDirectory}. */

@@ -111,6 +111,41 @@ describe('GET /metrics', () => {
   }, 60_000);
 });
 
+describe('open sessions', () => {
+  it('count what transports open and close, once each, and what they count themselves', async () => {
+    const { app } = await startOffline();
+    const websocket = 'code_interpreter_open_sessions{transport="websocket"}';
+    expect(value(await scrape(app), websocket, '')).toBe(0);
+    const closeFirst = app.metrics.openSession('websocket');
+    const closeSecond = app.metrics.openSession('websocket');
+    expect(value(await scrape(app), websocket, '')).toBe(2);
+    closeFirst();
+    closeFirst();
+    expect(value(await scrape(app), websocket, '')).toBe(1);
+    closeSecond();
+    expect(value(await scrape(app), websocket, '')).toBe(0);
+    let held = 3;
+    app.metrics.countSessions('websocket', () => held);
+    expect(value(await scrape(app), websocket, '')).toBe(3);
+    held = 0;
+    expect(value(await scrape(app), websocket, '')).toBe(0);
+  });
+});
+
+describe('the kernel pool observer', () => {
+  it('sets the size and counts hits and misses by language', async () => {
+    const { app } = await startOffline();
+    app.metrics.pool.size('python', 2);
+    app.metrics.pool.hit('python');
+    app.metrics.pool.hit('python');
+    app.metrics.pool.miss('r');
+    const text = await scrape(app);
+    expect(value(text, 'code_interpreter_kernel_pool_size', '{language="python"}')).toBe(2);
+    expect(value(text, 'code_interpreter_kernel_pool_hits_total', '{language="python"}')).toBe(2);
+    expect(value(text, 'code_interpreter_kernel_pool_misses_total', '{language="r"}')).toBe(1);
+  });
+});
+
 describe('access to GET /metrics', () => {
   it('needs the access token like every route', async () => {
     const { app } = await startOffline({ ACCESS_TOKEN: TOKEN });

@@ -1,3 +1,5 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { authHeaders, baseUrl, createContext, deleteContext, errorsOf, execute, json, readEvents, request, type ExecutionEvent } from '../helpers/api.js';
 import { changes, key, parseSamples, type Samples } from '../helpers/prometheus.js';
@@ -110,6 +112,10 @@ describe('metrics after a known workload', () => {
       expect((await fetch(`${baseUrl}/files/metrics/upload.bin`, { method: 'PUT', headers: authHeaders(), body })).status).toBe(201);
       expect((await (await request('GET', '/files/metrics/upload.bin')).arrayBuffer()).byteLength).toBe(body.length);
       expect((await request('GET', '/files/metrics/missing.bin')).status).toBe(404);
+      // and the directory as an archive: the file's bytes again, headers aside
+      const archive = await request('GET', '/files/metrics?format=tar');
+      expect(archive.status).toBe(200);
+      expect((await archive.arrayBuffer()).byteLength).toBeGreaterThan(body.length);
       await request('DELETE', '/files/metrics');
     } finally {
       await deleteContext(context.id);
@@ -133,7 +139,7 @@ describe('metrics after a known workload', () => {
       [key('code_interpreter_output_bytes_total', { stream: 'stdout' })]: 6,
       [key('code_interpreter_output_bytes_total', { stream: 'stderr' })]: 3,
       [key('code_interpreter_file_bytes_total', { direction: 'in' })]: 123_457,
-      [key('code_interpreter_file_bytes_total', { direction: 'out' })]: 123_457,
+      [key('code_interpreter_file_bytes_total', { direction: 'out' })]: 2 * 123_457,
     });
     // Durations for the 7 that ran; the cancelled one has none. Queue waits for the 7 that started.
     const durations = (samples: Samples) => histogramCount(samples, 'code_interpreter_execution_duration_seconds', 'language="python"');
@@ -234,5 +240,22 @@ describe('output beyond MAX_OUTPUT_BYTES', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('open sessions', () => {
+  it('counts MCP sessions while they are open', async () => {
+    const mcp = key('code_interpreter_open_sessions', { transport: 'mcp' });
+    const before = (await scrape()).get(mcp)!;
+    const transport = new StreamableHTTPClientTransport(new URL(`${baseUrl}/mcp`), { requestInit: { headers: authHeaders() } });
+    const client = new Client({ name: 'metrics-test', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      expect((await scrape()).get(mcp)).toBe(before + 1);
+    } finally {
+      await transport.terminateSession();
+      await client.close();
+    }
+    expect((await scrape()).get(mcp)).toBe(before);
   });
 });

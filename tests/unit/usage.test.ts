@@ -30,7 +30,8 @@ function measure(during: string, before = ''): { begin: UsageSample; end: UsageS
   return { begin: sample(begin), end: sample(end), leftovers };
 }
 
-describe('python usage probes, run by a real Python', () => {
+// A second of CPU can take many seconds of wall time on a loaded machine.
+describe('python usage probes, run by a real Python', { timeout: 60_000 }, () => {
   it('measure about one second of CPU for a one-second busy loop', () => {
     const { begin, end, leftovers } = measure('import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass');
     const { cpu_ms } = usageBetween(begin, end);

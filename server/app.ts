@@ -26,6 +26,8 @@ import healthRoutes from './routes/health.js';
 import metricsRoutes from './routes/metrics.js';
 import mcpRoutes from './routes/mcp.js';
 import wsRoutes from './routes/ws.js';
+import { InvalidEnvVarError, InvalidJsonError } from './errors.js';
+import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './execution/env-vars.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
@@ -131,8 +133,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
 type BodyParser = (request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void) => void;
 
-/** Fastify's JSON parser, except that an empty body parses as no body instead of an error. */
+/**
+ * Fastify's JSON parser, except that an empty body parses as no body instead of an error, and
+ * that a `__proto__` key, which it refuses, is named as the reason rather than "not valid JSON".
+ */
 function jsonOrNothing(parse: ReturnType<FastifyInstance['getDefaultJsonParser']>): BodyParser {
-  return (request, body, done) => (body.length === 0 ? done(null, undefined) : parse(request, body, done));
+  return (request, body, done) => {
+    if (body.length === 0) return done(null, undefined);
+    parse(request, body, (error, parsed) => {
+      const problem = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? prototypeKeyProblem(body) : undefined;
+      if (problem === 'env-var') return done(new InvalidEnvVarError('name "__proto__"', PROTO_NAME_PROBLEM));
+      if (problem === 'key') return done(new InvalidJsonError('The body has a "__proto__" key, or a "constructor" with a "prototype": neither is accepted'));
+      done(error, parsed);
+    });
+  };
 }
 

@@ -1,4 +1,4 @@
-import type { LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type LoggerOptions } from 'pino';
 
 /**
  * The logging surface domain modules use: pino's, without tying them to Fastify or to one
@@ -14,19 +14,29 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
-/** Query parameters people try for tokens. They never authenticate: URLs end up in logs. */
-export const TOKEN_QUERY_PARAMS: readonly string[] = ['token', 'access_token'];
+/**
+ * Query parameter names that may carry a secret, in any case and spelling: `token`, `TOKEN`,
+ * `access_token`, `x-access-token`, `api_key`, `apikey`, `authorization`, `secret`,
+ * `password`, `session_id`, ... Such parameters never authenticate (URLs end up in logs and
+ * browser histories), and their values never reach the log. Masking a harmless one costs
+ * nothing; logging a secret cannot be undone.
+ */
+const SECRET_PARAM = /token|secret|passw|pwd|api[-_]?key|^key$|auth|credential|session|signature|^sig$/i;
 
-/** The URL as it may be logged: the values of token-looking query parameters masked. */
+export function isSecretParam(name: string): boolean {
+  return SECRET_PARAM.test(name);
+}
+
+/** The URL as it may be logged: the values of secret-looking query parameters masked. */
 export function redactUrl(url: string): string {
   const query = url.indexOf('?');
   if (query === -1) return url;
   const params = new URLSearchParams(url.slice(query + 1));
-  if (!TOKEN_QUERY_PARAMS.some((name) => params.has(name))) return url;
-  for (const name of TOKEN_QUERY_PARAMS) {
-    if (params.has(name)) params.set(name, '[redacted]');
-  }
-  return `${url.slice(0, query)}?${params.toString()}`;
+  const names = [...params.keys()];
+  if (!names.some(isSecretParam)) return url;
+  const masked = new URLSearchParams();
+  for (const [name, value] of params) masked.append(name, isSecretParam(name) ? '[redacted]' : value);
+  return `${url.slice(0, query)}?${masked.toString()}`;
 }
 
 /** What the request serializer reads: Fastify's request has it all. */
@@ -62,4 +72,16 @@ export function loggerOptions(level: string): LoggerOptions {
     redact: { paths: ['req.headers.authorization', 'req.headers["x-access-token"]', 'req.headers["sec-websocket-protocol"]'], censor: '[redacted]' },
     serializers: { req: serializeRequest },
   };
+}
+
+/**
+ * Where the server's log goes: stdout, written synchronously. pino's default destination
+ * buffers and, at exit, flushes synchronously, retrying a failed write without end: with stdout
+ * a closed pipe (EPIPE), SIGTERM hung and the forced-exit timer never ran, the event loop being
+ * blocked. Written synchronously, the first failed write is reported at once, pino stops writing,
+ * and nothing is left to flush at exit. Node writes to pipes and files synchronously anyway (as
+ * console.log does).
+ */
+export function logDestination(): DestinationStream {
+  return pino.destination({ dest: 1, sync: true });
 }

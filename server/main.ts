@@ -2,7 +2,7 @@ import { format } from 'node:util';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { loggerOptions } from './logger.js';
+import { logDestination, loggerOptions } from './logger.js';
 
 /** The process: configuration, logger, listen, graceful shutdown on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const logger = pino(loggerOptions(config.logLevel));
+  const logger = pino(loggerOptions(config.logLevel), logDestination());
   // @jupyterlab/services reports kernel socket and status changes on the console: keep them,
   // as structured logs rather than bare lines among the JSON ones.
   const library = logger.child({ source: 'jupyterlab-services' });

@@ -32,7 +32,32 @@ export function invalidEnvVarName(name: string): string | undefined {
   if (name.includes('=')) return 'the name contains "="';
   if (name.includes('\0')) return 'the name contains a NUL byte';
   if (/[\r\n]/.test(name)) return 'the name contains a line break';
+  if (name === '__proto__') return PROTO_NAME_PROBLEM;
   return undefined;
+}
+
+/**
+ * Every transport refuses this name the same way: JSON bodies are parsed with prototype
+ * poisoning refused outright (`{"__proto__": ...}` would replace an object's prototype where
+ * such a map is copied), and the HTTP parser names the key instead of calling the body invalid.
+ */
+export const PROTO_NAME_PROBLEM = 'the name __proto__ is not accepted (in JavaScript it is the prototype of an object, not a key)';
+
+/**
+ * Why a parser that refuses prototype keys (`__proto__`, `constructor.prototype`) refused
+ * `body`: `env-var` when `__proto__` is an `env_vars` name, `key` when the body is JSON with such
+ * a key elsewhere, undefined when it is not JSON at all. Parses plainly, which makes such keys
+ * own properties, and only reads the result.
+ */
+export function prototypeKeyProblem(body: string): 'env-var' | 'key' | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const vars = (parsed as { env_vars?: unknown } | null)?.env_vars;
+  return typeof vars === 'object' && vars !== null && Object.hasOwn(vars, '__proto__') ? 'env-var' : 'key';
 }
 
 /** Returns why `value` cannot be an environment variable value, or undefined when it can. */

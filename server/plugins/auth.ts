@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AuthMode, Config } from '../config.js';
 import { UnauthorizedError, UnclaimedError } from '../errors.js';
-import { TOKEN_QUERY_PARAMS } from '../logger.js';
+import { isSecretParam } from '../logger.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -102,7 +102,7 @@ function hasTokenInQuery(url: string): boolean {
   const query = url.indexOf('?');
   if (query === -1) return false;
   const params = new URLSearchParams(url.slice(query + 1));
-  return TOKEN_QUERY_PARAMS.some((name) => params.has(name));
+  return [...params.keys()].some(isSecretParam);
 }
 
 function isLoopback(address: string): boolean {

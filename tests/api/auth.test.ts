@@ -164,6 +164,30 @@ describe('AUTH_MODE=token', () => {
   });
 });
 
+describe('secrets in the URL', () => {
+  const names = ['token', 'TOKEN', 'access_token', 'api_key', 'apikey', 'API-KEY', 'authorization', 'x-access-token', 'X-Access-Token', 'secret', 'password', 'Password', 'session_id'];
+
+  it.each<Record<string, string>>([{}, { ACCESS_TOKEN: TOKEN }])('never reach the log, whatever the name and its case (%o)', async (env) => {
+    const logs: string[] = [];
+    const { app } = await start(env, logs);
+    for (const [index, name] of names.entries()) {
+      await app.inject({ method: 'GET', url: `/files?path=notes&${encodeURIComponent(name)}=secret-value-${index}-0123456789` });
+    }
+    const requests = logs.filter((line) => line.includes('request completed'));
+    expect(requests).toHaveLength(names.length);
+    expect(logs.filter((line) => line.includes('secret-value-'))).toEqual([]);
+    // What is not a secret stays readable.
+    expect(requests.every((line) => line.includes('/files?path=notes&'))).toBe(true);
+  });
+
+  it.each(names)('refuses ?%s= with the message that says where a token goes', async (name) => {
+    const { app } = await start({ ACCESS_TOKEN: TOKEN });
+    const response = await app.inject({ method: 'GET', url: `/contexts?${encodeURIComponent(name)}=${TOKEN}` });
+    expect(response.statusCode).toBe(401);
+    expect(response.json<{ message: string }>().message).toMatch(/not accepted/);
+  });
+});
+
 describe('AUTH_MODE=claim', () => {
   const env = { AUTH_MODE: 'claim' };
 

@@ -39,8 +39,17 @@ SERVER_ONLY_VARS=(
   MAX_UPLOAD_BYTES NODE_ENV NODE_OPTIONS API_COMMAND JUPYTER_PYTHON JUPYTER_WAIT_SECONDS
   EXECUTION_BUFFER_BYTES EXECUTION_BUFFER_TOTAL_BYTES EXECUTION_RETENTION MAX_RETAINED_EXECUTIONS
   MCP_MAX_FILE_BYTES MCP_MAX_TEXT MCP_SESSION_IDLE METRICS_PUBLIC METRICS_TOKEN
-  EGRESS_ALLOW REQUEST_TIMEOUT MAX_CONNECTIONS
+  EGRESS_ALLOW REQUEST_TIMEOUT MAX_CONNECTIONS MAX_CONTEXTS CONTEXT_MEMORY_LIMIT
 )
+
+# Our kernelspecs (kernels/: Python from a user-writable venv, R, JavaScript and TypeScript)
+# come first; each starts through kernels/launch-kernel, which reads the variables below: where
+# pip and install.packages() write (the workspace, so installs outlive a restart) and the memory
+# cap, which the API validated as CONTEXT_MEMORY_LIMIT.
+export JUPYTER_PATH="$ROOT${JUPYTER_PATH:+:$JUPYTER_PATH}"
+export PYTHON_VENV_DIR="${PYTHON_VENV_DIR:-$WORKSPACE_DIR/.venv}"
+export R_LIBS_USER="${R_LIBS_USER:-$WORKSPACE_DIR/.R/library}"
+export KERNEL_MEMORY_LIMIT="${CONTEXT_MEMORY_LIMIT:-}"
 
 # The kernels' IPython profile carries ipython_kernel_config.py. A directory made here is
 # removed again when this script exits.

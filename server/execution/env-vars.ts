@@ -139,7 +139,35 @@ const r: EnvVarDialect = {
   },
 };
 
-const DIALECTS: Record<string, EnvVarDialect> = { python, r };
+const DENO_PREVIOUS = 'Symbol.for("code-interpreter.previous-env")';
+const DENO_DECODE =
+  '(h) => new TextDecoder().decode(new Uint8Array((h.match(/../g) ?? []).map((b) => parseInt(b, 16))))';
+
+/** JavaScript and TypeScript, both run by Deno's kernel (which has no user_expressions). */
+const deno: EnvVarDialect = {
+  apply(vars) {
+    const pairs = Object.entries(vars).map(([name, value]) => `[d("${hex(name)}"), d("${hex(value)}")]`);
+    // The previous values wait under a global symbol (invisible to the user's names) until the
+    // restore step takes them back; the function returns nothing, so no result is shown.
+    const code =
+      `(() => { const d = ${DENO_DECODE}; const vars = [${pairs.join(', ')}]; ` +
+      `globalThis[${DENO_PREVIOUS}] = vars.map(([name]) => [name, Deno.env.get(name) ?? null]); ` +
+      `for (const [name, value] of vars) Deno.env.set(name, value); })()`;
+    return { code, userExpressions: {} };
+  },
+  previousFrom() {
+    return undefined;
+  },
+  restore() {
+    return (
+      `(() => { const previous = globalThis[${DENO_PREVIOUS}]; if (!previous) return; ` +
+      `delete globalThis[${DENO_PREVIOUS}]; ` +
+      `for (const [name, value] of previous) { if (value === null) Deno.env.delete(name); else Deno.env.set(name, value); } })()`
+    );
+  },
+};
+
+const DIALECTS: Record<string, EnvVarDialect> = { python, r, javascript: deno, typescript: deno };
 
 /** The dialect for a kernel language, or undefined when env_vars cannot be applied to it. */
 export function envVarDialect(language: string): EnvVarDialect | undefined {

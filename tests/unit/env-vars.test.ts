@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../../server/execution/env-vars.js';
 
@@ -79,6 +80,35 @@ describe('r env-var code', () => {
   });
 });
 
+describe('javascript and typescript (Deno) env-var code', () => {
+  const dialect = envVarDialect('typescript')!;
+  const deno = path.resolve(import.meta.dirname, '../../node_modules/.bin/deno');
+
+  it('is the same dialect for both languages and never pastes a value into the code', () => {
+    expect(envVarDialect('javascript')).toBe(dialect);
+    const { code, userExpressions } = dialect.apply({ KEY: '`); Deno.exit(3); (`' });
+    expect(code).not.toContain('Deno.exit');
+    expect(userExpressions).toEqual({});
+  });
+
+  it('sets hostile values byte-identical in Deno and restores the previous ones', () => {
+    const { code } = dialect.apply(hostile);
+    const names = JSON.stringify(Object.keys(hostile));
+    const show = `console.log(JSON.stringify(${names}.map((n) => Deno.env.get(n) ?? null)));`;
+    const script = `${code};\n${show}\n${dialect.restore(hostile, undefined)};\n${show}\nconsole.log(Object.getOwnPropertySymbols(globalThis).length);\n`;
+    const out = execFileSync(deno, ['eval', '--no-config', script], {
+      env: { PATH: process.env.PATH ?? '', QUOTES: 'was here', NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
+      encoding: 'utf8',
+    });
+    const [during, after, symbols] = out.trim().split('\n');
+    expect(JSON.parse(during!)).toEqual(Object.values(hostile));
+    expect(JSON.parse(after!)).toEqual(Object.keys(hostile).map((name) => (name === 'QUOTES' ? 'was here' : null)));
+    // The stash of previous values is gone once they are restored.
+    const baseline = execFileSync(deno, ['eval', 'console.log(Object.getOwnPropertySymbols(globalThis).length)'], { encoding: 'utf8' });
+    expect(symbols).toBe(baseline.trim());
+  });
+});
+
 describe('validation', () => {
   it.each([
     ['', 'empty'],
@@ -99,8 +129,9 @@ describe('validation', () => {
     expect(invalidEnvVarValue('$(x)\n"\'')).toBeUndefined();
   });
 
-  it('has dialects for python and r only', () => {
+  it('has dialects for the languages with a kernel only', () => {
     expect(envVarDialect('Python')).toBeDefined();
+    expect(envVarDialect('JavaScript')).toBeDefined();
     expect(envVarDialect('julia')).toBeUndefined();
   });
 });

@@ -27,9 +27,12 @@ ARG DEBIAN_FRONTEND=noninteractive
 # Python, Jupyter and the data-science set come from Debian's packages (no Python package index
 # is needed at build time, and versions move with the distribution's security updates).
 # debian-packages.txt is what the server needs everywhere (development machines and CI install
-# it too): Jupyter, the kernels (r-cran-irkernel brings R and IRkernel; its kernelspec is
-# written below). The image adds the libraries user code expects; tini is PID 1;
-# ca-certificates lets user code (requests, R) reach HTTPS hosts.
+# it too): Jupyter, the kernels (r-cran-irkernel brings R and IRkernel; python3-pip is what
+# `pip install` runs in the kernels' virtual environment, which kernels/launch-kernel creates).
+# The kernelspecs are ours (kernels/, found through JUPYTER_PATH); JavaScript and TypeScript run
+# Deno, whose binary comes with the `deno` npm dependency (deps stage). The image adds the
+# libraries user code expects; tini is PID 1; ca-certificates lets user code (requests, R)
+# reach HTTPS hosts.
 COPY debian-packages.txt /tmp/debian-packages.txt
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -45,18 +48,6 @@ RUN apt-get update \
       python3-sympy \
       python3-bs4 \
  && rm -rf /var/lib/apt/lists/* /tmp/debian-packages.txt
-
-# The R kernelspec, installed system-wide under the name "ir": what IRkernel::installspec(user =
-# FALSE) writes (IRkernel's own spec with R's absolute path), without needing the `jupyter`
-# command. The API maps language "r" to it.
-RUN mkdir -p /usr/local/share/jupyter/kernels/ir \
- && cp -r /usr/lib/R/site-library/IRkernel/kernelspec/. /usr/local/share/jupyter/kernels/ir/ \
- && printf '%s\n' \
-      '{' \
-      '  "argv": ["/usr/lib/R/bin/R", "--no-echo", "-e", "IRkernel::main()", "--args", "{connection_file}"],' \
-      '  "display_name": "R",' \
-      '  "language": "R"' \
-      '}' > /usr/local/share/jupyter/kernels/ir/kernel.json
 
 # The unprivileged user that runs both the API and the kernels; /home/user is the workspace.
 RUN useradd --create-home --home-dir /home/user --shell /bin/bash user
@@ -99,6 +90,7 @@ COPY --from=deps /src/node_modules ./node_modules
 COPY package.json ./
 COPY jupyter_server_config.py ipython_kernel_config.py kernel-launcher.py ./
 COPY start-up.sh jupyter-healthcheck.sh ./
+COPY kernels ./kernels
 COPY --from=build /src/dist ./dist
 
 USER user

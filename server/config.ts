@@ -30,6 +30,13 @@ export interface Config {
   maxRetainedExecutions: number;
   /** Executions that may wait behind a busy context before new ones are refused. */
   maxQueuedExecutions: number;
+  /** Contexts that may exist at once (defaults included); one more is refused with 429. */
+  maxContexts: number;
+  /**
+   * Memory cap of each kernel in bytes, undefined for none. The API only validates it: every
+   * kernel reads CONTEXT_MEMORY_LIMIT itself when kernels/launch-kernel starts it.
+   */
+  contextMemoryLimitBytes: number | undefined;
   /** How long SIGTERM waits for running executions before closing kernel sockets, in ms. */
   shutdownGraceMs: number;
   /** Largest accepted upload, in bytes. */
@@ -226,6 +233,12 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('EXECUTION_BUFFER_TOTAL_BYTES must be at least EXECUTION_BUFFER_BYTES');
   }
 
+  const contextMemoryLimitBytes = read(env, 'CONTEXT_MEMORY_LIMIT') === undefined ? undefined : bytes(env, 'CONTEXT_MEMORY_LIMIT', 0);
+  if (contextMemoryLimitBytes !== undefined && contextMemoryLimitBytes < 256 * 2 ** 20) {
+    // Below this not even a bare kernel starts: its address space alone is larger.
+    throw new ConfigError('CONTEXT_MEMORY_LIMIT must be at least 256MiB');
+  }
+
   return {
     host: read(env, 'HOST') ?? '0.0.0.0',
     port: integer(env, 'PORT', 49999, 0, 65535),
@@ -240,6 +253,8 @@ export function loadConfig(env: Env = process.env): Config {
     keepaliveIntervalMs: Math.round(seconds(env, 'KEEPALIVE_INTERVAL', 5) * 1000),
     maxOutputBytes: bytes(env, 'MAX_OUTPUT_BYTES', 64 * 2 ** 20),
     maxQueuedExecutions: integer(env, 'MAX_QUEUED_EXECUTIONS', 32, 0, 100_000),
+    maxContexts: integer(env, 'MAX_CONTEXTS', 32, 1, 100_000),
+    contextMemoryLimitBytes,
     executionBufferBytes,
     executionBufferTotalBytes,
     executionRetentionMs: Math.round(seconds(env, 'EXECUTION_RETENTION', 600) * 1000),

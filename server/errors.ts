@@ -38,6 +38,11 @@ export const UnknownLanguageError = createError(
 );
 export const InvalidCwdError = createError('ERR_INVALID_CWD', 'cwd %s', 400);
 export const ContextBusyError = createError('ERR_CONTEXT_BUSY', 'Context %s has %s executions waiting already; try again later', 429);
+export const TooManyContextsError = createError(
+  'ERR_TOO_MANY_CONTEXTS',
+  '%s contexts exist, the most MAX_CONTEXTS allows; delete one (DELETE /contexts/{id}; GET /contexts lists them) or reuse one, then try again',
+  429,
+);
 
 // Executions
 export const ExecutionNotFoundError = createError('ERR_EXECUTION_NOT_FOUND', 'Execution %s not found (finished executions are kept for a while only)', 404);

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
-import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, ShuttingDownError, UnknownLanguageError } from '../errors.js';
+import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
 import type { ExecutionOptions } from '../execution/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { KernelContext, type ContextInfo } from './context.js';
@@ -14,6 +14,8 @@ export interface RegistryOptions {
   defaultLanguage: string;
   execution: ExecutionOptions;
   maxQueuedExecutions: number;
+  /** Contexts that may exist at once, those being created included. */
+  maxContexts: number;
 }
 
 /**
@@ -25,6 +27,8 @@ export class ContextRegistry {
   private readonly contexts = new Map<string, KernelContext>();
   /** Default context per language, or the promise of one being created. */
   private readonly defaults = new Map<string, Promise<KernelContext>>();
+  /** Contexts whose kernel is starting: they count against maxContexts already. */
+  private starting = 0;
   private specs: Promise<KernelSpecInfo[]> | undefined;
   private closing = false;
   /** Set while contexts are being brought back after Jupyter was unreachable. */
@@ -75,6 +79,22 @@ export class ContextRegistry {
   async create(language: string | undefined, cwd: string | undefined): Promise<KernelContext> {
     const spec = await this.resolveLanguage(language ?? this.options.defaultLanguage);
     const directory = await this.resolveCwd(cwd);
+    // Checked after the request is known to be valid and before anything starts, so that a
+    // refusal leaves nothing behind; the slot is taken synchronously, so concurrent creations
+    // cannot overshoot.
+    const existing = this.contexts.size + this.starting;
+    if (existing >= this.options.maxContexts) throw new TooManyContextsError(existing);
+    this.starting++;
+    let context: KernelContext;
+    try {
+      context = await this.startContext(spec, directory);
+    } finally {
+      this.starting--;
+    }
+    return context;
+  }
+
+  private async startContext(spec: KernelSpecInfo, directory: string): Promise<KernelContext> {
     const context = await KernelContext.create({
       language: spec.language,
       kernelName: spec.name,

@@ -30,6 +30,7 @@ export default fp<{ config: Config }>(
       workspaceDir: config.workspaceDir,
       defaultLanguage: config.defaultLanguage,
       maxQueuedExecutions: config.maxQueuedExecutions,
+      maxContexts: config.maxContexts,
       execution: { interruptGraceMs: config.interruptGraceMs, maxOutputBytes: config.maxOutputBytes },
     });
     app.decorate('jupyter', jupyter);

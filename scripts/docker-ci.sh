@@ -123,7 +123,8 @@ log "image size: $(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{pr
 step "docker run -> first successful execute"
 # Published on loopback only, on a port Docker picks (always free).
 run_started_ms="$(date +%s%3N)"
-docker run -d --name "$CONTAINER" -p 127.0.0.1::49999 "$IMAGE" >/dev/null
+# CONTEXT_MEMORY_LIMIT: tests/integration/memory.test.ts checks the cap (as the dev suite does).
+docker run -d --name "$CONTAINER" -p 127.0.0.1::49999 -e CONTEXT_MEMORY_LIMIT=4GiB "$IMAGE" >/dev/null
 container_started=1
 port="$(docker port "$CONTAINER" 49999/tcp | head -n 1 | sed 's/.*://')"
 [[ -n "$port" ]] || die "no host port published for 49999"
@@ -195,6 +196,26 @@ JS
 step "integration suite against the container"
 [[ -x node_modules/.bin/vitest ]] || npm ci --no-audit --no-fund
 BASE_URL="$base_url" npx vitest run tests/integration
+
+# --- 6b. limits that need a container of their own ------------------------------------------
+# MAX_CONTEXTS=3 (tests/integration/max-contexts.test.ts), and a memory limit on the whole
+# container without CONTEXT_MEMORY_LIMIT, so that a kernel really meets the out-of-memory
+# killer (tests/integration/oom-kill.test.ts).
+step "limits container (MAX_CONTEXTS=3, -m 1g) and its tests"
+LIMITS_CONTAINER="$CONTAINER-limits"
+docker run -d --name "$LIMITS_CONTAINER" -p 127.0.0.1::49999 -m 1g --memory-swap 1g -e MAX_CONTEXTS=3 "$IMAGE" >/dev/null
+limits_port="$(docker port "$LIMITS_CONTAINER" 49999/tcp | head -n 1 | sed 's/.*://')"
+limits_url="http://127.0.0.1:$limits_port"
+limits_status=0
+for _ in $(seq "$READY_WAIT_SECONDS"); do
+  curl -fsS "$limits_url/ready" >/dev/null 2>&1 && break
+  sleep 1
+done
+BASE_URL="$limits_url" MAX_CONTEXTS_BASE_URL="$limits_url" OOM_BASE_URL="$limits_url" \
+  npx vitest run tests/integration/max-contexts.test.ts tests/integration/oom-kill.test.ts || limits_status=$?
+if ((limits_status != 0)); then docker logs --tail 40 "$LIMITS_CONTAINER" >&2 2>&1 || true; fi
+docker rm -f "$LIMITS_CONTAINER" >/dev/null 2>&1 || true
+((limits_status == 0)) || die "the limits tests failed"
 
 # --- 7. shutdown ----------------------------------------------------------------------------
 step "docker stop"

@@ -8,6 +8,7 @@ import type { ExecutionTarget, RunControl } from '../execution/execution.js';
 import { KernelLostError, type Outcome } from '../execution/failures.js';
 import { runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/run.js';
 import type { KernelEvents } from './events.js';
+import { oomKillCount } from './oom-kills.js';
 import { SerialQueue } from './serial-queue.js';
 
 /** How long a kernel may take to answer its first kernel_info request. */
@@ -65,6 +66,8 @@ export class KernelContext implements ExecutionTarget {
   private replacing: Promise<void> | undefined;
   /** Fires when the socket has not come back by itself in time. */
   private reconnectWatchdog: NodeJS.Timeout | undefined;
+  /** The out-of-memory kill count when the kernel last started working: see kernelDeath(). */
+  private oomKillsWhenBusy = oomKillCount();
 
   private constructor(options: ContextOptions) {
     this.language = options.language;
@@ -309,20 +312,33 @@ export class KernelContext implements ExecutionTarget {
     this.replacing.catch((error: unknown) => this.logger.error({ err: error }, 'could not bring the kernel back'));
   }
 
+  /**
+   * Why the kernel died: OutOfMemory when the out-of-memory killer killed a process since the
+   * kernel last started working (kernels are its first choice), KernelDied otherwise.
+   */
+  private kernelDeath(message?: string): KernelLostError {
+    const now = oomKillCount();
+    const killed = now !== undefined && this.oomKillsWhenBusy !== undefined && now > this.oomKillsWhenBusy;
+    this.oomKillsWhenBusy = now;
+    return killed ? new KernelLostError('OutOfMemory') : new KernelLostError('KernelDied', message);
+  }
+
   private onStatus(kernel: Kernel.IKernelConnection, status: Kernel.Status): void {
     if (kernel !== this.kernel) return;
+    // One small read per execution; it narrows an OOM kill down to the time this kernel worked.
+    if (status === 'busy') this.oomKillsWhenBusy = oomKillCount();
     if (status === 'autorestarting') {
       // Jupyter noticed the kernel process died and restarts it under the same kernel id.
       this.logger.warn({ kernel: kernel.id }, 'kernel died and is being restarted by Jupyter');
       this.options.events?.emit('kernel_died', { language: this.language });
       this.options.events?.emit('kernel_restarted', { language: this.language, reason: 'died' });
-      this.reconnectAfterRestart(new KernelLostError('KernelDied'));
+      this.reconnectAfterRestart(this.kernelDeath());
     } else if (status === 'dead' && !this.closed) {
       // The kernel is gone from Jupyter for good (or Jupyter itself was replaced): start a new
       // one so the context keeps its id and cwd.
       this.logger.warn({ kernel: kernel.id }, 'kernel is gone; starting a replacement');
       this.options.events?.emit('kernel_died', { language: this.language });
-      void this.replaceKernel(new KernelLostError('KernelDied', 'The kernel died and was replaced by a new one; its state was lost')).catch(
+      void this.replaceKernel(this.kernelDeath('The kernel died and was replaced by a new one; its state was lost')).catch(
         (error: unknown) => this.logger.error({ err: error }, 'could not replace the kernel'),
       );
     }

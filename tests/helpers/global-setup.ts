@@ -23,7 +23,9 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     return undefined;
   }
 
-  const server = await startServer({ KEEPALIVE_INTERVAL: '1', INTERRUPT_GRACE: '3' });
+  // CONTEXT_MEMORY_LIMIT: tests/integration/memory.test.ts checks the cap; 4GiB is far above
+  // what any other test's kernel uses.
+  const server = await startServer({ KEEPALIVE_INTERVAL: '1', INTERRUPT_GRACE: '3', CONTEXT_MEMORY_LIMIT: '4GiB' });
   project.provide('baseUrl', server.baseUrl);
   project.provide('accessToken', '');
   project.provide('workspaceDir', server.workspaceDir);

@@ -30,7 +30,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # it too): Jupyter, the kernels (r-cran-irkernel brings R and IRkernel; python3-pip is what
 # `pip install` runs in the kernels' virtual environment, which kernels/launch-kernel creates).
 # The kernelspecs are ours (kernels/, found through JUPYTER_PATH); JavaScript and TypeScript run
-# Deno, whose binary comes with the `deno` npm dependency (deps stage). The image adds the
+# Deno, whose binary is the @deno/linux-x64-glibc npm dependency (deps stage). The image adds the
 # libraries user code expects; tini is PID 1; ca-certificates lets user code (requests, R)
 # reach HTTPS hosts.
 COPY debian-packages.txt /tmp/debian-packages.txt

@@ -82,7 +82,7 @@ describe('r env-var code', () => {
 
 describe('javascript and typescript (Deno) env-var code', () => {
   const dialect = envVarDialect('typescript')!;
-  const deno = path.resolve(import.meta.dirname, '../../node_modules/.bin/deno');
+  const deno = path.resolve(import.meta.dirname, '../../node_modules/@deno/linux-x64-glibc/deno');
 
   it('is the same dialect for both languages and never pastes a value into the code', () => {
     expect(envVarDialect('javascript')).toBe(dialect);

@@ -1,7 +1,10 @@
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
 import { format } from 'node:util';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { UnknownLanguageError } from './errors.js';
 import { logDestination, loggerOptions } from './logger.js';
 
 /** The process: configuration, logger, listen, graceful shutdown on SIGTERM/SIGINT. */
@@ -15,6 +18,11 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw error;
+  }
+  const workspaceProblem = await prepareWorkspace(config.workspaceDir);
+  if (workspaceProblem) {
+    process.stderr.write(`Invalid configuration: WORKSPACE_DIR=${config.workspaceDir} ${workspaceProblem}; set WORKSPACE_DIR to a writable directory\n`);
+    process.exit(2);
   }
 
   const logger = pino(loggerOptions(config.logLevel), logDestination());
@@ -33,10 +41,11 @@ async function main(): Promise<void> {
   const app = await buildApp(config, { logger });
 
   let stopping = false;
-  const stop = async (signal: NodeJS.Signals) => {
+  const stop = async (signal: NodeJS.Signals | 'configuration') => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: waiting for running executions');
+    const code = signal === 'configuration' ? 2 : 0;
     const forced = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
@@ -45,7 +54,7 @@ async function main(): Promise<void> {
     try {
       await app.close();
       logger.info('stopped');
-      process.exit(0);
+      process.exit(code);
     } catch (error) {
       logger.error({ err: error }, 'error during shutdown');
       process.exit(1);
@@ -59,6 +68,34 @@ async function main(): Promise<void> {
     { workspace: config.workspaceDir, jupyter: config.jupyterUrl, auth: config.authMode, defaultLanguage: config.defaultLanguage },
     'code interpreter ready',
   );
+
+  // DEFAULT_LANGUAGE can only be checked against Jupyter's kernels, known once it answers
+  // (start-up.sh starts both at once): a language with none stops the server, as any bad
+  // setting does, rather than failing every request that names no language.
+  app.defaultContextWarmUp?.catch((error: unknown) => {
+    if (!(error instanceof UnknownLanguageError)) return;
+    process.stderr.write(`Invalid configuration: DEFAULT_LANGUAGE=${config.defaultLanguage}: ${error.message}\n`);
+    void stop('configuration');
+  });
+}
+
+/**
+ * Creates the workspace if it is missing, as start-up.sh does (the API may be started without
+ * it), and returns what is wrong with it otherwise: every file operation and every kernel's cwd
+ * depends on it.
+ */
+async function prepareWorkspace(directory: string): Promise<string | undefined> {
+  try {
+    await mkdir(directory, { recursive: true });
+    if (!(await stat(directory)).isDirectory()) return 'is not a directory';
+    await access(directory, constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (code === 'EEXIST' || code === 'ENOTDIR') return 'is not a directory';
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'cannot be created or written';
+    return `cannot be used: ${message}`;
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { ContextRegistry } from '../contexts/registry.js';
+import { UnknownLanguageError } from '../errors.js';
 import { ExecutionManager } from '../execution/manager.js';
 import { JupyterClient } from '../jupyter/client.js';
 
@@ -12,6 +13,8 @@ declare module 'fastify' {
     jupyter: JupyterClient;
     contexts: ContextRegistry;
     executions: ExecutionManager;
+    /** The start of the default context, once the server is ready: main.ts stops on a DEFAULT_LANGUAGE with no kernel. */
+    defaultContextWarmUp: Promise<void> | undefined;
   }
 }
 
@@ -47,10 +50,16 @@ export default fp<{ config: Config }>(
     });
     app.decorate('executions', executions);
 
+    let warmUp: Promise<void> | undefined;
+    app.decorate('defaultContextWarmUp', { getter: () => warmUp });
     app.addHook('onReady', async () => {
-      contexts.warmUp(JUPYTER_START_WAIT_MS).then(
+      warmUp = contexts.warmUp(JUPYTER_START_WAIT_MS);
+      warmUp.then(
         () => app.log.info('default context ready'),
-        (error: unknown) => app.log.warn({ err: error }, 'default context could not be created yet; it will be on first use'),
+        (error: unknown) =>
+          error instanceof UnknownLanguageError
+            ? app.log.error({ err: error }, 'DEFAULT_LANGUAGE names a language with no kernel')
+            : app.log.warn({ err: error }, 'default context could not be created yet; it will be on first use'),
       );
     });
     app.addHook('preClose', async () => {

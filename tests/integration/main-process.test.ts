@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, root, stopProcess, waitForHttp } from '../../testing/processes.js';
+
+/**
+ * The API process as an operator starts it: `node dist/server/main.js` on its own (no
+ * start-up.sh), or start-up.sh with a bad DEFAULT_LANGUAGE. These tests start their own
+ * processes on this machine, whatever server the rest of the suite targets.
+ */
+const started: ChildProcess[] = [];
+const temporary: string[] = [];
+
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((child) => stopProcess(child, 5000)));
+  await Promise.all(temporary.splice(0).map((directory) => rm(directory, { recursive: true, force: true })));
+});
+
+async function scratch(): Promise<string> {
+  const directory = await mkdtemp(path.join(tmpdir(), 'main-process-'));
+  temporary.push(directory);
+  return directory;
+}
+
+interface Started {
+  child: ChildProcess;
+  baseUrl: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `command` with the API's environment on a free port; Jupyter is a closed port unless given. */
+async function launch(command: string[], env: Record<string, string>): Promise<Started> {
+  const port = await freePort();
+  const child = spawn(command[0]!, command.slice(1), {
+    cwd: root,
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      JUPYTER_URL: `http://127.0.0.1:${await freePort()}`,
+      JUPYTER_TOKEN: 'main-process-test',
+      LOG_LEVEL: 'info',
+      ACCESS_TOKEN: '',
+      AUTH_MODE: '',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const exited = once(child, 'exit').then(() => child.exitCode);
+  return { child, baseUrl: `http://127.0.0.1:${port}`, stderr: () => stderr, exited };
+}
+
+const api = [process.execPath, path.join(root, 'dist/server/main.js')];
+
+/** The exit code, or 'running' if the process is still up after `ms`. */
+function exitWithin(started: Started, ms: number): Promise<number | null | 'running'> {
+  return Promise.race([started.exited, new Promise<'running'>((resolve) => setTimeout(resolve, ms, 'running'))]);
+}
+
+describe('WORKSPACE_DIR without start-up.sh', () => {
+  it('is created when missing, and the file API works in it', async () => {
+    const workspace = path.join(await scratch(), 'not', 'there', 'yet');
+    const server = await launch(api, { WORKSPACE_DIR: workspace });
+    await waitForHttp(`${server.baseUrl}/health`, server.child, 30_000, 50);
+    expect((await stat(workspace)).isDirectory()).toBe(true);
+    const upload = await fetch(`${server.baseUrl}/files/hello.txt`, { method: 'PUT', body: 'hi' });
+    expect(upload.status).toBe(201);
+  });
+
+  it('stops the server at once, naming the variable, when it is a file', async () => {
+    const file = path.join(await scratch(), 'a-file');
+    await writeFile(file, 'x');
+    const server = await launch(api, { WORKSPACE_DIR: file });
+    expect(await exitWithin(server, 15_000)).toBe(2);
+    expect(server.stderr()).toContain(`Invalid configuration: WORKSPACE_DIR=${file} is not a directory`);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('exits 0 when stdout is a pipe nobody reads any more', async () => {
+    const server = await launch(api, { WORKSPACE_DIR: await scratch() });
+    await waitForHttp(`${server.baseUrl}/health`, server.child, 30_000, 50);
+    // The log reader went away (`| head`, a collector that died); requests still get logged.
+    server.child.stdout!.destroy();
+    for (let request = 0; request < 3; request += 1) await (await fetch(`${server.baseUrl}/health`)).text();
+    server.child.kill('SIGTERM');
+    expect(await exitWithin(server, 15_000)).toBe(0);
+  });
+});
+
+describe('DEFAULT_LANGUAGE', () => {
+  it('stops the server, naming the variable and the languages there are, when no kernel has it', async () => {
+    const workspace = await scratch();
+    const server = await launch([path.join(root, 'start-up.sh')], { WORKSPACE_DIR: workspace, DEFAULT_LANGUAGE: 'cobol' });
+    // Jupyter starts alongside; once it lists its kernels the API stops, and start-up.sh with it.
+    const code = await exitWithin(server, 60_000);
+    expect(code).not.toBe('running');
+    expect(code).not.toBe(0);
+    expect(server.stderr()).toMatch(/Invalid configuration: DEFAULT_LANGUAGE=cobol: No kernel is installed for language "cobol"; available: .*python/);
+  }, 90_000);
+});

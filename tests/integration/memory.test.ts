@@ -35,6 +35,8 @@ describe('CONTEXT_MEMORY_LIMIT', () => {
   it('gives R an allocation error beyond the cap, and the context keeps its state', async () => {
     const context = await newContext('r');
     await execute({ context_id: context, code: 'kept <- "still here"' });
+    const limits = stdoutOf(await execute({ context_id: context, code: 'cat(grep("^Max address space", readLines("/proc/self/limits"), value = TRUE))' }));
+    expect(limits).toMatch(/^Max address space\s+\d+\s+\d+\s+bytes/);
     const [error] = errorsOf(await execute({ context_id: context, code: 'hog <- numeric(8e9)' }));
     expect(error?.value).toMatch(/cannot allocate/);
     expect(stdoutOf(await execute({ context_id: context, code: 'cat(kept)' }))).toBe('still here');

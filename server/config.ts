@@ -41,6 +41,10 @@ export interface Config {
   shutdownGraceMs: number;
   /** Largest accepted upload, in bytes. */
   maxUploadBytes: number;
+  /** Most bytes an uploaded archive may unpack to (the sum of its files' sizes). */
+  maxExtractBytes: number;
+  /** Most entries an uploaded archive may hold. */
+  maxExtractEntries: number;
   /** Shared secret required on every endpoint but the health checks; undefined when unset. */
   accessToken: string | undefined;
   authMode: AuthMode;
@@ -261,6 +265,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxRetainedExecutions: integer(env, 'MAX_RETAINED_EXECUTIONS', 100, 0, 100_000),
     shutdownGraceMs: Math.round(seconds(env, 'SHUTDOWN_GRACE', 10) * 1000),
     maxUploadBytes: bytes(env, 'MAX_UPLOAD_BYTES', 4 * 2 ** 30),
+    maxExtractBytes: bytes(env, 'MAX_EXTRACT_BYTES', 8 * 2 ** 30),
+    maxExtractEntries: integer(env, 'MAX_EXTRACT_ENTRIES', 100_000, 1, 10_000_000),
     accessToken,
     authMode,
     corsOrigins,

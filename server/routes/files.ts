@@ -7,7 +7,7 @@ import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { BodyTooLargeError, InvalidJsonError, InvalidRequestError, RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
 import { errorResponses } from '../schemas/common.js';
-import { DirectoryListing, DownloadQuery, FileActionBody, FileActionResult, FilePathParams, ListFilesQuery, UploadResult } from '../schemas/files.js';
+import { DirectoryListing, DownloadQuery, ExtractResult, FileActionBody, FileActionResult, FilePathParams, ListFilesQuery, UploadQuery, UploadResult } from '../schemas/files.js';
 import { lastModified, planDownload } from '../workspace/download.js';
 import type { ArchiveFormat } from '../workspace/archive.js';
 import { WorkspaceFiles } from '../workspace/files.js';
@@ -116,10 +116,16 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
       // Uploads may take as long as they need while data keeps coming: UPLOAD_IDLE_TIMEOUT_MS.
       config: { streamsBody: true },
       schema: {
-        summary: 'Create or overwrite a file with the raw request body; parent directories are created',
+        summary: 'Create or overwrite a file with the raw request body (parent directories are created), or unpack an archive into a directory (extract)',
+        description:
+          'With `?extract=tar` or `?extract=tar.gz` the body is an archive, unpacked into the directory all or nothing: ' +
+          'an unsafe entry (absolute path, `..`, a link out of the workspace, an entry under a link, a device or FIFO) refuses ' +
+          'the whole archive with 400 naming it; over MAX_EXTRACT_ENTRIES or MAX_EXTRACT_BYTES is 413; a file or directory in ' +
+          'the way is 409. The archive\'s files replace those of the same name, its directories merge, the rest of the target stays.',
         tags: ['files'],
         params: FilePathParams,
-        response: { 200: UploadResult, 201: UploadResult, ...fileErrors },
+        querystring: UploadQuery,
+        response: { 200: Type.Union([UploadResult, ExtractResult]), 201: UploadResult, ...fileErrors },
       },
     },
     async (request, reply) => {
@@ -129,6 +135,17 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
       const onIdle = () => idle.abort(new UploadTimeoutError(quote(raw), UPLOAD_IDLE_TIMEOUT_MS / 1000));
       request.raw.setTimeout(UPLOAD_IDLE_TIMEOUT_MS, onIdle);
       try {
+        const format = request.query.extract;
+        if (format !== undefined) {
+          const result = await workspace.extract(raw, body, {
+            format,
+            maxBytes: config.maxUploadBytes,
+            signal: idle.signal,
+            maxEntries: config.maxExtractEntries,
+            maxExtractBytes: config.maxExtractBytes,
+          });
+          return reply.code(200).send(result);
+        }
         const result = await workspace.write(raw, body, { maxBytes: config.maxUploadBytes, signal: idle.signal });
         reply.code(result.created ? 201 : 200).header('etag', result.etag).header('last-modified', lastModified(result.mtimeMs));
         return { path: result.path, size: result.size, modified: result.mtimeMs / 1000 };

@@ -27,6 +27,14 @@ export const ListFilesQuery = Type.Object({
   format: Type.Optional(ArchiveFormat),
 });
 
+export const UploadQuery = Type.Object({
+  extract: Type.Optional(
+    Type.Union([Type.Literal('tar'), Type.Literal('tar.gz')], {
+      description: 'The body is an archive of this format, to unpack into the directory at the path (never guessed from the bytes)',
+    }),
+  ),
+});
+
 export const DownloadQuery = Type.Object({ format: Type.Optional(ArchiveFormat) });
 
 export const FilePathParams = Type.Object({
@@ -82,6 +90,15 @@ export const FileActionBody = Type.Object(
 export const FileActionResult = Type.Object(
   {
     path: Type.String({ description: 'The directory made, or the destination, workspace-relative and normalized' }),
+  },
+  { additionalProperties: false },
+);
+
+export const ExtractResult = Type.Object(
+  {
+    path: Type.String({ description: 'The directory the archive was unpacked into, workspace-relative and normalized' }),
+    entries: Type.Integer({ description: 'Files, directories and links written' }),
+    bytes: Type.Integer({ description: 'Bytes of file content written' }),
   },
   { additionalProperties: false },
 );

@@ -12,6 +12,7 @@ import {
   WorkspaceRootError,
 } from '../errors.js';
 import { archiveDirectory, type ArchiveFormat, type DirectoryArchive } from './archive.js';
+import { extractArchive, type ExtractOptions, type ExtractResult } from './extract.js';
 import { listDirectory, type DirectoryListing, type ListOptions } from './listing.js';
 import { copy, makeDirectory, move, type MoveOptions, type MoveResult } from './moves.js';
 import { quote } from './paths.js';
@@ -207,6 +208,14 @@ export class WorkspaceFiles {
     return archiveDirectory(this.workspace, raw, format, observer && ((count) => observer.bytesOut(count)));
   }
 
+  /**
+   * Unpacks a tar or tar.gz body into a directory, all or nothing; see {@link extractArchive}.
+   * The body is limited to `maxBytes` (MAX_UPLOAD_BYTES) like any upload.
+   */
+  extract(raw: string, body: Readable, options: ExtractOptions & WriteOptions): Promise<ExtractResult> {
+    return extractArchive(this.workspace, raw, limitBytes(body, options.maxBytes, options.signal, this.observer), options);
+  }
+
   /** Makes a directory and its parents; see {@link makeDirectory}. */
   mkdir(raw: string): Promise<MoveResult> {
     return makeDirectory(this.workspace, raw);
@@ -267,7 +276,7 @@ async function commit(directory: DirectoryHandle, temp: string, name: string, di
  * destroying it would reset the connection before the caller could answer 413; the caller
  * decides what becomes of it.
  */
-async function* limitBytes(
+export async function* limitBytes(
   body: Readable,
   limit: number,
   signal: AbortSignal | undefined,

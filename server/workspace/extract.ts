@@ -1,0 +1,397 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, lstat, lutimes, mkdir, open, readdir, rename, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { extract as tarExtract, type Header } from 'tar-stream';
+import {
+  AlreadyExistsError,
+  ExtractTooLargeError,
+  InvalidArchiveError,
+  NotADirectoryError,
+  PathChangedError,
+  UnsafeArchiveEntryError,
+} from '../errors.js';
+import type { ArchiveFormat } from './archive.js';
+import { linkStaysInside, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, quote } from './paths.js';
+import { removeEntry } from './remove.js';
+import { childOf, isErrno, pathOfHandle, translateErrno, type DirectoryHandle, type ResolvedPath, type Workspace } from './workspace.js';
+
+export interface ExtractOptions {
+  format: ArchiveFormat;
+  /** Most entries the archive may hold (MAX_EXTRACT_ENTRIES). */
+  maxEntries: number;
+  /** Most bytes its files may add up to (MAX_EXTRACT_BYTES). */
+  maxExtractBytes: number;
+}
+
+export interface ExtractResult {
+  /** The directory extracted into, workspace-relative and normalized. */
+  path: string;
+  /** Entries written: files, directories and links. */
+  entries: number;
+  /** Bytes of file content written. */
+  bytes: number;
+}
+
+/** Directory descriptors kept open while unpacking; past this many they are closed and reopened. */
+const MAX_OPEN_DIRECTORIES = 128;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Unpacks a tar or tar.gz archive (`body`, already limited to MAX_UPLOAD_BYTES by the caller)
+ * into the directory at `raw`, all or nothing:
+ *
+ * 1. Every entry is checked before anything of it is written, and written into a hidden staging
+ *    directory (`.extract-*`) at the workspace root, through descriptors opened with O_NOFOLLOW.
+ *    The first entry that is unsafe refuses the whole archive: an absolute path or `..`, a
+ *    control character or an over-long name, a symlink or hardlink whose target lies outside
+ *    the workspace (judged from where the link will end up), an entry under a symlink of the
+ *    archive (written through it), a device, FIFO or anything but files, directories and links,
+ *    more than `maxEntries` entries or `maxBytes` bytes of content (a gzip bomb stops there).
+ * 2. The staging tree is checked against the target: an archive directory where the target has
+ *    a file or link, or an archive file where it has a directory, is a 409 before anything moves.
+ * 3. It is moved into place. The merge rule: the archive's files and links replace those of the
+ *    same name; its directories merge with existing ones; whatever the target holds that the
+ *    archive does not stays as it was.
+ *
+ * The staging directory is removed on every path out, success or failure.
+ */
+export async function extractArchive(workspace: Workspace, raw: string, body: AsyncIterable<Buffer>, options: ExtractOptions): Promise<ExtractResult> {
+  const target = await workspace.resolve(raw);
+  if (target.stats && !target.stats.isDirectory()) throw new NotADirectoryError(quote(target.display));
+  const root = await workspace.realRoot();
+  const rootDirectory = await workspace.openDirectory([]);
+  const stagingName = `.extract-${randomBytes(12).toString('hex')}`;
+  let staging: Staging | undefined;
+  try {
+    await mkdir(rootDirectory.child(stagingName), 0o700);
+    staging = new Staging(await openDirectoryIn(rootDirectory.path, stagingName), stagingName);
+    const counts = await unpack(body, options, staging, (segments, linkTarget) =>
+      linkStaysInside(root, path.join(target.real, ...segments.slice(0, -1)), linkTarget),
+    );
+    await staging.applyDirectoryTimes();
+    await moveIntoPlace(workspace, rootDirectory, staging, target);
+    return { path: target.display, ...counts };
+  } catch (error) {
+    throw translateErrno(error, target.display);
+  } finally {
+    await staging?.close();
+    await removeEntry(rootDirectory.path, stagingName, stagingName).catch(() => undefined);
+    await rootDirectory.close();
+  }
+}
+
+type LinkCheck = (segments: string[], linkTarget: string) => boolean;
+
+async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, staging: Staging, linkInside: LinkCheck): Promise<{ entries: number; bytes: number }> {
+  const extract = tarExtract();
+  // Headers, pax records and padding on top of the content: an archive that inflates past
+  // this is no honest archive within the limits, whatever its headers claim.
+  const inflatedLimit = options.maxExtractBytes + (options.maxEntries + 2) * 3 * 1024 + 2 ** 20;
+  const stages: Array<Transform | Writable> = options.format === 'tar.gz' ? [createGunzip(), countBytes(inflatedLimit, options.maxExtractBytes)] : [];
+  const feeding = pipeline([Readable.from(body, { objectMode: false }), ...stages, extract as unknown as Writable]);
+  // Whichever fails first explains the failure; the other is only its echo.
+  feeding.catch(() => undefined);
+
+  const links = new Set<string>();
+  let entries = 0;
+  let bytes = 0;
+  try {
+    for await (const entry of extract) {
+      const header = entry.header;
+      const name = header.name;
+      const segments = entryPath(name);
+      if (++entries > options.maxEntries) throw new ExtractTooLargeError(`${options.maxEntries} entries (MAX_EXTRACT_ENTRIES)`);
+      for (let i = 1; i < segments.length; i++) {
+        const prefix = segments.slice(0, i).join('/');
+        if (links.has(prefix)) throw new UnsafeArchiveEntryError(quote(name), `it would be written through the symlink ${quote(prefix)} of the archive`);
+      }
+      switch (header.type) {
+        case 'file':
+        case 'contiguous-file':
+          bytes += header.size;
+          if (bytes > options.maxExtractBytes) throw new ExtractTooLargeError(`${options.maxExtractBytes} bytes of content (MAX_EXTRACT_BYTES)`);
+          if (segments.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a file cannot replace the target directory');
+          await staging.writeFile(segments, name, entry as unknown as Readable, header);
+          links.delete(segments.join('/'));
+          break;
+        case 'directory':
+          await staging.directory(segments, name, header);
+          entry.resume();
+          break;
+        case 'symlink': {
+          if (segments.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a link cannot replace the target directory');
+          if (!linkInside(segments, header.linkname)) {
+            throw new UnsafeArchiveEntryError(quote(name), `it is a symlink to ${quote(header.linkname)}, outside the workspace`);
+          }
+          await staging.symlink(segments, name, header);
+          links.add(segments.join('/'));
+          entry.resume();
+          break;
+        }
+        case 'link': {
+          const source = entryPath(header.linkname);
+          if (segments.length === 0 || source.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a hardlink must name a file');
+          if (source.some((_, i) => links.has(source.slice(0, i + 1).join('/')))) {
+            throw new UnsafeArchiveEntryError(quote(name), `it is a hardlink through the symlink in ${quote(header.linkname)}`);
+          }
+          await staging.hardlink(segments, source, name, header.linkname);
+          links.delete(segments.join('/'));
+          entry.resume();
+          break;
+        }
+        default:
+          throw new UnsafeArchiveEntryError(quote(name), `it is a ${header.type ?? 'entry of unknown type'}; only files, directories and links are extracted`);
+      }
+    }
+    await feeding;
+  } catch (error) {
+    extract.destroy();
+    throw archiveError(error, options.format);
+  }
+  return { entries, bytes };
+}
+
+/** Coded errors pass; the parser's and zlib's become a 400 that says the archive is broken. */
+function archiveError(error: unknown, format: ArchiveFormat): unknown {
+  if (typeof (error as { statusCode?: unknown }).statusCode === 'number') return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code?.startsWith('Z_') || !code) return new InvalidArchiveError(format, (error as Error).message);
+  return error;
+}
+
+/** Counts inflated bytes and stops a gzip bomb before it has inflated much further than allowed. */
+function countBytes(limit: number, maxBytes: number): Transform {
+  let total = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      total += chunk.length;
+      if (total > limit) callback(new ExtractTooLargeError(`${maxBytes} bytes of content (MAX_EXTRACT_BYTES)`));
+      else callback(null, chunk);
+    },
+  });
+}
+
+/**
+ * An entry's name as segments under the target, or a refusal. `./` and empty segments are
+ * dropped (`tar -C dir -c .` names everything `./x`); the root itself is [].
+ */
+function entryPath(name: string): string[] {
+  if (name.startsWith('/')) throw new UnsafeArchiveEntryError(quote(name), 'it has an absolute path');
+  if (CONTROL.test(name)) throw new UnsafeArchiveEntryError(quote(name), 'its name holds NUL or control characters');
+  if (name.includes('\\')) throw new UnsafeArchiveEntryError(quote(name), 'its name holds a backslash');
+  const segments = name.split('/').filter((segment) => segment !== '' && segment !== '.');
+  if (segments.includes('..')) throw new UnsafeArchiveEntryError(quote(name), "it climbs out with '..'");
+  if (segments.some((segment) => Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)) {
+    throw new UnsafeArchiveEntryError(quote(name), `a name in its path is longer than ${MAX_SEGMENT_BYTES} bytes`);
+  }
+  if (Buffer.byteLength(segments.join('/')) > MAX_PATH_BYTES) throw new UnsafeArchiveEntryError(quote(name), `its path is longer than ${MAX_PATH_BYTES} bytes`);
+  return segments;
+}
+
+async function openDirectoryIn(parent: string, name: Buffer | string): Promise<FileHandle> {
+  return open(childOf(parent, name), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+}
+
+/**
+ * The staging tree: every write goes through a descriptor of its parent directory, opened
+ * with O_NOFOLLOW from the staging root down, never through a path string.
+ */
+class Staging {
+  private readonly open = new Map<string, FileHandle>();
+  private readonly times = new Map<string, Header>();
+
+  constructor(
+    private readonly root: FileHandle,
+    readonly name: string,
+  ) {}
+
+  get path(): string {
+    return pathOfHandle(this.root, this.name);
+  }
+
+  /** The directory at `segments`, created (with its parents) when missing. */
+  private async dir(segments: string[], entry: string): Promise<string> {
+    if (segments.length === 0) return this.path;
+    const key = segments.join('/');
+    const cached = this.open.get(key);
+    if (cached) return pathOfHandle(cached, key);
+    const parent = await this.dir(segments.slice(0, -1), entry);
+    const name = segments.at(-1)!;
+    try {
+      await mkdir(childOf(parent, name), 0o700);
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST')) throw error;
+    }
+    let handle: FileHandle;
+    try {
+      handle = await openDirectoryIn(parent, name);
+    } catch (error) {
+      if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) {
+        throw new UnsafeArchiveEntryError(quote(entry), `${quote(key)} is a file or link of the archive, not a directory`);
+      }
+      throw error;
+    }
+    if (this.open.size >= MAX_OPEN_DIRECTORIES) await this.closeAll();
+    this.open.set(key, handle);
+    return pathOfHandle(handle, key);
+  }
+
+  async directory(segments: string[], entry: string, header: Header): Promise<void> {
+    const directory = await this.dir(segments, entry);
+    // The owner keeps write access: the rest of the archive still has to go in.
+    await chmodPath(directory, (header.mode & 0o777) | 0o700);
+    this.times.set(segments.join('/'), header);
+  }
+
+  async writeFile(segments: string[], entry: string, content: Readable, header: Header): Promise<void> {
+    const parent = await this.dir(segments.slice(0, -1), entry);
+    const child = await this.makeRoom(parent, segments.at(-1)!, entry);
+    const handle = await open(child, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      await handle.chmod(header.mode & 0o777);
+      // The write stream closes the descriptor when it finishes or fails.
+      await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }));
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
+    // lutimes names the entry inside the held parent and never follows a link.
+    await lutimes(child, header.mtime, header.mtime);
+  }
+
+  async symlink(segments: string[], entry: string, header: Header): Promise<void> {
+    const parent = await this.dir(segments.slice(0, -1), entry);
+    const child = await this.makeRoom(parent, segments.at(-1)!, entry);
+    await symlink(header.linkname, child);
+    await lutimes(child, header.mtime, header.mtime);
+  }
+
+  async hardlink(segments: string[], source: string[], entry: string, linkname: string): Promise<void> {
+    const from = childOf(await this.dir(source.slice(0, -1), entry), source.at(-1)!);
+    const stats = await lstat(from).catch(() => undefined);
+    if (!stats?.isFile()) throw new UnsafeArchiveEntryError(quote(entry), `it is a hardlink to ${quote(linkname)}, which is no file earlier in the archive`);
+    const parent = await this.dir(segments.slice(0, -1), entry);
+    await link(from, await this.makeRoom(parent, segments.at(-1)!, entry));
+  }
+
+  /** A later entry of the same name replaces an earlier file or link (as tar does); never a directory. */
+  private async makeRoom(parent: string, name: string, entry: string): Promise<Buffer | string> {
+    const child = childOf(parent, name);
+    const stats = await lstat(child).catch(() => undefined);
+    if (stats?.isDirectory()) throw new UnsafeArchiveEntryError(quote(entry), 'it would replace a directory of the archive');
+    if (stats) await unlink(child);
+    return child;
+  }
+
+  /** Directory mtimes last, deepest first: writing into a directory changes its mtime. */
+  async applyDirectoryTimes(): Promise<void> {
+    const keys = [...this.times.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
+    for (const key of keys) {
+      const header = this.times.get(key)!;
+      const directory = await this.dir(key === '' ? [] : key.split('/'), key);
+      const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
+      try {
+        await handle.chmod(header.mode & 0o777);
+        await handle.utimes(header.mtime, header.mtime);
+      } finally {
+        await handle.close();
+      }
+    }
+    if (!this.times.has('')) await this.root.chmod(0o755);
+  }
+
+  private async closeAll(): Promise<void> {
+    const handles = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(handles.map((handle) => handle.close()));
+  }
+
+  async close(): Promise<void> {
+    await this.closeAll();
+    await this.root.close();
+  }
+}
+
+async function chmodPath(directory: string, mode: number): Promise<void> {
+  const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.chmod(mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Moves the staging tree into place: renamed whole onto a target that does not exist yet, or
+ * merged into an existing one after a check that nothing is in the way.
+ */
+async function moveIntoPlace(workspace: Workspace, rootDirectory: DirectoryHandle, staging: Staging, target: ResolvedPath): Promise<void> {
+  const name = target.segments.at(-1);
+  if (!target.stats && name !== undefined) {
+    const parent = await workspace.openDirectory(target.segments.slice(0, -1), true);
+    try {
+      await rename(rootDirectory.child(staging.name), parent.child(name));
+      return;
+    } catch (error) {
+      // Made meanwhile: merge into it like into any existing directory.
+      if (!isErrno(error, 'EEXIST') && !isErrno(error, 'ENOTEMPTY') && !isErrno(error, 'EISDIR')) throw error;
+    } finally {
+      await parent.close();
+    }
+  }
+  const directory = await workspace.openDirectory(target.segments);
+  try {
+    await merge(staging.path, directory.path, target.display, false);
+    await merge(staging.path, directory.path, target.display, true);
+  } finally {
+    await directory.close();
+  }
+}
+
+/**
+ * One pass over the staging tree against the target: checking only (`move` false: throws
+ * AlreadyExistsError at the first thing in the way), or moving.
+ */
+async function merge(from: string, to: string, display: string, move: boolean): Promise<void> {
+  for (const name of await readdir(from, { encoding: 'buffer' })) {
+    const here = `${display === '.' ? '' : `${display}/`}${name.toString('utf8')}`;
+    const source = await lstat(childOf(from, name));
+    const existing = await lstat(childOf(to, name)).catch((error: unknown) => {
+      if (isErrno(error, 'ENOENT')) return undefined;
+      throw error;
+    });
+    if (!existing) {
+      if (move) await rename(childOf(from, name), childOf(to, name));
+      continue;
+    }
+    if (source.isDirectory() !== existing.isDirectory()) {
+      const error = source.isDirectory()
+        ? new AlreadyExistsError(quote(here), ' and is not a directory, where the archive has one; nothing was written')
+        : new AlreadyExistsError(quote(here), ' and is a directory, where the archive has a file or link; nothing was written');
+      throw move ? new PathChangedError(quote(here)) : error;
+    }
+    if (!source.isDirectory()) {
+      // A file or link replaces a file or link: the link itself, never written through.
+      if (move) await rename(childOf(from, name), childOf(to, name));
+      continue;
+    }
+    const inner = await openDirectoryIn(from, name);
+    try {
+      const existingInner = await openDirectoryIn(to, name).catch((error: unknown) => {
+        if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) throw new PathChangedError(quote(here));
+        throw error;
+      });
+      try {
+        await merge(pathOfHandle(inner, here), pathOfHandle(existingInner, here), here, move);
+      } finally {
+        await existingInner.close();
+      }
+    } finally {
+      await inner.close();
+    }
+  }
+}

@@ -1,0 +1,325 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ArchiveFormat } from '../../server/workspace/archive.js';
+import { WorkspaceFiles } from '../../server/workspace/files.js';
+import { snapshot } from '../helpers/tree.js';
+
+let base: string;
+let root: string;
+let outside: string;
+let scratch: string;
+let files: WorkspaceFiles;
+
+const MiB = 2 ** 20;
+const at = (...parts: string[]) => path.join(root, ...parts);
+const tar = (...args: string[]) => execFileSync('tar', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
+function extract(raw: string, archive: string, format: ArchiveFormat = 'tar', limits: { entries?: number; bytes?: number } = {}) {
+  return files.extract(raw, createReadStream(archive), {
+    format,
+    maxBytes: 1024 * MiB,
+    maxEntries: limits.entries ?? 100_000,
+    maxExtractBytes: limits.bytes ?? 512 * MiB,
+  });
+}
+
+/** A fresh source directory for building one archive. */
+async function source(): Promise<string> {
+  return mkdtemp(path.join(scratch, 'src-'));
+}
+
+beforeEach(async () => {
+  base = await mkdtemp(path.join(tmpdir(), 'workspace-extract-'));
+  root = path.join(base, 'ws');
+  outside = path.join(base, 'outside');
+  scratch = path.join(base, 'scratch');
+  await mkdir(root);
+  await mkdir(outside);
+  await mkdir(scratch);
+  await writeFile(path.join(outside, 'secret.txt'), 'outside secret');
+  files = new WorkspaceFiles(root);
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describe('extract', () => {
+  it.each(['tar', 'tar.gz'] as const)('unpacks what GNU tar packed (%s): bytes, modes, empty dirs, links, Unicode and long names', async (format) => {
+    const src = await source();
+    await mkdir(path.join(src, 'empty/nested'), { recursive: true });
+    await mkdir(path.join(src, 'data'));
+    await writeFile(path.join(src, 'data/blob.bin'), randomBytes(3 * MiB + 5));
+    await writeFile(path.join(src, 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
+    await writeFile(path.join(src, '\u00e9t\u00e9 \u6587\u5b57 \ud83d\ude80.txt'), 'unicode');
+    await mkdir(path.join(src, 'd'.repeat(150)));
+    await writeFile(path.join(src, 'd'.repeat(150), `${'n'.repeat(240)}.txt`), 'long');
+    await symlink('data/blob.bin', path.join(src, 'link'));
+    const archive = path.join(scratch, `tree.${format}`);
+    tar(format === 'tar' ? '-cf' : '-czf', archive, '-C', src, '.');
+    const result = await extract('unpacked/here', archive, format);
+    expect(result).toMatchObject({ path: 'unpacked/here', entries: 10 });
+    expect(result.bytes).toBe(3 * MiB + 5 + 10 + 7 + 4);
+    expect(await snapshot(at('unpacked/here'))).toEqual(await snapshot(src));
+    expect((await readdir(root)).sort()).toEqual(['unpacked']);
+  });
+
+  it('merges into an existing directory: archive files replace, directories merge, the rest stays', async () => {
+    await mkdir(at('target/sub'), { recursive: true });
+    await writeFile(at('target/keep.txt'), 'kept');
+    await writeFile(at('target/sub/replace.txt'), 'old');
+    await writeFile(at('target/sub/keep-too.txt'), 'kept too');
+    const src = await source();
+    await mkdir(path.join(src, 'sub'));
+    await writeFile(path.join(src, 'sub/replace.txt'), 'new');
+    await writeFile(path.join(src, 'sub/added.txt'), 'added');
+    const archive = path.join(scratch, 'merge.tar');
+    tar('-cf', archive, '-C', src, 'sub');
+    await extract('target', archive);
+    expect(await snapshot(at('target'))).toEqual([
+      `keep.txt ${sha('kept')} 644`,
+      'sub/',
+      `sub/added.txt ${sha('added')} 644`,
+      `sub/keep-too.txt ${sha('kept too')} 644`,
+      `sub/replace.txt ${sha('new')} 644`,
+    ]);
+  });
+
+  it('answers 409 with nothing moved when the target has a file where the archive has a directory', async () => {
+    await mkdir(at('target'));
+    await writeFile(at('target/a-first.txt'), 'old');
+    await writeFile(at('target/sub'), 'a file in the way');
+    const src = await source();
+    await writeFile(path.join(src, 'a-first.txt'), 'new');
+    await mkdir(path.join(src, 'sub'));
+    await writeFile(path.join(src, 'sub/f'), 'x');
+    const archive = path.join(scratch, 'conflict.tar');
+    tar('-cf', archive, '-C', src, 'a-first.txt', 'sub');
+    const before = await snapshot(at('target'));
+    await expect(extract('target', archive)).rejects.toMatchObject({ code: 'ERR_ALREADY_EXISTS', statusCode: 409 });
+    expect(await snapshot(at('target'))).toEqual(before);
+    expect(await readdir(root)).toEqual(['target']);
+  });
+
+  it('never writes through a link of the target: the archive replaces the link itself', async () => {
+    await mkdir(at('target'));
+    await symlink(path.join(outside, 'secret.txt'), at('target/secret.txt'));
+    const src = await source();
+    await writeFile(path.join(src, 'secret.txt'), 'overwritten?');
+    const archive = path.join(scratch, 'replace-link.tar');
+    tar('-cf', archive, '-C', src, 'secret.txt');
+    await extract('target', archive);
+    expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('outside secret');
+    expect(await readFile(at('target/secret.txt'), 'utf8')).toBe('overwritten?');
+  });
+
+  describe('refuses hostile archives whole, writing nothing and leaving no staging directory', () => {
+    /** Each case builds its archive in `src` with GNU tar and names the error it must get. */
+    const corpus: Array<[string, (src: string, archive: string) => Promise<void>, string, RegExp?]> = [
+      [
+        'an absolute path',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'f'), 'x');
+          tar('-P', '-cf', archive, '-C', src, '--transform', `s,^,${outside}/pwned-,`, 'f');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /absolute/,
+      ],
+      [
+        "'..' in a path",
+        async (src, archive) => {
+          await writeFile(path.join(src, 'f'), 'x');
+          tar('-P', '-cf', archive, '-C', src, '--transform', 's,^,../../outside/,', 'f');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /'\.\.'/,
+      ],
+      [
+        'a symlink out of the workspace',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'a-fine.txt'), 'fine');
+          await symlink(outside, path.join(src, 'out'));
+          tar('-cf', archive, '-C', src, 'a-fine.txt', 'out');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /symlink .* outside the workspace/,
+      ],
+      [
+        'a relative symlink that climbs out',
+        async (src, archive) => {
+          await symlink('../../../outside', path.join(src, 'out'));
+          tar('-cf', archive, '-C', src, 'out');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /outside the workspace/,
+      ],
+      [
+        'a symlink, then a file written through it',
+        async (src, archive) => {
+          const first = path.join(src, 'one');
+          const second = path.join(src, 'two');
+          await mkdir(first);
+          await mkdir(path.join(second, 'l'), { recursive: true });
+          // Inside the workspace, so that only the write through it is wrong.
+          await symlink('.', path.join(first, 'l'));
+          await writeFile(path.join(second, 'l/f'), 'through the link');
+          tar('-cf', archive, '-C', first, 'l');
+          tar('-rf', archive, '-C', second, 'l/f');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /through the symlink/,
+      ],
+      [
+        'a hardlink out of the workspace',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'hl'), 'x');
+          execFileSync('ln', [path.join(src, 'hl'), path.join(src, 'f')]);
+          tar('-P', '-cf', archive, '-C', src, '--transform', `s,^hl$,${outside}/secret.txt,RSh`, 'hl', 'f');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /absolute/,
+      ],
+      [
+        'a hardlink that climbs out',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'hl'), 'x');
+          execFileSync('ln', [path.join(src, 'hl'), path.join(src, 'f')]);
+          tar('-P', '-cf', archive, '-C', src, '--transform', 's,^hl$,../../outside/secret.txt,RSh', 'hl', 'f');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /'\.\.'/,
+      ],
+      [
+        'a device',
+        async (_src, archive) => {
+          tar('-cf', archive, '-C', '/', 'dev/null');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /character-device/,
+      ],
+      [
+        'a FIFO',
+        async (src, archive) => {
+          execFileSync('mkfifo', [path.join(src, 'fifo')]);
+          tar('-cf', archive, '-C', src, 'fifo');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /fifo/,
+      ],
+      [
+        'a 300-byte name',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'f'), 'x');
+          tar('-cf', archive, '-C', src, '--transform', `s,^f$,${'n'.repeat(300)},`, 'f');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /longer than 255 bytes/,
+      ],
+      [
+        'a control character in a name',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'new\nline'), 'x');
+          tar('-cf', archive, '-C', src, 'new\nline');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /control characters/,
+      ],
+      [
+        '10,000 entries (over a limit of 5,000)',
+        async (src, archive) => {
+          await Promise.all(Array.from({ length: 10_000 }, (_, i) => writeFile(path.join(src, `f${i}`), '')));
+          tar('-cf', archive, '-C', src, '.');
+        },
+        'ERR_EXTRACT_TOO_LARGE',
+        /5000 entries/,
+      ],
+      [
+        'a gzip bomb: one file that inflates over the byte limit',
+        async (src, archive) => {
+          execFileSync('truncate', ['-s', '200M', path.join(src, 'zeros')]);
+          tar('-czf', archive, '-C', src, 'zeros');
+        },
+        'ERR_EXTRACT_TOO_LARGE',
+        /MAX_EXTRACT_BYTES/,
+      ],
+      [
+        'a gzip bomb: many files that together inflate over the byte limit',
+        async (src, archive) => {
+          for (let i = 0; i < 20; i++) execFileSync('truncate', ['-s', '4M', path.join(src, `zeros-${i}`)]);
+          tar('-czf', archive, '-C', src, '.');
+        },
+        'ERR_EXTRACT_TOO_LARGE',
+        /MAX_EXTRACT_BYTES/,
+      ],
+      [
+        'a gzip bomb: endless zeros after the end of the archive',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'f'), 'x');
+          const plain = `${archive}.plain`;
+          tar('-cf', plain, '-C', src, 'f');
+          execFileSync('truncate', ['-s', '300M', plain]);
+          execFileSync('sh', ['-c', `gzip -1 -c '${plain}' > '${archive}'`]);
+          await rm(plain);
+        },
+        'ERR_EXTRACT_TOO_LARGE',
+        /MAX_EXTRACT_BYTES/,
+      ],
+      [
+        'a body that is no archive',
+        async (_src, archive) => {
+          await writeFile(archive, randomBytes(4096));
+        },
+        'ERR_INVALID_ARCHIVE',
+      ],
+      [
+        'a truncated archive (after writing an entry)',
+        async (src, archive) => {
+          await writeFile(path.join(src, 'a'), 'complete');
+          await writeFile(path.join(src, 'b'), randomBytes(100_000));
+          const plain = `${archive}.plain`;
+          tar('-cf', plain, '-C', src, 'a', 'b');
+          execFileSync('head', ['-c', '60000', plain], { stdio: ['ignore', 'pipe', 'pipe'] });
+          await writeFile(archive, execFileSync('head', ['-c', '60000', plain]));
+        },
+        'ERR_INVALID_ARCHIVE',
+      ],
+    ];
+
+    it.each(corpus)('%s', { timeout: 60_000 }, async (_name, build, code, message) => {
+      await mkdir(at('target'));
+      await writeFile(at('target/existing.txt'), 'existing');
+      const before = await snapshot(root);
+      const src = await source();
+      const archive = path.join(scratch, `hostile-${randomBytes(4).toString('hex')}`);
+      await build(src, archive);
+      const format = code === 'ERR_EXTRACT_TOO_LARGE' && /gzip/.test(_name) ? 'tar.gz' : 'tar';
+      for (const target of ['target', 'new/target']) {
+        const refusal = extract(target, archive, format, { entries: 5000, bytes: 16 * MiB });
+        await expect(refusal).rejects.toMatchObject({ code, ...(message ? { message: expect.stringMatching(message) } : {}) });
+        await expect(refusal).rejects.toMatchObject({ message: expect.stringMatching(/nothing was written/) });
+      }
+      expect(await snapshot(root)).toEqual(before);
+      expect(await readdir(outside)).toEqual(['secret.txt']);
+      expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('outside secret');
+    });
+  });
+
+  it('keeps symlinks that stay inside the workspace, even ones that climb out of the target', async () => {
+    await mkdir(at('elsewhere'));
+    const src = await source();
+    await symlink('../elsewhere', path.join(src, 'up'));
+    const archive = path.join(scratch, 'up.tar');
+    tar('-cf', archive, '-C', src, 'up');
+    await extract('target', archive);
+    expect(await readlink(at('target/up'))).toBe('../elsewhere');
+  });
+});
+
+function sha(text: string): string {
+  return execFileSync('sha256sum', { input: text, encoding: 'utf8' }).split(' ')[0]!;
+}

@@ -208,12 +208,19 @@ describe('MCP over Streamable HTTP', () => {
     expect(textOf(await call(client, 'execute_code', { code: 'print(open("mcp-test/notes.txt", encoding="utf-8").read(), end="")' }))).toBe('héllo\nwörld\n');
     expect(textOf(await call(client, 'list_files', { path: 'mcp-test' }))).toMatch(/^mcp-test: 1 entry\nnotes.txt {2}14 bytes {2}\d{4}-/);
 
-    const bytes = Buffer.from([0, 1, 2, 253, 254, 255]);
+    // Valid UTF-8 as it happens (UTF-16 text), but NUL bytes say binary.
+    const bytes = Buffer.from('AB\n', 'utf16le');
     await call(client, 'write_file', { path: 'mcp-test/data.bin', content: bytes.toString('base64'), encoding: 'base64' });
     const read = await call(client, 'read_file', { path: 'mcp-test/data.bin' });
     const resource = read.content.find((block) => block.type === 'resource') as { resource: { blob: string; uri: string; mimeType: string } };
     expect(Buffer.from(resource.resource.blob, 'base64').equals(bytes)).toBe(true);
     expect(resource.resource.uri).toBe(`${baseUrl}/files/mcp-test/data.bin`);
+    // No NUL byte, but not UTF-8 either (Latin-1 text, say): still bytes, not mangled text.
+    const latin1 = Buffer.from('café crème', 'latin1');
+    await call(client, 'write_file', { path: 'mcp-test/latin1.txt', content: latin1.toString('base64'), encoding: 'base64' });
+    const latin1Read = await call(client, 'read_file', { path: 'mcp-test/latin1.txt' });
+    const latin1Blob = latin1Read.content.find((block) => block.type === 'resource') as { resource: { blob: string } } | undefined;
+    expect(Buffer.from(latin1Blob!.resource.blob, 'base64').equals(latin1)).toBe(true);
 
     expect((await call(client, 'delete_file', { path: 'mcp-test' })).isError).toBeFalsy();
     const gone = await call(client, 'read_file', { path: 'mcp-test/notes.txt' });
@@ -230,6 +237,24 @@ describe('MCP over Streamable HTTP', () => {
     const second = textOf(await call(client, 'list_files', { path: 'mcp-pages', limit: 2, cursor }));
     expect(second).toMatch(/^mcp-pages: continued, 1 entry\nc.txt {2}5 bytes/);
     await call(client, 'delete_file', { path: 'mcp-pages' });
+  });
+
+  it('cuts long text files and answers large binary files with their download URL', async () => {
+    const { client } = await connect();
+    await call(client, 'execute_code', {
+      code: 'import os\nopen("mcp-long.txt", "w").write("line\\n" * 10_000)\nopen("mcp-big.bin", "wb").write(os.urandom(2 * 1024 * 1024))',
+    });
+    const long = textOf(await call(client, 'read_file', { path: 'mcp-long.txt' }));
+    expect(long.startsWith('line\n'.repeat(4000))).toBe(true);
+    expect(long).toMatch(/\[\.\.\. cut: mcp-long.txt is 50,000 bytes; the first 20,000 characters are shown\. .*GET \S+\/files\/mcp-long.txt\.\]$/);
+
+    const big = textOf(await call(client, 'read_file', { path: 'mcp-big.bin' }));
+    expect(big).toMatch(/^mcp-big.bin is 2,097,152 bytes of application\/octet-stream, more than the 1 MiB this tool returns\./);
+    const url = /GET (\S+\/files\/mcp-big.bin)/.exec(big)![1]!;
+    const download = await fetch(url, { headers: authHeaders() });
+    expect(download.status).toBe(200);
+    expect((await download.arrayBuffer()).byteLength).toBe(2 * 1024 * 1024);
+    for (const path of ['mcp-long.txt', 'mcp-big.bin']) await call(client, 'delete_file', { path });
   });
 
   it('returns an image file as image content', async () => {

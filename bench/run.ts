@@ -22,6 +22,7 @@ import { contexts } from './suites/contexts.js';
 import { files } from './suites/files.js';
 import { filesArchive } from './suites/files-archive.js';
 import { latency } from './suites/latency.js';
+import { mcp } from './suites/mcp.js';
 import { streaming } from './suites/streaming.js';
 import { throughput } from './suites/throughput.js';
 
@@ -30,7 +31,7 @@ console.log = console.info = console.debug = () => undefined;
 
 const usage = `Usage: npm run bench -- [options]
   --quick              short pass (CI): fewer rounds, smaller sizes
-  --only a,b           run only these benchmarks (${['latency', 'throughput', 'streaming', 'files', 'files-archive', 'contexts', 'cold-start'].join(', ')})
+  --only a,b           run only these benchmarks (${['latency', 'throughput', 'streaming', 'files', 'files-archive', 'contexts', 'abandoned', 'mcp', 'cold-start'].join(', ')})
   --skip a,b           run all but these
   --profile            run the API under node --cpu-prof and summarize where its time went
   --log-level LEVEL    the server's LOG_LEVEL (default: info, as in production)
@@ -65,7 +66,7 @@ function progress(message: string): void {
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${message}\n`);
 }
 
-const allSuites: Suite[] = [latency, throughput, streaming, files, filesArchive, contexts, abandoned, coldStart];
+const allSuites: Suite[] = [latency, throughput, streaming, files, filesArchive, contexts, abandoned, mcp, coldStart];
 
 function selectSuites(): Suite[] {
   const names = (list: string | undefined) => (list ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');

@@ -4,16 +4,22 @@ import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.j
 import { afterEach, describe, expect, it } from 'vitest';
 import { authHeaders, baseUrl, json, readEvents, stdoutOf } from '../helpers/api.js';
 
-const clients: Client[] = [];
+const clients: Array<{ client: Client; transport: StreamableHTTPClientTransport }> = [];
+// Ending the sessions deletes their kernels: the files that run after this one share the server.
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close().catch(() => undefined)));
+  await Promise.all(
+    clients.splice(0).map(async ({ client, transport }) => {
+      await transport.terminateSession().catch(() => undefined);
+      await client.close().catch(() => undefined);
+    }),
+  );
 });
 
 async function connect(): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const transport = new StreamableHTTPClientTransport(new URL(`${baseUrl}/mcp`), { requestInit: { headers: authHeaders() } });
   const client = new Client({ name: 'integration-test', version: '1.0.0' });
   await client.connect(transport);
-  clients.push(client);
+  clients.push({ client, transport });
   return { client, transport };
 }
 

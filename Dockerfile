@@ -1,5 +1,6 @@
 # Code-interpreter container: the HTTP API (Node, port 49999) next to a Jupyter Server
-# (127.0.0.1 only) whose kernels run Python and R, all as the unprivileged user `user`.
+# (127.0.0.1 only) whose kernels run Python and R; the API, Jupyter and the kernels each under an
+# unprivileged user (see "Who runs what" below).
 #
 #   docker build -t code-interpreter .
 #   docker run --rm -p 49999:49999 code-interpreter
@@ -49,8 +50,27 @@ RUN apt-get update \
       python3-bs4 \
  && rm -rf /var/lib/apt/lists/* /tmp/debian-packages.txt
 
-# The unprivileged user that runs both the API and the kernels; /home/user is the workspace.
+# The unprivileged user that runs Jupyter and the kernels; /home/user is the workspace.
 RUN useradd --create-home --home-dir /home/user --shell /bin/bash user
+
+# Who runs what (start-up.sh starts as root, applies the egress rules, then drops to these, with
+# no capabilities left):
+#   user              Jupyter and the kernels
+#   code-interpreter  the API: kernel code can neither read its environment (the tokens) nor
+#                     signal it
+#   egress            the egress proxy (only with EGRESS_ALLOW)
+# The API and the kernels share the workspace through the group `workspace`: /home/user is setgid
+# to it and start-up.sh sets umask 002. nftables applies the egress allow-list (NET_ADMIN).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system workspace \
+ && usermod --append --groups workspace user \
+ && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+      --groups workspace code-interpreter \
+ && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin egress \
+ && chgrp workspace /home/user \
+ && chmod 2775 /home/user
 
 # ---------------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS build
@@ -81,19 +101,25 @@ ENV NODE_ENV=production \
     PORT=49999 \
     JUPYTER_URL=http://127.0.0.1:8888 \
     WORKSPACE_DIR=/home/user \
-    JUPYTER_PYTHON=/usr/bin/python3
+    JUPYTER_PYTHON=/usr/bin/python3 \
+    KERNEL_USER=user \
+    API_USER=code-interpreter \
+    EGRESS_USER=egress \
+    WORKSPACE_GROUP=workspace
 
-# The application is owned by root and only readable by `user`: code run in a kernel cannot
+# The application is owned by root and only readable by the others: code run in a kernel cannot
 # rewrite the server that runs it.
 WORKDIR /opt/code-interpreter
 COPY --from=deps /src/node_modules ./node_modules
 COPY package.json ./
 COPY jupyter_server_config.py ipython_kernel_config.py kernel-launcher.py ./
-COPY start-up.sh jupyter-healthcheck.sh ./
+COPY start-up.sh jupyter-healthcheck.sh egress-allow ./
 COPY kernels ./kernels
 COPY --from=build /src/dist ./dist
+RUN ln -s /opt/code-interpreter/egress-allow /usr/local/bin/egress-allow
 
-USER user
+# No USER: start-up.sh starts as root to apply the egress rules and to run the API and the
+# kernels under their own users (see above); nothing else runs as root.
 WORKDIR /home/user
 
 EXPOSE 49999

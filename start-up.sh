@@ -6,6 +6,10 @@
 #   stopped and this script exits with the API's status, so that Docker or an orchestrator
 #   restarts the whole unit.
 # - SIGTERM/SIGINT stop the API first (it lets running executions finish), then Jupyter; exit 0.
+# - Run as root with KERNEL_USER, API_USER and WORKSPACE_GROUP set (as the image does), it starts
+#   Jupyter and the kernels as KERNEL_USER and the API as API_USER, sharing the workspace through
+#   WORKSPACE_GROUP; with EGRESS_ALLOW it first applies the egress allow-list (and refuses to
+#   start if it cannot) and runs the egress proxy as EGRESS_USER.
 # Works the same inside the image (under tini) and on a development machine.
 set -uo pipefail
 
@@ -39,7 +43,8 @@ SERVER_ONLY_VARS=(
   MAX_UPLOAD_BYTES MAX_EXTRACT_BYTES MAX_EXTRACT_ENTRIES NODE_ENV NODE_OPTIONS API_COMMAND JUPYTER_PYTHON JUPYTER_WAIT_SECONDS
   EXECUTION_BUFFER_BYTES EXECUTION_BUFFER_TOTAL_BYTES EXECUTION_RETENTION MAX_RETAINED_EXECUTIONS
   MCP_MAX_FILE_BYTES MCP_MAX_TEXT MCP_SESSION_IDLE METRICS_PUBLIC METRICS_TOKEN
-  EGRESS_ALLOW REQUEST_TIMEOUT MAX_CONNECTIONS MAX_CONTEXTS CONTEXT_MEMORY_LIMIT
+  REQUEST_TIMEOUT MAX_CONNECTIONS MAX_CONTEXTS CONTEXT_MEMORY_LIMIT
+  EGRESS_ALLOW EGRESS_PROXY_PORT EGRESS_STATE_DIR KERNEL_USER API_USER EGRESS_USER WORKSPACE_GROUP
 )
 
 # Our kernelspecs (kernels/: Python from a user-writable venv, R, JavaScript and TypeScript)
@@ -50,6 +55,41 @@ export JUPYTER_PATH="$ROOT${JUPYTER_PATH:+:$JUPYTER_PATH}"
 export PYTHON_VENV_DIR="${PYTHON_VENV_DIR:-$WORKSPACE_DIR/.venv}"
 export R_LIBS_USER="${R_LIBS_USER:-$WORKSPACE_DIR/.R/library}"
 export KERNEL_MEMORY_LIMIT="${CONTEXT_MEMORY_LIMIT:-}"
+
+log() { printf '{"level":"%s","time":%s,"msg":"start-up: %s"}\n' "$1" "$(date +%s%3N)" "$2" >&2; }
+
+# --- Separate users --------------------------------------------------------------------------
+# Kernel code must neither read the API's environment (its tokens, in /proc/<pid>/environ) nor
+# signal it: as root with KERNEL_USER set, Jupyter and the kernels run as KERNEL_USER, the API as
+# API_USER, the egress proxy as EGRESS_USER, without capabilities. The workspace is shared
+# through WORKSPACE_GROUP: setgid directories and umask 002, so that files written through the
+# API can be changed by code and the other way round.
+as_kernel=()
+as_api=()
+as_egress=()
+separate_users=0
+if [[ -n "${KERNEL_USER:-}" && "$(id -u)" == 0 ]]; then
+  separate_users=1
+  for name in API_USER EGRESS_USER WORKSPACE_GROUP; do
+    if [[ -z "${!name:-}" ]]; then
+      echo "start-up.sh: KERNEL_USER is set, so $name must be too" >&2
+      exit 2
+    fi
+  done
+  drop=(setpriv --init-groups --inh-caps=-all --no-new-privs)
+  if setpriv --bounding-set=-all true 2>/dev/null; then drop+=(--bounding-set=-all); fi
+  as_kernel=("${drop[@]}" --reuid="$KERNEL_USER" --regid="$(id -g "$KERNEL_USER")")
+  as_api=("${drop[@]}" --reuid="$API_USER" --regid="$(id -g "$API_USER")")
+  as_egress=("${drop[@]}" --reuid="$EGRESS_USER" --regid="$(id -g "$EGRESS_USER")")
+  kernel_home="$(getent passwd "$KERNEL_USER" | cut -d: -f6)"
+  umask 0002
+elif [[ -n "${KERNEL_USER:-}" ]]; then
+  log warn "KERNEL_USER is set but start-up.sh does not run as root: the API, Jupyter and the kernels all run as $(id -un)"
+fi
+if [[ -n "${EGRESS_ALLOW:-}" ]] && ((!separate_users)); then
+  echo "start-up.sh: EGRESS_ALLOW needs start-up.sh to run as root with KERNEL_USER, API_USER, EGRESS_USER and WORKSPACE_GROUP set (the image's default); not starting, so that no code runs unrestricted" >&2
+  exit 2
+fi
 
 # The kernels' IPython profile carries ipython_kernel_config.py. A directory made here is
 # removed again when this script exits.
@@ -65,10 +105,23 @@ remove_owned_files() {
 trap remove_owned_files EXIT
 mkdir -p "$IPYTHONDIR/profile_default"
 cp "$ROOT/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
+if ((separate_users)) && [[ -n "$owned_ipythondir" ]]; then chown -R "$KERNEL_USER" "$IPYTHONDIR"; fi
 
 if ! mkdir -p "$WORKSPACE_DIR" 2>/dev/null || [[ ! -w "$WORKSPACE_DIR" ]]; then
   echo "start-up.sh: WORKSPACE_DIR=$WORKSPACE_DIR cannot be created or written; set WORKSPACE_DIR to a writable directory" >&2
   exit 2
+fi
+if ((separate_users)); then
+  # A workspace kept from an image without the shared group (a volume, a bind mount) is opened
+  # to the group once; afterwards the setgid bit and the umask keep it so.
+  if [[ "$(stat -c %G "$WORKSPACE_DIR")" != "$WORKSPACE_GROUP" ]]; then
+    log info "giving the workspace to group $WORKSPACE_GROUP"
+    chgrp -R "$WORKSPACE_GROUP" "$WORKSPACE_DIR" &&
+      chmod -R g+rwX "$WORKSPACE_DIR" &&
+      find "$WORKSPACE_DIR" -type d -exec chmod g+s {} + ||
+      log warn "some of the workspace could not be given to group $WORKSPACE_GROUP"
+  fi
+  chown "$KERNEL_USER:$WORKSPACE_GROUP" "$WORKSPACE_DIR" && chmod 2775 "$WORKSPACE_DIR"
 fi
 
 read -r JUPYTER_HOST JUPYTER_PORT < <(
@@ -86,8 +139,6 @@ case "${LOG_LEVEL:-info}" in
   *) jupyter_log_level=WARN ;;
 esac
 
-log() { printf '{"level":"%s","time":%s,"msg":"start-up: %s"}\n' "$1" "$(date +%s%3N)" "$2" >&2; }
-
 jupyter_pid=""
 api_pid=""
 stopping=0
@@ -99,11 +150,47 @@ jupyter_env=(env)
 for name in "${SERVER_ONLY_VARS[@]}"; do
   [[ "$name" == JUPYTER_TOKEN ]] || jupyter_env+=(-u "$name")
 done
+if ((separate_users)); then
+  jupyter_env+=(HOME="$kernel_home" USER="$KERNEL_USER" LOGNAME="$KERNEL_USER")
+fi
+
+# --- Egress allow-list -------------------------------------------------------------------------
+# Applied before anything runs; if it cannot be, nothing starts (fail closed). Kernels reach
+# allowed domains through the proxy (the proxy variables below; most HTTP clients honour them),
+# the firewall rejects every other outbound connection of KERNEL_USER.
+proxy_pid=""
+EGRESS_PROXY_PORT="${EGRESS_PROXY_PORT:-3128}"
+EGRESS_STATE_DIR="${EGRESS_STATE_DIR:-/run/code-interpreter}"
+export EGRESS_PROXY_PORT EGRESS_STATE_DIR KERNEL_USER="${KERNEL_USER:-}"
+egress() { node "$ROOT/dist/server/egress/main.js" "$@"; }
+start_proxy() {
+  "${as_egress[@]}" node "$ROOT/dist/server/egress/main.js" proxy &
+  proxy_pid=$!
+  echo "$proxy_pid" >"$EGRESS_STATE_DIR/egress-proxy.pid"
+  local deadline=$((SECONDS + 15))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$EGRESS_PROXY_PORT") 2>/dev/null; do
+    if ((SECONDS >= deadline)) || ! kill -0 "$proxy_pid" 2>/dev/null; then return 1; fi
+    sleep 0.05
+  done
+}
+if [[ -n "${EGRESS_ALLOW:-}" ]]; then
+  if ! egress apply --initial "$EGRESS_ALLOW"; then
+    echo "start-up.sh: EGRESS_ALLOW is set but the egress allow-list could not be applied (see above); not starting, so that no code runs unrestricted" >&2
+    exit 1
+  fi
+  if ! start_proxy; then
+    echo "start-up.sh: the egress proxy did not start on 127.0.0.1:$EGRESS_PROXY_PORT; not starting" >&2
+    exit 1
+  fi
+  proxy_url="http://127.0.0.1:$EGRESS_PROXY_PORT"
+  no_proxy="localhost,127.0.0.1,::1"
+  jupyter_env+=(HTTP_PROXY="$proxy_url" HTTPS_PROXY="$proxy_url" http_proxy="$proxy_url" https_proxy="$proxy_url" NO_PROXY="$no_proxy" no_proxy="$no_proxy")
+fi
 
 start_jupyter() {
   (
     cd "$WORKSPACE_DIR" || exit 1
-    exec "${jupyter_env[@]}" "$JUPYTER_PYTHON" -m jupyter_server \
+    exec "${jupyter_env[@]}" "${as_kernel[@]}" "$JUPYTER_PYTHON" -m jupyter_server \
       --config="$ROOT/jupyter_server_config.py" \
       --ServerApp.ip="$JUPYTER_HOST" \
       --ServerApp.port="$JUPYTER_PORT" \
@@ -128,6 +215,10 @@ stop_all() {
     kill -TERM "$jupyter_pid" 2>/dev/null
     wait "$jupyter_pid" 2>/dev/null
   fi
+  if [[ -n "$proxy_pid" ]] && kill -0 "$proxy_pid" 2>/dev/null; then
+    kill -TERM "$proxy_pid" 2>/dev/null
+    wait "$proxy_pid" 2>/dev/null
+  fi
 }
 
 on_signal() {
@@ -141,7 +232,7 @@ trap 'on_signal SIGINT' INT
 # Both start at once: the API answers /health at once, reports not ready on /ready until
 # Jupyter answers, and starts the default context as soon as it does.
 start_jupyter
-"${api_command[@]}" &
+"${as_api[@]}" "${api_command[@]}" &
 api_pid=$!
 if ! wait_for_jupyter; then
   log error "Jupyter did not start"
@@ -152,8 +243,14 @@ log info "Jupyter is up at $JUPYTER_URL"
 
 restarts=0
 while true; do
-  wait -n "$api_pid" "$jupyter_pid"
+  wait -n "$api_pid" "$jupyter_pid" ${proxy_pid:+"$proxy_pid"}
   ((stopping)) && exit 0
+  if [[ -n "$proxy_pid" ]] && ! kill -0 "$proxy_pid" 2>/dev/null; then
+    wait "$proxy_pid" 2>/dev/null
+    log warn "the egress proxy exited; starting it again"
+    sleep 1
+    start_proxy || log error "the egress proxy did not come back yet"
+  fi
   if ! kill -0 "$api_pid" 2>/dev/null; then
     wait "$api_pid"
     status=$?

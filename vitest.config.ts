@@ -30,6 +30,20 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      // Tests that start containers of the image under test themselves (scripts/docker-ci.sh
+      // sets CONTAINER_IMAGE); they need a Docker daemon, so they are not part of `npm test`.
+      ...(process.env.CONTAINER_IMAGE
+        ? [
+            {
+              test: {
+                name: 'container',
+                include: ['tests/container/**/*.test.ts'],
+                testTimeout: 120_000,
+                hookTimeout: 240_000,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

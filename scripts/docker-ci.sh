@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves the container works: builds the image, runs it, waits for a first real execution and
-# runs the integration suite (tests/integration) against it over HTTP.
+# runs the integration suite (tests/integration) against it over HTTP, then the container tests
+# (tests/container: isolation and the egress allow-list), which start containers of their own.
 #
 # Meant for CI as root on a fresh Debian 12 machine without an image registry: installs
 # docker.io and debootstrap when missing, starts dockerd when no daemon answers, and builds the
@@ -216,6 +217,13 @@ BASE_URL="$limits_url" MAX_CONTEXTS_BASE_URL="$limits_url" OOM_BASE_URL="$limits
 if ((limits_status != 0)); then docker logs --tail 40 "$LIMITS_CONTAINER" >&2 2>&1 || true; fi
 docker rm -f "$LIMITS_CONTAINER" >/dev/null 2>&1 || true
 ((limits_status == 0)) || die "the limits tests failed"
+
+# --- 6c. containers of the tests' own ---------------------------------------------------------
+# Isolation (the API under its own uid) and the egress allow-list: these tests start containers
+# of the image themselves, on a Docker network they create, with HTTP servers on the base image
+# as targets. About 1 minute.
+step "container tests (isolation, egress allow-list)"
+CONTAINER_IMAGE="$IMAGE" TARGET_IMAGE="$BASE_IMAGE" npx vitest run --project container
 
 # --- 7. shutdown ----------------------------------------------------------------------------
 step "docker stop"

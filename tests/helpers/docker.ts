@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readEvents, type ExecutionEvent } from './api.js';
+
+/** The image under test (scripts/docker-ci.sh sets it); the container project runs only with it. */
+export const image = process.env.CONTAINER_IMAGE ?? '';
+
+export interface DockerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the docker CLI; never throws on a non-zero exit, which some tests expect. */
+export function docker(args: string[], timeoutMs = 120_000): Promise<DockerResult> {
+  return new Promise((resolve) => {
+    execFile('docker', args, { timeout: timeoutMs, maxBuffer: 16 * 2 ** 20 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function mustDocker(args: string[], timeoutMs?: number): Promise<string> {
+  const result = await docker(args, timeoutMs);
+  if (result.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${result.code}): ${result.stderr || result.stdout}`);
+  return result.stdout.trim();
+}
+
+export const uniqueName = (prefix: string) => `${prefix}-${process.pid}-${randomBytes(3).toString('hex')}`;
+
+export interface Container {
+  name: string;
+  baseUrl: string;
+  accessToken: string;
+  /** Runs code in the default context; returns stdout, and fails on an `error` event. */
+  run(code: string): Promise<string>;
+  events(code: string): Promise<ExecutionEvent[]>;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  remove(): Promise<void>;
+}
+
+/**
+ * Starts the image with `docker run -d` plus `args`, an access token and the API published on a
+ * loopback port, and waits until a first `print(1)` runs.
+ */
+export async function startContainer(args: string[] = [], env: Record<string, string> = {}): Promise<Container> {
+  const name = uniqueName('ci-sandbox');
+  const accessToken = `access-${randomBytes(24).toString('hex')}`;
+  const envArgs = Object.entries({ ACCESS_TOKEN: accessToken, ...env }).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
+  await mustDocker(['run', '-d', '--name', name, '-p', '127.0.0.1::49999', ...envArgs, ...args, image]);
+  const remove = async () => {
+    await docker(['rm', '-f', name]);
+  };
+  try {
+    const port = (await mustDocker(['port', name, '49999/tcp'])).split('\n')[0]!.replace(/.*:/, '');
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const authorized = (path: string, init: RequestInit = {}) =>
+      fetch(`${baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${accessToken}`, ...(init.headers as Record<string, string>) } });
+    const events = async (code: string, signal?: AbortSignal) => {
+      const response = await authorized('/execute', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ code }),
+        ...(signal ? { signal } : {}),
+      });
+      if (response.status !== 200) throw new Error(`POST /execute answered ${response.status}: ${await response.text()}`);
+      return (await readEvents(response)).filter((event) => event.type !== 'keepalive');
+    };
+    const run = async (code: string, signal?: AbortSignal) => {
+      const received = await events(code, signal);
+      const errors = received.filter((event) => event.type === 'error');
+      if (errors.length > 0) throw new Error(`the code failed: ${JSON.stringify(errors)}`);
+      return received
+        .filter((event) => event.type === 'stdout')
+        .map((event) => event.text)
+        .join('');
+    };
+    const deadline = Date.now() + 120_000;
+    let last = '';
+    for (;;) {
+      const state = await mustDocker(['inspect', '--format', '{{.State.Running}}', name]);
+      if (state !== 'true') throw new Error(`the container exited: ${(await docker(['logs', '--tail', '40', name])).stderr}`);
+      try {
+        // A connection docker-proxy accepts before the container listens may never be answered.
+        if ((await run('print(1)', AbortSignal.timeout(15_000))) === '1\n') break;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`the container did not run code in time (last: ${last})`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    return { name, baseUrl, accessToken, run, events, fetch: authorized, remove };
+  } catch (error) {
+    const logs = await docker(['logs', '--tail', '60', name]);
+    await remove();
+    throw new Error(`${(error as Error).message}\n--- container logs ---\n${logs.stdout}${logs.stderr}`);
+  }
+}

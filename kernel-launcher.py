@@ -19,6 +19,7 @@ import ctypes
 import os
 import signal
 import sys
+import time
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -43,10 +44,16 @@ def descendants(root):
     return found
 
 
-def kill_subtree():
-    """SIGKILLs and reaps every descendant until none is left (they may fork meanwhile)."""
+def kill_subtree(deadline_seconds=10.0):
+    """SIGKILLs and reaps every descendant until none is left (they may fork meanwhile).
+
+    Never blocks in waitpid: a process forked after a scan would hold a blocking wait forever.
+    Being a subreaper, every descendant ends up a child of ours once its parent is gone, so "no
+    child left" (ChildProcessError) means the subtree is empty.
+    """
     me = os.getpid()
-    for _ in range(1000):
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
         for pid in descendants(me):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -55,12 +62,9 @@ def kill_subtree():
         try:
             while os.waitpid(-1, os.WNOHANG)[0] > 0:
                 pass
-            if not descendants(me):
-                # Reap what died after the last pass; no child left means nothing can follow.
-                while True:
-                    os.waitpid(-1, 0)
         except ChildProcessError:
             return
+        time.sleep(0.01)
 
 
 class _Stop(Exception):

@@ -372,6 +372,9 @@ describe('files: symlinks', () => {
           '    os.makedirs(sibling, exist_ok=True)',
           'except OSError:',
           '    sibling = tempfile.mkdtemp()',
+          // Readable by the API when it runs under a uid of its own (the image): the refusal must
+          // come from containment, not from a permission the attacker could have granted.
+          'os.chmod(sibling, 0o755)',
           'open(os.path.join(sibling, "secret.txt"), "w").write("SIBLING-SECRET")',
           `d = "${dir}/links"`,
           'os.makedirs(d + "/inside", exist_ok=True)',

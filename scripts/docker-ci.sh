@@ -124,8 +124,8 @@ log "image size: $(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{pr
 step "docker run -> first successful execute"
 # Published on loopback only, on a port Docker picks (always free).
 run_started_ms="$(date +%s%3N)"
-# CONTEXT_MEMORY_LIMIT: tests/integration/memory.test.ts checks the cap (as the dev suite does).
-docker run -d --name "$CONTAINER" -p 127.0.0.1::49999 -e CONTEXT_MEMORY_LIMIT=4GiB "$IMAGE" >/dev/null
+# CONTEXT_MEMORY_LIMIT and MAX_CONTEXTS as the dev suite's server has them (tests/helpers/global-setup.ts).
+docker run -d --name "$CONTAINER" -p 127.0.0.1::49999 -e CONTEXT_MEMORY_LIMIT=4GiB -e MAX_CONTEXTS=100 "$IMAGE" >/dev/null
 container_started=1
 port="$(docker port "$CONTAINER" 49999/tcp | head -n 1 | sed 's/.*://')"
 [[ -n "$port" ]] || die "no host port published for 49999"

@@ -24,8 +24,10 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   }
 
   // CONTEXT_MEMORY_LIMIT: tests/integration/memory.test.ts checks the cap; 4GiB is far above
-  // what any other test's kernel uses.
-  const server = await startServer({ KEEPALIVE_INTERVAL: '1', INTERRUPT_GRACE: '3', CONTEXT_MEMORY_LIMIT: '4GiB' });
+  // what any other test's kernel uses. MAX_CONTEXTS: every file shares this server and some keep
+  // their contexts until the suite ends (25 at once were seen); the limit itself is tested on a
+  // server of its own (max-contexts.test.ts).
+  const server = await startServer({ KEEPALIVE_INTERVAL: '1', INTERRUPT_GRACE: '3', CONTEXT_MEMORY_LIMIT: '4GiB', MAX_CONTEXTS: '100' });
   project.provide('baseUrl', server.baseUrl);
   project.provide('accessToken', '');
   project.provide('workspaceDir', server.workspaceDir);

@@ -16,6 +16,7 @@ export const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
  */
 export class FrameSender {
   private drained: Promise<void> | undefined;
+  private corked = false;
 
   constructor(
     private readonly socket: WebSocket,
@@ -29,8 +30,25 @@ export class FrameSender {
   /** Sends a frame; false when the reader should `waitForRoom` before sending more. */
   send(text: string): boolean {
     if (!this.isOpen) return true;
+    this.corkUntilIdle();
     this.socket.send(text);
     return this.socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES;
+  }
+
+  /**
+   * The kernel's last messages of an execution (result, reply, idle) arrive together and become
+   * several frames, each a write of its own: held until the event loop has run every promise
+   * continuation of this turn (the readers are async iterators), they leave in one packet and
+   * the client wakes once. The same reason as NdjsonResponse's cork, one turn longer.
+   */
+  private corkUntilIdle(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.connection.cork();
+    setImmediate(() => {
+      this.corked = false;
+      this.connection.uncork();
+    });
   }
 
   /** Resolves once the buffer is back under the mark, or the socket closed. */

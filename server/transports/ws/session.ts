@@ -84,7 +84,7 @@ export class SocketSession {
         this.input(frame);
         break;
       case 'interrupt':
-        void this.interrupt(frame);
+        this.interrupt(frame);
         break;
       case 'attach':
         this.attach(frame);
@@ -125,9 +125,9 @@ export class SocketSession {
     }
   }
 
-  private async interrupt(frame: InterruptFrame): Promise<void> {
+  private interrupt(frame: InterruptFrame): void {
     try {
-      await this.options.executions.get(frame.execution_id).interrupt();
+      this.options.executions.get(frame.execution_id).interrupt();
     } catch (error) {
       this.refuse(error, { request_id: frame.request_id ?? null, execution_id: frame.execution_id });
     }

@@ -76,10 +76,16 @@ describe('GET /ws: backpressure', () => {
         code: 'import sys\nline = "x" * (1024 * 1024 - 1) + "\\n"\nfor _ in range(64):\n    sys.stdout.write(line)\n    sys.stdout.flush()',
       });
       slow.socket.pause();
-      await sleep(3000);
-      // The kernel waits for the reader: unhindered, it prints 64 MiB in well under a second.
-      const held = await fetch(`${server.baseUrl}/executions/${slowId}`, { headers });
-      expect(((await held.json()) as { state: string }).state).toBe('running');
+      // The kernel waits for the reader: the log stops growing, far short of the 64 lines, and
+      // stays where it is (unhindered, the kernel would go on printing meanwhile).
+      const info = async () => (await (await fetch(`${server.baseUrl}/executions/${slowId}`, { headers })).json()) as { state: string; event_count: number };
+      await sleep(2000);
+      const first = await info();
+      await sleep(1500);
+      const second = await info();
+      expect(second.state).toBe('running');
+      expect(second.event_count).toBe(first.event_count);
+      expect(second.event_count).toBeLessThan(32);
 
       // Another socket, on another context, is not held back.
       const fastId = await fast.execute('quick', { context_id: fastContext, code: '1+1' });

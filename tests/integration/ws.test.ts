@@ -69,6 +69,20 @@ describe('GET /ws: executions', () => {
     expect(endOf(b2)).toBeLessThan(endOf(a1));
   });
 
+  it('starts execute frames in the order they were sent, however they name the context', async () => {
+    const client = await open();
+    client.send({ type: 'execute', request_id: 'probe', language: 'python', code: '1' });
+    const contextId = (await client.waitFor((frame) => frame.request_id === 'probe')).context_id as string;
+    // The first names its context by language, which takes a lookup; the second by id, which
+    // does not: the second must still run second.
+    client.send({ type: 'execute', request_id: 'l1', language: 'python', code: 'ordered = [1]' });
+    client.send({ type: 'execute', request_id: 'l2', context_id: contextId, code: 'ordered.append(2)\nordered' });
+    const second = (await client.waitFor((frame) => frame.request_id === 'l2')).execution_id as string;
+    const events = await client.events(second);
+    expect(events.filter((event) => event.type === 'error')).toEqual([]);
+    expect(mainResultOf(events)?.text).toBe('[1, 2]');
+  });
+
   it('interrupts a running execution on an interrupt frame', async () => {
     const context = await newContext();
     const client = await open();

@@ -93,6 +93,7 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
     wsHandler: (socket, request) => {
       const log = request.log.child({ socket: request.id });
       log.info('websocket opened');
+      socket.once('close', app.metrics.openSession('websocket'));
       new SocketSession(socket, request.raw.socket as Socket, {
         executions: app.executions,
         log,

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { authHeaders, baseUrl, createContext, deleteContext, errorsOf, execute, json, readEvents, request, type ExecutionEvent } from '../helpers/api.js';
 import { changes, key, parseSamples, type Samples } from '../helpers/prometheus.js';
 import { startServer } from '../helpers/start-server.js';
+import { WsClient } from './ws-client.js';
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -244,6 +245,20 @@ describe('output beyond MAX_OUTPUT_BYTES', () => {
 });
 
 describe('open sessions', () => {
+  it('counts WebSocket connections while they are open', async () => {
+    const websocket = key('code_interpreter_open_sessions', { transport: 'websocket' });
+    const before = (await scrape()).get(websocket)!;
+    const first = await WsClient.open();
+    const second = await WsClient.open();
+    expect((await scrape()).get(websocket)).toBe(before + 2);
+    first.close();
+    second.close();
+    await first.waitForClose();
+    await second.waitForClose();
+    for (let i = 0; i < 100 && (await scrape()).get(websocket) !== before; i++) await sleep(50);
+    expect((await scrape()).get(websocket)).toBe(before);
+  });
+
   it('counts MCP sessions while they are open', async () => {
     const mcp = key('code_interpreter_open_sessions', { transport: 'mcp' });
     const before = (await scrape()).get(mcp)!;

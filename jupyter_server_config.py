@@ -80,6 +80,12 @@ _rate_limits = c.ZMQChannelsWebsocketConnection if _JUPYTER_SERVER_MAJOR >= 2 el
 _rate_limits.iopub_data_rate_limit = 1e12
 _rate_limits.iopub_msg_rate_limit = 1e9
 
+# Requests from the API to a kernel: the API accepts bodies up to 32 MiB (env_vars capped at
+# 8 MiB, sent hex-encoded at twice that). Tornado's default of 10 MiB made Jupyter close the
+# kernel socket on a 10 MiB cell, which left the context waiting; 64 MiB holds any request the
+# API accepts.
+c.ServerApp.tornado_settings = {"websocket_max_message_size": 64 * 1024 * 1024}
+
 # A kernel that dies is restarted by Jupyter under the same id; the API reports it.
 c.KernelRestarter.restart_limit = 5
 c.MappingKernelManager.cull_idle_timeout = 0

@@ -50,6 +50,7 @@ export const InputNotPendingError = createError('ERR_INPUT_NOT_PENDING', 'Execut
 
 // Jupyter
 export const JupyterUnavailableError = createError('ERR_JUPYTER_UNAVAILABLE', 'Jupyter Server is unavailable: %s', 503);
+export const JupyterError = createError('ERR_JUPYTER', 'Jupyter Server answered %s: %s', 502);
 export const KernelError = createError('ERR_KERNEL', 'Kernel error: %s', 502);
 
 // Lifecycle

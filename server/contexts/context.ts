@@ -1,23 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { Kernel } from '@jupyterlab/services';
 import type { Logger } from '../logger.js';
-import type WebSocket from 'ws';
-import { ContextBusyError, JupyterUnavailableError, KernelError, ShuttingDownError } from '../errors.js';
-import type { JupyterClient } from '../jupyter/client.js';
+import { ContextBusyError, ShuttingDownError } from '../errors.js';
+import { isJupyterNotFound, type JupyterClient } from '../jupyter/client.js';
+import { KernelChannel, type ChannelEvents } from '../jupyter/kernel-channel.js';
 import type { ExecutionTarget, RunControl } from '../execution/execution.js';
 import { KernelLostError, type Outcome } from '../execution/failures.js';
 import { runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/run.js';
 import type { KernelEvents } from './events.js';
 import { oomKillCount } from './oom-kills.js';
 import { SerialQueue } from './serial-queue.js';
-
-/** How long a kernel may take to answer its first kernel_info request. */
-const KERNEL_READY_MS = 60_000;
-/** How long to wait for that answer before reopening the kernel socket. */
-const KERNEL_INFO_RETRY_MS = 1_500;
-
-/** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
-const RECONNECT_GRACE_MS = 2000;
 
 export interface ContextInfo {
   id: string;
@@ -35,6 +26,8 @@ export interface ContextOptions {
   maxQueuedExecutions: number;
   /** Called once when the context is gone for good (deleted, or the server closing). */
   onClosed?: (context: KernelContext) => void;
+  /** The largest kernel message accepted (as the Jupyter client was told), for messages. */
+  maxMessageBytes: number;
   /** Called when the kernel socket stays down: Jupyter may have died or restarted. */
   onConnectionLost?: (context: KernelContext) => void;
   /** Told of kernel starts, restarts and deaths. */
@@ -59,13 +52,12 @@ export class KernelContext implements ExecutionTarget {
   private readonly logger: Logger;
   private readonly options: ContextOptions;
   private readonly queue: SerialQueue;
-  private kernel: Kernel.IKernelConnection | undefined;
+  private channel: KernelChannel | undefined;
   private life = new AbortController();
   private closed = false;
-  /** Set while a replacement kernel is being started. */
+  /** Set while a replacement kernel or connection is being set up. */
   private replacing: Promise<void> | undefined;
-  /** Fires when the socket has not come back by itself in time. */
-  private reconnectWatchdog: NodeJS.Timeout | undefined;
+  private readonly channelEvents: ChannelEvents;
   /** The out-of-memory kill count when the kernel last started working: see kernelDeath(). */
   private oomKillsWhenBusy = oomKillCount();
 
@@ -77,6 +69,49 @@ export class KernelContext implements ExecutionTarget {
     this.options = options;
     this.queue = new SerialQueue(options.maxQueuedExecutions);
     this.logger = options.logger.child({ context: this.id });
+    this.channelEvents = {
+      onAutorestart: (channel) => {
+        // Jupyter noticed the kernel process died and restarts it under the same kernel id.
+        this.logger.warn({ kernel: channel.kernelId }, 'kernel died and is being restarted by Jupyter');
+        this.options.events?.emit('kernel_died', { language: this.language });
+        this.options.events?.emit('kernel_restarted', { language: this.language, reason: 'died' });
+        this.reconnect(channel, this.kernelDeath(), { waitForOld: true });
+      },
+      onBusy: () => {
+        // One small read per execution; it narrows an OOM kill down to the time this kernel worked.
+        this.oomKillsWhenBusy = oomKillCount();
+      },
+      onGone: (channel) => {
+        // The kernel is gone from Jupyter for good (shut down behind our back, or Jupyter was
+        // replaced): a new one keeps the context's id and cwd.
+        if (channel !== this.channel || this.closed) return;
+        this.logger.warn({ kernel: channel.kernelId }, 'kernel is gone; starting a replacement');
+        this.options.events?.emit('kernel_died', { language: this.language });
+        void this.replaceKernel(this.kernelDeath('The kernel was shut down or lost and was replaced by a new one; its state was lost')).catch(
+          (error: unknown) => this.logger.error({ err: error }, 'could not replace the kernel'),
+        );
+      },
+      onConnectionLost: (channel) => {
+        if (channel !== this.channel) return;
+        // Output is lost, so an execution in flight ends now with an error; only the registry
+        // can find out whether the kernel still exists and mend the context.
+        this.endLife(new KernelLostError('JupyterUnavailable'));
+        this.options.onConnectionLost?.(this);
+      },
+      onMessageTooLarge: (channel) => {
+        // Jupyter would replay the same message to the same session forever: a new connection
+        // (a new session) starts clean. The kernel keeps its state.
+        this.logger.warn({ kernel: channel.kernelId, limit: this.options.maxMessageBytes }, 'the kernel sent a message over the size limit; reconnecting');
+        this.reconnect(
+          channel,
+          new KernelLostError(
+            'OutputTooLarge',
+            `The kernel sent a single output of more than ${this.options.maxMessageBytes} bytes, which was dropped; the execution was ended but may still be running in the kernel`,
+          ),
+          { waitForOld: false },
+        );
+      },
+    };
   }
 
   /** Starts a kernel and connects to it; resolves once the kernel answers. */
@@ -91,7 +126,7 @@ export class KernelContext implements ExecutionTarget {
   }
 
   get kernelId(): string | undefined {
-    return this.kernel?.id;
+    return this.channel?.kernelId;
   }
 
   get isClosed(): boolean {
@@ -110,12 +145,13 @@ export class KernelContext implements ExecutionTarget {
       if (this.replacing) await this.replacing.catch(() => undefined);
       // A kernel lost while Jupyter was away and not yet replaced is replaced now; if Jupyter
       // is still away this throws JupyterUnavailableError, which the stream reports.
-      if (!this.kernel) await this.replaceKernel(new KernelLostError('KernelDied', 'The kernel was lost; a new one was started'));
-      await this.waitForConnection(this.kernel!);
+      if (!this.channel) await this.replaceKernel(new KernelLostError('KernelDied', 'The kernel was lost; a new one was started'));
+      const channel = this.channel!;
+      await channel.waitForConnection();
       // The previous kernel life may have ended (it died and Jupyter restarted it, say); this
       // execution starts on the one there is now.
       if (this.life.signal.aborted) this.life = new AbortController();
-      return runExecution(this.executionHost(), request, sink, control.stop, this.options.execution, {
+      return runExecution(this.executionHost(channel), request, sink, control.stop, this.options.execution, {
         onInputRequest: control.onInputRequest,
         onUsage: control.onUsage,
       });
@@ -130,52 +166,62 @@ export class KernelContext implements ExecutionTarget {
 
   /** Interrupts whatever runs in the kernel. */
   async interrupt(): Promise<void> {
-    await this.kernel?.interrupt();
+    await this.channel?.interrupt();
   }
 
   /** Restarts the kernel: all state is wiped; id and cwd stay. A running execution ends with an error. */
   async restart(reason: 'requested' | 'unresponsive' = 'requested'): Promise<void> {
     this.options.events?.emit('kernel_restarted', { language: this.language, reason });
-    const kernel = this.kernel;
-    if (!kernel || kernel.isDisposed) {
-      await this.replaceKernel(new KernelLostError('ContextRestarted', 'The context was restarted'));
+    if (this.replacing) await this.replacing.catch(() => undefined);
+    const channel = this.channel;
+    if (!channel || channel.isDisposed) {
+      await this.replaceKernel(new KernelLostError('ContextRestarted'));
       return;
     }
-    this.endLife(new KernelLostError('ContextRestarted', 'The context was restarted; its state was lost'));
-    await kernel.restart();
+    this.endLife(new KernelLostError('ContextRestarted'));
+    try {
+      await channel.restart();
+    } catch (error) {
+      // A kernel Jupyter no longer knows (shut down behind our back) cannot be restarted: a
+      // new one takes its place, which is what a restart promises.
+      if (!isJupyterNotFound(error)) throw error;
+      await this.replaceKernel(new KernelLostError('ContextRestarted'));
+      return;
+    }
     this.life = new AbortController();
   }
 
   /** Shuts the kernel down and refuses further work. */
   async delete(): Promise<void> {
-    this.close(new KernelLostError('ContextDeleted', 'The context was deleted'));
-    const kernel = this.detachKernel();
-    if (kernel) {
-      await this.jupyter.shutdownKernel(kernel.id).catch((error: unknown) => {
+    this.close(new KernelLostError('ContextDeleted'));
+    const channel = this.detachChannel();
+    if (channel) {
+      await this.jupyter.shutdownKernel(channel.kernelId).catch((error: unknown) => {
         // The context is gone either way; a kernel Jupyter no longer answers for goes with it.
-        this.logger.warn({ err: error, kernel: kernel.id }, 'could not shut the kernel down');
+        this.logger.warn({ err: error, kernel: channel.kernelId }, 'could not shut the kernel down');
       });
     }
   }
 
   /**
    * Brings the context back after Jupyter was unreachable: a kernel Jupyter no longer knows
-   * is replaced by a new one (same id and cwd, fresh state); a live one gets its socket back.
+   * is replaced by a new one (same id and cwd, fresh state); a live one gets a new connection.
    */
   async recover(runningKernelIds: ReadonlySet<string>): Promise<void> {
     if (this.closed || this.replacing) return;
-    const kernel = this.kernel;
-    if (!kernel || kernel.isDisposed || !runningKernelIds.has(kernel.id)) {
-      await this.replaceKernel(new KernelLostError('JupyterRestarted', 'Jupyter restarted and the kernel was lost; a new one was started'));
-    } else if (kernel.connectionStatus !== 'connected') {
-      await kernel.reconnect();
+    const channel = this.channel;
+    if (!channel || channel.isDisposed || !runningKernelIds.has(channel.kernelId)) {
+      await this.replaceKernel(new KernelLostError('JupyterRestarted'));
+    } else if (!channel.isConnected) {
+      this.reconnect(channel, new KernelLostError('JupyterUnavailable'), { waitForOld: false });
+      await this.replacing;
     }
   }
 
   /** Closes the kernel socket without shutting the kernel down (server shutdown). */
   disconnect(): void {
-    this.close(new KernelLostError('ServerShuttingDown', 'The server is shutting down'));
-    this.detachKernel();
+    this.close(new KernelLostError('ServerShuttingDown'));
+    this.detachChannel();
   }
 
   /** Waits until the running and queued executions have finished. */
@@ -183,17 +229,12 @@ export class KernelContext implements ExecutionTarget {
     await this.queue.run(async () => undefined);
   }
 
-  /** Stops listening to the current kernel connection and disposes it; returns it. */
-  private detachKernel(): Kernel.IKernelConnection | undefined {
-    const kernel = this.kernel;
-    this.kernel = undefined;
-    clearTimeout(this.reconnectWatchdog);
-    if (kernel) {
-      kernel.statusChanged.disconnect(this.onStatus, this);
-      kernel.connectionStatusChanged.disconnect(this.onConnectionStatus, this);
-      if (!kernel.isDisposed) kernel.dispose();
-    }
-    return kernel;
+  /** Stops using the current channel and closes it; returns it. */
+  private detachChannel(): KernelChannel | undefined {
+    const channel = this.channel;
+    this.channel = undefined;
+    channel?.dispose();
+    return channel;
   }
 
   private close(reason: KernelLostError): void {
@@ -209,24 +250,14 @@ export class KernelContext implements ExecutionTarget {
     if (!this.life.signal.aborted) this.life.abort(reason);
   }
 
-  private executionHost(): ExecutionHost {
-    const kernel = this.kernel;
-    if (!kernel) throw new ShuttingDownError();
+  private executionHost(channel: KernelChannel): ExecutionHost {
     return {
-      kernel,
+      kernel: channel.connection,
       language: this.language,
       lifeSignal: this.life.signal,
-      interrupt: () => kernel.interrupt(),
+      interrupt: () => channel.interrupt(),
       restartAfterStuck: () => this.restart('unresponsive'),
-      setPaused: (paused) => {
-        // The connection's socket is private to @jupyterlab/services but it is the `ws`
-        // WebSocket we supplied; pausing it stops reading from Jupyter, which is how a slow
-        // client pushes back on a kernel that prints faster than it reads.
-        const socket = (kernel as unknown as { _ws?: WebSocket | null })._ws;
-        if (!socket || typeof socket.pause !== 'function') return;
-        if (paused) socket.pause();
-        else socket.resume();
-      },
+      setPaused: (paused) => channel.setPaused(paused),
     };
   }
 
@@ -234,76 +265,47 @@ export class KernelContext implements ExecutionTarget {
     const model = await this.jupyter.startKernel(this.kernelName, this.cwd);
     this.options.events?.emit('kernel_started', { language: this.language });
     try {
-      await this.connectKernel(model);
+      await this.openChannel(model);
     } catch (error) {
       await this.jupyter.shutdownKernel(model.id).catch(() => undefined);
       throw error;
     }
   }
 
-  /** Opens a connection to a running kernel; resolves once the kernel answers. */
-  private async connectKernel(model: Kernel.IModel): Promise<void> {
-    const kernel = this.jupyter.connect(model);
-    this.kernel = kernel;
+  private async openChannel(model: KernelChannel['model']): Promise<void> {
+    const channel = await KernelChannel.open(this.jupyter, model, this.channelEvents, this.logger);
+    if (this.closed) {
+      channel.dispose();
+      return;
+    }
+    this.channel = channel;
     this.life = new AbortController();
-    kernel.statusChanged.connect(this.onStatus, this);
-    kernel.connectionStatusChanged.connect(this.onConnectionStatus, this);
-    try {
-      await this.waitUntilAnswering(kernel, model.id);
-    } catch (error) {
-      if (this.kernel === kernel) this.detachKernel();
-      throw error;
-    }
-    this.logger.debug({ kernel: model.id }, 'kernel connected');
   }
 
   /**
-   * Resolves on the kernel's first kernel_info reply, which proves the socket and the kernel
-   * are both up. Jupyter connects a WebSocket to the kernel's ZeroMQ ports when the socket
-   * opens; a socket opened while Jupyter is restarting the kernel on new ports can be wired to
-   * the old ones and never hear back, so without a reply in a few seconds the connection is
-   * reopened, until KERNEL_READY_MS have passed.
+   * Talks to the same kernel over a new connection, ending the current life with `reason`.
+   * After Jupyter restarted a dead kernel under the same id, the old connection's session
+   * bookkeeping may still expect the dead process, and replies it took for stale would leave
+   * the next execution waiting forever; after a message too large, Jupyter would replay it to
+   * the same session.
    */
-  private async waitUntilAnswering(kernel: Kernel.IKernelConnection, kernelId: string): Promise<void> {
-    const deadline = Date.now() + KERNEL_READY_MS;
-    let answered = false;
-    const info = kernel.info.then(() => {
-      answered = true;
-    });
-    for (;;) {
-      let timer: NodeJS.Timeout | undefined;
-      const wait = Math.min(KERNEL_INFO_RETRY_MS, Math.max(0, deadline - Date.now()));
-      await Promise.race([info, new Promise((resolve) => (timer = setTimeout(resolve, wait)))]);
-      clearTimeout(timer);
-      if (answered) return;
-      if (kernel.isDisposed) throw new KernelError(`the connection to kernel ${kernelId} was closed`);
-      if (Date.now() >= deadline) throw new KernelError(`kernel ${kernelId} did not answer within ${KERNEL_READY_MS / 1000} seconds`);
-      this.logger.debug({ kernel: kernelId }, 'no kernel_info reply yet; reopening the kernel socket');
-      await kernel.reconnect().catch(() => undefined);
-    }
-  }
-
-  /**
-   * After Jupyter restarted a dead kernel under the same id, talks to it over a new
-   * connection: the old one's session bookkeeping may still expect the dead process, and
-   * replies it took for stale would leave the next execution waiting forever.
-   */
-  private reconnectAfterRestart(reason: KernelLostError): void {
+  private reconnect(old: KernelChannel, reason: KernelLostError, options: { waitForOld: boolean }): void {
+    if (old !== this.channel) return;
     this.endLife(reason);
     if (this.replacing) return;
-    const old = this.kernel;
-    if (!old) return;
     this.replacing = (async () => {
-      // Let the old connection finish the reconnect it starts on its own right after this
-      // status (a macrotask from now): disposing it halfway would reject a promise inside
-      // @jupyterlab/services that nobody awaits.
-      await new Promise((resolve) => setImmediate(resolve));
-      await this.waitForConnection(old).catch(() => undefined);
-      this.detachKernel();
+      if (options.waitForOld) {
+        // Let the old connection finish the reconnect it starts on its own right after this
+        // status (a macrotask from now): disposing it halfway would reject a promise inside
+        // @jupyterlab/services that nobody awaits.
+        await new Promise((resolve) => setImmediate(resolve));
+        await old.waitForConnection().catch(() => undefined);
+      }
+      this.detachChannel();
       try {
-        await this.connectKernel(old.model);
+        await this.openChannel(old.model);
       } catch (error) {
-        this.logger.warn({ err: error, kernel: old.id }, 'the restarted kernel did not answer; starting a new one');
+        this.logger.warn({ err: error, kernel: old.kernelId }, 'the kernel did not answer on a new connection; starting a new one');
         await this.startKernel();
       }
     })().finally(() => {
@@ -323,66 +325,11 @@ export class KernelContext implements ExecutionTarget {
     return killed ? new KernelLostError('OutOfMemory') : new KernelLostError('KernelDied', message);
   }
 
-  private onStatus(kernel: Kernel.IKernelConnection, status: Kernel.Status): void {
-    if (kernel !== this.kernel) return;
-    // One small read per execution; it narrows an OOM kill down to the time this kernel worked.
-    if (status === 'busy') this.oomKillsWhenBusy = oomKillCount();
-    if (status === 'autorestarting') {
-      // Jupyter noticed the kernel process died and restarts it under the same kernel id.
-      this.logger.warn({ kernel: kernel.id }, 'kernel died and is being restarted by Jupyter');
-      this.options.events?.emit('kernel_died', { language: this.language });
-      this.options.events?.emit('kernel_restarted', { language: this.language, reason: 'died' });
-      this.reconnectAfterRestart(this.kernelDeath());
-    } else if (status === 'dead' && !this.closed) {
-      // The kernel is gone from Jupyter for good (or Jupyter itself was replaced): start a new
-      // one so the context keeps its id and cwd.
-      this.logger.warn({ kernel: kernel.id }, 'kernel is gone; starting a replacement');
-      this.options.events?.emit('kernel_died', { language: this.language });
-      void this.replaceKernel(this.kernelDeath('The kernel died and was replaced by a new one; its state was lost')).catch(
-        (error: unknown) => this.logger.error({ err: error }, 'could not replace the kernel'),
-      );
-    }
-  }
-
-  /** Resolves once the kernel socket is connected; a socket that stays down means Jupyter is away. */
-  private async waitForConnection(kernel: Kernel.IKernelConnection, timeoutMs = 10_000): Promise<void> {
-    if (kernel.connectionStatus === 'connected') return;
-    await new Promise<void>((resolve, reject) => {
-      const done = (error?: Error) => {
-        clearTimeout(timer);
-        kernel.connectionStatusChanged.disconnect(onChange);
-        if (error) reject(error);
-        else resolve();
-      };
-      const onChange = (_sender: unknown, status: Kernel.ConnectionStatus) => {
-        if (status === 'connected') done();
-        else if (status === 'disconnected') done(new JupyterUnavailableError('the kernel connection is down'));
-      };
-      const timer = setTimeout(() => done(new JupyterUnavailableError(`no kernel connection within ${timeoutMs / 1000} seconds`)), timeoutMs);
-      kernel.connectionStatusChanged.connect(onChange);
-    });
-  }
-
-  private onConnectionStatus(kernel: Kernel.IKernelConnection, status: Kernel.ConnectionStatus): void {
-    if (kernel !== this.kernel) return;
-    clearTimeout(this.reconnectWatchdog);
-    if (status === 'connected') return;
-    // A socket that comes back quickly loses nothing: Jupyter buffers the kernel's messages
-    // for the session and replays them. One that stays down means Jupyter went away: output
-    // is lost, so an execution in flight ends now with an error, and only the registry can
-    // find out whether the kernel still exists and mend the context.
-    this.reconnectWatchdog = setTimeout(() => {
-      if (kernel !== this.kernel || kernel.connectionStatus === 'connected') return;
-      this.endLife(new KernelLostError('JupyterUnavailable', 'The connection to Jupyter was lost during the execution'));
-      this.options.onConnectionLost?.(this);
-    }, RECONNECT_GRACE_MS);
-  }
-
   /** Starts a new kernel for this context after the old one was lost. */
   private replaceKernel(reason: KernelLostError): Promise<void> {
     this.endLife(reason);
     if (this.replacing) return this.replacing;
-    this.detachKernel();
+    this.detachChannel();
     this.replacing = this.startKernel().finally(() => {
       this.replacing = undefined;
     });

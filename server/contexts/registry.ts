@@ -16,6 +16,8 @@ export interface RegistryOptions {
   maxQueuedExecutions: number;
   /** Contexts that may exist at once, those being created included. */
   maxContexts: number;
+  /** The largest kernel message the Jupyter client accepts. */
+  maxMessageBytes: number;
 }
 
 /**
@@ -103,6 +105,7 @@ export class ContextRegistry {
       logger: this.options.logger,
       execution: this.options.execution,
       maxQueuedExecutions: this.options.maxQueuedExecutions,
+      maxMessageBytes: this.options.maxMessageBytes,
       onClosed: (closed) => this.forget(closed),
       onConnectionLost: () => this.recoverAll(),
       events: this.kernelEvents,

@@ -6,7 +6,7 @@ export type OutputEvent =
   | { type: 'stdout' | 'stderr'; text: string; timestamp: string }
   | ResultEvent
   | ErrorEvent
-  | { type: 'output_truncated'; stream_bytes_dropped: number; limit_bytes: number }
+  | { type: 'output_truncated'; stream_bytes_dropped: number; results_dropped?: number; limit_bytes: number }
   | { type: 'input_request'; prompt: string; password: boolean }
   | { type: 'events_dropped'; count: number }
   | ExecutionStatsEvent

@@ -39,6 +39,7 @@ export const FAILURES = {
     message: 'The kernel ran out of memory and was killed; it was restarted and its state was lost',
     outcome: 'out_of_memory',
   },
+  OutputTooLarge: { message: 'The kernel sent a single output larger than the server accepts', outcome: 'error' },
   KernelLost: { message: 'The kernel connection was lost during the execution', outcome: 'kernel_died' },
   JupyterUnavailable: { message: 'The connection to Jupyter was lost during the execution', outcome: 'failed' },
   JupyterRestarted: { message: 'Jupyter restarted and the kernel was lost; a new one was started', outcome: 'failed' },

@@ -41,6 +41,12 @@ export interface ExecutionManagerOptions {
   maxRetained: number;
 }
 
+/**
+ * env_vars travel to the kernel hex-encoded, at twice their size: capped so that the message
+ * stays well inside what Jupyter accepts on the kernel socket (see jupyter_server_config.py).
+ */
+export const MAX_ENV_VARS_BYTES = 8 * 2 ** 20;
+
 /** The longest delay a Node timer can hold (2^31 - 1 ms); longer ones fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -76,11 +82,16 @@ export class ExecutionManager {
   async start(request: StartExecution): Promise<Execution> {
     const { contextId, language, envVars } = request;
     if (contextId !== undefined && language !== undefined) throw new ContextAndLanguageError();
+    let envBytes = 0;
     for (const [name, value] of Object.entries(envVars ?? {})) {
+      envBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
       const nameProblem = invalidEnvVarName(name);
       if (nameProblem) throw new InvalidEnvVarError(`name ${JSON.stringify(name)}`, nameProblem);
       const valueProblem = invalidEnvVarValue(value);
       if (valueProblem) throw new InvalidEnvVarError(`value of ${JSON.stringify(name)}`, valueProblem);
+    }
+    if (envBytes > MAX_ENV_VARS_BYTES) {
+      throw new InvalidRequestError(`env_vars must total at most ${MAX_ENV_VARS_BYTES} bytes (names and values), got ${envBytes}`);
     }
     const timeoutMs = this.timeoutMs(request.timeoutSeconds);
 

@@ -238,21 +238,30 @@ class Run {
       lateOutputMs === 0,
     );
 
-    let streamBytes = 0;
+    let outputBytes = 0;
     let droppedBytes = 0;
+    let droppedResults = 0;
     let sawError = false;
     let interruptedByKernel = false;
 
     future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
       const event = toOutputEvent(msg);
       if (event === undefined) return;
+      // Every kind of output counts against one budget: text and results alike.
       if (event.type === 'stdout' || event.type === 'stderr') {
         const size = Buffer.byteLength(event.text, 'utf8');
-        if (streamBytes + size > this.options.maxOutputBytes) {
+        if (outputBytes + size > this.options.maxOutputBytes) {
           droppedBytes += size;
           return;
         }
-        streamBytes += size;
+        outputBytes += size;
+      } else if (event.type === 'result') {
+        const size = resultSize(msg);
+        if (outputBytes + size > this.options.maxOutputBytes) {
+          droppedResults++;
+          return;
+        }
+        outputBytes += size;
       }
       if (event.type === 'error') {
         // After a timeout the kernel reports its own KeyboardInterrupt; the client asked for a
@@ -296,8 +305,13 @@ class Run {
     }
 
     this.stateLost = reply === undefined;
-    if (droppedBytes > 0) {
-      this.write({ type: 'output_truncated', stream_bytes_dropped: droppedBytes, limit_bytes: this.options.maxOutputBytes });
+    if (droppedBytes > 0 || droppedResults > 0) {
+      this.write({
+        type: 'output_truncated',
+        stream_bytes_dropped: droppedBytes,
+        ...(droppedResults > 0 ? { results_dropped: droppedResults } : {}),
+        limit_bytes: this.options.maxOutputBytes,
+      });
     }
     const stopped = this.stopOutcome(this.stateLost);
     if (stopped !== undefined) return stopped;
@@ -341,6 +355,14 @@ class Run {
       if (!future.isDisposed) future.dispose();
     }
   }
+}
+
+/** The size of a display or execute result: the bytes of its data, whichever MIME types. */
+function resultSize(msg: KernelMessage.IIOPubMessage): number {
+  const data = (msg.content as { data?: Record<string, unknown> }).data ?? {};
+  let size = 0;
+  for (const value of Object.values(data)) size += typeof value === 'string' ? value.length : JSON.stringify(value ?? null).length;
+  return size;
 }
 
 /** Settles like `promise`, or resolves undefined as soon as `signal` aborts; leaves no listener behind. */

@@ -8,17 +8,31 @@ import {
   type KernelSpec,
 } from '@jupyterlab/services';
 import WebSocket from 'ws';
-import { JupyterUnavailableError, KernelError } from '../errors.js';
+import { JupyterError, JupyterUnavailableError } from '../errors.js';
 
 /**
- * The kernel WebSocket. ws refuses frames over 100 MiB by default and closes the connection,
- * which would cut a context off from its kernel; one big display (a large image, a huge
- * single print) may exceed that. Compression is off: on loopback it costs CPU for nothing.
+ * The kernel WebSocket class for one connection. ws closes a connection on a message over
+ * `maxPayload` (with 1009) before decoding it: no message larger than what an execution may
+ * output at all is ever held in memory, and `onTooLarge` tells the owner, whose execution ends
+ * with an error instead of waiting for a reply that cannot arrive. Compression is off: on
+ * loopback it costs CPU for nothing.
  */
-class KernelSocket extends WebSocket {
-  constructor(url: string, protocols?: string | string[]) {
-    super(url, protocols, { maxPayload: 1024 * 1024 * 1024, perMessageDeflate: false });
+function kernelSocketClass(maxPayload: number, onTooLarge: () => void): typeof globalThis.WebSocket {
+  class KernelSocket extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, { maxPayload, perMessageDeflate: false });
+      this.on('close', (code) => {
+        if (code === 1009) onTooLarge();
+      });
+    }
   }
+  return KernelSocket as unknown as typeof globalThis.WebSocket;
+}
+
+/** True for a Jupyter answer of 404: the kernel (or whatever was asked for) does not exist. */
+export function isJupyterNotFound(error: unknown): boolean {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return cause instanceof ServerConnection.ResponseError && cause.response.status === 404;
 }
 
 export interface KernelSpecInfo {
@@ -32,6 +46,8 @@ export interface KernelSpecInfo {
 export interface JupyterClientOptions {
   url: string;
   token: string;
+  /** The largest kernel message accepted, in bytes; a larger one closes the connection. */
+  maxMessageBytes: number;
 }
 
 /**
@@ -40,9 +56,11 @@ export interface JupyterClientOptions {
  */
 export class JupyterClient {
   readonly settings: ServerConnection.ISettings;
+  private readonly maxMessageBytes: number;
 
   constructor(options: JupyterClientOptions) {
     const baseUrl = `${options.url}/`;
+    this.maxMessageBytes = options.maxMessageBytes;
     this.settings = ServerConnection.makeSettings({
       baseUrl,
       wsUrl: baseUrl.replace(/^http/, 'ws'),
@@ -52,7 +70,7 @@ export class JupyterClient {
       fetch: globalThis.fetch.bind(globalThis),
       Request: globalThis.Request,
       Headers: globalThis.Headers,
-      WebSocket: KernelSocket as unknown as typeof globalThis.WebSocket,
+      WebSocket: kernelSocketClass(options.maxMessageBytes, () => undefined),
     });
   }
 
@@ -94,12 +112,16 @@ export class JupyterClient {
     return this.call(() => KernelAPI.listRunning(this.settings));
   }
 
-  /** Opens the kernel's WebSocket. The connection reconnects by itself when the socket drops. */
-  connect(model: Kernel.IModel): KernelConnection {
-    return new KernelConnection({ model, serverSettings: this.settings, handleComms: false, username: 'code-interpreter' });
+  /**
+   * Opens the kernel's WebSocket. The connection reconnects by itself when the socket drops;
+   * `onTooLarge` is called when a message over the size limit closed it.
+   */
+  connect(model: Kernel.IModel, onTooLarge: () => void): KernelConnection {
+    const serverSettings = { ...this.settings, WebSocket: kernelSocketClass(this.maxMessageBytes, onTooLarge) };
+    return new KernelConnection({ model, serverSettings, handleComms: false, username: 'code-interpreter' });
   }
 
-  /** Runs a Jupyter call, turning network failures into 503 and Jupyter's errors into 502. */
+  /** Runs a Jupyter call, turning network failures into 503 and Jupyter's error answers into 502. */
   private async call<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
@@ -108,7 +130,7 @@ export class JupyterClient {
         throw new JupyterUnavailableError(error.message, { cause: error });
       }
       if (error instanceof ServerConnection.ResponseError) {
-        throw new KernelError(`Jupyter answered ${error.response.status}: ${error.message}`, { cause: error });
+        throw new JupyterError(error.response.status, error.message, { cause: error });
       }
       throw error;
     }

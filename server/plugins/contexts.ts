@@ -26,7 +26,10 @@ declare module 'fastify' {
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const jupyter = new JupyterClient({ url: config.jupyterUrl, token: config.jupyterToken });
+    // No single kernel message larger than an execution may output at all is ever decoded
+    // (outputs beyond the budget are dropped anyway); 16 MiB at least, for a large plot.
+    const maxMessageBytes = Math.max(config.maxOutputBytes, 16 * 2 ** 20) + 2 ** 20;
+    const jupyter = new JupyterClient({ url: config.jupyterUrl, token: config.jupyterToken, maxMessageBytes });
     const contexts = new ContextRegistry({
       jupyter,
       logger: app.log,
@@ -34,6 +37,7 @@ export default fp<{ config: Config }>(
       defaultLanguage: config.defaultLanguage,
       maxQueuedExecutions: config.maxQueuedExecutions,
       maxContexts: config.maxContexts,
+      maxMessageBytes,
       execution: { interruptGraceMs: config.interruptGraceMs, maxOutputBytes: config.maxOutputBytes },
     });
     app.decorate('jupyter', jupyter);

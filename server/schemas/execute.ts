@@ -142,8 +142,13 @@ export const ExecutionEvent = Type.Union(
       { title: 'Error', description: 'An error raised by the code, or TimeoutError, KernelDied, ... raised around it' },
     ),
     Type.Object(
-      { type: Type.Literal('output_truncated'), stream_bytes_dropped: Type.Integer(), limit_bytes: Type.Integer() },
-      { title: 'OutputTruncated', description: 'stdout/stderr beyond the per-execution budget was dropped' },
+      {
+        type: Type.Literal('output_truncated'),
+        stream_bytes_dropped: Type.Integer({ description: 'stdout/stderr bytes dropped' }),
+        results_dropped: Type.Optional(Type.Integer({ description: 'results (display data, plots) dropped, when any' })),
+        limit_bytes: Type.Integer(),
+      },
+      { title: 'OutputTruncated', description: 'Output beyond the per-execution budget (MAX_OUTPUT_BYTES, text and results together) was dropped' },
     ),
     Type.Object(
       { type: Type.Literal('input_request'), prompt: Type.String(), password: Type.Boolean({ description: 'getpass(): the answer is a secret' }) },

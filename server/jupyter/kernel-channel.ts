@@ -1,0 +1,192 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kernel } from '@jupyterlab/services';
+import type WebSocket from 'ws';
+import { JupyterUnavailableError, KernelError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { JupyterClient } from './client.js';
+
+/** How long a kernel may take to answer its first kernel_info request. */
+const KERNEL_READY_MS = 60_000;
+/** How long to wait for that answer before reopening the kernel socket. */
+const KERNEL_INFO_RETRY_MS = 1_500;
+/** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
+const RECONNECT_GRACE_MS = 2000;
+
+/** What a channel reports to its owner; each is called at most once per channel. */
+export interface ChannelEvents {
+  /** The kernel process died and Jupyter is restarting it under the same id. */
+  onAutorestart(channel: KernelChannel): void;
+  /** The kernel is gone from Jupyter for good (shut down behind our back, say). */
+  onGone(channel: KernelChannel): void;
+  /** The socket stayed down past the grace period: Jupyter may have died or restarted. */
+  onConnectionLost(channel: KernelChannel): void;
+  /** The kernel sent a message larger than the channel accepts; the socket was closed. */
+  onMessageTooLarge(channel: KernelChannel): void;
+  /** The kernel started working on a request (every time). */
+  onBusy?(channel: KernelChannel): void;
+}
+
+/**
+ * One connection to one Jupyter kernel: the kernel WebSocket with its handshake, its
+ * reconnection watchdog and its backpressure. The only code that reaches into
+ * @jupyterlab/services' connection internals. A channel is used until it reports trouble,
+ * then replaced by a new one (to the same kernel, or to a new kernel) by its owner.
+ */
+export class KernelChannel {
+  private reconnectWatchdog: NodeJS.Timeout | undefined;
+  private disposed = false;
+  private reported: string | undefined;
+
+  private constructor(
+    readonly connection: Kernel.IKernelConnection,
+    private readonly events: ChannelEvents,
+    private readonly logger: Logger,
+  ) {
+    connection.statusChanged.connect(this.onStatus, this);
+    connection.connectionStatusChanged.connect(this.onConnectionStatus, this);
+  }
+
+  /** Opens a channel to a running kernel; resolves once the kernel answers. */
+  static async open(jupyter: JupyterClient, model: Kernel.IModel, events: ChannelEvents, logger: Logger): Promise<KernelChannel> {
+    const channel = new KernelChannel(
+      jupyter.connect(model, () => channel.report('onMessageTooLarge')),
+      events,
+      logger,
+    );
+    try {
+      await channel.waitUntilAnswering();
+    } catch (error) {
+      channel.dispose();
+      throw error;
+    }
+    logger.debug({ kernel: model.id }, 'kernel connected');
+    return channel;
+  }
+
+  get kernelId(): string {
+    return this.connection.id;
+  }
+
+  get model(): Kernel.IModel {
+    return this.connection.model;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed || this.connection.isDisposed;
+  }
+
+  get isConnected(): boolean {
+    return this.connection.connectionStatus === 'connected';
+  }
+
+  async interrupt(): Promise<void> {
+    await this.connection.interrupt();
+  }
+
+  /** Restarts the kernel process under the same id; resolves once it answers again. */
+  async restart(): Promise<void> {
+    await this.connection.restart();
+  }
+
+  /** Reopens the socket (after Jupyter came back, say). */
+  async reconnect(): Promise<void> {
+    await this.connection.reconnect();
+  }
+
+  /**
+   * Pauses or resumes reading from the kernel socket: how a reader that must lose nothing
+   * pushes back on a kernel that prints faster than it reads. The socket is private to
+   * @jupyterlab/services, but it is the `ws` WebSocket this client supplied.
+   */
+  setPaused(paused: boolean): void {
+    const socket = (this.connection as unknown as { _ws?: WebSocket | null })._ws;
+    if (!socket || typeof socket.pause !== 'function') return;
+    if (paused) socket.pause();
+    else socket.resume();
+  }
+
+  /** Resolves once the socket is connected; a socket that stays down means Jupyter is away. */
+  async waitForConnection(timeoutMs = 10_000): Promise<void> {
+    if (this.isConnected) return;
+    const connection = this.connection;
+    await new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        connection.connectionStatusChanged.disconnect(onChange);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onChange = (_sender: unknown, status: Kernel.ConnectionStatus) => {
+        if (status === 'connected') done();
+        else if (status === 'disconnected') done(new JupyterUnavailableError('the kernel connection is down'));
+      };
+      const timer = setTimeout(() => done(new JupyterUnavailableError(`no kernel connection within ${timeoutMs / 1000} seconds`)), timeoutMs);
+      connection.connectionStatusChanged.connect(onChange);
+    });
+  }
+
+  /** Stops listening and closes the socket; the kernel keeps running. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearTimeout(this.reconnectWatchdog);
+    this.connection.statusChanged.disconnect(this.onStatus, this);
+    this.connection.connectionStatusChanged.disconnect(this.onConnectionStatus, this);
+    if (!this.connection.isDisposed) this.connection.dispose();
+  }
+
+  /**
+   * Resolves on the kernel's first kernel_info reply, which proves the socket and the kernel
+   * are both up. Jupyter connects a WebSocket to the kernel's ZeroMQ ports when the socket
+   * opens; a socket opened while Jupyter is restarting the kernel on new ports can be wired to
+   * the old ones and never hear back, so without a reply in a few seconds the connection is
+   * reopened, until KERNEL_READY_MS have passed.
+   */
+  private async waitUntilAnswering(): Promise<void> {
+    const connection = this.connection;
+    const deadline = Date.now() + KERNEL_READY_MS;
+    let answered = false;
+    const info = connection.info.then(() => {
+      answered = true;
+    });
+    for (;;) {
+      const retry = new AbortController();
+      const wait = Math.min(KERNEL_INFO_RETRY_MS, Math.max(0, deadline - Date.now()));
+      await Promise.race([info, sleep(wait, undefined, { signal: retry.signal }).catch(() => undefined)]);
+      retry.abort();
+      if (answered) return;
+      if (connection.isDisposed) throw new KernelError(`the connection to kernel ${connection.id} was closed`);
+      if (Date.now() >= deadline) throw new KernelError(`kernel ${connection.id} did not answer within ${KERNEL_READY_MS / 1000} seconds`);
+      this.logger.debug({ kernel: connection.id }, 'no kernel_info reply yet; reopening the kernel socket');
+      await connection.reconnect().catch(() => undefined);
+    }
+  }
+
+  private report(event: 'onAutorestart' | 'onGone' | 'onConnectionLost' | 'onMessageTooLarge'): void {
+    if (this.disposed || this.reported) return;
+    this.reported = event;
+    clearTimeout(this.reconnectWatchdog);
+    this.events[event](this);
+  }
+
+  private onStatus(_connection: Kernel.IKernelConnection, status: Kernel.Status): void {
+    if (status === 'busy') this.events.onBusy?.(this);
+    else if (status === 'autorestarting') this.report('onAutorestart');
+    else if (status === 'dead') this.report('onGone');
+  }
+
+  private onConnectionStatus(connection: Kernel.IKernelConnection, status: Kernel.ConnectionStatus): void {
+    clearTimeout(this.reconnectWatchdog);
+    if (this.disposed) return;
+    if (status === 'connected') {
+      // Back after an outage the owner was told about: the next one is news again.
+      if (this.reported === 'onConnectionLost') this.reported = undefined;
+      return;
+    }
+    // A socket that comes back quickly loses nothing: Jupyter buffers the kernel's messages
+    // for the session and replays them. One that stays down means Jupyter went away.
+    this.reconnectWatchdog = setTimeout(() => {
+      if (connection.connectionStatus !== 'connected') this.report('onConnectionLost');
+    }, RECONNECT_GRACE_MS);
+  }
+}

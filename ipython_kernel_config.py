@@ -38,4 +38,19 @@ def _code_interpreter_bound_stream_messages(limit=1 << 16):
 _code_interpreter_bound_stream_messages()
 del _code_interpreter_bound_stream_messages
 """,
+    # The kernel's stdout and stderr carry its replies: code that closes them (a library
+    # "cleaning up", or sys.stdout.close()) left the kernel unable to finish the execution,
+    # which then hung until its timeout. Closing them only flushes.
+    """
+def _code_interpreter_keep_streams_open():
+    import ipykernel.iostream as iostream
+    stream_class = iostream.OutStream
+    if getattr(stream_class, "_code_interpreter_unclosable", False):
+        return
+    stream_class.close = lambda self: self.flush()
+    stream_class._code_interpreter_unclosable = True
+
+_code_interpreter_keep_streams_open()
+del _code_interpreter_keep_streams_open
+""",
 ]

@@ -183,8 +183,8 @@ export class KernelContext implements ExecutionTarget {
       await channel.restart();
     } catch (error) {
       // A kernel Jupyter no longer knows (shut down behind our back) cannot be restarted: a
-      // new one takes its place, which is what a restart promises.
-      if (!isJupyterNotFound(error)) throw error;
+      // new one takes its place, which is what a restart promises. (Jupyter 1.x answers 500.)
+      if (!isJupyterNotFound(error) && (await this.jupyter.hasKernel(channel.kernelId).catch(() => true))) throw error;
       await this.replaceKernel(new KernelLostError('ContextRestarted'));
       return;
     }
@@ -258,6 +258,15 @@ export class KernelContext implements ExecutionTarget {
       interrupt: () => channel.interrupt(),
       restartAfterStuck: () => this.restart('unresponsive'),
       setPaused: (paused) => channel.setPaused(paused),
+      verifyKernel: async () => {
+        if (channel !== this.channel || this.replacing) return;
+        if (await this.jupyter.hasKernel(channel.kernelId)) return;
+        if (channel !== this.channel) return;
+        this.logger.warn({ kernel: channel.kernelId }, 'the kernel no longer exists in Jupyter; starting a replacement');
+        await this.replaceKernel(
+          new KernelLostError('KernelDied', 'The kernel was shut down outside the server and replaced by a new one; its state was lost'),
+        );
+      },
     };
   }
 

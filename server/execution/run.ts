@@ -47,7 +47,15 @@ export interface ExecutionHost {
   restartAfterStuck(): Promise<void>;
   /** Pauses or resumes reading from the kernel socket (backpressure from a slow client). */
   setPaused(paused: boolean): void;
+  /**
+   * Called when a request got no answer at all for a while: finds out whether the kernel
+   * still exists, and if not ends the life signal (a new kernel takes its place).
+   */
+  verifyKernel(): Promise<void>;
 }
+
+/** How long a request may go without any answer before the kernel's existence is checked. */
+const UNANSWERED_CHECK_MS = 3000;
 
 export interface ExecutionOptions {
   interruptGraceMs: number;
@@ -200,6 +208,18 @@ class Run {
     }, this.options.interruptGraceMs);
   }
 
+  /**
+   * A kernel shut down behind the server's back (through Jupyter directly) can leave the socket
+   * open with nobody behind it: a request would wait forever. Until the first message about
+   * the request arrives, the kernel's existence is checked every few seconds.
+   */
+  private watchForAnswer(): { answered(): void } {
+    const timer = setInterval(() => {
+      this.host.verifyKernel().catch(() => undefined);
+    }, UNANSWERED_CHECK_MS);
+    return { answered: () => clearInterval(timer) };
+  }
+
   /** The outcome and error event of a stopped execution, or undefined when it was not stopped. */
   private stopOutcome(stateLost: boolean): Outcome | undefined {
     const stop = this.stopped;
@@ -238,6 +258,7 @@ class Run {
       lateOutputMs === 0,
     );
 
+    const unanswered = this.watchForAnswer();
     let outputBytes = 0;
     let droppedBytes = 0;
     let droppedResults = 0;
@@ -245,6 +266,7 @@ class Run {
     let interruptedByKernel = false;
 
     future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
+      unanswered.answered();
       const event = toOutputEvent(msg);
       if (event === undefined) return;
       // Every kind of output counts against one budget: text and results alike.
@@ -298,6 +320,7 @@ class Run {
     } catch {
       reply = undefined;
     } finally {
+      unanswered.answered();
       this.observer.onInputRequest?.(undefined);
       future.onIOPub = () => undefined;
       future.onStdin = () => undefined;
@@ -344,6 +367,8 @@ class Run {
       true,
     );
     this.silentPending = !evenIfStopped;
+    const unanswered = this.watchForAnswer();
+    future.onIOPub = () => unanswered.answered();
     try {
       const signal = evenIfStopped ? this.lifeSignal : AbortSignal.any([this.lifeSignal, this.halt.signal]);
       const reply = await untilAborted(future.done, signal);
@@ -351,6 +376,7 @@ class Run {
     } catch {
       return undefined;
     } finally {
+      unanswered.answered();
       this.silentPending = false;
       if (!future.isDisposed) future.dispose();
     }

@@ -21,8 +21,8 @@ function kernelSocketClass(maxPayload: number, onTooLarge: () => void): typeof g
   class KernelSocket extends WebSocket {
     constructor(url: string, protocols?: string | string[]) {
       super(url, protocols, { maxPayload, perMessageDeflate: false });
-      this.on('close', (code) => {
-        if (code === 1009) onTooLarge();
+      this.on('error', (error: Error & { code?: string }) => {
+        if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') onTooLarge();
       });
     }
   }
@@ -31,8 +31,19 @@ function kernelSocketClass(maxPayload: number, onTooLarge: () => void): typeof g
 
 /** True for a Jupyter answer of 404: the kernel (or whatever was asked for) does not exist. */
 export function isJupyterNotFound(error: unknown): boolean {
-  const cause = error instanceof Error ? error.cause : undefined;
-  return cause instanceof ServerConnection.ResponseError && cause.response.status === 404;
+  const response = error instanceof ServerConnection.ResponseError ? error : error instanceof Error ? error.cause : undefined;
+  return response instanceof ServerConnection.ResponseError && response.response.status === 404;
+}
+
+/** Turns network failures into 503 and Jupyter's error answers into 502; anything else as it is. */
+export function toJupyterError(error: unknown): unknown {
+  if (error instanceof ServerConnection.NetworkError || (error instanceof Error && error.name === 'TimeoutError')) {
+    return new JupyterUnavailableError(error.message, { cause: error });
+  }
+  if (error instanceof ServerConnection.ResponseError) {
+    return new JupyterError(error.response.status, error.message, { cause: error });
+  }
+  return error;
 }
 
 export interface KernelSpecInfo {
@@ -108,6 +119,11 @@ export class JupyterClient {
     });
   }
 
+  /** Whether Jupyter still has the kernel (a kernel shut down behind our back does not). */
+  async hasKernel(id: string): Promise<boolean> {
+    return (await this.call(() => KernelAPI.getKernelModel(id, this.settings))) !== undefined;
+  }
+
   async listKernels(): Promise<Kernel.IModel[]> {
     return this.call(() => KernelAPI.listRunning(this.settings));
   }
@@ -126,13 +142,7 @@ export class JupyterClient {
     try {
       return await fn();
     } catch (error) {
-      if (error instanceof ServerConnection.NetworkError || (error instanceof Error && error.name === 'TimeoutError')) {
-        throw new JupyterUnavailableError(error.message, { cause: error });
-      }
-      if (error instanceof ServerConnection.ResponseError) {
-        throw new JupyterError(error.response.status, error.message, { cause: error });
-      }
-      throw error;
+      throw toJupyterError(error);
     }
   }
 }

@@ -3,7 +3,7 @@ import type { Kernel } from '@jupyterlab/services';
 import type WebSocket from 'ws';
 import { JupyterUnavailableError, KernelError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { JupyterClient } from './client.js';
+import { toJupyterError, type JupyterClient } from './client.js';
 
 /** How long a kernel may take to answer its first kernel_info request. */
 const KERNEL_READY_MS = 60_000;
@@ -80,12 +80,16 @@ export class KernelChannel {
   }
 
   async interrupt(): Promise<void> {
-    await this.connection.interrupt();
+    await this.connection.interrupt().catch((error: unknown) => {
+      throw toJupyterError(error);
+    });
   }
 
   /** Restarts the kernel process under the same id; resolves once it answers again. */
   async restart(): Promise<void> {
-    await this.connection.restart();
+    await this.connection.restart().catch((error: unknown) => {
+      throw toJupyterError(error);
+    });
   }
 
   /** Reopens the socket (after Jupyter came back, say). */

@@ -174,21 +174,31 @@ export class KernelContext implements ExecutionTarget {
     this.options.events?.emit('kernel_restarted', { language: this.language, reason });
     if (this.replacing) await this.replacing.catch(() => undefined);
     const channel = this.channel;
+    this.endLife(new KernelLostError('ContextRestarted'));
     if (!channel || channel.isDisposed) {
       await this.replaceKernel(new KernelLostError('ContextRestarted'));
       return;
     }
-    this.endLife(new KernelLostError('ContextRestarted'));
-    try {
-      await channel.restart();
-    } catch (error) {
-      // A kernel Jupyter no longer knows (shut down behind our back) cannot be restarted: a
-      // new one takes its place, which is what a restart promises. (Jupyter 1.x answers 500.)
-      if (!isJupyterNotFound(error) && (await this.jupyter.hasKernel(channel.kernelId).catch(() => true))) throw error;
-      await this.replaceKernel(new KernelLostError('ContextRestarted'));
-      return;
-    }
-    this.life = new AbortController();
+    // Jupyter restarts the process under the same kernel id, possibly on new ports; the
+    // context then talks to it over a new connection, set up like any other (with the
+    // handshake's retries), rather than through the old connection's own restart, which could
+    // wait forever for a socket wired to the dead process.
+    this.detachChannel();
+    this.replacing = (async () => {
+      try {
+        await this.jupyter.restartKernel(channel.kernelId);
+      } catch (error) {
+        // A kernel Jupyter no longer knows (shut down behind our back) cannot be restarted: a
+        // new one takes its place, which is what a restart promises. (Jupyter 1.x answers 500.)
+        if (!isJupyterNotFound(error) && (await this.jupyter.hasKernel(channel.kernelId).catch(() => true))) throw error;
+        await this.startKernel();
+        return;
+      }
+      await this.openChannel(channel.model);
+    })().finally(() => {
+      this.replacing = undefined;
+    });
+    await this.replacing;
   }
 
   /** Shuts the kernel down and refuses further work. */

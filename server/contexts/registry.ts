@@ -1,9 +1,9 @@
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
 import type { ExecutionOptions } from '../execution/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
+import { Workspace } from '../workspace/workspace.js';
 import { KernelContext, type ContextInfo } from './context.js';
 import { createKernelEvents, type KernelEvents } from './events.js';
 
@@ -38,7 +38,12 @@ export class ContextRegistry {
   /** Kernel starts, restarts and deaths across every context. */
   readonly kernelEvents: KernelEvents = createKernelEvents();
 
-  constructor(private readonly options: RegistryOptions) {}
+  /** Decides where a context's cwd may be: the file API's own rules. */
+  private readonly workspace: Workspace;
+
+  constructor(private readonly options: RegistryOptions) {
+    this.workspace = new Workspace(options.workspaceDir);
+  }
 
   get defaultLanguage(): string {
     return this.options.defaultLanguage;
@@ -234,14 +239,31 @@ export class ContextRegistry {
     return match;
   }
 
+  /**
+   * A context's working directory lies inside the workspace, decided by the same resolution
+   * as the file API's (symlinks followed, real paths compared): a relative path is taken from
+   * the workspace, an absolute one must name a directory inside it.
+   */
   private async resolveCwd(cwd: string | undefined): Promise<string> {
-    if (cwd === undefined || cwd === '') return this.options.workspaceDir;
+    const root = this.options.workspaceDir;
+    if (cwd === undefined || cwd === '') return root;
     if (cwd.includes('\0')) throw new InvalidCwdError('must not contain NUL bytes');
-    // Relative paths are taken relative to the workspace, like the file API's.
-    const directory = path.resolve(this.options.workspaceDir, cwd);
-    const info = await stat(directory).catch(() => undefined);
-    if (!info) throw new InvalidCwdError(`${directory} does not exist`);
-    if (!info.isDirectory()) throw new InvalidCwdError(`${directory} is not a directory`);
-    return directory;
+    let relative = cwd;
+    if (path.isAbsolute(cwd)) {
+      relative = path.relative(root, path.resolve(cwd));
+      if (relative.startsWith('..') || path.isAbsolute(relative)) throw new InvalidCwdError(`${cwd} is outside the workspace ${root}`);
+      if (relative === '') return root;
+    }
+    let resolved;
+    try {
+      resolved = await this.workspace.resolve(relative);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new InvalidCwdError(`${cwd}: ${message}`);
+    }
+    if (!resolved.stats) throw new InvalidCwdError(`${cwd} does not exist in the workspace`);
+    if (!resolved.stats.isDirectory()) throw new InvalidCwdError(`${cwd} is not a directory`);
+    // Where the workspace is configured, even when its root is reached through a symlink.
+    return path.join(root, ...resolved.segments);
   }
 }

@@ -119,6 +119,11 @@ export class JupyterClient {
     });
   }
 
+  /** Restarts the kernel's process under the same id; resolves when Jupyter has started it. */
+  async restartKernel(id: string): Promise<void> {
+    await this.call(() => KernelAPI.restartKernel(id, this.settings));
+  }
+
   /** Whether Jupyter still has the kernel (a kernel shut down behind our back does not). */
   async hasKernel(id: string): Promise<boolean> {
     return (await this.call(() => KernelAPI.getKernelModel(id, this.settings))) !== undefined;

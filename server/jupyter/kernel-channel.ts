@@ -85,13 +85,6 @@ export class KernelChannel {
     });
   }
 
-  /** Restarts the kernel process under the same id; resolves once it answers again. */
-  async restart(): Promise<void> {
-    await this.connection.restart().catch((error: unknown) => {
-      throw toJupyterError(error);
-    });
-  }
-
   /** Reopens the socket (after Jupyter came back, say). */
   async reconnect(): Promise<void> {
     await this.connection.reconnect();

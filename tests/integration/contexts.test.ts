@@ -40,10 +40,20 @@ describe('contexts', () => {
 
   it('refuses a cwd that does not exist with 400 and leaves no kernel behind', async () => {
     const before = (await json<unknown[]>('GET', '/contexts')).body.length;
-    const { status, body } = await json<{ message: string }>('POST', '/contexts', { cwd: '/definitely/not/here' });
+    const { status, body } = await json<{ message: string }>('POST', '/contexts', { cwd: 'definitely/not/here' });
     expect(status).toBe(400);
     expect(body.message).toMatch(/does not exist/);
     expect((await json<unknown[]>('GET', '/contexts')).body.length).toBe(before);
+  });
+
+  it('keeps a context\'s cwd inside the workspace, by the file API\'s rules', async () => {
+    // A link from inside the workspace to a directory outside it, made by kernel code.
+    await execute({ code: 'import os\nif not os.path.islink("link-out"):\n    os.symlink("/etc", "link-out")' });
+    for (const cwd of ['..', '/etc', '/definitely/not/here', 'link-out', 'a/../../..']) {
+      const { status, body } = await json<{ code: string }>('POST', '/contexts', { cwd });
+      expect({ cwd, status, code: body.code }).toEqual({ cwd, status: 400, code: 'ERR_INVALID_CWD' });
+    }
+    await request('DELETE', '/files/link-out');
   });
 
   it('refuses a language with no kernel, naming the available ones', async () => {

@@ -30,7 +30,7 @@ describe('contexts', () => {
   });
 
   it('starts the kernel in the requested cwd', async () => {
-    const probe = await execute({ code: 'import tempfile\nd = tempfile.mkdtemp()\nprint(d)' });
+    const probe = await execute({ code: 'import os, tempfile\nd = tempfile.mkdtemp(dir=os.getcwd())\nprint(d)' });
     const directory = stdoutOf(probe).trim();
     const context = await newContext({ cwd: directory });
     expect(context.cwd).toBe(directory);

@@ -111,16 +111,40 @@ describe('clients that go away', () => {
 });
 
 describe('keepalive', () => {
-  it('emits keepalive lines during silent stretches', async () => {
-    const response = await request('POST', '/execute', { code: 'import time\ntime.sleep(6)\nprint("done")' });
+  it('emits keepalive lines during silent stretches, and only there', async () => {
+    // Output every 0.4 s, then 6 s of silence: any other line restarts the interval, so no
+    // keepalive may come between two ticks, and at least one must fill the silence.
+    const response = await request('POST', '/execute', {
+      code: 'import time\nfor i in range(8):\n    print("tick", flush=True)\n    time.sleep(0.4)\ntime.sleep(6)\nprint("done")',
+    });
     const events = await readEvents(response);
-    expect(events.filter((event) => event.type === 'keepalive').length).toBeGreaterThanOrEqual(1);
-    expect(stdoutOf(events)).toBe('done\n');
+    const ticks = events.flatMap((event, index) => (event.type === 'stdout' && event.text === 'tick\n' ? [index] : []));
+    const keepalives = events.flatMap((event, index) => (event.type === 'keepalive' ? [index] : []));
+    expect(keepalives.filter((index) => index > ticks[0]! && index < ticks.at(-1)!)).toEqual([]);
+    expect(keepalives.filter((index) => index > ticks.at(-1)!).length).toBeGreaterThanOrEqual(1);
+    expect(stdoutOf(events)).toBe('tick\n'.repeat(8) + 'done\n');
     expect(events.at(-1)).toEqual({ type: 'end_of_execution' });
   });
 });
 
 describe('output volume', () => {
+  it('holds the kernel back while the client does not read, and loses nothing', async () => {
+    const context = await newContext();
+    // 48 MiB in 1 MiB writes: under the output budget, so a server that buffered it all
+    // would let the kernel finish at once.
+    const response = await request('POST', '/execute', {
+      context_id: context,
+      code: 'import sys\nline = "y" * (1024 * 1024 - 1) + "\\n"\nfor _ in range(48):\n    sys.stdout.write(line)\n    sys.stdout.flush()\nprint("tail")',
+    });
+    const id = response.headers.get('x-execution-id')!;
+    await sleep(4000);
+    const { body: info } = await json<{ state: string }>('GET', `/executions/${id}`);
+    expect(info.state).toBe('running');
+    const events = await readEvents(response);
+    expect(Buffer.byteLength(stdoutOf(events))).toBe(48 * 1024 * 1024 + 'tail\n'.length);
+    expect(events.find((event) => event.type === 'output_truncated')).toBeUndefined();
+  });
+
   it('drops stdout beyond the budget, says how much, and stays responsive to a slow reader', async () => {
     const context = await newContext();
     const response = await request('POST', '/execute', {

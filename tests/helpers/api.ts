@@ -1,3 +1,4 @@
+import { Ajv, type ValidateFunction } from 'ajv';
 import { inject } from 'vitest';
 
 export const baseUrl = inject('baseUrl');
@@ -28,8 +29,30 @@ export async function json<T = unknown>(method: string, path: string, body?: unk
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
-/** Reads an NDJSON response, calling `onEvent` as each line arrives. */
+let eventValidator: Promise<ValidateFunction> | undefined;
+
+/**
+ * The `ExecutionEvent` schema as the server documents it in /openapi.json, compiled: every
+ * event the suite reads is checked against it, so the stream cannot drift from its description.
+ */
+function documentedEventSchema(): Promise<ValidateFunction> {
+  eventValidator ??= (async () => {
+    const response = await fetch(`${baseUrl}/openapi.json`, { headers: authHeaders() });
+    if (response.status !== 200) throw new Error(`GET /openapi.json answered ${response.status}`);
+    const document = (await response.json()) as { components: unknown };
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    ajv.addSchema({ $id: 'openapi', components: document.components });
+    return ajv.compile({ $ref: 'openapi#/components/schemas/ExecutionEvent' });
+  })();
+  return eventValidator;
+}
+
+/**
+ * Reads an NDJSON response, calling `onEvent` as each line arrives. Every event must match the
+ * documented ExecutionEvent schema.
+ */
 export async function readEvents(response: Response, onEvent?: (event: ExecutionEvent) => void): Promise<ExecutionEvent[]> {
+  const validate = await documentedEventSchema();
   const events: ExecutionEvent[] = [];
   const decoder = new TextDecoder();
   let buffered = '';
@@ -41,6 +64,9 @@ export async function readEvents(response: Response, onEvent?: (event: Execution
       buffered = buffered.slice(newline + 1);
       if (line.trim() === '') continue;
       const event = JSON.parse(line) as ExecutionEvent;
+      if (!validate(event)) {
+        throw new Error(`event does not match the documented ExecutionEvent schema: ${line.slice(0, 300)}\n${JSON.stringify(validate.errors?.slice(0, 5))}`);
+      }
       events.push(event);
       onEvent?.(event);
     }

@@ -103,8 +103,8 @@ export class JupyterClient {
 
   /** Starts a kernel whose working directory is `cwd` (an absolute path). */
   async startKernel(name: string, cwd: string): Promise<Kernel.IModel> {
-    // Jupyter takes the cwd as an API path relative to its root_dir, which jupyter_server_config.py sets to `/`, so
-    // every absolute directory is reachable. `path` is accepted by POST /api/kernels although
+    // Jupyter takes the cwd as a path relative to the kernel manager's root_dir, which
+    // jupyter_server_config.py sets to `/` (the contexts decide what is allowed). `path` is accepted by POST /api/kernels although
     // the client's typings only list `name`.
     const rootRelative = path.relative('/', cwd);
     const options = { name, path: rootRelative } as KernelAPI.IKernelOptions;

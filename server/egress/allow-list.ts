@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 
 /**
- * EGRESS_ALLOW: what kernel code may connect to. A comma-separated list of domains (`pypi.org`;
+ * EGRESS_ALLOW: what kernel code may connect to. A comma-separated list of domains (`packages.example.org`;
  * `*.example.com` for every name under example.com, not example.com itself), IP addresses and
  * CIDR ranges (IPv4 or IPv6); `none` alone allows nothing.
  *

@@ -4,9 +4,9 @@ import { renderRuleset, resolversOf } from '../../server/egress/firewall.js';
 
 describe('EGRESS_ALLOW', () => {
   it('reads domains, wildcards, addresses and ranges', () => {
-    const list = parseAllowList(' PyPI.org., *.example.com ,10.1.2.3, 10.0.0.0/8,2001:db8::/32 ,::1');
+    const list = parseAllowList(' Packages.Example.org., *.example.com ,10.1.2.3, 10.0.0.0/8,2001:db8::/32 ,::1');
     expect(list).toEqual({
-      domains: ['pypi.org'],
+      domains: ['packages.example.org'],
       wildcardSuffixes: ['.example.com'],
       cidrs: [
         { address: '10.1.2.3', prefix: 32, family: 4 },
@@ -15,7 +15,7 @@ describe('EGRESS_ALLOW', () => {
         { address: '::1', prefix: 128, family: 6 },
       ],
     });
-    expect(formatAllowList(list)).toBe('pypi.org,*.example.com,10.1.2.3/32,10.0.0.0/8,2001:db8::/32,::1/128');
+    expect(formatAllowList(list)).toBe('packages.example.org,*.example.com,10.1.2.3/32,10.0.0.0/8,2001:db8::/32,::1/128');
   });
 
   it('"none" allows nothing', () => {
@@ -27,7 +27,7 @@ describe('EGRESS_ALLOW', () => {
   it.each([
     ['', /empty/],
     [' , ', /empty/],
-    ['none,pypi.org', /cannot be combined/],
+    ['none,packages.example.org', /cannot be combined/],
     ['10.0.0.0/33', /prefix length must be 0 to 32/],
     ['10.0.0.0/', /prefix length/],
     ['2001:db8::/129', /0 to 128/],
@@ -45,11 +45,11 @@ describe('EGRESS_ALLOW', () => {
   });
 
   it('matches names exactly, wildcards below the domain only, addresses by range', () => {
-    const policy = new EgressPolicy(parseAllowList('pypi.org,*.example.com,10.0.0.0/8,2001:db8::/32'));
-    expect(policy.allows('pypi.org')).toBe(true);
-    expect(policy.allows('PyPI.org.')).toBe(true);
-    expect(policy.allows('files.pypi.org')).toBe(false);
-    expect(policy.allows('evilpypi.org')).toBe(false);
+    const policy = new EgressPolicy(parseAllowList('packages.example.org,*.example.com,10.0.0.0/8,2001:db8::/32'));
+    expect(policy.allows('packages.example.org')).toBe(true);
+    expect(policy.allows('Packages.Example.org.')).toBe(true);
+    expect(policy.allows('files.packages.example.org')).toBe(false);
+    expect(policy.allows('evilpackages.example.org')).toBe(false);
     expect(policy.allows('a.example.com')).toBe(true);
     expect(policy.allows('a.b.example.com')).toBe(true);
     expect(policy.allows('example.com')).toBe(false);
@@ -73,7 +73,7 @@ describe('the firewall rules', () => {
   });
 
   it('filter only the kernels, replacing the whole table in one transaction', () => {
-    const ruleset = renderRuleset(parseAllowList('pypi.org,10.0.0.0/8,10.1.0.0/16,2001:db8::/32'), { kernelUid: 1001, resolvers: ['10.255.255.53', 'fd00::53'] });
+    const ruleset = renderRuleset(parseAllowList('packages.example.org,10.0.0.0/8,10.1.0.0/16,2001:db8::/32'), { kernelUid: 1001, resolvers: ['10.255.255.53', 'fd00::53'] });
     expect(ruleset).toBe(
       [
         'add table inet code_interpreter_egress',

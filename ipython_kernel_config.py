@@ -10,9 +10,8 @@ c.PlainTextFormatter.max_seq_length = 0
 # ipykernel gathers everything printed between two flushes (0.2 s apart) into one IOPub
 # message, so a loop printing fast sends a single message of hundreds of MB: the API would
 # have to hold all of it at once, and a frame that large can break the WebSocket. Flushing
-# whenever 64 KiB are pending, and cutting larger writes into 64 KiB pieces, bounds every stream
-# message to about that size, so output flows in pieces the API can stream and push back on (and
-# no message comes near the API's limit on one message, which ends an execution).
+# whenever 64 KiB are pending bounds every stream message to about the size of one write, so
+# output flows in pieces the API can stream and push back on.
 c.InteractiveShellApp.exec_lines = [
     """
 def _code_interpreter_bound_stream_messages(limit=1 << 16):
@@ -40,12 +39,6 @@ def _code_interpreter_bound_stream_messages(limit=1 << 16):
         return pending
 
     def write(self, string):
-        if isinstance(string, str) and len(string) > limit:
-            # One huge write (print of a 150 MB string) goes out in pieces too.
-            for start in range(0, len(string), limit):
-                original_write(self, string[start:start + limit])
-                self.flush()
-            return len(string)
         written = original_write(self, string)
         if pending_bytes(self) > limit:
             self.flush()

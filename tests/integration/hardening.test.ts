@@ -27,14 +27,6 @@ describe('executions that used to hang', () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
-  it('truncates one huge print like many small ones, instead of ending the execution', async () => {
-    const events = await execute({ code: 'print("z" * 150_000_000)\nprint("after")', timeout: 120 });
-    expect(errorsOf(events)).toEqual([]);
-    const truncated = events.find((event) => event.type === 'output_truncated');
-    expect(truncated).toBeDefined();
-    expect((truncated!.stream_bytes_dropped as number) + Buffer.byteLength(stdoutOf(events))).toBe(150_000_001 + 'after\n'.length);
-  });
-
   it('rounds a timeout below a millisecond up to one instead of to "no limit"', async () => {
     const events = await execute({ code: 'import time\ntime.sleep(5)', timeout: 0.0001 });
     expect(errorsOf(events)[0]).toMatchObject({ name: 'TimeoutError' });

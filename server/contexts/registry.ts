@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
@@ -63,7 +64,7 @@ export class ContextRegistry {
         return;
       } catch (error) {
         if (!(error instanceof JupyterUnavailableError) || this.closing || Date.now() + delay > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        await sleep(delay, undefined, { ref: false });
       }
     }
   }
@@ -181,7 +182,7 @@ export class ContextRegistry {
           await this.options.jupyter.ping();
           break;
         } catch {
-          await new Promise((resolve) => setTimeout(resolve, delay).unref());
+          await sleep(delay, undefined, { ref: false });
         }
       }
       if (this.closing) return;

@@ -26,15 +26,28 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks();
 }
 
-/** Direct children of `parent` (the kernels, for Jupyter). */
-export function childrenOf(parent: number): number[] {
-  const children: number[] = [];
+/**
+ * Every process below `parent` (for Jupyter: the kernels, each under the launcher that
+ * jupyter_server_config.py puts in front of it, and whatever the kernels started).
+ */
+export function descendantsOf(parent: number): number[] {
+  const childrenByParent = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const fields = statFields(Number(entry));
-    if (fields && Number(fields[1]) === parent) children.push(Number(entry));
+    if (!fields) continue;
+    const ppid = Number(fields[1]);
+    const siblings = childrenByParent.get(ppid);
+    if (siblings) siblings.push(Number(entry));
+    else childrenByParent.set(ppid, [Number(entry)]);
   }
-  return children;
+  const found: number[] = [];
+  for (let queue = [parent]; queue.length > 0; ) {
+    const children = childrenByParent.get(queue.pop()!) ?? [];
+    found.push(...children);
+    queue.push(...children);
+  }
+  return found;
 }
 
 export interface CpuSnapshot {
@@ -44,13 +57,13 @@ export interface CpuSnapshot {
   client: number;
 }
 
-/** CPU used so far by the API, Jupyter, each kernel (Jupyter's children) and this process. */
+/** CPU used so far by the API, Jupyter, each kernel (Jupyter's descendants) and this process. */
 export function cpuSnapshot(apiPid: number, jupyterPid: number): CpuSnapshot {
   const usage = process.cpuUsage();
   return {
     api: cpuSeconds(apiPid),
     jupyter: cpuSeconds(jupyterPid),
-    kernels: new Map(childrenOf(jupyterPid).map((pid) => [pid, cpuSeconds(pid)])),
+    kernels: new Map(descendantsOf(jupyterPid).map((pid) => [pid, cpuSeconds(pid)])),
     client: (usage.user + usage.system) / 1e6,
   };
 }

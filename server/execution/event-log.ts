@@ -3,9 +3,38 @@ import { serializeEvent, type OutputEvent } from './events.js';
 /** One event of an execution, as stored: its index in the execution and its NDJSON line. */
 export interface LogEntry {
   readonly index: number;
-  /** The event serialized once, newline included: what the HTTP transports write as is. */
-  readonly line: string;
+  /**
+   * The event serialized once, as UTF-8 with its newline: what the transports write as is and
+   * what the budget counts, byte for byte.
+   */
+  readonly line: Buffer;
+  readonly type: OutputEvent['type'];
   readonly event: OutputEvent;
+}
+
+/**
+ * An entry of the log. The bytes the log is allowed are the lines' bytes, so for stdout and
+ * stderr, nearly all of them, the line is all it keeps: their event is parsed from it again
+ * when a reader asks (the HTTP and WebSocket transports only write the line), instead of the
+ * text being held a second time as a string.
+ */
+class StoredEntry implements LogEntry {
+  readonly line: Buffer;
+  readonly type: OutputEvent['type'];
+  private readonly kept: OutputEvent | undefined;
+
+  constructor(
+    readonly index: number,
+    event: OutputEvent,
+  ) {
+    this.line = serializeEvent(event);
+    this.type = event.type;
+    this.kept = event.type === 'stdout' || event.type === 'stderr' ? undefined : event;
+  }
+
+  get event(): OutputEvent {
+    return this.kept ?? (JSON.parse(this.line.toString('utf8')) as OutputEvent);
+  }
 }
 
 /** Shared by every log of the server: the server-wide cap on buffered bytes. */
@@ -62,9 +91,8 @@ export class EventLog {
 
   append(event: OutputEvent): LogEntry {
     if (this.closed) throw new Error('append to a closed event log');
-    const line = serializeEvent(event);
-    const entry: LogEntry = { index: this.length, line, event };
-    const size = line.length;
+    const entry = new StoredEntry(this.length, event);
+    const size = entry.line.length;
     this.entries.push(entry);
     this.bytes += size;
     this.appendedBytes += size;

@@ -3,7 +3,7 @@ import type { KernelMessage } from '@jupyterlab/services';
 /** The NDJSON lines of `POST /execute`, one object per line, in the reference's wire format. */
 export type OutputEvent =
   | { type: 'number_of_executions'; execution_count: number; execution_id?: string }
-  | { type: 'stdout' | 'stderr'; text: string; timestamp: string }
+  | StreamEvent
   | ResultEvent
   | ErrorEvent
   | { type: 'output_truncated'; stream_bytes_dropped: number; results_dropped?: number; limit_bytes: number }
@@ -12,6 +12,12 @@ export type OutputEvent =
   | ExecutionStatsEvent
   | { type: 'keepalive' }
   | { type: 'end_of_execution' };
+
+export interface StreamEvent {
+  type: 'stdout' | 'stderr';
+  text: string;
+  timestamp: string;
+}
 
 export interface ResultEvent {
   type: 'result';
@@ -149,7 +155,32 @@ export function toErrorEvent(name: string, value: string, traceback: string[] | 
   return { type: 'error', name, value, traceback: Array.isArray(traceback) ? traceback.join('\n') : traceback };
 }
 
-/** One NDJSON line. */
-export function serializeEvent(event: OutputEvent): string {
-  return `${JSON.stringify(event)}\n`;
+/** One NDJSON line, as the UTF-8 bytes every transport writes. */
+export function serializeEvent(event: OutputEvent): Buffer {
+  // Encoded straight into a buffer of the right size: appending the newline to the string
+  // first would make a second string to flatten and scan.
+  const json = JSON.stringify(event);
+  const size = Buffer.byteLength(json, 'utf8');
+  const line = Buffer.allocUnsafe(size + 1);
+  line.write(json, 0, 'utf8');
+  line[size] = NEWLINE;
+  return line;
+}
+
+const NEWLINE = 0x0a;
+
+const TEXT_BYTES = Symbol('UTF-8 size of the text');
+
+/**
+ * The UTF-8 size of a stream event's text. The output budget and the metrics both count it, so
+ * it is measured once per event and kept on the event (under a symbol no serializer sees).
+ */
+export function textBytes(event: StreamEvent): number {
+  const measured = event as StreamEvent & { [TEXT_BYTES]?: number };
+  let bytes = measured[TEXT_BYTES];
+  if (bytes === undefined) {
+    bytes = Buffer.byteLength(event.text, 'utf8');
+    Object.defineProperty(measured, TEXT_BYTES, { value: bytes });
+  }
+  return bytes;
 }

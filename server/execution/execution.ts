@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { OutputEvent } from './events.js';
+import { serializeEvent, type OutputEvent } from './events.js';
 import type { ExecutionUsage } from './usage.js';
 import { EventLog, type LogBudget, type LogEntry } from './event-log.js';
 import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from './failures.js';
@@ -183,7 +183,8 @@ export class Execution {
         if (position < this.log.firstIndex) {
           const count = this.log.firstIndex - position;
           position = this.log.firstIndex;
-          yield { index: position - count, line: `{"type":"events_dropped","count":${count}}\n`, event: { type: 'events_dropped', count } };
+          const event: OutputEvent = { type: 'events_dropped', count };
+          yield { index: position - count, line: serializeEvent(event), type: event.type, event };
           continue;
         }
         const entry = this.log.at(position);
@@ -191,7 +192,7 @@ export class Execution {
           position++;
           if (requester && this.requesterAttached) this.requesterRead(entry);
           yield entry;
-          if (entry.event.type === 'end_of_execution') return;
+          if (entry.type === 'end_of_execution') return;
           continue;
         }
         if (this.log.isClosed && position >= this.log.length) return;

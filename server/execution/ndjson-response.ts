@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { serializeEvent, type OutputEvent } from './events.js';
+import { serializeEvent } from './events.js';
 import type { Execution } from './execution.js';
 
 /**
@@ -23,12 +23,8 @@ export class NdjsonResponse {
     return this.res.destroyed || this.res.writableEnded;
   }
 
-  write(event: OutputEvent): boolean {
-    return this.writeLine(serializeEvent(event));
-  }
-
   /** Writes one serialized line; false when the socket's buffer is full. */
-  writeLine(line: string): boolean {
+  writeLine(line: Buffer): boolean {
     if (this.closed) return true;
     this.sendHeaders();
     this.corkUntilTickEnds();
@@ -71,7 +67,7 @@ export class NdjsonResponse {
     if (this.closed) return;
     this.sendHeaders();
     this.corkUntilTickEnds();
-    this.res.end(serializeEvent({ type: 'end_of_execution' }));
+    this.res.end(END_LINE);
   }
 
   private sendHeaders(): void {
@@ -112,7 +108,7 @@ export async function streamExecution(execution: Execution, res: ServerResponse,
     options.keepaliveMs > 0 ? setInterval(() => response.writeLine(KEEPALIVE_LINE), options.keepaliveMs) : undefined;
   try {
     for await (const entry of execution.read({ from: options.from ?? 0, requester: options.requester === true, signal: gone.signal })) {
-      if (entry.event.type === 'end_of_execution') {
+      if (entry.type === 'end_of_execution') {
         response.finish();
         return;
       }
@@ -129,3 +125,4 @@ export async function streamExecution(execution: Execution, res: ServerResponse,
 }
 
 const KEEPALIVE_LINE = serializeEvent({ type: 'keepalive' });
+const END_LINE = serializeEvent({ type: 'end_of_execution' });

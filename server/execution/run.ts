@@ -1,6 +1,6 @@
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import { envVarDialect, type EnvVars, type PreviousEnv } from './env-vars.js';
-import { toOutputEvent, type OutputEvent } from './events.js';
+import { textBytes, toOutputEvent, type OutputEvent } from './events.js';
 import { failureEvent, KernelLostError, type Outcome } from './failures.js';
 import { usageBetween, usageDialect, type ExecutionUsage, type ProbeRequest, type UsageDialect, type UsageSample } from './usage.js';
 
@@ -271,7 +271,7 @@ class Run {
       if (event === undefined) return;
       // Every kind of output counts against one budget: text and results alike.
       if (event.type === 'stdout' || event.type === 'stderr') {
-        const size = Buffer.byteLength(event.text, 'utf8');
+        const size = textBytes(event);
         if (outputBytes + size > this.options.maxOutputBytes) {
           droppedBytes += size;
           return;

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KernelEvents, KernelPoolObserver } from '../contexts/events.js';
-import type { OutputEvent } from '../execution/events.js';
+import { textBytes, type OutputEvent } from '../execution/events.js';
 import type { ExecutionInfo } from '../execution/execution.js';
 import { OUTCOMES } from '../execution/failures.js';
 import type { ExecutionManager } from '../execution/manager.js';
@@ -213,7 +213,7 @@ export class ServerMetrics {
       if (execution.started_at !== undefined && execution.wall_ms !== undefined) this.executionDuration.observe(labels, execution.wall_ms / 1000);
     });
     source.lifecycle.on('output', (_language: string, event: OutputEvent) => {
-      if (event.type === 'stdout' || event.type === 'stderr') this.output(event.type, Buffer.byteLength(event.text, 'utf8'));
+      if (event.type === 'stdout' || event.type === 'stderr') this.output(event.type, textBytes(event));
       else if (event.type === 'output_truncated') this.truncated(event.stream_bytes_dropped);
     });
   }

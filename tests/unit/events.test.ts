@@ -1,7 +1,7 @@
 import type { KernelMessage } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
 import { JupyterUnavailableError } from '../../server/errors.js';
-import { serializeEvent, stripOuterQuotes, toOutputEvent, toResultEvent } from '../../server/execution/events.js';
+import { serializeEvent, stripOuterQuotes, textBytes, toOutputEvent, toResultEvent } from '../../server/execution/events.js';
 import { KernelLostError, toFailureEvent } from '../../server/execution/failures.js';
 
 function message(msgType: string, content: Record<string, unknown>, date = '2024-01-01T00:00:00.000Z'): KernelMessage.IIOPubMessage {
@@ -120,10 +120,26 @@ describe('stripOuterQuotes', () => {
 
 describe('serializeEvent', () => {
   it('writes one JSON object per line, escaping newlines inside strings', () => {
-    const line = serializeEvent({ type: 'stdout', text: 'a\nb', timestamp: 't' });
+    const line = serializeEvent({ type: 'stdout', text: 'a\nb', timestamp: 't' }).toString('utf8');
     expect(line.endsWith('\n')).toBe(true);
     expect(line.slice(0, -1)).not.toContain('\n');
     expect(JSON.parse(line)).toEqual({ type: 'stdout', text: 'a\nb', timestamp: 't' });
+  });
+
+  it('writes UTF-8, whatever the characters: accents, emoji, a lone surrogate', () => {
+    const text = 'café 🐍 \ud800 end';
+    const line = serializeEvent({ type: 'stdout', text, timestamp: 't' });
+    expect(line).toEqual(Buffer.from(`${JSON.stringify({ type: 'stdout', text, timestamp: 't' })}\n`, 'utf8'));
+    expect(JSON.parse(line.toString('utf8'))).toMatchObject({ text });
+  });
+});
+
+describe('textBytes', () => {
+  it('is the UTF-8 size of the text, kept where no serializer or comparison sees it', () => {
+    const event = { type: 'stdout' as const, text: 'é🐍x\ud800', timestamp: 't' };
+    expect(textBytes(event)).toBe(2 + 4 + 1 + 3);
+    expect(event).toEqual({ type: 'stdout', text: 'é🐍x\ud800', timestamp: 't' });
+    expect(serializeEvent(event).toString()).toBe('{"type":"stdout","text":"é🐍x\\ud800","timestamp":"t"}\n');
   });
 });
 

@@ -9,6 +9,9 @@ import { WebSocket } from 'ws';
  */
 export const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
 
+/** ws sends a Buffer as a binary frame unless told otherwise. */
+const TEXT_FRAME = { binary: false } as const;
+
 /**
  * Sends text frames on one socket and tells its readers when to wait. `bufferedAmount` is what
  * `ws` has not handed to the OS yet; the connection's `drain` says when it has all gone. One
@@ -27,11 +30,14 @@ export class FrameSender {
     return this.socket.readyState === WebSocket.OPEN;
   }
 
-  /** Sends a frame; false when the reader should `waitForRoom` before sending more. */
-  send(text: string): boolean {
+  /**
+   * Sends a text frame, given as a string or as UTF-8 bytes (an event's line, sent without
+   * decoding it again); false when the reader should `waitForRoom` before sending more.
+   */
+  send(text: string | Buffer): boolean {
     if (!this.isOpen) return true;
     this.corkUntilIdle();
-    this.socket.send(text);
+    this.socket.send(text, TEXT_FRAME);
     return this.socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES;
   }
 

@@ -155,7 +155,7 @@ export class SocketSession {
   }
 
   private async pump(execution: Execution, reader: AbortController, read: { requester: boolean; from?: number; signal: AbortSignal }) {
-    const suffix = `,"execution_id":${JSON.stringify(execution.id)}}`;
+    const suffix = Buffer.from(`,"execution_id":${JSON.stringify(execution.id)}}`);
     try {
       for await (const entry of execution.read(read)) {
         if (!this.sender.send(toFrame(entry, suffix))) await this.sender.waitForRoom();
@@ -194,11 +194,11 @@ export class SocketSession {
 
 /**
  * The event's NDJSON line with the execution's id added as its last field: the line is
- * serialized once for every reader, and splicing costs less than serializing again.
- * `number_of_executions` carries the id already.
+ * serialized once for every reader, and splicing bytes costs less than serializing again.
+ * `number_of_executions` carries the id already. A line always ends with `}` and a newline.
  */
-function toFrame(entry: Entry, suffix: string): string {
-  const line = entry.line.endsWith('\n') ? entry.line.slice(0, -1) : entry.line;
-  if ('execution_id' in entry.event) return line;
-  return line.slice(0, -1) + suffix;
+function toFrame(entry: Entry, suffix: Buffer): Buffer {
+  const { line } = entry;
+  if (entry.type === 'number_of_executions') return line.subarray(0, line.length - 1);
+  return Buffer.concat([line.subarray(0, line.length - 2), suffix], line.length - 2 + suffix.length);
 }

@@ -1,4 +1,5 @@
 import type { KernelMessage } from '@jupyterlab/services';
+import { streamTextJson } from '../jupyter/wire.js';
 
 /** The NDJSON lines of `POST /execute`, one object per line, in the reference's wire format. */
 export type OutputEvent =
@@ -131,7 +132,10 @@ export function toOutputEvent(msg: KernelMessage.IIOPubMessage): OutputEvent | u
     case 'stream': {
       const content = msg.content as KernelMessage.IStreamMsg['content'];
       const text = asText(content.text) ?? '';
-      return { type: content.name === 'stderr' ? 'stderr' : 'stdout', text, timestamp: timestampOf(msg) };
+      const event: StreamEvent = { type: content.name === 'stderr' ? 'stderr' : 'stdout', text, timestamp: timestampOf(msg) };
+      const json = streamTextJson(content);
+      if (json !== undefined) keepTextJson(event, json);
+      return event;
     }
     case 'execute_result': {
       const content = msg.content as KernelMessage.IExecuteResultMsg['content'];
@@ -157,6 +161,10 @@ export function toErrorEvent(name: string, value: string, traceback: string[] | 
 
 /** One NDJSON line, as the UTF-8 bytes every transport writes. */
 export function serializeEvent(event: OutputEvent): Buffer {
+  if (event.type === 'stdout' || event.type === 'stderr') {
+    const json = textJsonOf(event);
+    if (json !== undefined) return streamLine(event, json);
+  }
   // Encoded straight into a buffer of the right size: appending the newline to the string
   // first would make a second string to flatten and scan.
   const json = JSON.stringify(event);
@@ -168,6 +176,41 @@ export function serializeEvent(event: OutputEvent): Buffer {
 }
 
 const NEWLINE = 0x0a;
+
+const TEXT_JSON = Symbol('text as JSON');
+
+/**
+ * Keeps the kernel's own encoding of a stream event's text (a JSON string literal in valid UTF-8,
+ * see jupyter/wire.ts) with the event, where no serializer or comparison sees it.
+ */
+function keepTextJson(event: StreamEvent, json: Buffer): void {
+  Object.defineProperty(event, TEXT_JSON, { value: { text: event.text, json } });
+}
+
+/** The kept literal, while it still encodes the event's text. */
+function textJsonOf(event: StreamEvent): Buffer | undefined {
+  const kept = (event as StreamEvent & { [TEXT_JSON]?: { text: string; json: Buffer } })[TEXT_JSON];
+  return kept !== undefined && kept.text === event.text ? kept.json : undefined;
+}
+
+/**
+ * The line JSON.stringify would write for a stream event (the same keys in the same order),
+ * with the kernel's literal for the text: a megabyte of output is copied once instead of being
+ * escaped into a new string and encoded again. The literal may escape differently from
+ * JSON.stringify (a kernel may write `\u00e9` for `é`); it parses to the same text.
+ */
+function streamLine(event: StreamEvent, json: Buffer): Buffer {
+  const head = event.type === 'stderr' ? STDERR_HEAD : STDOUT_HEAD;
+  const tail = `,"timestamp":${JSON.stringify(event.timestamp)}}\n`;
+  const line = Buffer.allocUnsafe(head.length + json.length + Buffer.byteLength(tail, 'utf8'));
+  head.copy(line, 0);
+  json.copy(line, head.length);
+  line.write(tail, head.length + json.length, 'utf8');
+  return line;
+}
+
+const STDOUT_HEAD = Buffer.from('{"type":"stdout","text":');
+const STDERR_HEAD = Buffer.from('{"type":"stderr","text":');
 
 const TEXT_BYTES = Symbol('UTF-8 size of the text');
 

@@ -9,6 +9,7 @@ import {
 } from '@jupyterlab/services';
 import WebSocket from 'ws';
 import { JupyterError, JupyterUnavailableError } from '../errors.js';
+import { kernelMessageSerializer } from './wire.js';
 
 /**
  * The kernel WebSocket class for one connection. ws closes a connection on a message over
@@ -72,7 +73,7 @@ export class JupyterClient {
   constructor(options: JupyterClientOptions) {
     const baseUrl = `${options.url}/`;
     this.maxMessageBytes = options.maxMessageBytes;
-    this.settings = ServerConnection.makeSettings({
+    const settings = ServerConnection.makeSettings({
       baseUrl,
       wsUrl: baseUrl.replace(/^http/, 'ws'),
       token: options.token,
@@ -83,6 +84,7 @@ export class JupyterClient {
       Headers: globalThis.Headers,
       WebSocket: kernelSocketClass(options.maxMessageBytes, () => undefined),
     });
+    this.settings = { ...settings, serializer: kernelMessageSerializer(settings.serializer) };
   }
 
   /** `GET /api/status`: resolves when Jupyter answers, rejects otherwise. */

@@ -33,6 +33,11 @@ export interface Config {
   /** Contexts that may exist at once (defaults included); one more is refused with 429. */
   maxContexts: number;
   /**
+   * Kernels kept started ahead of time, per language as configured (`python`, or a kernelspec
+   * name): handed to new contexts and restarts. They count against maxContexts.
+   */
+  kernelPool: ReadonlyMap<string, number>;
+  /**
    * Memory cap of each kernel in bytes, undefined for none. The API only validates it: every
    * kernel reads CONTEXT_MEMORY_LIMIT itself when kernels/launch-kernel starts it.
    */
@@ -134,6 +139,23 @@ function bytes(env: Env, name: string, fallback: number): number {
   const value = parseBytes(raw);
   if (value === undefined || value <= 0) throw new ConfigError(`${name} must be a size such as 1048576, 64MiB or 2GiB, got "${raw}"`);
   return value;
+}
+
+/** KERNEL_POOL: `python=2,r=0`; `python=1` when unset. */
+function kernelPool(env: Env): Map<string, number> {
+  const raw = read(env, 'KERNEL_POOL') ?? 'python=1';
+  const sizes = new Map<string, number>();
+  for (const part of raw.split(',').map((entry) => entry.trim())) {
+    if (part === '') continue;
+    const match = /^([A-Za-z][\w.+-]*)\s*=\s*(\d+)$/.exec(part);
+    if (!match) throw new ConfigError(`KERNEL_POOL must list language=size pairs such as python=2,r=0, got "${raw}"`);
+    const language = match[1]!.toLowerCase();
+    const size = Number(match[2]);
+    if (size > 64) throw new ConfigError(`KERNEL_POOL: ${language}=${size} is above 64 kernels`);
+    if (sizes.has(language)) throw new ConfigError(`KERNEL_POOL names ${language} twice`);
+    sizes.set(language, size);
+  }
+  return sizes;
 }
 
 function boolean(env: Env, name: string, fallback: boolean): boolean {
@@ -258,6 +280,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxOutputBytes: bytes(env, 'MAX_OUTPUT_BYTES', 64 * 2 ** 20),
     maxQueuedExecutions: integer(env, 'MAX_QUEUED_EXECUTIONS', 32, 0, 100_000),
     maxContexts: integer(env, 'MAX_CONTEXTS', 32, 1, 100_000),
+    kernelPool: kernelPool(env),
     contextMemoryLimitBytes,
     executionBufferBytes,
     executionBufferTotalBytes,

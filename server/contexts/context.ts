@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.js';
-import { ContextBusyError, ShuttingDownError } from '../errors.js';
+import { ContextBusyError, KernelError, ShuttingDownError } from '../errors.js';
 import { isJupyterNotFound, type JupyterClient } from '../jupyter/client.js';
 import { KernelChannel, type ChannelEvents } from '../jupyter/kernel-channel.js';
 import type { ExecutionTarget, RunControl } from '../execution/execution.js';
 import { KernelLostError, type Outcome } from '../execution/failures.js';
 import { runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/run.js';
 import type { KernelEvents } from './events.js';
+import type { WarmKernel } from './kernel-pool.js';
+import { kernelMoveCode } from './kernel-setup.js';
 import { oomKillCount } from './oom-kills.js';
 import { SerialQueue } from './serial-queue.js';
 
@@ -14,6 +16,17 @@ export interface ContextInfo {
   id: string;
   language: string;
   cwd: string;
+}
+
+/** How long a kernel taken from the pool may take to answer, or to be moved to the context's cwd. */
+const WARM_KERNEL_ANSWER_MS = 3000;
+
+/** Kernels started ahead of time, for restarts and replacements. */
+export interface WarmKernelSource {
+  /** A ready kernel for this context (its language, a cwd it can be moved to), or undefined. */
+  take(): WarmKernel | undefined;
+  /** Shuts down, in the background, a kernel this context no longer uses. */
+  release(kernelId: string, channel?: KernelChannel): void;
 }
 
 export interface ContextOptions {
@@ -32,6 +45,10 @@ export interface ContextOptions {
   onConnectionLost?: (context: KernelContext) => void;
   /** Told of kernel starts, restarts and deaths. */
   events?: KernelEvents;
+  /** A kernel started ahead of time to use instead of starting one (creation only). */
+  warm?: WarmKernel;
+  /** Where restarts and replacements get a kernel started ahead of time. */
+  warmKernels?: WarmKernelSource;
 }
 
 /**
@@ -58,6 +75,12 @@ export class KernelContext implements ExecutionTarget {
   /** Set while a replacement kernel or connection is being set up. */
   private replacing: Promise<void> | undefined;
   private readonly channelEvents: ChannelEvents;
+  /**
+   * Where the current kernel process was started: the cwd, or the pool's directory for a kernel
+   * taken from the pool, which was moved to the cwd and must be again whenever Jupyter restarts
+   * that process (a restart keeps the directory it was started in).
+   */
+  private kernelDirectory: string;
   /** The out-of-memory kill count when the kernel last started working: see kernelDeath(). */
   private oomKillsWhenBusy = oomKillCount();
 
@@ -65,6 +88,7 @@ export class KernelContext implements ExecutionTarget {
     this.language = options.language;
     this.kernelName = options.kernelName;
     this.cwd = options.cwd;
+    this.kernelDirectory = options.cwd;
     this.jupyter = options.jupyter;
     this.options = options;
     this.queue = new SerialQueue(options.maxQueuedExecutions);
@@ -75,7 +99,7 @@ export class KernelContext implements ExecutionTarget {
         this.logger.warn({ kernel: channel.kernelId }, 'kernel died and is being restarted by Jupyter');
         this.options.events?.emit('kernel_died', { language: this.language });
         this.options.events?.emit('kernel_restarted', { language: this.language, reason: 'died' });
-        this.reconnect(channel, this.kernelDeath(), { waitForOld: true });
+        this.reconnect(channel, this.kernelDeath(), { waitForOld: true, restarted: true });
       },
       onBusy: () => {
         // One small read per execution; it narrows an OOM kill down to the time this kernel worked.
@@ -108,16 +132,21 @@ export class KernelContext implements ExecutionTarget {
             'OutputTooLarge',
             `The kernel sent a single output of more than ${this.options.maxMessageBytes} bytes, which was dropped; the execution was ended but may still be running in the kernel`,
           ),
-          { waitForOld: false },
+          { waitForOld: false, restarted: false },
         );
       },
     };
   }
 
-  /** Starts a kernel and connects to it; resolves once the kernel answers. */
+  /**
+   * Starts a kernel and connects to it, or takes `options.warm` (moved to the cwd); resolves
+   * once the kernel answers. A warm kernel that fails its hand-out is not shut down here: the
+   * caller, who owns it, does.
+   */
   static async create(options: ContextOptions): Promise<KernelContext> {
     const context = new KernelContext(options);
-    await context.startKernel();
+    if (options.warm) await context.adopt(options.warm, { counts: 'start' });
+    else await context.startKernel();
     return context;
   }
 
@@ -185,6 +214,12 @@ export class KernelContext implements ExecutionTarget {
     // wait forever for a socket wired to the dead process.
     this.detachChannel();
     this.replacing = (async () => {
+      // A kernel from the pool makes the restart a swap: the old kernel is shut down in the
+      // background instead of being waited for.
+      if (await this.adoptWarmKernel({ counts: 'restart' })) {
+        this.options.warmKernels!.release(channel.kernelId);
+        return;
+      }
       try {
         await this.jupyter.restartKernel(channel.kernelId);
       } catch (error) {
@@ -194,7 +229,7 @@ export class KernelContext implements ExecutionTarget {
         await this.startKernel();
         return;
       }
-      await this.openChannel(channel.model);
+      await this.openChannel(channel.model, { restarted: true });
     })().finally(() => {
       this.replacing = undefined;
     });
@@ -223,7 +258,7 @@ export class KernelContext implements ExecutionTarget {
     if (!channel || channel.isDisposed || !runningKernelIds.has(channel.kernelId)) {
       await this.replaceKernel(new KernelLostError('JupyterRestarted'));
     } else if (!channel.isConnected) {
-      this.reconnect(channel, new KernelLostError('JupyterUnavailable'), { waitForOld: false });
+      this.reconnect(channel, new KernelLostError('JupyterUnavailable'), { waitForOld: false, restarted: false });
       await this.replacing;
     }
   }
@@ -284,15 +319,32 @@ export class KernelContext implements ExecutionTarget {
     const model = await this.jupyter.startKernel(this.kernelName, this.cwd);
     this.options.events?.emit('kernel_started', { language: this.language });
     try {
-      await this.openChannel(model);
+      this.kernelDirectory = this.cwd;
+      await this.openChannel(model, { restarted: false });
     } catch (error) {
       await this.jupyter.shutdownKernel(model.id).catch(() => undefined);
       throw error;
     }
   }
 
-  private async openChannel(model: KernelChannel['model']): Promise<void> {
+  /**
+   * Connects to a kernel. After Jupyter restarted its process (`restarted`), a kernel that was
+   * started elsewhere (taken from the pool) is moved to the cwd again before anything runs.
+   */
+  private async openChannel(model: KernelChannel['model'], { restarted }: { restarted: boolean }): Promise<void> {
     const channel = await KernelChannel.open(this.jupyter, model, this.channelEvents, this.logger);
+    if (restarted && this.kernelDirectory !== this.cwd) {
+      try {
+        await this.moveKernel(channel, this.kernelDirectory);
+      } catch (error) {
+        channel.dispose();
+        throw error;
+      }
+    }
+    this.useChannel(channel);
+  }
+
+  private useChannel(channel: KernelChannel): void {
     if (this.closed) {
       channel.dispose();
       return;
@@ -302,13 +354,63 @@ export class KernelContext implements ExecutionTarget {
   }
 
   /**
+   * Makes a kernel started ahead of time this context's: it reports to this context from now
+   * on, answers, and runs in the cwd. Throws (and closes its channel) when the kernel was lost
+   * or does not answer; the kernel itself is left to the caller.
+   */
+  private async adopt(warm: WarmKernel, { counts }: { counts: 'start' | 'restart' }): Promise<void> {
+    const channel = warm.channel;
+    if (!channel.handTo(this.channelEvents)) {
+      channel.dispose();
+      throw new KernelError(`the pooled kernel ${channel.kernelId} was lost before it was handed out`);
+    }
+    try {
+      await this.moveKernel(channel, warm.directory);
+    } catch (error) {
+      channel.dispose();
+      throw error;
+    }
+    this.kernelDirectory = warm.directory;
+    if (counts === 'start') this.options.events?.emit('kernel_started', { language: this.language });
+    this.useChannel(channel);
+  }
+
+  /**
+   * Takes a ready kernel from the pool, if there is one and it comes up; false otherwise (a
+   * kernel that fails its hand-out is shut down and the caller starts one the usual way).
+   */
+  private async adoptWarmKernel(options: { counts: 'start' | 'restart' }): Promise<boolean> {
+    const warm = this.options.warmKernels?.take();
+    if (!warm) return false;
+    try {
+      await this.adopt(warm, options);
+      return true;
+    } catch (error) {
+      this.logger.warn({ err: error, kernel: warm.channel.kernelId }, 'a pooled kernel could not be used; starting one instead');
+      this.options.warmKernels!.release(warm.channel.kernelId, warm.channel);
+      return false;
+    }
+  }
+
+  /**
+   * Moves a kernel started in `from` to the cwd (nothing to do when it started there), and in
+   * every case proves it answers: a kernel that died unnoticed does not.
+   */
+  private async moveKernel(channel: KernelChannel, from: string): Promise<void> {
+    if (from === this.cwd) return channel.ping(WARM_KERNEL_ANSWER_MS);
+    const code = kernelMoveCode(this.language, from, this.cwd);
+    if (code === undefined) throw new KernelError(`a ${this.language} kernel started in ${from} cannot be moved to ${this.cwd}`);
+    await channel.runSilently(code, WARM_KERNEL_ANSWER_MS);
+  }
+
+  /**
    * Talks to the same kernel over a new connection, ending the current life with `reason`.
    * After Jupyter restarted a dead kernel under the same id, the old connection's session
    * bookkeeping may still expect the dead process, and replies it took for stale would leave
    * the next execution waiting forever; after a message too large, Jupyter would replay it to
    * the same session.
    */
-  private reconnect(old: KernelChannel, reason: KernelLostError, options: { waitForOld: boolean }): void {
+  private reconnect(old: KernelChannel, reason: KernelLostError, options: { waitForOld: boolean; restarted: boolean }): void {
     if (old !== this.channel) return;
     this.endLife(reason);
     if (this.replacing) return;
@@ -322,7 +424,7 @@ export class KernelContext implements ExecutionTarget {
       }
       this.detachChannel();
       try {
-        await this.openChannel(old.model);
+        await this.openChannel(old.model, { restarted: options.restarted });
       } catch (error) {
         this.logger.warn({ err: error, kernel: old.kernelId }, 'the kernel did not answer on a new connection; starting a new one');
         await this.startKernel();
@@ -349,7 +451,9 @@ export class KernelContext implements ExecutionTarget {
     this.endLife(reason);
     if (this.replacing) return this.replacing;
     this.detachChannel();
-    this.replacing = this.startKernel().finally(() => {
+    this.replacing = (async () => {
+      if (!(await this.adoptWarmKernel({ counts: 'start' }))) await this.startKernel();
+    })().finally(() => {
       this.replacing = undefined;
     });
     return this.replacing;

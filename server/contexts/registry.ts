@@ -5,8 +5,10 @@ import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, Shuttin
 import type { ExecutionOptions } from '../execution/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { Workspace } from '../workspace/workspace.js';
-import { KernelContext, type ContextInfo } from './context.js';
-import { createKernelEvents, type KernelEvents } from './events.js';
+import { KernelContext, type ContextInfo, type ContextOptions } from './context.js';
+import { createKernelEvents, type KernelEvents, type KernelPoolObserver } from './events.js';
+import { KernelPool, type PoolTarget, type WarmKernel } from './kernel-pool.js';
+import { canMoveKernel } from './kernel-setup.js';
 
 export interface RegistryOptions {
   jupyter: JupyterClient;
@@ -19,6 +21,9 @@ export interface RegistryOptions {
   maxContexts: number;
   /** The largest kernel message the Jupyter client accepts. */
   maxMessageBytes: number;
+  /** Kernels to keep started ahead of time, per language (or kernelspec name). */
+  kernelPool: ReadonlyMap<string, number>;
+  poolObserver?: KernelPoolObserver;
 }
 
 /**
@@ -41,9 +46,19 @@ export class ContextRegistry {
 
   /** Decides where a context's cwd may be: the file API's own rules. */
   private readonly workspace: Workspace;
+  /** Kernels started ahead of time, in the workspace root; they count against maxContexts. */
+  private readonly pool: KernelPool;
 
   constructor(private readonly options: RegistryOptions) {
     this.workspace = new Workspace(options.workspaceDir);
+    this.pool = new KernelPool({
+      jupyter: options.jupyter,
+      logger: options.logger,
+      directory: options.workspaceDir,
+      targets: () => this.poolTargets(),
+      hasRoom: () => this.contexts.size + this.starting + this.pool.size < options.maxContexts,
+      observer: options.poolObserver,
+    });
   }
 
   get defaultLanguage(): string {
@@ -61,6 +76,9 @@ export class ContextRegistry {
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       try {
         await this.defaultContext(this.options.defaultLanguage);
+        // The pool fills once the default context is there: the first execution does not
+        // share the CPUs with kernels nobody asked for yet.
+        this.pool.fill();
         return;
       } catch (error) {
         if (!(error instanceof JupyterUnavailableError) || this.closing || Date.now() + delay > deadline) throw error;
@@ -92,18 +110,52 @@ export class ContextRegistry {
     // cannot overshoot.
     const existing = this.contexts.size + this.starting;
     if (existing >= this.options.maxContexts) throw new TooManyContextsError(existing);
+    // A pooled kernel becomes the context (the count does not change); otherwise, when pooled
+    // kernels fill the remaining slots, one of them gives its slot up.
+    let warm: Promise<WarmKernel | undefined> | undefined;
+    if (this.pooled(spec.language, directory)) {
+      const ready = this.pool.takeReady(spec.language);
+      if (ready) this.options.poolObserver?.hit(spec.language);
+      else this.options.poolObserver?.miss(spec.language);
+      warm = ready ? Promise.resolve(ready) : this.pool.claimStarting(spec.language);
+    }
+    const evicted = !warm && existing + this.pool.size >= this.options.maxContexts ? this.pool.evict() : undefined;
     this.starting++;
+    this.pool.fill();
     let context: KernelContext;
     try {
-      context = await this.startContext(spec, directory);
+      context = await this.startContext(spec, directory, warm);
+      // Jupyter holds no more kernels than MAX_CONTEXTS once the creation is answered.
+      await evicted;
     } finally {
       this.starting--;
     }
     return context;
   }
 
-  private async startContext(spec: KernelSpecInfo, directory: string): Promise<KernelContext> {
-    const context = await KernelContext.create({
+  private async startContext(spec: KernelSpecInfo, directory: string, warm?: Promise<WarmKernel | undefined>): Promise<KernelContext> {
+    let context: KernelContext | undefined;
+    const kernel = await warm;
+    if (kernel) {
+      try {
+        context = await KernelContext.create({ ...this.contextOptions(spec, directory), warm: kernel });
+      } catch (error) {
+        this.options.logger.warn({ err: error, kernel: kernel.channel.kernelId }, 'a pooled kernel could not be used; starting one instead');
+        void this.pool.release(kernel.channel.kernelId, kernel.channel);
+      }
+    }
+    context ??= await KernelContext.create(this.contextOptions(spec, directory));
+    if (this.closing) {
+      context.disconnect();
+      throw new ShuttingDownError();
+    }
+    this.contexts.set(context.id, context);
+    this.options.logger.info({ context: context.id, language: context.language, kernel: context.kernelId }, 'context created');
+    return context;
+  }
+
+  private contextOptions(spec: KernelSpecInfo, directory: string): ContextOptions {
+    return {
       language: spec.language,
       kernelName: spec.name,
       cwd: directory,
@@ -115,14 +167,40 @@ export class ContextRegistry {
       onClosed: (closed) => this.forget(closed),
       onConnectionLost: () => this.recoverAll(),
       events: this.kernelEvents,
-    });
-    if (this.closing) {
-      context.disconnect();
-      throw new ShuttingDownError();
+      warmKernels: {
+        take: () => {
+          if (!this.pooled(spec.language, directory)) return undefined;
+          const kernel = this.pool.takeReady(spec.language);
+          if (kernel) this.options.poolObserver?.hit(spec.language);
+          else this.options.poolObserver?.miss(spec.language);
+          return kernel;
+        },
+        release: (kernelId, channel) => void this.pool.release(kernelId, channel),
+      },
+    };
+  }
+
+  /** Whether a context of `language` in `directory` can be served from the pool. */
+  private pooled(language: string, directory: string): boolean {
+    return this.pool.serves(language) && (directory === this.options.workspaceDir || canMoveKernel(language));
+  }
+
+  /** The pool's languages as Jupyter knows them; KERNEL_POOL entries with no kernel are left out. */
+  private async poolTargets(): Promise<PoolTarget[]> {
+    const targets = new Map<string, PoolTarget>();
+    for (const [language, size] of this.options.kernelPool) {
+      let spec: KernelSpecInfo;
+      try {
+        spec = await this.resolveLanguage(language);
+      } catch (error) {
+        if (!(error instanceof UnknownLanguageError)) throw error;
+        if (size > 0) this.options.logger.error({ err: error }, `KERNEL_POOL names ${language}, which has no kernel; no kernels are kept for it`);
+        continue;
+      }
+      const known = targets.get(spec.language);
+      if (!known || known.size < size) targets.set(spec.language, { spec, size });
     }
-    this.contexts.set(context.id, context);
-    this.options.logger.info({ context: context.id, language: context.language, kernel: context.kernelId }, 'context created');
-    return context;
+    return [...targets.values()];
   }
 
   /** The default context for `language`, created on first use. */
@@ -152,13 +230,15 @@ export class ContextRegistry {
   async delete(id: string): Promise<void> {
     const context = this.get(id);
     await context.delete();
+    // Its kernel is gone: the slot may go back to the pool, which may have given it up for a context.
+    this.pool.fill();
   }
 
-  /** Closes every kernel socket; kernels keep running in Jupyter. */
+  /** Closes every kernel socket; contexts' kernels keep running in Jupyter, pooled ones are shut down. */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     const contexts = [...this.contexts.values()];
-    const drained = Promise.all(contexts.map((context) => context.drain().catch(() => undefined)));
+    const drained = Promise.all([this.pool.close(), ...contexts.map((context) => context.drain().catch(() => undefined))]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
@@ -197,6 +277,7 @@ export class ContextRegistry {
         ),
       );
       logger.info({ contexts: this.contexts.size }, 'Jupyter is back; contexts recovered');
+      this.pool.fill();
     })()
       .catch((error: unknown) => logger.error({ err: error }, 'recovery from a Jupyter outage failed'))
       .finally(() => {

@@ -7,6 +7,7 @@ import {
   type Kernel,
   type KernelSpec,
 } from '@jupyterlab/services';
+import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { JupyterError, JupyterUnavailableError } from '../errors.js';
 import { kernelMessageSerializer } from './wire.js';
@@ -29,6 +30,10 @@ function kernelSocketClass(maxPayload: number, onTooLarge: () => void): typeof g
   }
   return KernelSocket as unknown as typeof globalThis.WebSocket;
 }
+
+/** Attempts at shutting a kernel down when Jupyter answers with an error, and the pause between them (growing). */
+const SHUTDOWN_ATTEMPTS = 4;
+const SHUTDOWN_RETRY_MS = 500;
 
 /** True for a Jupyter answer of 404: the kernel (or whatever was asked for) does not exist. */
 export function isJupyterNotFound(error: unknown): boolean {
@@ -113,12 +118,21 @@ export class JupyterClient {
     return this.call(() => KernelAPI.startNew(options, this.settings));
   }
 
+  /**
+   * Shuts a kernel down; one already gone is fine. Jupyter 1.x answers 500 while it restarts a
+   * kernel that died, so an error answer is retried a few times before it is reported.
+   */
   async shutdownKernel(id: string): Promise<void> {
-    await this.call(() => KernelAPI.shutdownKernel(id, this.settings)).catch((error: unknown) => {
-      // Already gone is what we wanted.
-      if (error instanceof ServerConnection.ResponseError && error.response.status === 404) return;
-      throw error;
-    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.call(() => KernelAPI.shutdownKernel(id, this.settings));
+        return;
+      } catch (error) {
+        if (isJupyterNotFound(error)) return;
+        if (!(error instanceof JupyterError) || attempt >= SHUTDOWN_ATTEMPTS) throw error;
+        await sleep(SHUTDOWN_RETRY_MS * attempt, undefined, { ref: false });
+      }
+    }
   }
 
   /** Restarts the kernel's process under the same id; resolves when Jupyter has started it. */

@@ -11,6 +11,8 @@ const KERNEL_READY_MS = 60_000;
 const KERNEL_INFO_RETRY_MS = 1_500;
 /** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
 const RECONNECT_GRACE_MS = 2000;
+/** How long a reconnecting connection may take to settle before it is disposed regardless. */
+const SETTLE_BEFORE_DISPOSE_MS = 30_000;
 
 /** What a channel reports to its owner; each is called at most once per channel. */
 export interface ChannelEvents {
@@ -39,7 +41,7 @@ export class KernelChannel {
 
   private constructor(
     readonly connection: Kernel.IKernelConnection,
-    private readonly events: ChannelEvents,
+    private events: ChannelEvents,
     private readonly logger: Logger,
   ) {
     connection.statusChanged.connect(this.onStatus, this);
@@ -122,14 +124,94 @@ export class KernelChannel {
     });
   }
 
+  /**
+   * Sends what the channel reports to a new owner from now on: a kernel started ahead of time
+   * (the pool's) is handed to a context. False when the channel already reported trouble to
+   * its previous owner, or was closed: such a kernel must not be handed on.
+   */
+  handTo(events: ChannelEvents): boolean {
+    if (this.isDisposed || this.reported !== undefined || !this.isConnected) return false;
+    this.events = events;
+    return true;
+  }
+
+  /**
+   * Runs code the user never sees: silent, outside the history, so the kernel's execution
+   * count does not move. Resolves when the kernel has run it; rejects with KernelError when it
+   * fails, or when no answer came within `timeoutMs` (a kernel that died without Jupyter
+   * noticing yet never answers).
+   */
+  async runSilently(code: string, timeoutMs: number): Promise<void> {
+    const future = this.connection.requestExecute({ code, silent: true, store_history: false, allow_stdin: false, stop_on_error: false }, true);
+    const timeout = new AbortController();
+    try {
+      const reply = await Promise.race([
+        future.done,
+        sleep(timeoutMs, undefined, { signal: timeout.signal }).then(
+          () => {
+            throw new KernelError(`kernel ${this.kernelId} did not answer within ${timeoutMs} ms`);
+          },
+          () => undefined, // cancelled: the answer came first
+        ),
+      ]);
+      if (reply === undefined) throw new KernelError(`kernel ${this.kernelId} did not answer`);
+      if (reply.content.status !== 'ok') {
+        const detail = reply.content.status === 'error' ? `${reply.content.ename}: ${reply.content.evalue}` : reply.content.status;
+        throw new KernelError(`kernel ${this.kernelId} could not be set up (${detail})`);
+      }
+    } catch (error) {
+      if (!future.isDisposed) future.dispose();
+      throw error instanceof KernelError ? error : new KernelError(`kernel ${this.kernelId}: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      timeout.abort();
+    }
+  }
+
+  /** Resolves when the kernel process answers a kernel_info request within `timeoutMs`. */
+  async ping(timeoutMs: number): Promise<void> {
+    const timeout = new AbortController();
+    try {
+      await Promise.race([
+        this.connection.requestKernelInfo(),
+        sleep(timeoutMs, undefined, { signal: timeout.signal }).then(
+          () => {
+            throw new KernelError(`kernel ${this.kernelId} did not answer within ${timeoutMs} ms`);
+          },
+          () => undefined, // cancelled: the answer came first
+        ),
+      ]);
+    } finally {
+      timeout.abort();
+    }
+  }
+
   /** Stops listening and closes the socket; the kernel keeps running. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     clearTimeout(this.reconnectWatchdog);
-    this.connection.statusChanged.disconnect(this.onStatus, this);
-    this.connection.connectionStatusChanged.disconnect(this.onConnectionStatus, this);
-    if (!this.connection.isDisposed) this.connection.dispose();
+    const connection = this.connection;
+    connection.statusChanged.disconnect(this.onStatus, this);
+    connection.connectionStatusChanged.disconnect(this.onConnectionStatus, this);
+    if (connection.isDisposed) return;
+    if (connection.connectionStatus !== 'connecting') {
+      connection.dispose();
+      return;
+    }
+    // Disposed halfway through a reconnect that @jupyterlab/services started by itself (after
+    // Jupyter restarted the kernel), the connection rejects a promise of its own that nobody
+    // awaits: it is disposed once that reconnect has settled, or after a while regardless.
+    const close = () => {
+      clearTimeout(timer);
+      connection.connectionStatusChanged.disconnect(settled);
+      if (!connection.isDisposed) setImmediate(() => connection.dispose());
+    };
+    const settled = (_sender: unknown, status: Kernel.ConnectionStatus) => {
+      if (status !== 'connecting') close();
+    };
+    const timer = setTimeout(close, SETTLE_BEFORE_DISPOSE_MS);
+    timer.unref();
+    connection.connectionStatusChanged.connect(settled);
   }
 
   /**

@@ -37,6 +37,8 @@ export default fp<{ config: Config }>(
       defaultLanguage: config.defaultLanguage,
       maxQueuedExecutions: config.maxQueuedExecutions,
       maxContexts: config.maxContexts,
+      kernelPool: config.kernelPool,
+      poolObserver: app.hasDecorator('metrics') ? app.metrics.pool : undefined,
       maxMessageBytes,
       execution: { interruptGraceMs: config.interruptGraceMs, maxOutputBytes: config.maxOutputBytes },
     });

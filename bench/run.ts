@@ -188,7 +188,9 @@ async function main(): Promise<number> {
         logLevel,
         nodeArgs: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
         // Large enough that the streaming benchmark measures streaming, not the output budget.
-        env: { MAX_OUTPUT_BYTES: '1GiB' },
+        // No kernel pool: its refills after each context a benchmark creates would run during the
+        // timed phases; the context benchmark starts servers of its own, with and without one.
+        env: { MAX_OUTPUT_BYTES: '1GiB', KERNEL_POOL: 'python=0' },
       });
       await server.waitUntilReady();
       progress(`server up: API pid ${server.apiPid}, Jupyter pid ${server.jupyterPid}`);

@@ -37,6 +37,15 @@ export class JupyterRest {
     await this.call('DELETE', `/api/kernels/${id}`);
   }
 
+  /** `POST /api/kernels/{id}/restart`: answers once Jupyter has started the new process. */
+  async restartKernel(id: string): Promise<void> {
+    await this.call('POST', `/api/kernels/${id}/restart`);
+  }
+
+  async listKernels(): Promise<Array<{ id: string; name: string }>> {
+    return (await this.call('GET', '/api/kernels')) as Array<{ id: string; name: string }>;
+  }
+
   async status(): Promise<void> {
     await this.call('GET', '/api/status');
   }

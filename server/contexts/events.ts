@@ -5,7 +5,10 @@ import { EventEmitter } from 'node:events';
  * synchronously inside the context's own bookkeeping: they must be cheap and must not throw.
  */
 export interface KernelEventMap {
-  /** A new kernel process was started for a context (created, or one that replaces a lost kernel). */
+  /**
+   * A context got a new kernel: created, or one that replaces a lost kernel; started for it or
+   * taken from the pool (a restart is `kernel_restarted`, whichever way it is carried out).
+   */
   kernel_started: [{ language: string }];
   /**
    * A context's kernel was restarted under the same id: `requested` by a client, `unresponsive`

@@ -12,7 +12,7 @@ const KERNEL_INFO_RETRY_MS = 1_500;
 /** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
 const RECONNECT_GRACE_MS = 2000;
 /** How long a reconnecting connection may take to settle before it is disposed regardless. */
-const SETTLE_BEFORE_DISPOSE_MS = 30_000;
+const SETTLE_BEFORE_DISPOSE_MS = 5000;
 
 /** What a channel reports to its owner; each is called at most once per channel. */
 export interface ChannelEvents {

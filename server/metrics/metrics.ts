@@ -112,7 +112,7 @@ export class ServerMetrics {
     });
     this.kernelStarts = new Counter({
       name: `${PREFIX}kernel_starts_total`,
-      help: 'Kernel processes started for contexts (new contexts and replacements of lost kernels)',
+      help: 'Kernels that new contexts and replacements of lost kernels got, started for them or taken from the pool',
       labelNames: ['language'],
       registers,
     });

@@ -39,6 +39,21 @@ function histogramCount(samples: Samples, name: string, labels: string): number 
 }
 
 const python = { language: 'python' };
+const poolSize = key('code_interpreter_kernel_pool_size', python);
+
+/**
+ * Waits until the kernel pool (if the server keeps one for Python: KERNEL_POOL) holds a ready
+ * kernel, so that a workload's hand-outs are hits and its refills are over when it is measured.
+ */
+async function poolSettled(): Promise<boolean> {
+  for (let i = 0; i < 600; i++) {
+    const size = (await scrape()).get(poolSize);
+    if (size === undefined) return false;
+    if (size >= 1) return true;
+    await sleep(100);
+  }
+  throw new Error('the kernel pool never filled');
+}
 const finished = (outcome: string) => key('code_interpreter_executions_finished_total', { ...python, outcome });
 
 async function background(body: Record<string, unknown>): Promise<string> {
@@ -64,6 +79,7 @@ describe('metrics after a known workload', () => {
   });
 
   it('move by exactly what happened: ok, error, timeout, interrupt, cancel, abandon, a killed kernel, a restart, files', async () => {
+    const pooled = await poolSettled();
     const before = await scrape();
     const context = await createContext();
     const on = { context_id: context.id };
@@ -106,6 +122,7 @@ describe('metrics after a known workload', () => {
       // a killed kernel, then a requested restart once it is back
       expect(errorsOf(await execute({ ...on, code: 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)' }))[0]?.name).toBe('KernelDied');
       await execute({ ...on, code: '1' });
+      await poolSettled();
       expect((await json('POST', `/contexts/${context.id}/restart`)).status).toBe(200);
 
       // an upload and its download
@@ -122,6 +139,7 @@ describe('metrics after a known workload', () => {
       await deleteContext(context.id);
     }
 
+    await poolSettled();
     const after = await scrape();
     expect(moved(before, after)).toEqual({
       // ok, error, timeout, interrupted, abandoned, killed, the `1` after it; the cancelled one never started
@@ -134,6 +152,8 @@ describe('metrics after a known workload', () => {
       [finished('abandoned')]: 1,
       [finished('kernel_died')]: 1,
       [key('code_interpreter_kernel_starts_total', python)]: 1,
+      // The creation and the restart, each served by a ready pooled kernel.
+      ...(pooled ? { [key('code_interpreter_kernel_pool_hits_total', python)]: 2 } : {}),
       [key('code_interpreter_kernel_deaths_total', python)]: 1,
       [key('code_interpreter_kernel_restarts_total', { ...python, reason: 'died' })]: 1,
       [key('code_interpreter_kernel_restarts_total', { ...python, reason: 'requested' })]: 1,

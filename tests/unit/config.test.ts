@@ -31,6 +31,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MAX_CONNECTIONS: '0' })).toThrow(/MAX_CONNECTIONS/);
   });
 
+  it('reads KERNEL_POOL as language=size pairs; python=1 when unset', () => {
+    expect([...loadConfig({}).kernelPool]).toEqual([['python', 1]]);
+    expect([...loadConfig({ KERNEL_POOL: ' python=2, R = 1 ,javascript=0,' }).kernelPool]).toEqual([
+      ['python', 2],
+      ['r', 1],
+      ['javascript', 0],
+    ]);
+    expect([...loadConfig({ KERNEL_POOL: 'python=0' }).kernelPool]).toEqual([['python', 0]]);
+    for (const bad of ['python', 'python=-1', 'python=1.5', '=2', 'python=1;r=1', 'py thon=1']) {
+      expect(() => loadConfig({ KERNEL_POOL: bad }), bad).toThrow(/KERNEL_POOL must list language=size pairs such as python=2,r=0/);
+    }
+    expect(() => loadConfig({ KERNEL_POOL: 'python=65' })).toThrow(/KERNEL_POOL: python=65 is above 64 kernels/);
+    expect(() => loadConfig({ KERNEL_POOL: 'python=1,Python=2' })).toThrow(/KERNEL_POOL names python twice/);
+  });
+
   it('reads every variable', () => {
     const config = loadConfig({
       HOST: '127.0.0.1',

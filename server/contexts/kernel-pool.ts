@@ -60,6 +60,8 @@ export class KernelPool {
   private readonly retries = new Map<string, { delay: number; timer?: NodeJS.Timeout }>();
   private targets: Promise<PoolTarget[]> | undefined;
   private closed = false;
+  /** Set by activate(): until then fill() starts nothing. */
+  private active = false;
   /** Shutdowns in flight, so that close() can wait for them. */
   private readonly releasing = new Set<Promise<void>>();
 
@@ -138,9 +140,19 @@ export class KernelPool {
     return done;
   }
 
+  /**
+   * Lets the pool start kernels from now on, and fills it. The server calls it once the first
+   * context exists: at start-up the default context's kernel gets the CPUs to itself.
+   */
+  activate(): void {
+    if (this.active) return;
+    this.active = true;
+    this.fill();
+  }
+
   /** Starts what the pool lacks, within MAX_CONTEXTS; returns at once. */
   fill(): void {
-    if (this.closed) return;
+    if (this.closed || !this.active) return;
     this.targets ??= this.options.targets().then(
       (targets) => {
         for (const { spec, size } of targets) {

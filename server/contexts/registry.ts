@@ -76,9 +76,6 @@ export class ContextRegistry {
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       try {
         await this.defaultContext(this.options.defaultLanguage);
-        // The pool fills once the default context is there: the first execution does not
-        // share the CPUs with kernels nobody asked for yet.
-        this.pool.fill();
         return;
       } catch (error) {
         if (!(error instanceof JupyterUnavailableError) || this.closing || Date.now() + delay > deadline) throw error;
@@ -150,6 +147,9 @@ export class ContextRegistry {
       throw new ShuttingDownError();
     }
     this.contexts.set(context.id, context);
+    // The pool fills once a first context is there (the default one, at start-up): the first
+    // execution does not share the CPUs with kernels nobody asked for yet.
+    this.pool.activate();
     this.options.logger.info({ context: context.id, language: context.language, kernel: context.kernelId }, 'context created');
     return context;
   }

@@ -150,9 +150,16 @@ export class KernelPool {
     this.fill();
   }
 
-  /** Starts what the pool lacks, within MAX_CONTEXTS; returns at once. */
-  fill(): void {
+  /**
+   * Starts what the pool lacks, within MAX_CONTEXTS; returns at once. `retryNow` cuts short the
+   * pause after failed starts (Jupyter is known to be back).
+   */
+  fill({ retryNow = false }: { retryNow?: boolean } = {}): void {
     if (this.closed || !this.active) return;
+    if (retryNow) {
+      for (const retry of this.retries.values()) clearTimeout(retry.timer);
+      this.retries.clear();
+    }
     this.targets ??= this.options.targets().then(
       (targets) => {
         for (const { spec, size } of targets) {

@@ -277,7 +277,7 @@ export class ContextRegistry {
         ),
       );
       logger.info({ contexts: this.contexts.size }, 'Jupyter is back; contexts recovered');
-      this.pool.fill();
+      this.pool.fill({ retryNow: true });
     })()
       .catch((error: unknown) => logger.error({ err: error }, 'recovery from a Jupyter outage failed'))
       .finally(() => {

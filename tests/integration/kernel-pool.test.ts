@@ -173,6 +173,19 @@ describe('KERNEL_POOL', () => {
     for (const id of created) await call(pooled, 'DELETE', `/contexts/${id}`);
   }, 120_000);
 
+  it('recreates a deleted default context from the pool', async () => {
+    await poolReady(pooled, 'python');
+    const defaults = (await call<Array<{ id: string; language: string }>>(pooled, 'GET', '/contexts')).body.filter((context) => context.language === 'python');
+    const before = await hits(pooled, 'python');
+    // The first Python context the server made is the default one.
+    const previous = defaults[0]!;
+    expect((await call(pooled, 'DELETE', `/contexts/${previous.id}`)).status).toBe(200);
+    const events = await run(pooled, { code: 'import os\nprint(os.getcwd())' });
+    expect(stdout(events)).toBe(`${pooled.workspaceDir}\n`);
+    expect(events.find((event) => 'execution_count' in event)?.execution_count).toBe(1);
+    expect(await hits(pooled, 'python')).toBe(before + 1);
+  }, 120_000);
+
   it('replaces a pooled kernel that dies while it waits, and never hands out a dead one', async () => {
     await poolReady(pooled, 'python');
     const inContexts = new Set<string>();

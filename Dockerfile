@@ -79,6 +79,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY server ./server
+COPY scripts/bundle.mjs ./scripts/
 RUN npm run build
 
 # ---------------------------------------------------------------------------------------------

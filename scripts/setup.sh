@@ -55,7 +55,7 @@ fi
 # The sources the build reads, by content: a checkout of another branch, an edit or a deleted
 # file all change it; a touch does not.
 mapfile -t sources < <(find server -type f -name '*.ts' | LC_ALL=C sort)
-build_hash="$(fingerprint tsconfig.json tsconfig.build.json package-lock.json "${sources[@]}" <(printf '%s\n' "${sources[@]}"))"
+build_hash="$(fingerprint tsconfig.json tsconfig.build.json package-lock.json scripts/bundle.mjs "${sources[@]}" <(printf '%s\n' "${sources[@]}"))"
 if [[ ! -f dist/server/main.js || "$(cat dist/.setup-build-hash 2>/dev/null)" != "$build_hash" ]]; then
   say "building dist/"
   rm -rf dist

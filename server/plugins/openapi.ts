@@ -153,7 +153,7 @@ function toOpenapi30Bounds<T>(node: T): T {
   return node;
 }
 
-/** The version in the package.json next to the code: two levels up in server/, three in dist/. */
+/** The version in the package.json next to the code: two levels up in server/, three in dist/, four from the bundle's chunks. */
 export function packageVersion(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {

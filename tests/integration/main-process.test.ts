@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -80,6 +80,54 @@ describe('WORKSPACE_DIR without start-up.sh', () => {
     const server = await launch(api, { WORKSPACE_DIR: file });
     expect(await exitWithin(server, 15_000)).toBe(2);
     expect(server.stderr()).toContain(`Invalid configuration: WORKSPACE_DIR=${file} is not a directory`);
+  });
+});
+
+/** The `module compile cache` line main.ts logs at debug level. */
+async function compileCacheLine(server: Started): Promise<{ enabled: boolean; directory?: string; reason?: string }> {
+  let stdout = '';
+  server.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  await waitForHttp(`${server.baseUrl}/health`, server.child, 30_000, 50);
+  const line = stdout.split('\n').find((text) => text.includes('"module compile cache"'));
+  if (!line) throw new Error(`no compile cache line in the log:\n${stdout}`);
+  return (JSON.parse(line) as { compileCache: { enabled: boolean; directory?: string; reason?: string } }).compileCache;
+}
+
+// Node 22.1 brought module.enableCompileCache(); the image runs 24, this machine may run 20.
+const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+const nodeHasCompileCache = major > 22 || (major === 22 && minor >= 1);
+
+describe('the module compile cache', () => {
+  it('is kept in a private directory of the temporary directory, never in the workspace', async () => {
+    const temporary = await scratch();
+    const workspace = await scratch();
+    const server = await launch(api, { WORKSPACE_DIR: workspace, TMPDIR: temporary, LOG_LEVEL: 'debug', NODE_COMPILE_CACHE: '' });
+    const outcome = await compileCacheLine(server);
+    if (!nodeHasCompileCache) {
+      expect(outcome).toEqual({ enabled: false, reason: expect.stringContaining('has no compile cache') });
+      return;
+    }
+    expect(outcome.enabled).toBe(true);
+    expect(path.dirname(outcome.directory!)).toBe(temporary);
+    expect(((await stat(outcome.directory!)).mode & 0o777).toString(8)).toBe('700');
+    // Written when the process exits: the next start finds it.
+    server.child.kill('SIGTERM');
+    expect(await exitWithin(server, 15_000)).toBe(0);
+    expect((await readdir(outcome.directory!)).length).toBeGreaterThan(0);
+    expect(await readdir(workspace)).toEqual([]);
+  });
+
+  it('being impossible does not keep the server from starting and answering', async () => {
+    const file = path.join(await scratch(), 'a-file');
+    await writeFile(file, 'x');
+    // A temporary "directory" that is a file: no cache directory can be made in it.
+    const server = await launch(api, { WORKSPACE_DIR: await scratch(), TMPDIR: file, LOG_LEVEL: 'debug', NODE_COMPILE_CACHE: '' });
+    const outcome = await compileCacheLine(server);
+    expect(outcome.enabled).toBe(false);
+    if (nodeHasCompileCache) expect(outcome.reason).toMatch(/^cannot be created: .*ENOTDIR/);
+    const openapi = await fetch(`${server.baseUrl}/openapi.json`);
+    expect(openapi.status).toBe(200);
+    expect(Object.keys(((await openapi.json()) as { paths: object }).paths)).toContain('/execute');
   });
 });
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
-import { ContextNotFoundError, InvalidCwdError, JupyterUnavailableError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
+import { ContextNotFoundError, InvalidCwdError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
 import type { ExecutionOptions } from '../execution/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { Workspace } from '../workspace/workspace.js';
@@ -38,6 +38,8 @@ export class ContextRegistry {
   /** Contexts whose kernel is starting: they count against maxContexts already. */
   private starting = 0;
   private specs: Promise<KernelSpecInfo[]> | undefined;
+  /** Set while the warm-up waits for a Jupyter that is still starting. */
+  private jupyterStarting: Promise<void> | undefined;
   private closing = false;
   /** Set while contexts are being brought back after Jupyter was unreachable. */
   private recovering: Promise<void> | undefined;
@@ -65,20 +67,34 @@ export class ContextRegistry {
     return this.options.defaultLanguage;
   }
 
-  /** Creates the default context so the first request doesn't pay for a kernel start. */
   /**
    * Creates the default context so the first request doesn't pay for a kernel start. The API
-   * may start before Jupyter answers (start-up.sh starts both at once): until `waitMs` has
-   * passed, an unreachable Jupyter is waited for rather than taken as a failure.
+   * may start before Jupyter answers (start-up.sh starts both at once; the API is often up
+   * first): until `waitMs` has passed, an unreachable Jupyter is waited for rather than taken
+   * as a failure, and so do requests that need a kernel meanwhile.
    */
   async warmUp(waitMs = 0): Promise<void> {
+    const starting = this.waitForJupyter(waitMs);
+    this.jupyterStarting = starting;
+    await starting.finally(() => {
+      if (this.jupyterStarting === starting) this.jupyterStarting = undefined;
+    });
+    await this.defaultContext(this.options.defaultLanguage);
+  }
+
+  /**
+   * Returns once Jupyter answers, or `waitMs` has passed. Polls every 20 ms at first, then at
+   * most every 100 ms: a refused connection costs nothing, while a Jupyter noticed late delays
+   * the first execution by as much.
+   */
+  private async waitForJupyter(waitMs: number): Promise<void> {
     const deadline = Date.now() + waitMs;
-    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+    for (let delay = 20; !this.closing; delay = Math.min(delay * 2, 100)) {
       try {
-        await this.defaultContext(this.options.defaultLanguage);
+        await this.options.jupyter.ping();
         return;
-      } catch (error) {
-        if (!(error instanceof JupyterUnavailableError) || this.closing || Date.now() + delay > deadline) throw error;
+      } catch {
+        if (Date.now() + delay > deadline) return;
         await sleep(delay, undefined, { ref: false });
       }
     }
@@ -298,7 +314,9 @@ export class ContextRegistry {
   }
 
   private kernelSpecs(): Promise<KernelSpecInfo[]> {
-    this.specs ??= this.options.jupyter.kernelSpecs().then(
+    // Every kernel start asks for the specs first: one asked for while Jupyter is still starting
+    // waits for it, like the warm-up, instead of failing with 503.
+    this.specs ??= (this.jupyterStarting ?? Promise.resolve()).then(() => this.options.jupyter.kernelSpecs()).then(
       // Jupyter's default kernelspec first, so it wins among several of one language.
       ({ default: preferred, specs }) => [...specs].sort((a, b) => Number(b.name === preferred) - Number(a.name === preferred)),
       (error: unknown) => {

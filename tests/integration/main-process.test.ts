@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, root, stopProcess, waitForHttp } from '../../testing/processes.js';
+import { freePort, jupyterPython, randomToken, root, stopProcess, waitForHttp } from '../../testing/processes.js';
 
 /**
  * The API process as an operator starts it: `node dist/server/main.js` on its own (no
@@ -129,6 +129,30 @@ describe('the module compile cache', () => {
     expect(openapi.status).toBe(200);
     expect(Object.keys(((await openapi.json()) as { paths: object }).paths)).toContain('/execute');
   });
+});
+
+describe('a request while Jupyter is still starting', () => {
+  it('waits for Jupyter and runs, rather than failing with 503', async () => {
+    const workspace = await scratch();
+    const jupyterPort = await freePort();
+    const token = randomToken();
+    const server = await launch(api, { WORKSPACE_DIR: workspace, JUPYTER_URL: `http://127.0.0.1:${jupyterPort}`, JUPYTER_TOKEN: token });
+    await waitForHttp(`${server.baseUrl}/health`, server.child, 30_000, 20);
+    // The API answers before Jupyter does, as it often does under start-up.sh.
+    expect((await fetch(`${server.baseUrl}/ready`)).status).toBe(503);
+    const answer = fetch(`${server.baseUrl}/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: '1+1' }) });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const jupyter = spawn(
+      jupyterPython,
+      ['-m', 'jupyter_server', `--config=${path.join(root, 'jupyter_server_config.py')}`, '--ServerApp.ip=127.0.0.1', `--ServerApp.port=${jupyterPort}`, '--ServerApp.port_retries=0', '--ServerApp.log_level=WARN', '--no-browser'],
+      { cwd: workspace, env: { ...process.env, JUPYTER_TOKEN: token }, stdio: 'ignore' },
+    );
+    started.push(jupyter);
+    const response = await answer;
+    const body = await response.text();
+    expect(response.status, body).toBe(200);
+    expect(body).toContain('"text":"2"');
+  }, 90_000);
 });
 
 describe('SIGTERM', () => {

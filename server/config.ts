@@ -44,6 +44,11 @@ export interface Config {
   contextMemoryLimitBytes: number | undefined;
   /** How long SIGTERM waits for running executions before closing kernel sockets, in ms. */
   shutdownGraceMs: number;
+  /**
+   * How long after the start a Jupyter that does not answer yet is taken to be starting, in ms:
+   * meanwhile the default context and requests that need a kernel wait for it, not fail.
+   */
+  jupyterWaitMs: number;
   /** Largest accepted upload, in bytes. */
   maxUploadBytes: number;
   /** Most bytes an uploaded archive may unpack to (the sum of its files' sizes). */
@@ -287,6 +292,8 @@ export function loadConfig(env: Env = process.env): Config {
     executionRetentionMs: Math.round(seconds(env, 'EXECUTION_RETENTION', 600) * 1000),
     maxRetainedExecutions: integer(env, 'MAX_RETAINED_EXECUTIONS', 100, 0, 100_000),
     shutdownGraceMs: Math.round(seconds(env, 'SHUTDOWN_GRACE', 10) * 1000),
+    // start-up.sh waits for Jupyter as long (in whole seconds: bash counts them).
+    jupyterWaitMs: integer(env, 'JUPYTER_WAIT_SECONDS', 60, 0, 86_400) * 1000,
     maxUploadBytes: bytes(env, 'MAX_UPLOAD_BYTES', 4 * 2 ** 30),
     maxExtractBytes: bytes(env, 'MAX_EXTRACT_BYTES', 8 * 2 ** 30),
     maxExtractEntries: integer(env, 'MAX_EXTRACT_ENTRIES', 100_000, 1, 10_000_000),

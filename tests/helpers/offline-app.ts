@@ -9,8 +9,9 @@ import { freePort } from '../../testing/processes.js';
 
 /**
  * The app built for `app.inject`, with no Jupyter behind it: what access control, CORS and
- * the API description do is decided before any kernel is involved. The app's background
- * warm-up of the default context fails fast against a closed port and only logs.
+ * the API description do is decided before any kernel is involved. Its Jupyter never comes
+ * (JUPYTER_WAIT_SECONDS=0): the background warm-up of the default context fails fast against
+ * a closed port and only logs, and requests that need a kernel get 503 at once.
  *
  * Importing this module registers hooks that close every app after each test and remove the
  * temporary workspace after the file.
@@ -33,7 +34,7 @@ export async function startOffline(
   extend?: (app: FastifyInstance) => void,
 ): Promise<{ app: FastifyInstance; routes: RouteOptions[] }> {
   workspace ??= mkdtemp(path.join(tmpdir(), 'offline-app-'));
-  const config = loadConfig({ JUPYTER_URL: `http://127.0.0.1:${await freePort()}`, WORKSPACE_DIR: await workspace, ...env });
+  const config = loadConfig({ JUPYTER_URL: `http://127.0.0.1:${await freePort()}`, JUPYTER_WAIT_SECONDS: '0', WORKSPACE_DIR: await workspace, ...env });
   const routes: RouteOptions[] = [];
   const app = await buildApp(config, {
     ...options,

@@ -1,5 +1,5 @@
 import type { KernelMessage } from '@jupyterlab/services';
-import { streamTextJson } from '../jupyter/wire.js';
+import { encodedStreamText, type EncodedText } from '../jupyter/wire.js';
 
 /** The NDJSON lines of `POST /execute`, one object per line, in the reference's wire format. */
 export type OutputEvent =
@@ -133,8 +133,8 @@ export function toOutputEvent(msg: KernelMessage.IIOPubMessage): OutputEvent | u
       const content = msg.content as KernelMessage.IStreamMsg['content'];
       const text = asText(content.text) ?? '';
       const event: StreamEvent = { type: content.name === 'stderr' ? 'stderr' : 'stdout', text, timestamp: timestampOf(msg) };
-      const json = streamTextJson(content);
-      if (json !== undefined) keepTextJson(event, json);
+      const encoded = encodedStreamText(content);
+      if (encoded !== undefined) keepEncodedText(event, encoded);
       return event;
     }
     case 'execute_result': {
@@ -180,11 +180,12 @@ const NEWLINE = 0x0a;
 const TEXT_JSON = Symbol('text as JSON');
 
 /**
- * Keeps the kernel's own encoding of a stream event's text (a JSON string literal in valid UTF-8,
- * see jupyter/wire.ts) with the event, where no serializer or comparison sees it.
+ * Keeps the kernel's own encoding of a stream event's text (see jupyter/wire.ts) with the
+ * event, where no serializer or comparison sees it, and the text's size when it is known.
  */
-function keepTextJson(event: StreamEvent, json: Buffer): void {
-  Object.defineProperty(event, TEXT_JSON, { value: { text: event.text, json } });
+function keepEncodedText(event: StreamEvent, encoded: EncodedText): void {
+  Object.defineProperty(event, TEXT_JSON, { value: { text: event.text, json: encoded.json } });
+  if (encoded.utf8Bytes !== undefined) Object.defineProperty(event, TEXT_BYTES, { value: encoded.utf8Bytes });
 }
 
 /** The kept literal, while it still encodes the event's text. */

@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import type { KernelMessage, ServerConnection } from '@jupyterlab/services';
 
 type Serializer = ServerConnection.ISettings['serializer'];
@@ -6,12 +6,17 @@ type Serializer = ServerConnection.ISettings['serializer'];
 /** The kernel WebSocket protocol @jupyterlab/services negotiates with Jupyter Server ≥ 1.23. */
 const V1_PROTOCOL = 'v1.kernel.websocket.jupyter.org';
 
-const STREAM_TEXT_JSON = Symbol('stream text as JSON');
+const ENCODED_TEXT = Symbol('stream text as the kernel encoded it');
 
-interface TextJson {
-  /** The decoded text, to tell whether the content still holds it. */
-  text: string;
+/** A stream message's text as the kernel encoded it. */
+export interface EncodedText {
+  /** A JSON string literal in valid UTF-8, quotes included, that parses to the text. */
   json: Buffer;
+  /**
+   * The text's UTF-8 size, when the literal tells it without decoding: an ASCII literal without
+   * `\u` escapes holds ASCII text only, one byte per character.
+   */
+  utf8Bytes: number | undefined;
 }
 
 /**
@@ -38,13 +43,12 @@ export function kernelMessageSerializer(library: Serializer): Serializer {
 }
 
 /**
- * The text of a stream message's content as the kernel encoded it: a JSON string literal in
- * valid UTF-8, which parses to `content.text`. Undefined for messages not decoded here, or
- * whose text has been replaced since.
+ * The text of a stream message's content as the kernel encoded it. Undefined for messages not
+ * decoded here, or whose text has been replaced since.
  */
-export function streamTextJson(content: object): Buffer | undefined {
-  const kept = (content as { [STREAM_TEXT_JSON]?: TextJson })[STREAM_TEXT_JSON];
-  return kept !== undefined && kept.text === (content as { text?: unknown }).text ? kept.json : undefined;
+export function encodedStreamText(content: object): EncodedText | undefined {
+  const kept = (content as { [ENCODED_TEXT]?: EncodedText & { text: string } })[ENCODED_TEXT];
+  return kept !== undefined && kept.text === (content as { text?: unknown }).text ? kept : undefined;
 }
 
 /**
@@ -134,7 +138,8 @@ export function decodeStreamContent(json: Buffer): Record<string, string> | unde
   if (textJson === undefined || !isUtf8(textJson)) return undefined;
   const text = JSON.parse(textJson.toString('utf8')) as string;
   fields.text = text;
-  Object.defineProperty(fields, STREAM_TEXT_JSON, { value: { text, json: textJson } satisfies TextJson });
+  const utf8Bytes = isAscii(textJson) && textJson.indexOf('\\u') === -1 ? text.length : undefined;
+  Object.defineProperty(fields, ENCODED_TEXT, { value: { text, json: textJson, utf8Bytes } });
   return fields;
 }
 

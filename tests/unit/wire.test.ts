@@ -1,8 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import { ServerConnection, type KernelMessage } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
-import { serializeEvent, toOutputEvent } from '../../server/execution/events.js';
-import { decodeStreamMessage, kernelMessageSerializer, streamTextJson } from '../../server/jupyter/wire.js';
+import { serializeEvent, textBytes, toOutputEvent, type StreamEvent } from '../../server/execution/events.js';
+import { decodeStreamMessage, encodedStreamText, kernelMessageSerializer } from '../../server/jupyter/wire.js';
 
 const V1 = 'v1.kernel.websocket.jupyter.org';
 const library = ServerConnection.makeSettings({ baseUrl: 'http://localhost/', wsUrl: 'ws://localhost/' }).serializer;
@@ -64,7 +64,11 @@ describe('the stream message decoder', () => {
       const data = streamFrame(content);
       const ours = decode(data);
       expect(ours).toEqual(library.deserialize(data, V1));
-      expect(streamTextJson(ours.content)).toBeDefined();
+      const encoded = encodedStreamText(ours.content)!;
+      expect(encoded).toBeDefined();
+      // Known without decoding only when it cannot be wrong; then it is the text's UTF-8 size.
+      if (encoded.utf8Bytes !== undefined) expect(encoded.utf8Bytes).toBe(Buffer.byteLength(text, 'utf8'));
+      expect(textBytes(toOutputEvent(ours) as StreamEvent)).toBe(Buffer.byteLength(text, 'utf8'));
       const { line, parsed } = lineOf(ours);
       expect(parsed).toEqual({ type: 'stdout', text, timestamp: header.date });
       expect(isUtf8(line)).toBe(true);
@@ -89,15 +93,27 @@ describe('the stream message decoder', () => {
       const msg = decode(streamFrame(content));
       expect(msg.content).toEqual({ name: 'stdout', text });
       // Decoded here, not by the library's decoder after this one gave up.
-      expect(streamTextJson(msg.content)).toBeDefined();
+      const encoded = encodedStreamText(msg.content);
+      expect(encoded).toBeDefined();
+      if (encoded!.utf8Bytes !== undefined) expect(encoded!.utf8Bytes).toBe(Buffer.byteLength(text, 'utf8'));
+      expect(textBytes(toOutputEvent(msg) as StreamEvent)).toBe(Buffer.byteLength(text, 'utf8'));
       expect(lineOf(msg).parsed).toMatchObject({ text });
     }
+  });
+
+  it('knows the size of ASCII text without measuring it, and only then', () => {
+    const sizeOf = (content: string) => encodedStreamText(decode(streamFrame(content)).content)!.utf8Bytes;
+    expect(sizeOf(pythonJson({ name: 'stdout', text: 'ab\n"\\' }))).toBe(5);
+    // `\u00e9` is one character of two bytes; `\\u` is a backslash and a u.
+    expect(sizeOf('{"name": "stdout", "text": "caf\\u00e9"}')).toBeUndefined();
+    expect(sizeOf('{"name": "stdout", "text": "\\\\u"}')).toBeUndefined();
+    expect(sizeOf(pythonJson({ name: 'stdout', text: 'café' }))).toBeUndefined();
   });
 
   it('keeps key order and the last of duplicate keys, like JSON.parse', () => {
     const content = '{ "text" : "first" ,\n"name":"stdout", "text": "second", "extra": "x" }';
     const msg = decode(streamFrame(content));
-    expect(streamTextJson(msg.content)).toBeDefined();
+    expect(encodedStreamText(msg.content)).toBeDefined();
     expect(msg.content).toEqual(JSON.parse(content));
     expect(Object.keys(msg.content)).toEqual(Object.keys(JSON.parse(content) as object));
     expect(lineOf(msg).parsed).toMatchObject({ text: 'second' });
@@ -110,7 +126,7 @@ describe('the stream message decoder', () => {
     expect(decodeStreamMessage(Buffer.from(data))).toBeUndefined();
     const msg = decode(data);
     expect(msg.content).toEqual({ name: 'stdout', text: 'a\ufffdb\n' });
-    expect(streamTextJson(msg.content)).toBeUndefined();
+    expect(encodedStreamText(msg.content)).toBeUndefined();
     const { line, parsed } = lineOf(msg);
     expect(isUtf8(line)).toBe(true);
     expect(parsed).toMatchObject({ text: 'a\ufffdb\n' });
@@ -153,7 +169,7 @@ describe('the stream message decoder', () => {
   it('forgets the literal once the text was replaced', () => {
     const msg = decode(streamFrame(pythonJson({ name: 'stdout', text: 'old' })));
     (msg.content as { text: string }).text = 'new';
-    expect(streamTextJson(msg.content)).toBeUndefined();
+    expect(encodedStreamText(msg.content)).toBeUndefined();
     expect(lineOf(msg).parsed).toMatchObject({ text: 'new' });
   });
 });

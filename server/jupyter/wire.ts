@@ -136,9 +136,12 @@ export function decodeStreamContent(json: Buffer): Record<string, string> | unde
     break;
   }
   if (textJson === undefined || !isUtf8(textJson)) return undefined;
-  const text = JSON.parse(textJson.toString('utf8')) as string;
+  // An ASCII literal reads the same as Latin-1, which Node copies without decoding UTF-8 (and
+  // from about 1 MB on keeps outside V8's heap, so that JSON.parse's input is no garbage).
+  const ascii = isAscii(textJson);
+  const text = JSON.parse(textJson.toString(ascii ? 'latin1' : 'utf8')) as string;
   fields.text = text;
-  const utf8Bytes = isAscii(textJson) && textJson.indexOf('\\u') === -1 ? text.length : undefined;
+  const utf8Bytes = ascii && textJson.indexOf('\\u') === -1 ? text.length : undefined;
   Object.defineProperty(fields, ENCODED_TEXT, { value: { text, json: textJson, utf8Bytes } });
   return fields;
 }

@@ -10,11 +10,17 @@ export interface JupyterKernel {
   last_activity: string;
 }
 
-/** The kernels Jupyter runs, through its own REST API. */
+/**
+ * The kernels Jupyter runs, through its own REST API. Jupyter 1.x can answer 500 while a kernel
+ * is being shut down (the listing meets it half gone): that answer is asked again.
+ */
 export async function jupyterKernels(jupyterUrl: string, token: string): Promise<JupyterKernel[]> {
-  const response = await fetch(`${jupyterUrl}/api/kernels`, { headers: { authorization: `token ${token}` } });
-  if (response.status !== 200) throw new Error(`GET /api/kernels answered ${response.status}`);
-  return (await response.json()) as JupyterKernel[];
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(`${jupyterUrl}/api/kernels`, { headers: { authorization: `token ${token}` } });
+    if (response.status === 200) return (await response.json()) as JupyterKernel[];
+    if (response.status !== 500 || attempt >= 20) throw new Error(`GET /api/kernels answered ${response.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** The pids of the processes started for a kernel (their command line names its connection file). */

@@ -31,6 +31,7 @@ import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './execution/env-vars.js
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
+import { lazySerializers } from './schemas/serializers.js';
 import { WsClientFrame, WsServerFrame } from './schemas/ws.js';
 
 /**
@@ -72,6 +73,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // A stream is never waited for on close beyond the registry's own grace period.
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
     bodyLimit: 32 * 1024 * 1024,
     // What the router refuses (a malformed URL) and what never becomes a request (malformed
     // HTTP) answer in the same shape as everything else.

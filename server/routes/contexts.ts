@@ -9,6 +9,8 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Create a context: a new kernel with its own state',
+        description:
+          'Takes a kernel started ahead of time when one is ready (KERNEL_POOL), moved to `cwd` and indistinguishable from a kernel started there; otherwise starts one. 429 when MAX_CONTEXTS contexts exist (pooled kernels give their slots up).',
         operationId: 'createContext',
         tags: ['contexts'],
         body: CreateContextBody,
@@ -43,6 +45,8 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: "Restart a context's kernel: all state is wiped, id and cwd stay",
+        description:
+          'Swaps in a kernel started ahead of time when one is ready (KERNEL_POOL) and shuts the old one down in the background; otherwise restarts the kernel. A running execution ends with ContextRestarted.',
         operationId: 'restartContext',
         tags: ['contexts'],
         params: ContextParams,

@@ -91,6 +91,19 @@ export const contexts: Suite = {
         await server.api.deleteContext(id);
         return elapsed;
       };
+      /**
+       * Jupyter's own side: `begin` starts (or restarts) a kernel and says when the clock started;
+       * the time runs until the kernel answers its first kernel_info_request over a new WebSocket.
+       */
+      const rawKernel = async (begin: (started: number) => Promise<{ id: string; started: number }>): Promise<number> => {
+        const { id, started } = await begin(now());
+        const client = await RawKernelClient.connect(raw.url, raw.token, id);
+        await client.kernelInfo();
+        const elapsed = now() - started;
+        client.close();
+        await raw.shutdownKernel(id);
+        return elapsed;
+      };
       const restart = (server: typeof none) => async () => {
         const id = await server.api.createContext();
         await server.api.execute({ code: 'x = 1', context_id: id });
@@ -105,16 +118,10 @@ export const contexts: Suite = {
         {
           key: 'rawCreate',
           label: 'Jupyter: `POST /api/kernels` + WebSocket + kernel_info_reply',
-          run: async () => {
-            const started = now();
+          run: () => rawKernel(async (started) => {
             const id = await raw.startKernel(none.server.workspaceDir);
-            const client = await RawKernelClient.connect(raw.url, raw.token, id);
-            await client.kernelInfo();
-            const elapsed = now() - started;
-            client.close();
-            await raw.shutdownKernel(id);
-            return elapsed;
-          },
+            return { id, started };
+          }),
         },
         { key: 'create0', label: 'API `POST /contexts`, no pool', run: create(none) },
         { key: 'create1', label: 'API `POST /contexts`, pool python=1', run: create(pooled) },
@@ -122,17 +129,12 @@ export const contexts: Suite = {
         {
           key: 'rawRestart',
           label: 'Jupyter: `POST /api/kernels/{id}/restart` + WebSocket + kernel_info_reply',
-          run: async () => {
+          run: () => rawKernel(async () => {
             const id = await raw.startKernel(none.server.workspaceDir);
             const started = now();
             await raw.restartKernel(id);
-            const client = await RawKernelClient.connect(raw.url, raw.token, id);
-            await client.kernelInfo();
-            const elapsed = now() - started;
-            client.close();
-            await raw.shutdownKernel(id);
-            return elapsed;
-          },
+            return { id, started };
+          }),
         },
         { key: 'restart0', label: 'API `POST /contexts/{id}/restart`, no pool', run: restart(none) },
         { key: 'restart1', label: 'API `POST /contexts/{id}/restart`, pool python=1', run: restart(pooled) },

@@ -122,6 +122,23 @@ describe('KERNEL_POOL', () => {
     }
   }, 180_000);
 
+  it('moves a pooled kernel to a directory whose name holds quotes, a dollar sign and non-ASCII characters', async () => {
+    const name = 'it\'s "odd" $HOME é 𝄞';
+    await mkdir(path.join(pooled.workspaceDir, name), { recursive: true });
+    const cwdOf: Record<string, string> = { python: 'import os\nprint(os.getcwd())', r: 'cat(getwd(), "\\n", sep = "")', javascript: 'console.log(Deno.cwd())' };
+    for (const language of Object.keys(POOL)) {
+      await poolReady(pooled, language);
+      const before = await hits(pooled, language);
+      const created = await call<{ id: string; cwd: string }>(pooled, 'POST', '/contexts', { language, cwd: name });
+      expect(created.status, JSON.stringify(created.body)).toBe(200);
+      const context = created.body;
+      expect(await hits(pooled, language)).toBe(before + 1);
+      expect(context.cwd).toBe(path.join(pooled.workspaceDir, name));
+      expect(stdout(await run(pooled, { context_id: context.id, code: cwdOf[language] })), language).toBe(`${context.cwd}\n`);
+      await call(pooled, 'DELETE', `/contexts/${context.id}`);
+    }
+  }, 120_000);
+
   it('restarts a context by swapping in a pooled kernel: same id and cwd, a new kernel, the old one shut down', async () => {
     await mkdir(path.join(pooled.workspaceDir, 'restarted'), { recursive: true });
     const context = (await call<{ id: string; cwd: string }>(pooled, 'POST', '/contexts', { cwd: 'restarted' })).body;

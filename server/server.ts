@@ -3,7 +3,7 @@ import { access, mkdir, stat } from 'node:fs/promises';
 import { format } from 'node:util';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
-import { compileCacheOutcome } from './compile-cache.js';
+import { compileCacheOutcome, flushCompileCache } from './compile-cache.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { UnknownLanguageError } from './errors.js';
 import { logDestination, loggerOptions } from './logger.js';
@@ -79,6 +79,11 @@ async function main(): Promise<void> {
     process.stderr.write(`Invalid configuration: DEFAULT_LANGUAGE=${config.defaultLanguage}: ${error.message}\n`);
     void stop('configuration');
   });
+  // Once the start's own work is done (the first kernel is up, or not coming): writing the
+  // cache takes CPU that the first execution should have.
+  void (app.defaultContextWarmUp ?? Promise.resolve())
+    .catch(() => undefined)
+    .then(() => setTimeout(flushCompileCache, 1000).unref());
 }
 
 /**

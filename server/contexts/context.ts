@@ -325,6 +325,8 @@ export class KernelContext implements ExecutionTarget {
       await this.jupyter.shutdownKernel(model.id).catch(() => undefined);
       throw error;
     }
+    // Deleted while its kernel started: the kernel goes too.
+    if (this.closed) await this.jupyter.shutdownKernel(model.id).catch(() => undefined);
   }
 
   /**
@@ -426,6 +428,8 @@ export class KernelContext implements ExecutionTarget {
       try {
         await this.openChannel(old.model, { restarted: options.restarted });
       } catch (error) {
+        // A context deleted meanwhile gets no new kernel (nobody would ever shut it down).
+        if (this.closed) return;
         this.logger.warn({ err: error, kernel: old.kernelId }, 'the kernel did not answer on a new connection; starting a new one');
         await this.startKernel();
       }

@@ -42,6 +42,12 @@ interface Slot {
   discarded: boolean;
 }
 
+/**
+ * How long a refill waits after a hand-out: whoever got the kernel usually runs code on it at
+ * once, and a kernel start beside it (a second of CPU, and Jupyter's attention) would slow that
+ * first execution, or let an interrupt miss its grace period on a loaded machine.
+ */
+const REFILL_DELAY_MS = 1000;
 /** After a failed start, the next waits this long, doubling up to the maximum. */
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
@@ -62,6 +68,7 @@ export class KernelPool {
   private closed = false;
   /** Set by activate(): until then fill() starts nothing. */
   private active = false;
+  private refillTimer: NodeJS.Timeout | undefined;
   /** Shutdowns in flight, so that close() can wait for them. */
   private readonly releasing = new Set<Promise<void>>();
 
@@ -134,7 +141,7 @@ export class KernelPool {
       .catch((error: unknown) => this.options.logger.warn({ err: error, kernel: kernelId }, 'could not shut a kernel down'))
       .finally(() => {
         this.releasing.delete(done);
-        this.fill();
+        this.fillSoon();
       });
     this.releasing.add(done);
     return done;
@@ -148,6 +155,16 @@ export class KernelPool {
     if (this.active) return;
     this.active = true;
     this.fill();
+  }
+
+  /** Fills the pool after REFILL_DELAY_MS: after a hand-out, once its taker had a moment. */
+  fillSoon(): void {
+    if (this.closed || !this.active || this.refillTimer) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.fill();
+    }, REFILL_DELAY_MS);
+    this.refillTimer.unref();
   }
 
   /**
@@ -184,6 +201,7 @@ export class KernelPool {
   /** Shuts every pooled kernel down; kernels still starting are shut down when they exist. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.refillTimer);
     for (const retry of this.retries.values()) clearTimeout(retry.timer);
     for (const slot of this.slots) {
       slot.discarded = true;

@@ -134,7 +134,7 @@ export class ContextRegistry {
     }
     const evicted = !warm && existing + this.pool.size >= this.options.maxContexts ? this.pool.evict() : undefined;
     this.starting++;
-    this.pool.fill();
+    if (warm) this.pool.fillSoon();
     let context: KernelContext;
     try {
       context = await this.startContext(spec, directory, warm);

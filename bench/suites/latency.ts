@@ -1,16 +1,12 @@
-import { formatNumber, formatRatio, formatRatioAgainst, max, median, now, percentile, ratio } from '../lib/stats.js';
+import { backToBackTable, measureBackToBack, type BackToBackSide } from '../lib/back-to-back.js';
+import { formatNumber, formatRatio, formatRatioAgainst, ratio } from '../lib/stats.js';
 import { ApiClient } from '../lib/api-client.js';
 import { spawnHelper } from '../lib/processes.js';
 import { stopProcess } from '../../testing/processes.js';
 import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
 import { ServicesKernel } from '../lib/services-kernel.js';
-import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
+import { type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
-interface Side {
-  key: string;
-  label: string;
-  run: () => Promise<string | null | undefined>;
-}
 
 const TARGET = 1.15;
 
@@ -34,7 +30,7 @@ export const latency: Suite = {
     const proxy = await spawnHelper('minimal-proxy.ts', [rest.url, rest.token]);
     const proxyClient = new ApiClient(proxy.url);
     try {
-      const sides: Side[] = [
+      const sides: BackToBackSide[] = [
         { key: 'raw', label: 'raw kernel WebSocket (`ws`, JSON protocol)', run: async () => (await raw.client.execute('1+1')).result },
         { key: 'rawV1', label: 'raw kernel WebSocket (`ws`, v1 binary protocol)', run: async () => (await rawV1.client.execute('1+1')).result },
         { key: 'services', label: '@jupyterlab/services KernelConnection', run: async () => (await services.execute('1+1')).result },
@@ -43,50 +39,8 @@ export const latency: Suite = {
         { key: 'apiDefault', label: 'API `POST /execute` (default context)', run: async () => (await api.execute({ code: '1+1' })).result },
       ];
 
-      for (const side of sides) {
-        const result = await side.run();
-        if (result !== '2') throw new Error(`${side.label}: 1+1 gave ${JSON.stringify(result)}`);
-        for (let i = 1; i < warmUp; i++) await side.run();
-      }
-
-      const samples = new Map<string, number[]>(sides.map((side) => [side.key, []]));
-      const roundP50 = new Map<string, number[]>(sides.map((side) => [side.key, []]));
-      for (let round = 0; round < rounds; round++) {
-        env.progress(`latency round ${round + 1}/${rounds}`);
-        for (const side of roundOrder(sides, round)) {
-          const times: number[] = [];
-          for (let i = 0; i < perRound; i++) {
-            const started = now();
-            await side.run();
-            times.push(now() - started);
-          }
-          samples.get(side.key)!.push(...times);
-          roundP50.get(side.key)!.push(percentile(times, 50));
-        }
-      }
-
-      const stats = Object.fromEntries(
-        sides.map((side) => {
-          const all = samples.get(side.key)!;
-          return [side.key, { p50: percentile(all, 50), p90: percentile(all, 90), p99: percentile(all, 99), n: all.length, roundP50: roundP50.get(side.key)! }];
-        }),
-      ) as Record<string, { p50: number; p90: number; p99: number; n: number; roundP50: number[] }>;
+      const stats = await measureBackToBack(env, 'latency', sides, { rounds, perRound, warmUp });
       const rawStats = stats.raw!;
-      const roundRatios = (key: string) => stats[key]!.roundP50.map((value, i) => value / rawStats.roundP50[i]!);
-
-      const rows = sides.map((side) => {
-        const s = stats[side.key]!;
-        const perRoundRatios = roundRatios(side.key);
-        return [
-          side.label,
-          formatNumber(s.p50, 2),
-          formatNumber(s.p90, 2),
-          formatNumber(s.p99, 2),
-          side.key === 'raw' ? '1.00x' : formatRatio(ratio(s.p50, rawStats.p50)),
-          side.key === 'raw' ? '' : `${formatRatio(median(perRoundRatios))} (${formatRatio(Math.min(...perRoundRatios))}–${formatRatio(max(perRoundRatios))})`,
-          String(s.n),
-        ];
-      });
       const apiRatio = ratio(stats.api!.p50, rawStats.p50);
       const details = [
         `${rounds} rounds of ${perRound} back-to-back executions per side, sides interleaved (order rotated each round), ` +
@@ -94,7 +48,7 @@ export const latency: Suite = {
           'An execution is complete when the raw client has both `execute_reply` and IOPub `idle`, and when the API\'s NDJSON has been read to `end_of_execution`. ' +
           'Percentiles pool every round. The minimal proxy (bench/lib/minimal-proxy.ts: `node:http` and @jupyterlab/services with no framework, validation, logging or queue, in a process of its own) prices the extra hop itself; the API\'s own cost is what remains above it. The baseline is the raw client on the JSON protocol; @jupyterlab/services, and so the API, negotiate the v1 binary protocol, which spares Jupyter decoding and re-encoding each message.',
         '',
-        table(['Client', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / raw', 'per-round p50 ratio: median (min–max)', 'n'], rows),
+        backToBackTable(sides, stats, 'raw', 'raw'),
       ].join('\n');
 
       return {

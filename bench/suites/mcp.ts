@@ -1,14 +1,10 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { formatNumber, formatRatio, median, now, percentile, ratio } from '../lib/stats.js';
-import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
+import { backToBackTable, measureBackToBack, type BackToBackSide } from '../lib/back-to-back.js';
+import { formatNumber, formatRatio, ratio } from '../lib/stats.js';
+import { type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
-interface Side {
-  key: string;
-  label: string;
-  run: () => Promise<string | undefined>;
-}
 
 /**
  * What MCP costs on top of the HTTP API: back-to-back `1+1` through the official SDK's client
@@ -35,7 +31,7 @@ export const mcp: Suite = {
         const first = result.content[0];
         return first?.type === 'text' ? first.text : undefined;
       };
-      const sides: Side[] = [
+      const sides: BackToBackSide[] = [
         { key: 'api', label: 'API `POST /execute` (context_id)', run: async () => (await api.execute({ code: '1+1', context_id: contextId })).result ?? undefined },
         { key: 'mcp', label: 'MCP `execute_code` (the session\'s context)', run: () => callTool({ code: '1+1' }) },
         { key: 'mcpProgress', label: 'MCP `execute_code` with a progress token', run: async () => {
@@ -44,54 +40,14 @@ export const mcp: Suite = {
           return first?.type === 'text' ? first.text : undefined;
         } },
       ];
-      for (const side of sides) {
-        const result = await side.run();
-        if (result !== '2') throw new Error(`${side.label}: 1+1 gave ${JSON.stringify(result)}`);
-        for (let i = 1; i < warmUp; i++) await side.run();
-      }
-
-      const samples = new Map<string, number[]>(sides.map((side) => [side.key, []]));
-      const roundP50 = new Map<string, number[]>(sides.map((side) => [side.key, []]));
-      for (let round = 0; round < rounds; round++) {
-        env.progress(`mcp round ${round + 1}/${rounds}`);
-        for (const side of roundOrder(sides, round)) {
-          const times: number[] = [];
-          for (let i = 0; i < perRound; i++) {
-            const started = now();
-            await side.run();
-            times.push(now() - started);
-          }
-          samples.get(side.key)!.push(...times);
-          roundP50.get(side.key)!.push(percentile(times, 50));
-        }
-      }
-
-      const stats = Object.fromEntries(
-        sides.map((side) => {
-          const all = samples.get(side.key)!;
-          return [side.key, { p50: percentile(all, 50), p90: percentile(all, 90), p99: percentile(all, 99), n: all.length, roundP50: roundP50.get(side.key)! }];
-        }),
-      ) as Record<string, { p50: number; p90: number; p99: number; n: number; roundP50: number[] }>;
+      const stats = await measureBackToBack(env, 'mcp', sides, { rounds, perRound, warmUp });
       const base = stats.api!;
-      const rows = sides.map((side) => {
-        const s = stats[side.key]!;
-        const perRoundRatios = s.roundP50.map((value, i) => value / base.roundP50[i]!);
-        return [
-          side.label,
-          formatNumber(s.p50, 2),
-          formatNumber(s.p90, 2),
-          formatNumber(s.p99, 2),
-          side.key === 'api' ? '1.00x' : formatRatio(ratio(s.p50, base.p50)),
-          side.key === 'api' ? '' : formatRatio(median(perRoundRatios)),
-          String(s.n),
-        ];
-      });
       const details = [
         `${rounds} rounds of ${perRound} back-to-back \`1+1\` per side, sides interleaved (order rotated each round), after ${warmUp} warm-up executions. ` +
           'The MCP side is the SDK\'s `Client` with `StreamableHTTPClientTransport`, in one session; a call is complete when its result has been parsed. ' +
           'The API side reads the NDJSON to `end_of_execution`. Each side has a context of its own.',
         '',
-        table(['Client', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / API', 'per-round p50 ratio (median)', 'n'], rows),
+        backToBackTable(sides, stats, 'api', 'API'),
       ].join('\n');
       return {
         summary: [

@@ -1,8 +1,9 @@
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { formatNumber, formatRatio, formatRatioAgainst, max, median, now, percentile, ratio } from '../lib/stats.js';
+import { backToBackTable, measureBackToBack, type BackToBackSide } from '../lib/back-to-back.js';
+import { formatNumber, formatRatio, formatRatioAgainst, ratio } from '../lib/stats.js';
 import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
-import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
+import { type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
 const TARGET = 1.15;
 
@@ -61,11 +62,6 @@ class ApiSocket {
   }
 }
 
-interface Side {
-  key: string;
-  label: string;
-  run: () => Promise<string | null | undefined>;
-}
 
 /**
  * Back-to-back `1+1` over one WebSocket to the API, against the raw kernel WebSocket client,
@@ -86,55 +82,15 @@ export const ws: Suite = {
     const httpContext = await api.createContext();
     const socket = await ApiSocket.connect(server.baseUrl);
     try {
-      const sides: Side[] = [
+      const sides: BackToBackSide[] = [
         { key: 'raw', label: 'raw kernel WebSocket (`ws`, JSON protocol)', run: async () => (await raw.client.execute('1+1')).result },
         { key: 'rawV1', label: 'raw kernel WebSocket (`ws`, v1 binary protocol)', run: async () => (await rawV1.client.execute('1+1')).result },
         { key: 'ws', label: 'API `GET /ws` (one socket, `execute` frames)', run: () => socket.execute('1+1', wsContext) },
         { key: 'http', label: 'API `POST /execute` (context_id)', run: async () => (await api.execute({ code: '1+1', context_id: httpContext })).result },
       ];
 
-      for (const side of sides) {
-        const result = await side.run();
-        if (result !== '2') throw new Error(`${side.label}: 1+1 gave ${JSON.stringify(result)}`);
-        for (let i = 1; i < warmUp; i++) await side.run();
-      }
-
-      const samples = new Map<string, number[]>(sides.map((side) => [side.key, []]));
-      const roundP50 = new Map<string, number[]>(sides.map((side) => [side.key, []]));
-      for (let round = 0; round < rounds; round++) {
-        env.progress(`ws round ${round + 1}/${rounds}`);
-        for (const side of roundOrder(sides, round)) {
-          const times: number[] = [];
-          for (let i = 0; i < perRound; i++) {
-            const started = now();
-            await side.run();
-            times.push(now() - started);
-          }
-          samples.get(side.key)!.push(...times);
-          roundP50.get(side.key)!.push(percentile(times, 50));
-        }
-      }
-
-      const stats = Object.fromEntries(
-        sides.map((side) => {
-          const all = samples.get(side.key)!;
-          return [side.key, { p50: percentile(all, 50), p90: percentile(all, 90), p99: percentile(all, 99), n: all.length, roundP50: roundP50.get(side.key)! }];
-        }),
-      ) as Record<string, { p50: number; p90: number; p99: number; n: number; roundP50: number[] }>;
+      const stats = await measureBackToBack(env, 'ws', sides, { rounds, perRound, warmUp });
       const rawStats = stats.raw!;
-      const rows = sides.map((side) => {
-        const s = stats[side.key]!;
-        const perRoundRatios = s.roundP50.map((value, i) => value / rawStats.roundP50[i]!);
-        return [
-          side.label,
-          formatNumber(s.p50, 2),
-          formatNumber(s.p90, 2),
-          formatNumber(s.p99, 2),
-          side.key === 'raw' ? '1.00x' : formatRatio(ratio(s.p50, rawStats.p50)),
-          side.key === 'raw' ? '' : `${formatRatio(median(perRoundRatios))} (${formatRatio(Math.min(...perRoundRatios))}–${formatRatio(max(perRoundRatios))})`,
-          String(s.n),
-        ];
-      });
       const wsRatio = ratio(stats.ws!.p50, rawStats.p50);
       const details = [
         `${rounds} rounds of ${perRound} back-to-back executions per side, sides interleaved (order rotated each round), ` +
@@ -142,7 +98,7 @@ export const ws: Suite = {
           'The WebSocket side keeps one socket open and sends one `execute` frame at a time, complete when its `end_of_execution` frame has arrived (every frame parsed); ' +
           'the raw client is complete when it has both `execute_reply` and IOPub `idle`; `POST /execute` when its NDJSON has been read to the end.',
         '',
-        table(['Client', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / raw', 'per-round p50 ratio: median (min–max)', 'n'], rows),
+        backToBackTable(sides, stats, 'raw', 'raw'),
       ].join('\n');
 
       return {

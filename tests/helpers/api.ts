@@ -1,5 +1,5 @@
 import { Ajv, type ValidateFunction } from 'ajv';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 
 export const baseUrl = inject('baseUrl');
 export const accessToken = inject('accessToken');
@@ -107,4 +107,23 @@ export async function createContext(body: Record<string, unknown> = {}): Promise
 
 export async function deleteContext(id: string): Promise<void> {
   await request('DELETE', `/contexts/${id}`);
+}
+
+/**
+ * The contexts one test file makes, deleted once the file is done: `newContext(language)` creates
+ * one, `track(id)` adopts one created another way. Call it at the top of the file.
+ */
+export function fileContexts(): { newContext: (language: string) => Promise<string>; track: (id: string) => void } {
+  const created: string[] = [];
+  afterAll(async () => {
+    await Promise.all(created.map((id) => deleteContext(id)));
+  });
+  return {
+    newContext: async (language) => {
+      const { id } = await createContext({ language });
+      created.push(id);
+      return id;
+    },
+    track: (id) => void created.push(id),
+  };
 }

@@ -1,18 +1,9 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { createContext, deleteContext, errorsOf, execute, json, mainResult, readEvents, request, stdoutOf, type ExecutionEvent } from '../helpers/api.js';
+import { describe, expect, it } from 'vitest';
+import { fileContexts, errorsOf, execute, json, mainResult, readEvents, request, stdoutOf, type ExecutionEvent } from '../helpers/api.js';
 
 // JavaScript and TypeScript contexts run Deno's Jupyter kernel (kernels/js, kernels/ts).
 
-const created: string[] = [];
-afterAll(async () => {
-  await Promise.all(created.map((id) => deleteContext(id)));
-});
-
-async function newContext(language: string): Promise<string> {
-  const { id } = await createContext({ language });
-  created.push(id);
-  return id;
-}
+const { newContext, track } = fileContexts();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const stderrOf = (events: ExecutionEvent[]) =>
@@ -90,7 +81,7 @@ describe('JavaScript and TypeScript', () => {
     const ts = mainResult(await execute({ language: 'ts', code: 'const f = (n: number): string => `n=${n}`; f(3)' }));
     expect(ts?.text).toBe('n=3');
     const { body } = await json<{ id: string; language: string }>('POST', '/contexts', { language: 'ts' });
-    created.push(body.id);
+    track(body.id);
     expect(body.language).toBe('typescript');
   });
 

@@ -1,20 +1,11 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { createContext, deleteContext, errorsOf, execute, mainResult, stdoutOf } from '../helpers/api.js';
+import { describe, expect, it } from 'vitest';
+import { fileContexts, errorsOf, execute, mainResult, stdoutOf } from '../helpers/api.js';
 
 // The suite's server runs with CONTEXT_MEMORY_LIMIT=4GiB (tests/helpers/global-setup.ts;
 // scripts/docker-ci.sh starts the container with the same). The allocations below ask for far
 // more address space than that and fail at once, so they cost no real memory.
 
-const created: string[] = [];
-afterAll(async () => {
-  await Promise.all(created.map((id) => deleteContext(id)));
-});
-
-async function newContext(language: string): Promise<string> {
-  const { id } = await createContext({ language });
-  created.push(id);
-  return id;
-}
+const { newContext } = fileContexts();
 
 describe('CONTEXT_MEMORY_LIMIT', () => {
   it('gives Python a MemoryError beyond the cap, and the context keeps its state', async () => {

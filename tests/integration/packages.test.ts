@@ -1,21 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createContext, deleteContext, errorsOf, execute, json, mainResult, stdoutOf } from '../helpers/api.js';
+import { describe, expect, it } from 'vitest';
+import { fileContexts, errorsOf, execute, json, mainResult, stdoutOf } from '../helpers/api.js';
 
 // Packages installed at runtime, offline: no package index is reachable here, so the test
 // builds what it installs. Python installs go to the kernels' shared virtual environment, R
 // installs to the user library.
 
-const created: string[] = [];
-afterAll(async () => {
-  await Promise.all(created.map((id) => deleteContext(id)));
-});
-
-async function newContext(language: string): Promise<string> {
-  const { id } = await createContext({ language });
-  created.push(id);
-  return id;
-}
+const { newContext } = fileContexts();
 
 async function run(context: string, code: string): Promise<string> {
   const events = await execute({ context_id: context, code });

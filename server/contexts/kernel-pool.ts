@@ -40,6 +40,8 @@ interface Slot {
   claimed: boolean;
   /** Given up (evicted, lost, or the pool closed): the kernel is shut down once it exists. */
   discarded: boolean;
+  /** That shutdown, once under way. */
+  released?: Promise<void>;
 }
 
 /**
@@ -126,8 +128,8 @@ export class KernelPool {
     this.reportSize(slot.language);
     this.options.logger.debug({ language: slot.language }, 'a pooled kernel gives its slot to a context');
     if (slot.kernel) return this.release(slot.kernel.channel.kernelId, slot.kernel.channel);
-    // Shut down by its start's own continuation once it exists.
-    return slot.starting?.then(() => undefined);
+    // Shut down by its start's own continuation once it exists (see topUp).
+    return slot.starting?.then(() => slot.released);
   }
 
   /**
@@ -224,7 +226,7 @@ export class KernelPool {
         slot.starting = undefined;
         this.retries.delete(spec.language);
         if (slot.discarded || this.closed) {
-          void this.release(kernel.channel.kernelId, kernel.channel);
+          slot.released = this.release(kernel.channel.kernelId, kernel.channel);
           return undefined;
         }
         if (slot.claimed) {

@@ -127,9 +127,7 @@ export class ContextRegistry {
     // kernels fill the remaining slots, one of them gives its slot up.
     let warm: Promise<WarmKernel | undefined> | undefined;
     if (this.pooled(spec.language, directory)) {
-      const ready = this.pool.takeReady(spec.language);
-      if (ready) this.options.poolObserver?.hit(spec.language);
-      else this.options.poolObserver?.miss(spec.language);
+      const ready = this.takeReady(spec.language);
       warm = ready ? Promise.resolve(ready) : this.pool.claimStarting(spec.language);
     }
     const evicted = !warm && existing + this.pool.size >= this.options.maxContexts ? this.pool.evict() : undefined;
@@ -184,16 +182,18 @@ export class ContextRegistry {
       onConnectionLost: () => this.recoverAll(),
       events: this.kernelEvents,
       warmKernels: {
-        take: () => {
-          if (!this.pooled(spec.language, directory)) return undefined;
-          const kernel = this.pool.takeReady(spec.language);
-          if (kernel) this.options.poolObserver?.hit(spec.language);
-          else this.options.poolObserver?.miss(spec.language);
-          return kernel;
-        },
+        take: () => (this.pooled(spec.language, directory) ? this.takeReady(spec.language) : undefined),
         release: (kernelId, channel) => void this.pool.release(kernelId, channel),
       },
     };
+  }
+
+  /** A ready pooled kernel of `language`, counted as a hit, or undefined, counted as a miss. */
+  private takeReady(language: string): WarmKernel | undefined {
+    const kernel = this.pool.takeReady(language);
+    if (kernel) this.options.poolObserver?.hit(language);
+    else this.options.poolObserver?.miss(language);
+    return kernel;
   }
 
   /** Whether a context of `language` in `directory` can be served from the pool. */

@@ -143,18 +143,8 @@ export class KernelChannel {
    */
   async runSilently(code: string, timeoutMs: number): Promise<void> {
     const future = this.connection.requestExecute({ code, silent: true, store_history: false, allow_stdin: false, stop_on_error: false }, true);
-    const timeout = new AbortController();
     try {
-      const reply = await Promise.race([
-        future.done,
-        sleep(timeoutMs, undefined, { signal: timeout.signal }).then(
-          () => {
-            throw new KernelError(`kernel ${this.kernelId} did not answer within ${timeoutMs} ms`);
-          },
-          () => undefined, // cancelled: the answer came first
-        ),
-      ]);
-      if (reply === undefined) throw new KernelError(`kernel ${this.kernelId} did not answer`);
+      const reply = await this.answerWithin(future.done, timeoutMs);
       if (reply.content.status !== 'ok') {
         const detail = reply.content.status === 'error' ? `${reply.content.ename}: ${reply.content.evalue}` : reply.content.status;
         throw new KernelError(`kernel ${this.kernelId} could not be set up (${detail})`);
@@ -162,25 +152,26 @@ export class KernelChannel {
     } catch (error) {
       if (!future.isDisposed) future.dispose();
       throw error instanceof KernelError ? error : new KernelError(`kernel ${this.kernelId}: ${error instanceof Error ? error.message : String(error)}`);
-    } finally {
-      timeout.abort();
     }
   }
 
   /** Resolves when the kernel process answers a kernel_info request within `timeoutMs`. */
   async ping(timeoutMs: number): Promise<void> {
+    await this.answerWithin(this.connection.requestKernelInfo(), timeoutMs);
+  }
+
+  /** `answer`, or KernelError once `timeoutMs` have passed without it. */
+  private async answerWithin<T>(answer: Promise<T>, timeoutMs: number): Promise<T> {
     const timeout = new AbortController();
     try {
-      await Promise.race([
-        this.connection.requestKernelInfo(),
-        sleep(timeoutMs, undefined, { signal: timeout.signal }).then(
-          () => {
-            throw new KernelError(`kernel ${this.kernelId} did not answer within ${timeoutMs} ms`);
-          },
-          () => undefined, // cancelled: the answer came first
-        ),
+      return await Promise.race([
+        answer,
+        sleep(timeoutMs, undefined, { signal: timeout.signal }).then(() => {
+          throw new KernelError(`kernel ${this.kernelId} did not answer within ${timeoutMs} ms`);
+        }),
       ]);
     } finally {
+      // The sleep's rejection once aborted is nobody's concern: the race is settled.
       timeout.abort();
     }
   }

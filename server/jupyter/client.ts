@@ -31,9 +31,13 @@ function kernelSocketClass(maxPayload: number, onTooLarge: () => void): typeof g
   return KernelSocket as unknown as typeof globalThis.WebSocket;
 }
 
-/** Attempts at shutting a kernel down when Jupyter answers with an error, and the pause between them (growing). */
-const SHUTDOWN_ATTEMPTS = 4;
-const SHUTDOWN_RETRY_MS = 500;
+/**
+ * Attempts at a call Jupyter answers with a server error, and the pause between them (growing):
+ * Jupyter 1.x answers 500 to a shutdown, and to listing kernels, while it restarts a dead kernel
+ * or removes one.
+ */
+const ERROR_ATTEMPTS = 4;
+const ERROR_RETRY_MS = 500;
 
 /** True for a Jupyter answer of 404: the kernel (or whatever was asked for) does not exist. */
 export function isJupyterNotFound(error: unknown): boolean {
@@ -118,21 +122,11 @@ export class JupyterClient {
     return this.call(() => KernelAPI.startNew(options, this.settings));
   }
 
-  /**
-   * Shuts a kernel down; one already gone is fine. Jupyter 1.x answers 500 while it restarts a
-   * kernel that died, so an error answer is retried a few times before it is reported.
-   */
+  /** Shuts a kernel down; one already gone is fine. */
   async shutdownKernel(id: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.call(() => KernelAPI.shutdownKernel(id, this.settings));
-        return;
-      } catch (error) {
-        if (isJupyterNotFound(error)) return;
-        if (!(error instanceof JupyterError) || attempt >= SHUTDOWN_ATTEMPTS) throw error;
-        await sleep(SHUTDOWN_RETRY_MS * attempt, undefined, { ref: false });
-      }
-    }
+    await this.callRetrying(() => KernelAPI.shutdownKernel(id, this.settings)).catch((error: unknown) => {
+      if (!isJupyterNotFound(error)) throw error;
+    });
   }
 
   /** Restarts the kernel's process under the same id; resolves when Jupyter has started it. */
@@ -142,11 +136,11 @@ export class JupyterClient {
 
   /** Whether Jupyter still has the kernel (a kernel shut down behind our back does not). */
   async hasKernel(id: string): Promise<boolean> {
-    return (await this.call(() => KernelAPI.getKernelModel(id, this.settings))) !== undefined;
+    return (await this.callRetrying(() => KernelAPI.getKernelModel(id, this.settings))) !== undefined;
   }
 
   async listKernels(): Promise<Kernel.IModel[]> {
-    return this.call(() => KernelAPI.listRunning(this.settings));
+    return this.callRetrying(() => KernelAPI.listRunning(this.settings));
   }
 
   /**
@@ -156,6 +150,19 @@ export class JupyterClient {
   connect(model: Kernel.IModel, onTooLarge: () => void): KernelConnection {
     const serverSettings = { ...this.settings, WebSocket: kernelSocketClass(this.maxMessageBytes, onTooLarge) };
     return new KernelConnection({ model, serverSettings, handleComms: false, username: 'code-interpreter' });
+  }
+
+  /** {@link call} for calls that may be repeated: a server error answer is asked again a few times. */
+  private async callRetrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call(fn);
+      } catch (error) {
+        const status = error instanceof Error && error.cause instanceof ServerConnection.ResponseError ? error.cause.response.status : 0;
+        if (status < 500 || attempt >= ERROR_ATTEMPTS) throw error;
+        await sleep(ERROR_RETRY_MS * attempt, undefined, { ref: false });
+      }
+    }
   }
 
   /** Runs a Jupyter call, turning network failures into 503 and Jupyter's error answers into 502. */

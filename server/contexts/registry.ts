@@ -1,9 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
-import { ContextNotFoundError, InvalidCwdError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
+import { ContextNotFoundError, InvalidCwdError, PathOutsideWorkspaceError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
 import type { ExecutionOptions } from '../execution/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
+import { makeDirectory } from '../workspace/moves.js';
+import { isInside } from '../workspace/paths.js';
 import { Workspace } from '../workspace/workspace.js';
 import { KernelContext, type ContextInfo, type ContextOptions } from './context.js';
 import { createKernelEvents, type KernelEvents, type KernelPoolObserver } from './events.js';
@@ -46,7 +49,7 @@ export class ContextRegistry {
   /** Kernel starts, restarts and deaths across every context. */
   readonly kernelEvents: KernelEvents = createKernelEvents();
 
-  /** Decides where a context's cwd may be: the file API's own rules. */
+  /** Decides which cwds are in the workspace, and creates missing ones there: the file API's own rules. */
   private readonly workspace: Workspace;
   /** Kernels started ahead of time, in the workspace root; they count against maxContexts. */
   private readonly pool: KernelPool;
@@ -340,30 +343,65 @@ export class ContextRegistry {
   }
 
   /**
-   * A context's working directory lies inside the workspace, decided by the same resolution
-   * as the file API's (symlinks followed, real paths compared): a relative path is taken from
-   * the workspace, an absolute one must name a directory inside it.
+   * Where a context's kernel starts. A cwd is only where the kernel begins: its code can `chdir`
+   * anywhere its user may, so any existing directory is accepted, inside the workspace or not.
+   * A relative cwd is taken from the workspace. Inside the workspace (judged by the file API's
+   * own resolution, symlinks followed) a missing directory is created, as `POST /files/mkdir`
+   * would; outside it nothing is ever created, and a missing one is refused. Whether the
+   * kernels' user may enter a directory outside is for Jupyter to find out when it starts the
+   * kernel there (the API may run as another user): see JupyterClient.startKernel.
    */
   private async resolveCwd(cwd: string | undefined): Promise<string> {
     const root = this.options.workspaceDir;
     if (cwd === undefined || cwd === '') return root;
     if (cwd.includes('\0')) throw new InvalidCwdError('must not contain NUL bytes');
-    let relative = cwd;
-    if (path.isAbsolute(cwd)) {
-      relative = path.relative(root, path.resolve(cwd));
-      if (relative.startsWith('..') || path.isAbsolute(relative)) throw new InvalidCwdError(`${cwd} is outside the workspace ${root}`);
-      if (relative === '') return root;
+    const absolute = path.resolve(root, cwd);
+    if (isInside(root, absolute)) {
+      const inside = await this.workspaceDirectory(cwd, path.relative(root, absolute));
+      if (inside !== undefined) return inside;
     }
+    return this.outsideDirectory(cwd, absolute);
+  }
+
+  /**
+   * The directory at `relative` in the workspace, created when missing; undefined when a symlink
+   * takes it outside the workspace (then it is judged as any directory outside).
+   */
+  private async workspaceDirectory(cwd: string, relative: string): Promise<string | undefined> {
+    const root = this.options.workspaceDir;
+    if (relative === '') return root;
     let resolved;
     try {
       resolved = await this.workspace.resolve(relative);
+      if (!resolved.stats) {
+        await makeDirectory(this.workspace, relative);
+        resolved = await this.workspace.resolve(relative);
+      }
     } catch (error) {
+      if (error instanceof PathOutsideWorkspaceError) return undefined;
       const message = error instanceof Error ? error.message : String(error);
       throw new InvalidCwdError(`${cwd}: ${message}`);
     }
-    if (!resolved.stats) throw new InvalidCwdError(`${cwd} does not exist in the workspace`);
-    if (!resolved.stats.isDirectory()) throw new InvalidCwdError(`${cwd} is not a directory`);
+    if (!resolved.stats?.isDirectory()) throw new InvalidCwdError(`${cwd} is not a directory`);
     // Where the workspace is configured, even when its root is reached through a symlink.
     return path.join(root, ...resolved.segments);
+  }
+
+  /** An existing directory outside the workspace, as named (normalized); never created. */
+  private async outsideDirectory(cwd: string, absolute: string): Promise<string> {
+    let stats;
+    try {
+      stats = await stat(absolute);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        throw new InvalidCwdError(`${cwd} does not exist (a missing cwd is created only inside the workspace ${this.options.workspaceDir})`);
+      }
+      // EACCES and the like: the API may run as another user than the kernels, whose own start
+      // there decides.
+      return absolute;
+    }
+    if (!stats.isDirectory()) throw new InvalidCwdError(`${cwd} is not a directory`);
+    return absolute;
   }
 }

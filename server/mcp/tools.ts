@@ -153,7 +153,7 @@ export function registerTools(server: McpServer, host: ToolHost): void {
             .string()
             .min(1)
             .optional()
-            .describe('Working directory of the kernel, relative to the workspace root (or absolute); it must exist. Default: the workspace root.'),
+            .describe('Working directory of the kernel: relative to the workspace root, where a missing directory is created, or an absolute path to an existing directory (outside the workspace too, e.g. /tmp). Default: the workspace root.'),
         })
         .strict(),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { authHeaders, baseUrl, createContext, deleteContext, errorsOf, execute, json, mainResult, request, stdoutOf } from '../helpers/api.js';
 
@@ -5,6 +6,11 @@ const created: string[] = [];
 afterAll(async () => {
   await Promise.all(created.map((id) => deleteContext(id)));
 });
+
+/** `directory` with symlinks resolved, as the server's kernels see it. */
+async function realPathInKernel(directory: string): Promise<string> {
+  return stdoutOf(await execute({ code: `import os\nprint(os.path.realpath(${JSON.stringify(directory)}))` })).trim();
+}
 
 async function newContext(body: Record<string, unknown> = {}) {
   const context = await createContext(body);
@@ -38,22 +44,95 @@ describe('contexts', () => {
     expect(stdoutOf(events).trim()).toBe(directory);
   });
 
-  it('refuses a cwd that does not exist with 400 and leaves no kernel behind', async () => {
+  it('refuses a missing cwd outside the workspace with 400, creates nothing and leaves no kernel behind', async () => {
     const before = (await json<unknown[]>('GET', '/contexts')).body.length;
-    const { status, body } = await json<{ message: string }>('POST', '/contexts', { cwd: 'definitely/not/here' });
+    const missing = `/tmp/ci-missing-cwd-${process.pid}-${Date.now()}/deeper`;
+    const { status, body } = await json<{ code: string; message: string }>('POST', '/contexts', { cwd: missing });
     expect(status).toBe(400);
-    expect(body.message).toMatch(/does not exist/);
+    expect(body.code).toBe('ERR_INVALID_CWD');
+    expect(body.message).toMatch(/does not exist.*created only inside the workspace/);
     expect((await json<unknown[]>('GET', '/contexts')).body.length).toBe(before);
+    // Asked of the kernel: on the container's suite the server's /tmp is not this machine's.
+    const created = await execute({ code: `import os\nprint(os.path.exists(${JSON.stringify(path.dirname(missing))}))` });
+    expect(stdoutOf(created).trim()).toBe('False');
   });
 
-  it('keeps a context\'s cwd inside the workspace, by the file API\'s rules', async () => {
-    // A link from inside the workspace to a directory outside it, made by kernel code.
-    await execute({ code: 'import os\nif not os.path.islink("link-out"):\n    os.symlink("/etc", "link-out")' });
-    for (const cwd of ['..', '/etc', '/definitely/not/here', 'link-out', 'a/../../..']) {
-      const { status, body } = await json<{ code: string }>('POST', '/contexts', { cwd });
+  it('refuses a cwd that is a file, inside the workspace or outside it', async () => {
+    await execute({ code: 'open("plain-file.txt", "w").close()' });
+    for (const cwd of ['plain-file.txt', '/etc/hostname']) {
+      const { status, body } = await json<{ code: string; message: string }>('POST', '/contexts', { cwd });
       expect({ cwd, status, code: body.code }).toEqual({ cwd, status: 400, code: 'ERR_INVALID_CWD' });
+      expect(body.message).toMatch(/is not a directory/);
+    }
+    await request('DELETE', '/files/plain-file.txt');
+  });
+
+  it('creates a missing cwd inside the workspace, relative or absolute', async () => {
+    const root = (await newContext()).cwd;
+    const relative = `made-for-cwd-${Date.now()}/a/b`;
+    const byRelative = await newContext({ cwd: relative });
+    expect(byRelative.cwd).toBe(path.posix.join(root, relative));
+    const absolute = path.posix.join(root, `made-absolute-${Date.now()}`, 'c');
+    const byAbsolute = await newContext({ cwd: absolute });
+    expect(byAbsolute.cwd).toBe(absolute);
+    for (const context of [byRelative, byAbsolute]) {
+      const events = await execute({ code: 'import os\nopen("w.txt", "a").write("x")\nprint(os.getcwd())', context_id: context.id });
+      expect(errorsOf(events)).toEqual([]);
+      expect(stdoutOf(events).trim()).toBe(context.cwd);
+    }
+    // The file API sees them as ordinary workspace directories.
+    const listing = await json<{ entries: Array<{ name: string }> }>('GET', `/files?path=${encodeURIComponent(relative)}`);
+    expect(listing.body.entries.map((entry) => entry.name)).toContain('w.txt');
+  });
+
+  it('takes a cwd outside the workspace the way e2b clients send it: used, listed, restarted and deleted', async () => {
+    const directory = stdoutOf(await execute({ code: 'import tempfile\nprint(tempfile.mkdtemp(dir="/tmp"))' })).trim();
+    expect(directory).toMatch(/^\/tmp\//);
+    for (const cwd of ['/tmp', directory, '/']) {
+      const { status, body: context } = await json<{ id: string; language: string; cwd: string }>('POST', '/contexts', { language: 'python', cwd });
+      expect({ cwd, status }).toEqual({ cwd, status: 200 });
+      created.push(context.id);
+      expect(context.cwd).toBe(cwd);
+      const run = async () => stdoutOf(await execute({ code: 'import os\nx = 41\nprint(os.getcwd())', context_id: context.id })).trim();
+      expect(await run()).toBe(cwd);
+      const listed = (await json<Array<{ id: string; cwd: string }>>('GET', '/contexts')).body.find((entry) => entry.id === context.id);
+      expect(listed).toEqual({ id: context.id, language: 'python', cwd });
+      const restarted = await json<{ id: string; cwd: string }>('POST', `/contexts/${context.id}/restart`);
+      expect(restarted).toEqual({ status: 200, body: { id: context.id, language: 'python', cwd } });
+      const after = await execute({ code: 'import os\nprint("x" in globals(), os.getcwd())', context_id: context.id });
+      expect(stdoutOf(after).trim()).toBe(`False ${cwd}`);
+      expect((await request('DELETE', `/contexts/${context.id}`)).status).toBe(200);
+    }
+    await execute({ code: `import shutil\nshutil.rmtree(${JSON.stringify(directory)})` });
+  });
+
+  it('follows a symlink from the workspace to a directory outside it, and resolves .. from the workspace', async () => {
+    const root = (await newContext()).cwd;
+    await execute({ code: 'import os\nif not os.path.islink("link-out"):\n    os.symlink("/etc", "link-out")' });
+    for (const [cwd, expected] of [
+      ['link-out', '/etc'],
+      ['..', path.posix.dirname(root)],
+    ] as const) {
+      const context = await newContext({ cwd });
+      const events = await execute({ code: 'import os\nprint(os.path.realpath(os.getcwd()))', context_id: context.id });
+      expect({ cwd, printed: stdoutOf(events).trim() }).toEqual({ cwd, printed: await realPathInKernel(expected) });
     }
     await request('DELETE', '/files/link-out');
+  });
+
+  it('refuses, with 400, a directory the kernels\' user cannot enter', async (test) => {
+    // Only where the kernels do not run as root (the image): root enters every directory.
+    const identity = stdoutOf(await execute({ code: 'import os\nprint(os.geteuid(), os.access("/root", os.X_OK))' })).trim();
+    if (identity.split(' ')[0] === '0') test.skip('the kernels run as root here, and root may enter any directory');
+    expect(identity.split(' ')[1]).toBe('False');
+    const before = (await json<unknown[]>('GET', '/contexts')).body.length;
+    // Twice: the first is served from the kernel pool (its move fails), the second starts a kernel.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { status, body } = await json<{ code: string; message: string }>('POST', '/contexts', { cwd: '/root' });
+      expect({ status, code: body.code }).toEqual({ status: 400, code: 'ERR_INVALID_CWD' });
+      expect(body.message).toMatch(/cannot be entered by the kernels' user/);
+    }
+    expect((await json<unknown[]>('GET', '/contexts')).body.length).toBe(before);
   });
 
   it('refuses a language with no kernel, naming the available ones', async () => {

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { Sandbox, type OutputMessage } from '@e2b/code-interpreter';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkContextOutsideWorkspace } from '../helpers/e2b-contexts.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 
 /**
@@ -176,6 +177,10 @@ describe.skipIf(!portFree)(`the e2b SDK (@e2b/code-interpreter) in debug mode, o
       expect((await sandbox.listCodeContexts()).map((listed) => listed.id)).not.toContain(context.id);
       await expect(sandbox.runCode('1', { context })).rejects.toThrow(/not found/i);
       await expect(sandbox.removeCodeContext(context)).rejects.toThrow(/not found/i);
+    });
+
+    it("creates, uses, lists, restarts and removes a context whose cwd is outside the workspace ('/tmp')", async () => {
+      await checkContextOutsideWorkspace(sandbox, '/tmp');
     });
 
     it('creates a context with the defaults: Python in the workspace', async () => {

@@ -1,0 +1,33 @@
+import { Sandbox } from '@e2b/code-interpreter';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startContainer, type Container } from '../helpers/docker.js';
+import { checkContextOutsideWorkspace } from '../helpers/e2b-contexts.js';
+
+/**
+ * The official e2b SDK against the image. Its debug mode sends everything to localhost:49999 and
+ * its context calls carry no token, so the container is published on that port, open (no
+ * ACCESS_TOKEN) and on loopback only. scripts/docker-ci.sh runs this after `npm test`, whose own
+ * SDK server on that port has stopped by then.
+ */
+describe('the e2b SDK in debug mode against the container (localhost:49999)', () => {
+  let container: Container;
+  let sandbox: Sandbox;
+
+  beforeAll(async () => {
+    container = await startContainer(['-p', '127.0.0.1:49999:49999'], { ACCESS_TOKEN: '' });
+    sandbox = await Sandbox.create({ debug: true });
+  });
+  afterAll(async () => {
+    await container?.remove();
+  });
+
+  it("creates, uses, lists, restarts and removes a context in '/tmp', outside the workspace", async () => {
+    await checkContextOutsideWorkspace(sandbox, '/tmp');
+  });
+
+  it('runs code in the default context as before', async () => {
+    const execution = await sandbox.runCode('import os\nprint(os.getcwd())');
+    expect(execution.error).toBeUndefined();
+    expect(execution.logs.stdout.join('')).toBe('/home/user\n');
+  });
+});

@@ -46,7 +46,7 @@ export const TooManyContextsError = createError(
 
 // Executions
 export const ExecutionNotFoundError = createError('ERR_EXECUTION_NOT_FOUND', 'Execution %s not found (finished executions are kept for a while only)', 404);
-export const InputNotPendingError = createError('ERR_INPUT_NOT_PENDING', 'Execution %s is not waiting for input', 409);
+export const InputNotPendingError = createError('ERR_INPUT_NOT_PENDING', 'Execution %s is not waiting for input%s', 409);
 
 // Jupyter
 export const JupyterUnavailableError = createError('ERR_JUPYTER_UNAVAILABLE', 'Jupyter Server is unavailable: %s', 503);

@@ -8,7 +8,7 @@ export type OutputEvent =
   | ResultEvent
   | ErrorEvent
   | { type: 'output_truncated'; stream_bytes_dropped: number; results_dropped?: number; limit_bytes: number }
-  | { type: 'input_request'; prompt: string; password: boolean }
+  | { type: 'input_request'; input_id: string; prompt: string; password: boolean }
   | { type: 'events_dropped'; count: number }
   | ExecutionStatsEvent
   | { type: 'keepalive' }

@@ -195,7 +195,13 @@ export class Execution {
           if (entry.type === 'end_of_execution') return;
           continue;
         }
-        if (this.log.isClosed && position >= this.log.length) return;
+        if (this.log.isClosed && position >= this.log.length) {
+          // Asked for events at or past the end of a finished execution: there are none left
+          // to send, but a reader always ends on the closing event.
+          const last = this.log.at(this.log.length - 1);
+          if (last) yield last;
+          return;
+        }
         await this.log.changed(signal);
       }
     } finally {
@@ -203,10 +209,16 @@ export class Execution {
     }
   }
 
-  /** Answers the pending input() or getpass(). */
-  provideInput(value: string): void {
+  /**
+   * Answers the pending input() or getpass(). With `inputId`, only the prompt of that id: an
+   * answer sent again (a retry after a lost reply, say) must not land in the next prompt.
+   */
+  provideInput(value: string, inputId?: string): void {
     const input = this.pendingInput;
-    if (!input) throw new InputNotPendingError(this.id);
+    if (inputId !== undefined && input?.id !== inputId) {
+      throw new InputNotPendingError(this.id, ` ${inputId}: it was answered already, or the code no longer waits for it`);
+    }
+    if (!input) throw new InputNotPendingError(this.id, '');
     input.answer(value);
   }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import { envVarDialect, type EnvVars, type PreviousEnv } from './env-vars.js';
 import { textBytes, toOutputEvent, type OutputEvent } from './events.js';
@@ -23,6 +24,8 @@ export interface EventSink {
 
 /** A pending input() or getpass() of the kernel; `answer` sends the reply. */
 export interface InputRequest {
+  /** Names this prompt: an answer that names another one (a retry of an earlier answer) is refused. */
+  id: string;
   prompt: string;
   password: boolean;
   answer(value: string): void;
@@ -299,8 +302,10 @@ class Run {
       if (msg.header.msg_type !== 'input_request') return;
       const content = msg.content as KernelMessage.IInputRequestMsg['content'];
       let answered = false;
-      this.write({ type: 'input_request', prompt: content.prompt, password: content.password });
+      const id = randomUUID();
+      this.write({ type: 'input_request', input_id: id, prompt: content.prompt, password: content.password });
       this.observer.onInputRequest?.({
+        id,
         prompt: content.prompt,
         password: content.password,
         answer: (value) => {

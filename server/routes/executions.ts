@@ -98,7 +98,7 @@ const executions: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     },
     async (request) => {
       const execution = app.executions.get(request.params.execution_id);
-      execution.provideInput(request.body.value);
+      execution.provideInput(request.body.value, request.body.input_id);
       return execution.info;
     },
   );

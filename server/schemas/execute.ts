@@ -99,7 +99,16 @@ export const EventsQuery = Type.Object(
 );
 
 export const InputBody = Type.Object(
-  { value: Type.String({ maxLength: 1024 * 1024, description: 'The answer, without a trailing newline' }) },
+  {
+    value: Type.String({ maxLength: 1024 * 1024, description: 'The answer, without a trailing newline' }),
+    input_id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: "The input_request's input_id this answers: 409 unless that very prompt is pending (a retried answer never lands in the next prompt). Without it, the pending prompt, whichever it is",
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 
@@ -151,7 +160,12 @@ export const ExecutionEvent = Type.Union(
       { title: 'OutputTruncated', description: 'Output beyond the per-execution budget (MAX_OUTPUT_BYTES, text and results together) was dropped' },
     ),
     Type.Object(
-      { type: Type.Literal('input_request'), prompt: Type.String(), password: Type.Boolean({ description: 'getpass(): the answer is a secret' }) },
+      {
+        type: Type.Literal('input_request'),
+        input_id: Type.String({ description: 'Names this prompt; an answer may name it (input_id) so that it cannot land in another one' }),
+        prompt: Type.String(),
+        password: Type.Boolean({ description: 'getpass(): the answer is a secret' }),
+      },
       { title: 'InputRequest', description: 'The code waits for input: answer with POST /executions/{id}/input (only with stdin: true)' },
     ),
     Type.Object(

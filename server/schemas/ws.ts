@@ -26,6 +26,9 @@ export const InputFrame = Type.Object(
     request_id: Type.Optional(requestId),
     execution_id: executionId,
     value: Type.String({ maxLength: 1024 * 1024, description: 'The answer to the pending input() or getpass(), without a newline' }),
+    input_id: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: "The input_request's input_id this answers: refused (409) unless that prompt is pending" }),
+    ),
   },
   { additionalProperties: false, title: 'InputFrame', description: 'Answer an `input_request`' },
 );

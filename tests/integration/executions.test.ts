@@ -128,6 +128,59 @@ describe('executions as resources', () => {
     expect((await request('GET', `/executions/${id}/events?from=abc`)).status).toBe(400);
   });
 
+  it('names each prompt: an answer naming one that is no longer pending is 409 and never lands in the next prompt', async () => {
+    const response = await request('POST', '/execute', {
+      code: 'first = input("Password: ")\nsecond = input("Again: ")\nprint(repr(first), repr(second))',
+      stdin: true,
+    });
+    const id = response.headers.get('x-execution-id')!;
+    const asked: Array<{ input_id: string; prompt: string }> = [];
+    const refusals: unknown[] = [];
+    const events = await streamOf(response, async (event) => {
+      if (event.type !== 'input_request') return;
+      asked.push({ input_id: event.input_id as string, prompt: event.prompt as string });
+      if (asked.length === 1) {
+        expect((await json('POST', `/executions/${id}/input`, { value: 'hunter2', input_id: event.input_id })).status).toBe(200);
+        // The same answer again, as a client that lost the reply would retry it: the first
+        // prompt is answered, and the second one (maybe already pending) must not take it.
+        refusals.push(await json('POST', `/executions/${id}/input`, { value: 'hunter2', input_id: event.input_id }));
+        return;
+      }
+      refusals.push(await json('POST', `/executions/${id}/input`, { value: 'wrong', input_id: asked[0]!.input_id }));
+      // Without an id an answer goes to whichever prompt is pending, as before.
+      expect((await json('POST', `/executions/${id}/input`, { value: 'second answer' })).status).toBe(200);
+    });
+    expect(asked.map((entry) => entry.prompt)).toEqual(['Password: ', 'Again: ']);
+    expect(asked[0]!.input_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(asked[1]!.input_id).not.toBe(asked[0]!.input_id);
+    expect(refusals).toEqual([
+      { status: 409, body: expect.objectContaining({ code: 'ERR_INPUT_NOT_PENDING', message: expect.stringContaining(asked[0]!.input_id) }) },
+      { status: 409, body: expect.objectContaining({ code: 'ERR_INPUT_NOT_PENDING', message: expect.stringContaining('answered already') }) },
+    ]);
+    expect(stdoutOf(events)).toBe("'hunter2' 'second answer'\n");
+  });
+
+  it('re-attaching at or past the end of a finished execution gives just its closing event, with 200', async () => {
+    const response = await request('POST', '/execute', { code: 'print("done")' });
+    const id = response.headers.get('x-execution-id')!;
+    const all = await streamOf(response);
+    const { event_count: count } = await infoOf(id);
+    expect(count).toBe(all.length);
+    for (const from of [count - 1, count, count + 1, count + 1000]) {
+      const events = await eventsFrom(id, from);
+      expect({ from, events }).toEqual({ from, events: [{ type: 'end_of_execution' }] });
+    }
+    // ...and from just before it, the event before it too.
+    expect((await eventsFrom(id, count - 2)).map((event) => event.type)).toEqual([all.at(-2)!.type, 'end_of_execution']);
+  });
+
+  it('a reader past the end of a running execution waits for its end, then gets the closing event', async () => {
+    const started = await background({ code: 'import time\ntime.sleep(1)\nprint("late")' });
+    const events = await eventsFrom(started.execution_id, 500);
+    expect(events).toEqual([{ type: 'end_of_execution' }]);
+    expect((await infoOf(started.execution_id)).state).toBe('finished');
+  });
+
   it('without stdin, input() fails at once as before', async () => {
     const response = await request('POST', '/execute', { code: 'input("x")' });
     const events = await streamOf(response);

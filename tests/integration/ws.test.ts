@@ -151,6 +151,43 @@ describe('GET /ws: executions', () => {
     expect(replayed.map((frame) => frame.type)).toEqual(events.slice(1).map((frame) => frame.type));
   });
 
+  it('attaching at or past the end of a finished execution gives its closing event, twice in one burst too', async () => {
+    const client = await open();
+    const id = await client.execute('done', { code: 'print("done")' });
+    const events = await client.events(id);
+    const count = events.length;
+    const attaches = [count, count + 5, count - 1].map((from, index) => ({ type: 'attach', request_id: `end-${index}`, execution_id: id, from }));
+    // One TCP write (the client's socket corked around the three sends): the server reads the
+    // frames together, before the first reader has ended.
+    const tcp = (client.socket as unknown as { _socket: import('node:net').Socket })._socket;
+    tcp.cork();
+    for (const attach of attaches) client.send(attach);
+    tcp.uncork();
+    for (const attach of attaches) {
+      expect(await client.waitFor((frame) => frame.request_id === attach.request_id)).toMatchObject({ type: 'accepted', execution_id: id });
+    }
+    const deadline = Date.now() + 10_000;
+    const ends = () => client.frames.filter((frame) => frame.execution_id === id && frame.type === 'end_of_execution').length;
+    while (ends() < 1 + attaches.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(ends()).toBe(1 + attaches.length);
+    const afterRun = client.frames.slice(client.frames.findIndex((frame) => frame.request_id === 'end-0'));
+    expect(afterRun.filter((frame) => frame.type !== 'accepted').map((frame) => frame.type)).toEqual(['end_of_execution', 'end_of_execution', 'end_of_execution']);
+    expect(client.frames.filter((frame) => frame.type === 'request_error')).toEqual([]);
+    await expectStillServes(client, 'after-attach-at-end');
+  });
+
+  it('answers an input frame naming a prompt that is no longer pending with 409', async () => {
+    const client = await open();
+    const id = await client.execute('ask2', { code: 'a = input("A? ")\nb = input("B? ")\nprint(a, b)', stdin: true });
+    const first = await client.waitFor((frame) => frame.execution_id === id && frame.type === 'input_request');
+    client.send({ type: 'input', execution_id: id, input_id: first.input_id, value: 'one' });
+    const second = await client.waitFor((frame) => frame.execution_id === id && frame.type === 'input_request' && frame.input_id !== first.input_id);
+    client.send({ type: 'input', request_id: 'retry', execution_id: id, input_id: first.input_id, value: 'one' });
+    expect(await client.waitFor((frame) => frame.request_id === 'retry')).toMatchObject({ type: 'request_error', status: 409, code: 'ERR_INPUT_NOT_PENDING' });
+    client.send({ type: 'input', execution_id: id, input_id: second.input_id, value: 'two' });
+    expect(stdoutOf(await client.events(id))).toBe('one two\n');
+  });
+
   it('interrupts the executions of a socket that closes, and lets "continue" ones run on', async () => {
     const [interrupted, continued] = [await newContext(), await newContext()];
     const client = await open();

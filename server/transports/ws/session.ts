@@ -119,7 +119,7 @@ export class SocketSession {
 
   private input(frame: InputFrame): void {
     try {
-      this.options.executions.get(frame.execution_id).provideInput(frame.value);
+      this.options.executions.get(frame.execution_id).provideInput(frame.value, frame.input_id);
     } catch (error) {
       this.refuse(error, { request_id: frame.request_id ?? null, execution_id: frame.execution_id });
     }
@@ -137,7 +137,9 @@ export class SocketSession {
     const ids = { request_id: frame.request_id ?? null, execution_id: frame.execution_id };
     try {
       const execution = this.options.executions.get(frame.execution_id);
-      if (this.readers.has(execution.id)) throw new AlreadyAttachedError(execution.id);
+      // A finished execution's reader ends on its own, after the log it has: another attach in
+      // the same burst replays it again rather than being refused for a reader about to end.
+      if (this.readers.has(execution.id) && !execution.isFinished) throw new AlreadyAttachedError(execution.id);
       this.follow(execution, ids.request_id, { requester: false, from: frame.from ?? 0 });
     } catch (error) {
       this.refuse(error, ids);

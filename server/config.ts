@@ -30,6 +30,8 @@ export interface Config {
   maxRetainedExecutions: number;
   /** Executions that may wait behind a busy context before new ones are refused. */
   maxQueuedExecutions: number;
+  /** Bytes of code and env_vars that waiting executions may hold over all contexts. */
+  maxQueuedBytes: number;
   /** Contexts that may exist at once (defaults included); one more is refused with 429. */
   maxContexts: number;
   /**
@@ -284,6 +286,7 @@ export function loadConfig(env: Env = process.env): Config {
     keepaliveIntervalMs: Math.round(seconds(env, 'KEEPALIVE_INTERVAL', 5) * 1000),
     maxOutputBytes: bytes(env, 'MAX_OUTPUT_BYTES', 64 * 2 ** 20),
     maxQueuedExecutions: integer(env, 'MAX_QUEUED_EXECUTIONS', 32, 0, 100_000),
+    maxQueuedBytes: bytes(env, 'MAX_QUEUED_BYTES', 256 * 2 ** 20),
     maxContexts: integer(env, 'MAX_CONTEXTS', 32, 1, 100_000),
     kernelPool: kernelPool(env),
     contextMemoryLimitBytes,

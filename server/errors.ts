@@ -38,6 +38,11 @@ export const UnknownLanguageError = createError(
 );
 export const InvalidCwdError = createError('ERR_INVALID_CWD', 'cwd %s', 400);
 export const ContextBusyError = createError('ERR_CONTEXT_BUSY', 'Context %s has %s executions waiting already; try again later', 429);
+export const QueueFullError = createError(
+  'ERR_QUEUE_FULL',
+  'Executions waiting to run hold %s bytes of code already, and this one (%s bytes) would exceed MAX_QUEUED_BYTES (%s); try again later',
+  429,
+);
 export const TooManyContextsError = createError(
   'ERR_TOO_MANY_CONTEXTS',
   '%s contexts exist, the most MAX_CONTEXTS allows; delete one (DELETE /contexts/{id}; GET /contexts lists them) or reuse one, then try again',

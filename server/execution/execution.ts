@@ -91,7 +91,7 @@ export class Execution {
 
   constructor(
     private readonly target: ExecutionTarget,
-    private readonly request: ExecuteRequest,
+    private request: ExecuteRequest,
     options: ExecutionOptions,
   ) {
     this.contextId = target.id;
@@ -257,6 +257,8 @@ export class Execution {
       });
     }
     this.log.append({ type: 'end_of_execution' });
+    // A finished execution is kept for its readers a while: not its code (up to 16 MiB).
+    this.request = { ...this.request, code: '', envVars: undefined };
     this.releaseDrainWaiters();
     this.resolveFinished();
   }

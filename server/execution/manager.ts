@@ -5,6 +5,7 @@ import {
   ExecutionNotFoundError,
   InvalidEnvVarError,
   InvalidRequestError,
+  QueueFullError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from './env-vars.js';
@@ -39,6 +40,8 @@ export interface ExecutionManagerOptions {
   retentionMs: number;
   /** How many finished executions are kept at most. */
   maxRetained: number;
+  /** Bytes of code and env_vars that executions not yet started may hold, over every context. */
+  maxQueuedBytes: number;
 }
 
 /**
@@ -69,6 +72,11 @@ export class ExecutionManager {
   /** In creation order: the oldest first, which is the order in which they are forgotten. */
   private readonly executions = new Map<string, Execution>();
   private bufferedBytes = 0;
+  /**
+   * Bytes of code and env_vars held by executions that have not started: the per-context queue
+   * limit alone lets every context queue its most, at up to 16 MiB each.
+   */
+  private queuedBytes = 0;
   private readonly budget = { charge: (bytes: number) => this.charge(bytes) };
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -101,6 +109,8 @@ export class ExecutionManager {
       throw new InvalidRequestError(`env_vars are not supported for language ${context.language}`);
     }
     context.assertAcceptsWork();
+    const size = Buffer.byteLength(request.code) + envBytes;
+    if (this.queuedBytes + size > this.options.maxQueuedBytes) throw new QueueFullError(this.queuedBytes, size, this.options.maxQueuedBytes);
 
     const execution = new Execution(
       context,
@@ -114,9 +124,21 @@ export class ExecutionManager {
     );
     this.executions.set(execution.id, execution);
     this.options.logger.debug({ execution: execution.id, context: context.id, bytes: request.code.length }, 'execution queued');
+    this.queuedBytes += size;
+    let queued = true;
+    const dequeue = () => {
+      if (queued) this.queuedBytes -= size;
+      queued = false;
+    };
     this.lifecycle.emit('queued', execution.info);
-    execution.start(() => this.lifecycle.emit('started', execution.info));
-    void execution.finished.then(() => this.onFinished(execution));
+    execution.start(() => {
+      dequeue();
+      this.lifecycle.emit('started', execution.info);
+    });
+    void execution.finished.then(() => {
+      dequeue();
+      this.onFinished(execution);
+    });
     return execution;
   }
 
@@ -129,6 +151,11 @@ export class ExecutionManager {
   /** The executions still held, newest first. */
   list(): ExecutionInfo[] {
     return [...this.executions.values()].reverse().map((execution) => execution.info);
+  }
+
+  /** Bytes of code and env_vars held by executions that have not started yet. */
+  get totalQueuedBytes(): number {
+    return this.queuedBytes;
   }
 
   /** Events buffered over all executions, in bytes. */

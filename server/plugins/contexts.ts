@@ -50,6 +50,7 @@ export default fp<{ config: Config }>(
       totalBufferBytes: config.executionBufferTotalBytes,
       retentionMs: config.executionRetentionMs,
       maxRetained: config.maxRetainedExecutions,
+      maxQueuedBytes: config.maxQueuedBytes,
     });
     app.decorate('executions', executions);
 

@@ -44,7 +44,7 @@ SERVER_ONLY_VARS=(
   EXECUTION_BUFFER_BYTES EXECUTION_BUFFER_TOTAL_BYTES EXECUTION_RETENTION MAX_RETAINED_EXECUTIONS
   MCP_MAX_FILE_BYTES MCP_MAX_TEXT MCP_SESSION_IDLE METRICS_PUBLIC METRICS_TOKEN
   REQUEST_TIMEOUT MAX_CONNECTIONS MAX_CONTEXTS CONTEXT_MEMORY_LIMIT KERNEL_POOL
-  EGRESS_ALLOW EGRESS_PROXY_PORT EGRESS_STATE_DIR KERNEL_USER API_USER EGRESS_USER WORKSPACE_GROUP
+  EGRESS_ALLOW EGRESS_PROXY_PORT EGRESS_STATE_DIR KERNEL_USER KERNEL_IDS API_USER EGRESS_USER WORKSPACE_GROUP
 )
 
 # Our kernelspecs (kernels/: Python from a user-writable venv, R, JavaScript and TypeScript)
@@ -82,6 +82,9 @@ if [[ -n "${KERNEL_USER:-}" && "$(id -u)" == 0 ]]; then
   as_api=("${drop[@]}" --reuid="$API_USER" --regid="$(id -g "$API_USER")")
   as_egress=("${drop[@]}" --reuid="$EGRESS_USER" --regid="$(id -g "$EGRESS_USER")")
   kernel_home="$(getent passwd "$KERNEL_USER" | cut -d: -f6)"
+  # The API judges which directories the kernels can enter (a context's cwd) by these ids.
+  KERNEL_IDS="$(id -u "$KERNEL_USER"):$(id -G "$KERNEL_USER" | tr ' ' ',')"
+  export KERNEL_IDS
   umask 0002
 elif [[ -n "${KERNEL_USER:-}" ]]; then
   log warn "KERNEL_USER is set but start-up.sh does not run as root: the API, Jupyter and the kernels all run as $(id -un)"

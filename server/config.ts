@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseKernelIds, type KernelIdentity } from './contexts/cwd-access.js';
 
 /** Validated server configuration. Built once at boot by {@link loadConfig}. */
 export interface Config {
@@ -39,6 +40,11 @@ export interface Config {
    * name): handed to new contexts and restarts. They count against maxContexts.
    */
   kernelPool: ReadonlyMap<string, number>;
+  /**
+   * Who the kernels run as, when not as the API's user (KERNEL_IDS, which start-up.sh sets from
+   * KERNEL_USER); undefined when they run as the API's user.
+   */
+  kernelIdentity: KernelIdentity | undefined;
   /**
    * Memory cap of each kernel in bytes, undefined for none. The API only validates it: every
    * kernel reads CONTEXT_MEMORY_LIMIT itself when kernels/launch-kernel starts it.
@@ -101,6 +107,14 @@ type Env = Record<string, string | undefined>;
 function read(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function kernelIdentity(env: Env): KernelIdentity | undefined {
+  const raw = read(env, 'KERNEL_IDS');
+  if (raw === undefined) return undefined;
+  const identity = parseKernelIds(raw);
+  if (!identity) throw new ConfigError(`KERNEL_IDS must be uid:gid[,gid...], as \`id -u\` and \`id -G\` print them, got "${raw}"`);
+  return identity;
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -289,6 +303,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxQueuedBytes: bytes(env, 'MAX_QUEUED_BYTES', 256 * 2 ** 20),
     maxContexts: integer(env, 'MAX_CONTEXTS', 32, 1, 100_000),
     kernelPool: kernelPool(env),
+    kernelIdentity: kernelIdentity(env),
     contextMemoryLimitBytes,
     executionBufferBytes,
     executionBufferTotalBytes,

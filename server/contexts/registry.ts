@@ -11,6 +11,7 @@ import { Workspace } from '../workspace/workspace.js';
 import { KernelContext, type ContextInfo, type ContextOptions } from './context.js';
 import { createKernelEvents, type KernelEvents, type KernelPoolObserver } from './events.js';
 import { KernelPool, type PoolTarget, type WarmKernel } from './kernel-pool.js';
+import { kernelsMayEnter, type KernelIdentity } from './cwd-access.js';
 import { canMoveKernel } from './kernel-setup.js';
 
 export interface RegistryOptions {
@@ -24,6 +25,8 @@ export interface RegistryOptions {
   maxContexts: number;
   /** The largest kernel message the Jupyter client accepts. */
   maxMessageBytes: number;
+  /** Who the kernels run as, when not as this process's user; decides which cwds they can enter. */
+  kernelIdentity?: KernelIdentity | undefined;
   /** Kernels to keep started ahead of time, per language (or kernelspec name). */
   kernelPool: ReadonlyMap<string, number>;
   poolObserver?: KernelPoolObserver;
@@ -347,20 +350,21 @@ export class ContextRegistry {
    * anywhere its user may, so any existing directory is accepted, inside the workspace or not.
    * A relative cwd is taken from the workspace. Inside the workspace (judged by the file API's
    * own resolution, symlinks followed) a missing directory is created, as `POST /files/mkdir`
-   * would; outside it nothing is ever created, and a missing one is refused. Whether the
-   * kernels' user may enter a directory outside is for Jupyter to find out when it starts the
-   * kernel there (the API may run as another user): see JupyterClient.startKernel.
+   * would; outside it nothing is ever created, and a missing one is refused. Either way the
+   * kernels' user must be able to enter it.
    */
   private async resolveCwd(cwd: string | undefined): Promise<string> {
     const root = this.options.workspaceDir;
     if (cwd === undefined || cwd === '') return root;
     if (cwd.includes('\0')) throw new InvalidCwdError('must not contain NUL bytes');
     const absolute = path.resolve(root, cwd);
-    if (isInside(root, absolute)) {
-      const inside = await this.workspaceDirectory(cwd, path.relative(root, absolute));
-      if (inside !== undefined) return inside;
+    let directory: string | undefined;
+    if (isInside(root, absolute)) directory = await this.workspaceDirectory(cwd, path.relative(root, absolute));
+    directory ??= await this.outsideDirectory(cwd, absolute);
+    if ((await kernelsMayEnter(directory, this.options.kernelIdentity)) === false) {
+      throw new InvalidCwdError(`${cwd} cannot be entered by the kernels' user`);
     }
-    return this.outsideDirectory(cwd, absolute);
+    return directory;
   }
 
   /**

@@ -9,7 +9,7 @@ import {
 } from '@jupyterlab/services';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { InvalidCwdError, JupyterError, JupyterUnavailableError } from '../errors.js';
+import { JupyterError, JupyterUnavailableError } from '../errors.js';
 import { kernelMessageSerializer } from './wire.js';
 
 /**
@@ -119,17 +119,7 @@ export class JupyterClient {
     // the client's typings only list `name`.
     const rootRelative = path.relative('/', cwd);
     const options = { name, path: rootRelative } as KernelAPI.IKernelOptions;
-    try {
-      return await this.call(() => KernelAPI.startNew(options, this.settings));
-    } catch (error) {
-      // The API may run as another user than Jupyter and its kernels: only Jupyter's own
-      // attempt (Popen with that cwd) tells whether the kernels' user can enter the directory.
-      const cause = error instanceof Error ? error.cause : undefined;
-      if (cause instanceof ServerConnection.ResponseError && /PermissionError: \[Errno 13\]/.test(cause.traceback)) {
-        throw new InvalidCwdError(`${cwd} cannot be entered by the kernels' user`);
-      }
-      throw error;
-    }
+    return this.call(() => KernelAPI.startNew(options, this.settings));
   }
 
   /** Shuts a kernel down; one already gone is fine. */

@@ -35,6 +35,7 @@ export default fp<{ config: Config }>(
       maxQueuedExecutions: config.maxQueuedExecutions,
       maxContexts: config.maxContexts,
       kernelPool: config.kernelPool,
+      kernelIdentity: config.kernelIdentity,
       poolObserver: app.hasDecorator('metrics') ? app.metrics.pool : undefined,
       maxMessageBytes,
       execution: { interruptGraceMs: config.interruptGraceMs, maxOutputBytes: config.maxOutputBytes },

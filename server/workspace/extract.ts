@@ -39,6 +39,8 @@ export interface ExtractResult {
 /** Directory descriptors kept open while unpacking; past this many they are closed and reopened. */
 const MAX_OPEN_DIRECTORIES = 128;
 const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Tar's unit: headers and padded data come in blocks of this many bytes. */
+const BLOCK = 512;
 
 /**
  * Unpacks a tar or tar.gz archive (`body`, already limited to MAX_UPLOAD_BYTES by the caller)
@@ -91,18 +93,25 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
   // Headers, pax records and padding on top of the content: an archive that inflates past
   // this is no honest archive within the limits, whatever its headers claim.
   const inflatedLimit = options.maxExtractBytes + (options.maxEntries + 2) * 3 * 1024 + 2 ** 20;
-  const stages: Array<Transform | Writable> = options.format === 'tar.gz' ? [createGunzip(), countBytes(inflatedLimit, options.maxExtractBytes)] : [];
+  const counter = countBytes(options.format === 'tar.gz' ? inflatedLimit : Infinity, options.maxExtractBytes);
+  const stages: Array<Transform | Writable> = options.format === 'tar.gz' ? [createGunzip(), counter] : [counter];
   const feeding = pipeline([Readable.from(body, { objectMode: false }), ...stages, extract as unknown as Writable]);
-  // Whichever fails first explains the failure; the other is only its echo.
-  feeding.catch(() => undefined);
+  // When the body fails or ends inside an entry, the parser may hand out that entry already
+  // destroyed, and a pipeline from a destroyed entry waits forever: the failure of the feeding
+  // stops whatever the loop is waiting for. Whichever fails first explains the failure.
+  const stop = new AbortController();
+  feeding.catch((error: unknown) => stop.abort(error));
 
   const links = new Set<string>();
   let entries = 0;
   let bytes = 0;
+  // Where the data of the last entry ends in the tar stream: the end-of-archive marker follows.
+  let dataEnd = 0;
   try {
     for await (const entry of extract) {
       const header = entry.header;
       const name = header.name;
+      dataEnd = entry.offset + BLOCK + (header.type === 'directory' ? 0 : Math.ceil(header.size / BLOCK) * BLOCK);
       const segments = entryPath(name);
       if (++entries > options.maxEntries) throw new ExtractTooLargeError(`${options.maxEntries} entries (MAX_EXTRACT_ENTRIES)`);
       for (let i = 1; i < segments.length; i++) {
@@ -115,7 +124,7 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
           bytes += header.size;
           if (bytes > options.maxExtractBytes) throw new ExtractTooLargeError(`${options.maxExtractBytes} bytes of content (MAX_EXTRACT_BYTES)`);
           if (segments.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a file cannot replace the target directory');
-          await staging.writeFile(segments, name, entry as unknown as Readable, header);
+          await staging.writeFile(segments, name, entry as unknown as Readable, header, stop.signal);
           links.delete(segments.join('/'));
           break;
         case 'directory':
@@ -148,9 +157,13 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
       }
     }
     await feeding;
+    // The parser accepts a stream cut right after an entry's data, or after a long-name header
+    // whose entry never came; so would the extraction, taking the first half of an archive for
+    // the whole. Every tar writer ends an archive with zero blocks, and GNU tar is content with one.
+    if (counter.total < Math.max(dataEnd, counter.contentEnd) + BLOCK) throw new InvalidArchiveError(options.format, 'it ends before the end-of-archive marker: cut short?');
   } catch (error) {
     extract.destroy();
-    throw archiveError(error, options.format);
+    throw archiveError(stop.signal.aborted ? stop.signal.reason : error, options.format);
   }
   return { entries, bytes };
 }
@@ -163,16 +176,27 @@ function archiveError(error: unknown, format: ArchiveFormat): unknown {
   return error;
 }
 
-/** Counts inflated bytes and stops a gzip bomb before it has inflated much further than allowed. */
-function countBytes(limit: number, maxBytes: number): Transform {
-  let total = 0;
-  return new Transform({
+/** Counts the tar stream's bytes (and stops a gzip bomb before it has inflated much further than allowed). */
+interface TarCounter extends Transform {
+  total: number;
+  /** Offset just past the last block that holds a byte other than zero. */
+  contentEnd: number;
+}
+
+function countBytes(limit: number, maxBytes: number): TarCounter {
+  const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      total += chunk.length;
-      if (total > limit) callback(new ExtractTooLargeError(`${maxBytes} bytes of content (MAX_EXTRACT_BYTES)`));
+      let last = chunk.length - 1;
+      while (last >= 0 && chunk[last] === 0) last--;
+      if (last >= 0) counter.contentEnd = Math.ceil((counter.total + last + 1) / BLOCK) * BLOCK;
+      counter.total += chunk.length;
+      if (counter.total > limit) callback(new ExtractTooLargeError(`${maxBytes} bytes of content (MAX_EXTRACT_BYTES)`));
       else callback(null, chunk);
     },
-  });
+  }) as TarCounter;
+  counter.total = 0;
+  counter.contentEnd = 0;
+  return counter;
 }
 
 /**
@@ -247,14 +271,14 @@ class Staging {
     this.times.set(segments.join('/'), header);
   }
 
-  async writeFile(segments: string[], entry: string, content: Readable, header: Header): Promise<void> {
+  async writeFile(segments: string[], entry: string, content: Readable, header: Header, signal: AbortSignal): Promise<void> {
     const parent = await this.dir(segments.slice(0, -1), entry);
     const child = await this.makeRoom(parent, segments.at(-1)!, entry);
     const handle = await open(child, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       await handle.chmod(header.mode & 0o777);
       // The write stream closes the descriptor when it finishes or fails.
-      await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }));
+      await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }), { signal });
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw error;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ArchiveFormat } from '../../server/workspace/archive.js';
@@ -306,6 +307,72 @@ describe('extract', () => {
       expect(await snapshot(root)).toEqual(before);
       expect(await readdir(outside)).toEqual(['secret.txt']);
       expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('outside secret');
+    });
+  });
+
+  describe('an archive cut short answers at once with 400 and leaves nothing', () => {
+    /**
+     * An archive of a few kinds of entry, its bytes, and where its entries' data ends (the
+     * end-of-archive marker starts there): cutting anywhere before that must be refused.
+     */
+    async function cuttable(): Promise<{ bytes: Buffer; dataEnd: number }> {
+      const src = await source();
+      await writeFile(path.join(src, 'a'), 'abc');
+      await writeFile(path.join(src, 'b'), randomBytes(1500));
+      await mkdir(path.join(src, 'd'));
+      await writeFile(path.join(src, 'd', 'n'.repeat(150)), randomBytes(700));
+      await symlink('a', path.join(src, 'l'));
+      const archive = path.join(scratch, 'cuttable.tar');
+      tar('--format=gnu', '-cf', archive, '-C', src, 'a', 'b', 'd', 'l');
+      const bytes = await readFile(archive);
+      // The end-of-archive marker: the first all-zero block where a header would be.
+      let offset = 0;
+      while (!bytes.subarray(offset, offset + 512).equals(Buffer.alloc(512))) {
+        const size = parseInt(bytes.subarray(offset + 124, offset + 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+        offset += 512 + Math.ceil(size / 512) * 512;
+      }
+      return { bytes, dataEnd: offset };
+    }
+
+    /** Every block boundary before the marker, and places inside each header block. */
+    function cuts(dataEnd: number): number[] {
+      const at = new Set<number>();
+      for (let offset = 0; offset <= dataEnd; offset += 512) for (const inside of [0, 1, 100, 157, 257, 345, 511]) at.add(offset + inside);
+      return [...at].filter((cut) => cut <= dataEnd).sort((a, b) => a - b);
+    }
+
+    async function refusedAtOnce(body: Buffer, format: ArchiveFormat, what: string): Promise<void> {
+      const archive = path.join(scratch, 'cut');
+      await writeFile(archive, body);
+      const started = performance.now();
+      const outcome = await Promise.race([
+        extract('target', archive, format).then(
+          () => 'extracted',
+          (error: { code?: string }) => error.code ?? String(error),
+        ),
+        new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000)),
+      ]);
+      expect(outcome, what).toBe('ERR_INVALID_ARCHIVE');
+      expect(performance.now() - started, what).toBeLessThan(10_000);
+      expect(await readdir(root), what).toEqual([]);
+    }
+
+    it('plain tar: cut at every block boundary and inside every header', { timeout: 120_000 }, async () => {
+      const { bytes, dataEnd } = await cuttable();
+      for (const cut of cuts(dataEnd)) await refusedAtOnce(bytes.subarray(0, cut), 'tar', `cut at ${cut} of ${bytes.length}`);
+      // One zero block after the last entry is an archive GNU tar reads whole: so does the API.
+      const archive = path.join(scratch, 'one-zero-block.tar');
+      await writeFile(archive, bytes.subarray(0, dataEnd + 512));
+      await expect(extract('target', archive)).resolves.toMatchObject({ entries: 5 });
+    });
+
+    it('tar.gz: the cut tar compressed, and the compressed archive cut', { timeout: 120_000 }, async () => {
+      const { bytes, dataEnd } = await cuttable();
+      for (const cut of cuts(dataEnd)) await refusedAtOnce(gzipSync(bytes.subarray(0, cut)), 'tar.gz', `gzip of a tar cut at ${cut}`);
+      const compressed = gzipSync(bytes);
+      for (let cut = 0; cut < compressed.length; cut += Math.max(1, Math.floor(compressed.length / 40))) {
+        await refusedAtOnce(compressed.subarray(0, cut), 'tar.gz', `gzip cut at ${cut} of ${compressed.length}`);
+      }
     });
   });
 

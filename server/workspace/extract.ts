@@ -15,7 +15,7 @@ import {
   UnsafeArchiveEntryError,
 } from '../errors.js';
 import type { ArchiveFormat } from './archive.js';
-import { linkStaysInside, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, quote } from './paths.js';
+import { isInternalName, linkStaysInside, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, quote, RESERVED } from './paths.js';
 import { removeEntry } from './remove.js';
 import { childOf, isErrno, pathOfHandle, translateErrno, type DirectoryHandle, type ResolvedPath, type Workspace } from './workspace.js';
 
@@ -209,6 +209,7 @@ function entryPath(name: string): string[] {
   if (name.includes('\\')) throw new UnsafeArchiveEntryError(quote(name), 'its name holds a backslash');
   const segments = name.split('/').filter((segment) => segment !== '' && segment !== '.');
   if (segments.includes('..')) throw new UnsafeArchiveEntryError(quote(name), "it climbs out with '..'");
+  if (segments.some(isInternalName)) throw new UnsafeArchiveEntryError(quote(name), RESERVED);
   if (segments.some((segment) => Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)) {
     throw new UnsafeArchiveEntryError(quote(name), `a name in its path is longer than ${MAX_SEGMENT_BYTES} bytes`);
   }

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, rename, symlink, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { AlreadyExistsError, FileNotFoundError, InvalidPathError, NotADirectoryError, WorkspaceRootError } from '../errors.js';
-import { isInside, quote } from './paths.js';
+import { isInside, isInternalName, quote } from './paths.js';
 import { removeEntry } from './remove.js';
 import { childOf, isErrno, pathOfHandle, translateErrno, type DirectoryHandle, type ResolvedPath, type Workspace } from './workspace.js';
 
@@ -162,7 +162,10 @@ async function copyEntry(from: string, name: Buffer | string, to: string, as: Bu
       try {
         const here = pathOfHandle(handle, source.toString());
         const there = pathOfHandle(created, destination.toString());
-        for (const entry of await readdir(here, { encoding: 'buffer' })) await copyEntry(here, entry, there, entry);
+        for (const entry of await readdir(here, { encoding: 'buffer' })) {
+          // Another upload's or copy's work in progress is not part of the tree, as in archives.
+          if (!isInternalName(entry.toString('utf8'))) await copyEntry(here, entry, there, entry);
+        }
       } finally {
         await created.close();
       }

@@ -231,6 +231,25 @@ describe('extract', () => {
         /control characters/,
       ],
       [
+        "a name reserved for the server's staging",
+        async (src, archive) => {
+          await mkdir(path.join(src, '.extract-0123456789abcdef01234567'));
+          await writeFile(path.join(src, '.extract-0123456789abcdef01234567/f'), 'x');
+          tar('-cf', archive, '-C', src, '.');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /reserved/,
+      ],
+      [
+        "a name reserved for the server's uploads",
+        async (src, archive) => {
+          await writeFile(path.join(src, '.upload-0123456789abcdef01234567.part'), 'x');
+          tar('-cf', archive, '-C', src, '.');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /reserved/,
+      ],
+      [
         '10,000 entries (over a limit of 5,000)',
         async (src, archive) => {
           await Promise.all(Array.from({ length: 10_000 }, (_, i) => writeFile(path.join(src, `f${i}`), '')));

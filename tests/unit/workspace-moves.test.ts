@@ -143,6 +143,15 @@ describe('copy', () => {
     expect((await readdir(root)).filter((name) => name.startsWith('.copy-'))).toEqual([]);
   });
 
+  it("leaves the server's work in progress out of a copy", async () => {
+    await mkdir(at('src'));
+    await writeFile(at('src/kept.txt'), 'kept');
+    await writeFile(at('src/.upload-0123456789abcdef01234567.part'), 'half an upload');
+    await mkdir(at('src/.copy-0123456789abcdef01234567'));
+    await files.copy('src', 'dst');
+    expect(await readdir(at('dst'))).toEqual(['kept.txt']);
+  });
+
   it('never copies from outside through a link', async () => {
     await symlink(outside, at('out'));
     await expect(files.copy('out/secret.txt', 'stolen.txt')).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, lutimes, mkdir, open, readdir, rename, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, lutimes, mkdir, open, readdir, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -74,7 +74,7 @@ export async function extractArchive(workspace: Workspace, raw: string, body: As
     const counts = await unpack(body, options, staging, (segments, linkTarget) =>
       linkStaysInside(root, path.join(target.real, ...segments.slice(0, -1)), linkTarget),
     );
-    await staging.applyDirectoryTimes();
+    await staging.finish();
     await moveIntoPlace(workspace, rootDirectory, staging, target);
     return { path: target.display, ...counts };
   } catch (error) {
@@ -247,7 +247,8 @@ class Staging {
     const parent = await this.dir(segments.slice(0, -1), entry);
     const name = segments.at(-1)!;
     try {
-      await mkdir(childOf(parent, name), 0o700);
+      // As any directory the API makes: 0777 less the umask, setgid where its parent is.
+      await mkdir(childOf(parent, name), 0o777);
     } catch (error) {
       if (!isErrno(error, 'EEXIST')) throw error;
     }
@@ -266,18 +267,16 @@ class Staging {
   }
 
   async directory(segments: string[], entry: string, header: Header): Promise<void> {
-    const directory = await this.dir(segments, entry);
-    // The owner keeps write access: the rest of the archive still has to go in.
-    await chmodPath(directory, (header.mode & 0o777) | 0o700);
+    await this.dir(segments, entry);
     this.times.set(segments.join('/'), header);
   }
 
   async writeFile(segments: string[], entry: string, content: Readable, header: Header, signal: AbortSignal): Promise<void> {
     const parent = await this.dir(segments.slice(0, -1), entry);
     const child = await this.makeRoom(parent, segments.at(-1)!, entry);
-    const handle = await open(child, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    // As a file written by PUT (0666 less the umask), executable where the archive says so.
+    const handle = await open(child, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666 | (header.mode & 0o111));
     try {
-      await handle.chmod(header.mode & 0o777);
       // The write stream closes the descriptor when it finishes or fails.
       await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }), { signal });
     } catch (error) {
@@ -312,21 +311,30 @@ class Staging {
     return child;
   }
 
-  /** Directory mtimes last, deepest first: writing into a directory changes its mtime. */
-  async applyDirectoryTimes(): Promise<void> {
+  /**
+   * The staging root, private while it fills, gets the mode of any directory the API makes
+   * (it becomes the target when that is new); then directory mtimes, deepest first: writing
+   * into a directory changes its mtime. Directory modes of the archive are not applied: a
+   * 0555 or 000 directory would shut out the kernels (and the remover), and the workspace is
+   * shared by its group.
+   */
+  async finish(): Promise<void> {
+    const probe = childOf(this.path, `.extract-${randomBytes(12).toString('hex')}`);
+    await mkdir(probe, 0o777);
+    const { mode } = await lstat(probe);
+    await rmdir(probe);
+    await this.root.chmod(mode & 0o7777);
     const keys = [...this.times.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
     for (const key of keys) {
       const header = this.times.get(key)!;
       const directory = await this.dir(key === '' ? [] : key.split('/'), key);
       const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
       try {
-        await handle.chmod(header.mode & 0o777);
         await handle.utimes(header.mtime, header.mtime);
       } finally {
         await handle.close();
       }
     }
-    if (!this.times.has('')) await this.root.chmod(0o755);
   }
 
   private async closeAll(): Promise<void> {
@@ -338,15 +346,6 @@ class Staging {
   async close(): Promise<void> {
     await this.closeAll();
     await this.root.close();
-  }
-}
-
-async function chmodPath(directory: string, mode: number): Promise<void> {
-  const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.chmod(mode);
-  } finally {
-    await handle.close();
   }
 }
 

@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { gzipSync } from 'node:zlib';
+import { pack as tarPack } from 'tar-stream';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ArchiveFormat } from '../../server/workspace/archive.js';
@@ -329,6 +332,32 @@ describe('extract', () => {
     });
   });
 
+  it("gives entries the modes of files written through the API, whatever the archive's modes", async () => {
+    const archive = path.join(scratch, 'modes.tar');
+    await writeFile(
+      archive,
+      await packed([
+        { name: 'read-only/', type: 'directory', mode: 0o555 },
+        { name: 'read-only/closed/', type: 'directory', mode: 0o000 },
+        { name: 'read-only/closed/f.txt', mode: 0o444, content: 'locked' },
+        { name: 'read-only/run.sh', mode: 0o555, content: '#!/bin/sh\n' },
+      ]),
+    );
+    await extract('tree', archive);
+    // What mkdir and PUT make (0777 and 0666 less the umask), executable bits kept.
+    await files.mkdir('made');
+    await files.write('made/put.txt', Readable.from([Buffer.from('x')]), { maxBytes: MiB });
+    const mode = async (p: string) => ((await lstat(at(p))).mode & 0o7777).toString(8);
+    const [directory, file] = [await mode('made'), await mode('made/put.txt')];
+    expect(await Promise.all(['tree', 'tree/read-only', 'tree/read-only/closed', 'tree/read-only/closed/f.txt', 'tree/read-only/run.sh'].map(mode))).toEqual([
+      directory,
+      directory,
+      directory,
+      file,
+      directory,
+    ]);
+  });
+
   describe('an archive cut short answers at once with 400 and leaves nothing', () => {
     /**
      * An archive of a few kinds of entry, its bytes, and where its entries' data ends (the
@@ -405,6 +434,15 @@ describe('extract', () => {
     expect(await readlink(at('target/up'))).toBe('../elsewhere');
   });
 });
+
+/** A tar archive with exactly these headers (modes a tar of the disk could not make as root). */
+async function packed(entries: Array<{ name: string; type?: 'file' | 'directory'; mode: number; content?: string }>): Promise<Buffer> {
+  const pack = tarPack();
+  const done = buffer(pack);
+  for (const entry of entries) pack.entry({ name: entry.name, type: entry.type ?? 'file', mode: entry.mode }, entry.content ?? '');
+  pack.finalize();
+  return done;
+}
 
 function sha(text: string): string {
   return execFileSync('sha256sum', { input: text, encoding: 'utf8' }).split(' ')[0]!;

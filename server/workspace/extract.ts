@@ -15,7 +15,8 @@ import {
   UnsafeArchiveEntryError,
 } from '../errors.js';
 import type { ArchiveFormat } from './archive.js';
-import { isInternalName, linkStaysInside, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, quote, RESERVED } from './paths.js';
+import { linkLeadsInside, overlay } from './links.js';
+import { isInternalName, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, quote, RESERVED } from './paths.js';
 import { removeEntry } from './remove.js';
 import { childOf, isErrno, pathOfHandle, translateErrno, type DirectoryHandle, type ResolvedPath, type Workspace } from './workspace.js';
 
@@ -49,11 +50,13 @@ const BLOCK = 512;
  * 1. Every entry is checked before anything of it is written, and written into a hidden staging
  *    directory (`.extract-*`) at the workspace root, through descriptors opened with O_NOFOLLOW.
  *    The first entry that is unsafe refuses the whole archive: an absolute path or `..`, a
- *    control character or an over-long name, a symlink or hardlink whose target lies outside
- *    the workspace (judged from where the link will end up), an entry under a symlink of the
- *    archive (written through it), a device, FIFO or anything but files, directories and links,
- *    more than `maxEntries` entries or `maxBytes` bytes of content (a gzip bomb stops there).
- * 2. The staging tree is checked against the target: an archive directory where the target has
+ *    control character, an over-long or reserved name, a hardlink to anything but a file of the
+ *    archive, an entry under a symlink of the archive (written through it), a device, FIFO or
+ *    anything but files, directories and links, more than `maxEntries` entries or `maxBytes`
+ *    bytes of content (a gzip bomb stops there), a body cut short.
+ * 2. Once all is staged, every symlink is resolved as the kernel would, through the archive's
+ *    other links and what the target holds already: one that leads outside refuses the archive.
+ *    Then the staging tree is checked against the target: an archive directory where the target has
  *    a file or link, or an archive file where it has a directory, is a 409 before anything moves.
  * 3. It is moved into place. The merge rule: the archive's files and links replace those of the
  *    same name; its directories merge with existing ones; whatever the target holds that the
@@ -71,9 +74,8 @@ export async function extractArchive(workspace: Workspace, raw: string, body: As
   try {
     await mkdir(rootDirectory.child(stagingName), 0o700);
     staging = new Staging(await openDirectoryIn(rootDirectory.path, stagingName), stagingName);
-    const counts = await unpack(body, options, staging, (segments, linkTarget) =>
-      linkStaysInside(root, path.join(target.real, ...segments.slice(0, -1)), linkTarget),
-    );
+    const { links, ...counts } = await unpack(body, options, staging);
+    await checkLinks(root, target, staging, links);
     await staging.finish();
     await moveIntoPlace(workspace, rootDirectory, staging, target);
     return { path: target.display, ...counts };
@@ -86,9 +88,10 @@ export async function extractArchive(workspace: Workspace, raw: string, body: As
   }
 }
 
-type LinkCheck = (segments: string[], linkTarget: string) => boolean;
+/** A symlink of the archive: its entry's name and target, by its path under the target. */
+type ArchiveLinks = Map<string, { name: string; target: string }>;
 
-async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, staging: Staging, linkInside: LinkCheck): Promise<{ entries: number; bytes: number }> {
+async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, staging: Staging): Promise<{ entries: number; bytes: number; links: ArchiveLinks }> {
   const extract = tarExtract();
   // Headers, pax records and padding on top of the content: an archive that inflates past
   // this is no honest archive within the limits, whatever its headers claim.
@@ -102,7 +105,7 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
   const stop = new AbortController();
   feeding.catch((error: unknown) => stop.abort(error));
 
-  const links = new Set<string>();
+  const links: ArchiveLinks = new Map();
   let entries = 0;
   let bytes = 0;
   // Where the data of the last entry ends in the tar stream: the end-of-archive marker follows.
@@ -133,11 +136,8 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
           break;
         case 'symlink': {
           if (segments.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a link cannot replace the target directory');
-          if (!linkInside(segments, header.linkname)) {
-            throw new UnsafeArchiveEntryError(quote(name), `it is a symlink to ${quote(header.linkname)}, outside the workspace`);
-          }
           await staging.symlink(segments, name, header);
-          links.add(segments.join('/'));
+          links.set(segments.join('/'), { name, target: header.linkname });
           entry.resume();
           break;
         }
@@ -165,7 +165,22 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
     extract.destroy();
     throw archiveError(stop.signal.aborted ? stop.signal.reason : error, options.format);
   }
-  return { entries, bytes };
+  return { entries, bytes, links };
+}
+
+/**
+ * Refuses the archive if one of its symlinks, once in place, leads out of the workspace: judged
+ * when the whole archive is staged, through its other links and those already in the target
+ * (a later entry can change where an earlier link leads).
+ */
+async function checkLinks(root: string, target: ResolvedPath, staging: Staging, links: ArchiveLinks): Promise<void> {
+  const look = overlay(target.real, staging.path, { fallThrough: true });
+  for (const [key, link] of links) {
+    const directory = path.join(target.real, ...key.split('/').slice(0, -1));
+    if (!(await linkLeadsInside(root, directory, link.target, look))) {
+      throw new UnsafeArchiveEntryError(quote(link.name), `it is a symlink to ${quote(link.target)}, which leads outside the workspace`);
+    }
+  }
 }
 
 /** Coded errors pass; the parser's and zlib's become a 400 that says the archive is broken. */

@@ -163,6 +163,26 @@ describe('extract', () => {
         /outside the workspace/,
       ],
       [
+        "a symlink that climbs out through the archive's own link (d -> ., then d/d/…/../../…)",
+        async (src, archive) => {
+          await symlink('.', path.join(src, 'd'));
+          await symlink(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`, path.join(src, 'etc'));
+          tar('-cf', archive, '-C', src, 'd', 'etc');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /symlink .* leads outside the workspace/,
+      ],
+      [
+        'the same, with the link it climbs through coming later in the archive',
+        async (src, archive) => {
+          await symlink('.', path.join(src, 'd'));
+          await symlink(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`, path.join(src, 'etc'));
+          tar('-cf', archive, '-C', src, 'etc', 'd');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /symlink .* leads outside the workspace/,
+      ],
+      [
         'a symlink, then a file written through it',
         async (src, archive) => {
           const first = path.join(src, 'one');
@@ -422,6 +442,21 @@ describe('extract', () => {
         await refusedAtOnce(compressed.subarray(0, cut), 'tar.gz', `gzip cut at ${cut} of ${compressed.length}`);
       }
     });
+  });
+
+  it('judges a link through the links the target holds already', async () => {
+    await mkdir(at('target'));
+    await symlink('.', at('target/d'));
+    const src = await source();
+    await symlink(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`, path.join(src, 'etc'));
+    const archive = path.join(scratch, 'through-existing.tar');
+    tar('-cf', archive, '-C', src, 'etc');
+    await expect(extract('target', archive)).rejects.toMatchObject({ code: 'ERR_UNSAFE_ARCHIVE_ENTRY' });
+    expect(await readdir(at('target'))).toEqual(['d']);
+    // Where the link it climbs through is a directory, it stays inside: accepted.
+    await mkdir(at('other/d/d/d/d/d/d/d/d'), { recursive: true });
+    await extract('other', archive);
+    expect(await readlink(at('other/etc'))).toBe(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`);
   });
 
   it('keeps symlinks that stay inside the workspace, even ones that climb out of the target', async () => {

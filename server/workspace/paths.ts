@@ -95,11 +95,3 @@ export function isInside(root: string, target: string): boolean {
   const relative = path.relative(root, target);
   return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
 }
-
-/**
- * Whether a symlink in the real directory `linkDirectory` whose target is `target` points
- * inside `root` (both real). Lexical: links further along are judged when they are used.
- */
-export function linkStaysInside(root: string, linkDirectory: string, target: string): boolean {
-  return isInside(root, path.resolve(linkDirectory, target));
-}

@@ -173,7 +173,8 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
           '`{"action":"mkdir"}` makes the directory and its parents (201; 200 if it exists already; 409 when a file is in the way). ' +
           '`{"action":"move"|"copy","to":"dest","overwrite":false}` moves or copies the path to `dest`, creating its parents ' +
           '(201; 200 when it replaced something with `overwrite`; 409 when `dest` exists without it). ' +
-          'Directories are copied recursively with links copied as links; the workspace root cannot be moved.',
+          'Directories are copied recursively with links copied as links; the workspace root cannot be moved. ' +
+          'A move or copy that would make a relative link lead out of the workspace from its new place is 400 ERR_INVALID_PATH.',
         tags: ['files'],
         params: FilePathParams,
         body: FileActionBody,

@@ -174,7 +174,7 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
  * (a later entry can change where an earlier link leads).
  */
 async function checkLinks(root: string, target: ResolvedPath, staging: Staging, links: ArchiveLinks): Promise<void> {
-  const look = overlay(target.real, staging.path, { fallThrough: true });
+  const look = overlay(target.real, `${staging.path}/.`, { fallThrough: true });
   for (const [key, link] of links) {
     const directory = path.join(target.real, ...key.split('/').slice(0, -1));
     if (!(await linkLeadsInside(root, directory, link.target, look))) {

@@ -26,14 +26,15 @@ export const lookOnDisk: Look = async (absolute) => {
 /**
  * Looks at the tree as it will be once the tree at `from` is at `at`: below `at`, what is in
  * `from`, and (with `fallThrough`, for a merge) what is at `at` already where `from` has
- * nothing; `gone` (the source of a move) looks empty; everything else as it is on disk.
+ * nothing; `gone` (the source of a move) looks empty; everything else as it is on disk. For a
+ * directory open at a descriptor, `from` is its /proc/self/fd entry followed by `/.`, so that
+ * the directory is looked at rather than the entry (a link).
  */
 export function overlay(at: string, from: string, options: { fallThrough?: boolean; gone?: string } = {}): Look {
   return async (absolute) => {
     if (isInside(at, absolute)) {
       const relative = path.relative(at, absolute);
-      // `from` may be a /proc/self/fd entry: look at what it opens, not at the entry itself.
-      const kind = relative === '' ? { type: 'directory' as const } : await lookOnDisk(path.join(from, relative));
+      const kind = await lookOnDisk(relative === '' ? from : path.join(from, relative));
       if (kind || !options.fallThrough) return kind;
     } else if (options.gone !== undefined && isInside(options.gone, absolute)) {
       return undefined;

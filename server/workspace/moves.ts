@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, rename, symlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { AlreadyExistsError, FileNotFoundError, InvalidPathError, NotADirectoryError, WorkspaceRootError } from '../errors.js';
+import { linkLeadsInside, overlay } from './links.js';
 import { isInside, isInternalName, quote } from './paths.js';
 import { removeEntry } from './remove.js';
 import { childOf, isErrno, pathOfHandle, translateErrno, type DirectoryHandle, type ResolvedPath, type Workspace } from './workspace.js';
@@ -57,6 +59,7 @@ export async function move(workspace: Workspace, from: string, to: string, optio
   const { source, target } = await bothEnds(workspace, from, to, 'moved', options);
   const sourceParent = await workspace.openDirectory(source.segments.slice(0, -1));
   try {
+    await checkLinks(workspace, sourceParent, source, target, true);
     const targetParent = await workspace.openDirectory(target.segments.slice(0, -1), true);
     try {
       const created = await makeRoom(targetParent, target, options);
@@ -86,6 +89,7 @@ export async function copy(workspace: Workspace, from: string, to: string, optio
   const { source, target } = await bothEnds(workspace, from, to, 'copied', options);
   const sourceParent = await workspace.openDirectory(source.segments.slice(0, -1));
   try {
+    await checkLinks(workspace, sourceParent, source, target, false);
     const targetParent = await workspace.openDirectory(target.segments.slice(0, -1), true);
     try {
       const temp = copyName();
@@ -126,6 +130,42 @@ async function bothEnds(
     throw new InvalidPathError(quote(to), `holds ${quote(source.display)}: it cannot be replaced by it`);
   }
   return { source, target };
+}
+
+/**
+ * Refuses a move or copy that would turn a link that leads inside the workspace into one that
+ * leads out: a relative link means something else where it lands (`../..` one level nearer the
+ * root leads out of it). Each link of the tree is resolved at its new place as the kernel would,
+ * through the tree's other links (the tree laid over the destination). Links that lead out
+ * already (a virtual environment's `python -> /usr/bin/python3`) go as they are.
+ */
+async function checkLinks(workspace: Workspace, sourceParent: DirectoryHandle, source: ResolvedPath, target: ResolvedPath, moving: boolean): Promise<void> {
+  const root = await workspace.realRoot();
+  const look = overlay(target.real, source.real, moving ? { gone: source.real } : {});
+  const visit = async (directory: string, name: Buffer | string, relative: string[]): Promise<void> => {
+    const child = childOf(directory, name);
+    const stats = await lstat(child).catch((error: unknown) => {
+      if (isErrno(error, 'ENOENT')) return undefined;
+      throw error;
+    });
+    if (stats?.isSymbolicLink()) {
+      const linkTarget = await readlink(child, 'utf8');
+      if (!(await linkLeadsInside(root, path.dirname(path.join(source.real, ...relative)), linkTarget))) return;
+      if (!(await linkLeadsInside(root, path.dirname(path.join(target.real, ...relative)), linkTarget, look))) {
+        const display = [target.display, ...relative].join('/');
+        throw new InvalidPathError(quote(target.display), `the link ${quote(display)} to ${quote(linkTarget)} would lead outside the workspace from there`);
+      }
+    } else if (stats?.isDirectory()) {
+      const handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      try {
+        const here = pathOfHandle(handle, child.toString());
+        for (const entry of await readdir(here, { encoding: 'buffer' })) await visit(here, entry, [...relative, entry.toString('utf8')]);
+      } finally {
+        await handle.close();
+      }
+    }
+  };
+  await visit(sourceParent.path, source.segments.at(-1)!, []);
 }
 
 /**

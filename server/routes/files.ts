@@ -122,7 +122,9 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
           'an unsafe entry (absolute path, `..`, a link out of the workspace, an entry under a link, a device or FIFO) refuses ' +
           'the whole archive with 400 naming it; a body that is no archive or is cut short (it must end with the end-of-archive block) is 400 ' +
           'ERR_INVALID_ARCHIVE; over MAX_EXTRACT_ENTRIES or MAX_EXTRACT_BYTES is 413; a file or directory in ' +
-          'the way is 409. The archive\'s files replace those of the same name, its directories merge, the rest of the target stays.',
+          'the way is 409 (403 for a directory the server may not write into), all with nothing written; if the target changes while the archive ' +
+          'is moved into place, 409 ERR_PATH_CHANGED, and what was moved before stays, each file whole. The archive\'s files replace those of ' +
+          'the same name, its directories merge, the rest of the target stays.',
         tags: ['files'],
         params: FilePathParams,
         querystring: UploadQuery,

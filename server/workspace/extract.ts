@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, lutimes, mkdir, open, readdir, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { access, link, lstat, lutimes, mkdir, open, readdir, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,6 +12,7 @@ import {
   InvalidArchiveError,
   NotADirectoryError,
   PathChangedError,
+  PermissionDeniedError,
   UnsafeArchiveEntryError,
 } from '../errors.js';
 import type { ArchiveFormat } from './archive.js';
@@ -385,18 +386,40 @@ async function moveIntoPlace(workspace: Workspace, rootDirectory: DirectoryHandl
   const directory = await workspace.openDirectory(target.segments);
   try {
     await merge(staging.path, directory.path, target.display, false);
-    await merge(staging.path, directory.path, target.display, true);
+    try {
+      await merge(staging.path, directory.path, target.display, true);
+    } catch (error) {
+      // Something in the target changed (made, removed, swapped) after the check: the moves
+      // before it stand, each entry whole, and the rest of the archive goes with the staging.
+      if (CHANGED.some((code) => isErrno(error, code))) throw changedWhileMoving(target.display);
+      throw error;
+    }
   } finally {
     await directory.close();
   }
 }
 
+/** What a rename or an open in the target answers when the target changed under the move. */
+const CHANGED = ['ENOENT', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EEXIST', 'ELOOP'];
+
+function changedWhileMoving(here: string): Error {
+  return new PathChangedError(`${quote(here)} (while the archive was moved into place: what was moved before stays, each file whole; the rest was not extracted)`);
+}
+
 /**
  * One pass over the staging tree against the target: checking only (`move` false: throws
- * AlreadyExistsError at the first thing in the way), or moving.
+ * AlreadyExistsError at the first thing in the way, PermissionDeniedError for a directory the
+ * API may not write into), or moving.
  */
 async function merge(from: string, to: string, display: string, move: boolean): Promise<void> {
-  for (const name of await readdir(from, { encoding: 'buffer' })) {
+  const names = await readdir(from, { encoding: 'buffer' });
+  // A read-only directory of the target (one a kernel made, say) would stop the moves halfway.
+  if (!move && names.length > 0) {
+    await access(to, constants.W_OK | constants.X_OK).catch((error: unknown) => {
+      throw isErrno(error, 'EACCES') || isErrno(error, 'EROFS') ? new PermissionDeniedError(`${quote(display)}; nothing was written`) : error;
+    });
+  }
+  for (const name of names) {
     const here = `${display === '.' ? '' : `${display}/`}${name.toString('utf8')}`;
     const source = await lstat(childOf(from, name));
     const existing = await lstat(childOf(to, name)).catch((error: unknown) => {
@@ -411,7 +434,7 @@ async function merge(from: string, to: string, display: string, move: boolean): 
       const error = source.isDirectory()
         ? new AlreadyExistsError(quote(here), ' and is not a directory, where the archive has one; nothing was written')
         : new AlreadyExistsError(quote(here), ' and is a directory, where the archive has a file or link; nothing was written');
-      throw move ? new PathChangedError(quote(here)) : error;
+      throw move ? changedWhileMoving(here) : error;
     }
     if (!source.isDirectory()) {
       // A file or link replaces a file or link: the link itself, never written through.
@@ -421,7 +444,7 @@ async function merge(from: string, to: string, display: string, move: boolean): 
     const inner = await openDirectoryIn(from, name);
     try {
       const existingInner = await openDirectoryIn(to, name).catch((error: unknown) => {
-        if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) throw new PathChangedError(quote(here));
+        if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) throw move ? changedWhileMoving(here) : new PathChangedError(quote(here));
         throw error;
       });
       try {

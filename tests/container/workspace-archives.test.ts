@@ -110,4 +110,18 @@ describe('archives in the image (API and kernels under different users)', () => 
     expect((await extract('unsafe', unsafe)).status).toBe(400);
     expect(await stagingLeft()).toBe('[]\n');
   });
+
+  it('answers 403 with nothing written when the archive merges into a directory the kernel made read-only', async () => {
+    await container.run('import os\nos.makedirs("/home/user/kro/sub")\nos.chmod("/home/user/kro/sub", 0o555)');
+    const archive = await packed([
+      { name: 'a.txt', mode: 0o644, content: 'a' },
+      { name: 'sub/', type: 'directory', mode: 0o755 },
+      { name: 'sub/f.txt', mode: 0o644, content: 'f' },
+      { name: 'z.txt', mode: 0o644, content: 'z' },
+    ]);
+    const answer = await extract('kro', archive);
+    expect(answer.status).toBe(403);
+    expect(await container.run('import os\nprint(sorted(os.listdir("/home/user/kro")), os.listdir("/home/user/kro/sub"))')).toBe("['sub'] []\n");
+    expect(await stagingLeft()).toBe('[]\n');
+  });
 });

@@ -142,30 +142,34 @@ async function bothEnds(
 async function checkLinks(workspace: Workspace, sourceParent: DirectoryHandle, source: ResolvedPath, target: ResolvedPath, moving: boolean): Promise<void> {
   const root = await workspace.realRoot();
   const look = overlay(target.real, source.real, moving ? { gone: source.real } : {});
-  const visit = async (directory: string, name: Buffer | string, relative: string[]): Promise<void> => {
-    const child = childOf(directory, name);
-    const stats = await lstat(child).catch((error: unknown) => {
-      if (isErrno(error, 'ENOENT')) return undefined;
-      throw error;
-    });
-    if (stats?.isSymbolicLink()) {
-      const linkTarget = await readlink(child, 'utf8');
-      if (!(await linkLeadsInside(root, path.dirname(path.join(source.real, ...relative)), linkTarget))) return;
-      if (!(await linkLeadsInside(root, path.dirname(path.join(target.real, ...relative)), linkTarget, look))) {
-        const display = [target.display, ...relative].join('/');
-        throw new InvalidPathError(quote(target.display), `the link ${quote(display)} to ${quote(linkTarget)} would lead outside the workspace from there`);
-      }
-    } else if (stats?.isDirectory()) {
-      const handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-      try {
-        const here = pathOfHandle(handle, child.toString());
-        for (const entry of await readdir(here, { encoding: 'buffer' })) await visit(here, entry, [...relative, entry.toString('utf8')]);
-      } finally {
-        await handle.close();
-      }
+  const checkLink = async (child: Buffer | string, relative: string[]): Promise<void> => {
+    const linkTarget = await readlink(child, 'utf8');
+    if (await linkLeadsInside(root, path.dirname(path.join(target.real, ...relative)), linkTarget, look)) return;
+    if (await linkLeadsInside(root, path.dirname(path.join(source.real, ...relative)), linkTarget)) {
+      const display = [target.display, ...relative].join('/');
+      throw new InvalidPathError(quote(target.display), `the link ${quote(display)} to ${quote(linkTarget)} would lead outside the workspace from there`);
     }
   };
-  await visit(sourceParent.path, source.segments.at(-1)!, []);
+  // Types from readdir: a tree of files costs one readdir per directory, not one lstat per file.
+  const visitDirectory = async (child: Buffer | string, relative: string[]): Promise<void> => {
+    const handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      const here = pathOfHandle(handle, child.toString());
+      for (const entry of await readdir(here, { withFileTypes: true, encoding: 'buffer' })) {
+        const inner = childOf(here, entry.name);
+        const innerRelative = [...relative, entry.name.toString('utf8')];
+        const stats = entry.isFile() || entry.isDirectory() || entry.isSymbolicLink() ? entry : await lstat(inner);
+        if (stats.isSymbolicLink()) await checkLink(inner, innerRelative);
+        else if (stats.isDirectory()) await visitDirectory(inner, innerRelative);
+      }
+    } finally {
+      await handle.close();
+    }
+  };
+  const name = source.segments.at(-1)!;
+  const stats = await lstat(sourceParent.child(name));
+  if (stats.isSymbolicLink()) await checkLink(sourceParent.child(name), []);
+  else if (stats.isDirectory()) await visitDirectory(sourceParent.child(name), []);
 }
 
 /**

@@ -120,8 +120,11 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
         description:
           'With `?extract=tar` or `?extract=tar.gz` the body is an archive, unpacked into the directory all or nothing: ' +
           'an unsafe entry (absolute path, `..`, a link out of the workspace, an entry under a link, a device or FIFO) refuses ' +
-          'the whole archive with 400 naming it; over MAX_EXTRACT_ENTRIES or MAX_EXTRACT_BYTES is 413; a file or directory in ' +
-          'the way is 409. The archive\'s files replace those of the same name, its directories merge, the rest of the target stays.',
+          'the whole archive with 400 naming it; a body that is no archive or is cut short (it must end with the end-of-archive block) is 400 ' +
+          'ERR_INVALID_ARCHIVE; over MAX_EXTRACT_ENTRIES or MAX_EXTRACT_BYTES is 413; a file or directory in ' +
+          'the way is 409 (403 for a directory the server may not write into), all with nothing written; if the target changes while the archive ' +
+          'is moved into place, 409 ERR_PATH_CHANGED, and what was moved before stays, each file whole. The archive\'s files replace those of ' +
+          'the same name, its directories merge, the rest of the target stays.',
         tags: ['files'],
         params: FilePathParams,
         querystring: UploadQuery,
@@ -172,7 +175,8 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
           '`{"action":"mkdir"}` makes the directory and its parents (201; 200 if it exists already; 409 when a file is in the way). ' +
           '`{"action":"move"|"copy","to":"dest","overwrite":false}` moves or copies the path to `dest`, creating its parents ' +
           '(201; 200 when it replaced something with `overwrite`; 409 when `dest` exists without it). ' +
-          'Directories are copied recursively with links copied as links; the workspace root cannot be moved.',
+          'Directories are copied recursively with links copied as links; the workspace root cannot be moved. ' +
+          'A move or copy that would make a relative link lead out of the workspace from its new place is 400 ERR_INVALID_PATH.',
         tags: ['files'],
         params: FilePathParams,
         body: FileActionBody,

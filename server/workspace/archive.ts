@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { FileNotFoundError, NotADirectoryError } from '../errors.js';
-import { isInternalName, isServableName, linkStaysInside, quote } from './paths.js';
+import { linkLeadsInside } from './links.js';
+import { isInternalName, isServableName, quote } from './paths.js';
 import { childOf, isErrno, pathOfHandle, type Workspace } from './workspace.js';
 
 export type ArchiveFormat = 'tar' | 'tar.gz';
@@ -54,7 +55,7 @@ export async function archiveDirectory(
   const done = (format === 'tar.gz' ? pipeline(source, createGzip(), output) : pipeline(source, output)).catch(() => undefined);
   const walk = (async () => {
     try {
-      const linkInside: LinkCheck = (target, prefix) => linkStaysInside(root, path.join(resolved.real, prefix), target);
+      const linkInside: LinkCheck = (target, prefix) => linkLeadsInside(root, path.join(resolved.real, prefix), target);
       await addDirectory(pack, directory.path, '', linkInside, onFileBytes);
       pack.finalize();
     } catch (error) {
@@ -67,8 +68,11 @@ export async function archiveDirectory(
   return { display: resolved.display, stream: output };
 }
 
-/** Whether a link whose target is `target`, in the archive's directory `prefix`, stays in the workspace. */
-type LinkCheck = (target: string, prefix: string) => boolean;
+/**
+ * Whether a link whose target is `target`, in the archive's directory `prefix`, stays in the
+ * workspace, resolved through the links on its way as the kernel would.
+ */
+type LinkCheck = (target: string, prefix: string) => Promise<boolean>;
 
 async function addDirectory(pack: Pack, directory: string, prefix: string, linkInside: LinkCheck, onFileBytes?: (count: number) => void): Promise<void> {
   const names = (await readdir(directory, { encoding: 'buffer' })).filter(
@@ -90,7 +94,7 @@ async function addDirectory(pack: Pack, directory: string, prefix: string, linkI
       const target = await readlink(child).catch(() => undefined);
       // Links that lead out of the workspace stay out, as in listings: the archive would be
       // refused on its way back in.
-      if (target !== undefined && linkInside(target, prefix)) await addEntry(pack, { name, type: 'symlink', linkname: target, mode: stats.mode & 0o7777, mtime: stats.mtime });
+      if (target !== undefined && (await linkInside(target, prefix))) await addEntry(pack, { name, type: 'symlink', linkname: target, mode: stats.mode & 0o7777, mtime: stats.mtime });
     } else if (stats.isDirectory()) {
       const handle = await openOrSkip(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       if (!handle) continue;

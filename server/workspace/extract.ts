@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, lutimes, mkdir, open, readdir, rename, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { access, link, lstat, lutimes, mkdir, open, readdir, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,10 +12,12 @@ import {
   InvalidArchiveError,
   NotADirectoryError,
   PathChangedError,
+  PermissionDeniedError,
   UnsafeArchiveEntryError,
 } from '../errors.js';
 import type { ArchiveFormat } from './archive.js';
-import { linkStaysInside, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, quote } from './paths.js';
+import { linkLeadsInside, overlay } from './links.js';
+import { isInternalName, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, quote, RESERVED } from './paths.js';
 import { removeEntry } from './remove.js';
 import { childOf, isErrno, pathOfHandle, translateErrno, type DirectoryHandle, type ResolvedPath, type Workspace } from './workspace.js';
 
@@ -39,6 +41,8 @@ export interface ExtractResult {
 /** Directory descriptors kept open while unpacking; past this many they are closed and reopened. */
 const MAX_OPEN_DIRECTORIES = 128;
 const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Tar's unit: headers and padded data come in blocks of this many bytes. */
+const BLOCK = 512;
 
 /**
  * Unpacks a tar or tar.gz archive (`body`, already limited to MAX_UPLOAD_BYTES by the caller)
@@ -47,11 +51,13 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * 1. Every entry is checked before anything of it is written, and written into a hidden staging
  *    directory (`.extract-*`) at the workspace root, through descriptors opened with O_NOFOLLOW.
  *    The first entry that is unsafe refuses the whole archive: an absolute path or `..`, a
- *    control character or an over-long name, a symlink or hardlink whose target lies outside
- *    the workspace (judged from where the link will end up), an entry under a symlink of the
- *    archive (written through it), a device, FIFO or anything but files, directories and links,
- *    more than `maxEntries` entries or `maxBytes` bytes of content (a gzip bomb stops there).
- * 2. The staging tree is checked against the target: an archive directory where the target has
+ *    control character, an over-long or reserved name, a hardlink to anything but a file of the
+ *    archive, an entry under a symlink of the archive (written through it), a device, FIFO or
+ *    anything but files, directories and links, more than `maxEntries` entries or `maxBytes`
+ *    bytes of content (a gzip bomb stops there), a body cut short.
+ * 2. Once all is staged, every symlink is resolved as the kernel would, through the archive's
+ *    other links and what the target holds already: one that leads outside refuses the archive.
+ *    Then the staging tree is checked against the target: an archive directory where the target has
  *    a file or link, or an archive file where it has a directory, is a 409 before anything moves.
  * 3. It is moved into place. The merge rule: the archive's files and links replace those of the
  *    same name; its directories merge with existing ones; whatever the target holds that the
@@ -69,10 +75,9 @@ export async function extractArchive(workspace: Workspace, raw: string, body: As
   try {
     await mkdir(rootDirectory.child(stagingName), 0o700);
     staging = new Staging(await openDirectoryIn(rootDirectory.path, stagingName), stagingName);
-    const counts = await unpack(body, options, staging, (segments, linkTarget) =>
-      linkStaysInside(root, path.join(target.real, ...segments.slice(0, -1)), linkTarget),
-    );
-    await staging.applyDirectoryTimes();
+    const { links, ...counts } = await unpack(body, options, staging);
+    await checkLinks(root, target, staging, links);
+    await staging.finish();
     await moveIntoPlace(workspace, rootDirectory, staging, target);
     return { path: target.display, ...counts };
   } catch (error) {
@@ -84,25 +89,33 @@ export async function extractArchive(workspace: Workspace, raw: string, body: As
   }
 }
 
-type LinkCheck = (segments: string[], linkTarget: string) => boolean;
+/** A symlink of the archive: its entry's name and target, by its path under the target. */
+type ArchiveLinks = Map<string, { name: string; target: string }>;
 
-async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, staging: Staging, linkInside: LinkCheck): Promise<{ entries: number; bytes: number }> {
+async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, staging: Staging): Promise<{ entries: number; bytes: number; links: ArchiveLinks }> {
   const extract = tarExtract();
   // Headers, pax records and padding on top of the content: an archive that inflates past
   // this is no honest archive within the limits, whatever its headers claim.
   const inflatedLimit = options.maxExtractBytes + (options.maxEntries + 2) * 3 * 1024 + 2 ** 20;
-  const stages: Array<Transform | Writable> = options.format === 'tar.gz' ? [createGunzip(), countBytes(inflatedLimit, options.maxExtractBytes)] : [];
+  const counter = countBytes(options.format === 'tar.gz' ? inflatedLimit : Infinity, options.maxExtractBytes);
+  const stages: Array<Transform | Writable> = options.format === 'tar.gz' ? [createGunzip(), counter] : [counter];
   const feeding = pipeline([Readable.from(body, { objectMode: false }), ...stages, extract as unknown as Writable]);
-  // Whichever fails first explains the failure; the other is only its echo.
-  feeding.catch(() => undefined);
+  // When the body fails or ends inside an entry, the parser may hand out that entry already
+  // destroyed, and a pipeline from a destroyed entry waits forever: the failure of the feeding
+  // stops whatever the loop is waiting for. Whichever fails first explains the failure.
+  const stop = new AbortController();
+  feeding.catch((error: unknown) => stop.abort(error));
 
-  const links = new Set<string>();
+  const links: ArchiveLinks = new Map();
   let entries = 0;
   let bytes = 0;
+  // Where the data of the last entry ends in the tar stream: the end-of-archive marker follows.
+  let dataEnd = 0;
   try {
     for await (const entry of extract) {
       const header = entry.header;
       const name = header.name;
+      dataEnd = entry.offset + BLOCK + (header.type === 'directory' ? 0 : Math.ceil(header.size / BLOCK) * BLOCK);
       const segments = entryPath(name);
       if (++entries > options.maxEntries) throw new ExtractTooLargeError(`${options.maxEntries} entries (MAX_EXTRACT_ENTRIES)`);
       for (let i = 1; i < segments.length; i++) {
@@ -115,7 +128,7 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
           bytes += header.size;
           if (bytes > options.maxExtractBytes) throw new ExtractTooLargeError(`${options.maxExtractBytes} bytes of content (MAX_EXTRACT_BYTES)`);
           if (segments.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a file cannot replace the target directory');
-          await staging.writeFile(segments, name, entry as unknown as Readable, header);
+          await staging.writeFile(segments, name, entry as unknown as Readable, header, stop.signal);
           links.delete(segments.join('/'));
           break;
         case 'directory':
@@ -124,11 +137,8 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
           break;
         case 'symlink': {
           if (segments.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a link cannot replace the target directory');
-          if (!linkInside(segments, header.linkname)) {
-            throw new UnsafeArchiveEntryError(quote(name), `it is a symlink to ${quote(header.linkname)}, outside the workspace`);
-          }
           await staging.symlink(segments, name, header);
-          links.add(segments.join('/'));
+          links.set(segments.join('/'), { name, target: header.linkname });
           entry.resume();
           break;
         }
@@ -148,11 +158,30 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
       }
     }
     await feeding;
+    // The parser accepts a stream cut right after an entry's data, or after a long-name header
+    // whose entry never came; so would the extraction, taking the first half of an archive for
+    // the whole. Every tar writer ends an archive with zero blocks, and GNU tar is content with one.
+    if (counter.total < Math.max(dataEnd, counter.contentEnd) + BLOCK) throw new InvalidArchiveError(options.format, 'it ends before the end-of-archive marker: cut short?');
   } catch (error) {
     extract.destroy();
-    throw archiveError(error, options.format);
+    throw archiveError(stop.signal.aborted ? stop.signal.reason : error, options.format);
   }
-  return { entries, bytes };
+  return { entries, bytes, links };
+}
+
+/**
+ * Refuses the archive if one of its symlinks, once in place, leads out of the workspace: judged
+ * when the whole archive is staged, through its other links and those already in the target
+ * (a later entry can change where an earlier link leads).
+ */
+async function checkLinks(root: string, target: ResolvedPath, staging: Staging, links: ArchiveLinks): Promise<void> {
+  const look = overlay(target.real, `${staging.path}/.`, { fallThrough: true });
+  for (const [key, link] of links) {
+    const directory = path.join(target.real, ...key.split('/').slice(0, -1));
+    if (!(await linkLeadsInside(root, directory, link.target, look))) {
+      throw new UnsafeArchiveEntryError(quote(link.name), `it is a symlink to ${quote(link.target)}, which leads outside the workspace`);
+    }
+  }
 }
 
 /** Coded errors pass; the parser's and zlib's become a 400 that says the archive is broken. */
@@ -163,16 +192,27 @@ function archiveError(error: unknown, format: ArchiveFormat): unknown {
   return error;
 }
 
-/** Counts inflated bytes and stops a gzip bomb before it has inflated much further than allowed. */
-function countBytes(limit: number, maxBytes: number): Transform {
-  let total = 0;
-  return new Transform({
+/** Counts the tar stream's bytes (and stops a gzip bomb before it has inflated much further than allowed). */
+interface TarCounter extends Transform {
+  total: number;
+  /** Offset just past the last block that holds a byte other than zero. */
+  contentEnd: number;
+}
+
+function countBytes(limit: number, maxBytes: number): TarCounter {
+  const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      total += chunk.length;
-      if (total > limit) callback(new ExtractTooLargeError(`${maxBytes} bytes of content (MAX_EXTRACT_BYTES)`));
+      let last = chunk.length - 1;
+      while (last >= 0 && chunk[last] === 0) last--;
+      if (last >= 0) counter.contentEnd = Math.ceil((counter.total + last + 1) / BLOCK) * BLOCK;
+      counter.total += chunk.length;
+      if (counter.total > limit) callback(new ExtractTooLargeError(`${maxBytes} bytes of content (MAX_EXTRACT_BYTES)`));
       else callback(null, chunk);
     },
-  });
+  }) as TarCounter;
+  counter.total = 0;
+  counter.contentEnd = 0;
+  return counter;
 }
 
 /**
@@ -185,6 +225,7 @@ function entryPath(name: string): string[] {
   if (name.includes('\\')) throw new UnsafeArchiveEntryError(quote(name), 'its name holds a backslash');
   const segments = name.split('/').filter((segment) => segment !== '' && segment !== '.');
   if (segments.includes('..')) throw new UnsafeArchiveEntryError(quote(name), "it climbs out with '..'");
+  if (segments.some(isInternalName)) throw new UnsafeArchiveEntryError(quote(name), RESERVED);
   if (segments.some((segment) => Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)) {
     throw new UnsafeArchiveEntryError(quote(name), `a name in its path is longer than ${MAX_SEGMENT_BYTES} bytes`);
   }
@@ -222,7 +263,8 @@ class Staging {
     const parent = await this.dir(segments.slice(0, -1), entry);
     const name = segments.at(-1)!;
     try {
-      await mkdir(childOf(parent, name), 0o700);
+      // As any directory the API makes: 0777 less the umask, setgid where its parent is.
+      await mkdir(childOf(parent, name), 0o777);
     } catch (error) {
       if (!isErrno(error, 'EEXIST')) throw error;
     }
@@ -241,20 +283,18 @@ class Staging {
   }
 
   async directory(segments: string[], entry: string, header: Header): Promise<void> {
-    const directory = await this.dir(segments, entry);
-    // The owner keeps write access: the rest of the archive still has to go in.
-    await chmodPath(directory, (header.mode & 0o777) | 0o700);
+    await this.dir(segments, entry);
     this.times.set(segments.join('/'), header);
   }
 
-  async writeFile(segments: string[], entry: string, content: Readable, header: Header): Promise<void> {
+  async writeFile(segments: string[], entry: string, content: Readable, header: Header, signal: AbortSignal): Promise<void> {
     const parent = await this.dir(segments.slice(0, -1), entry);
     const child = await this.makeRoom(parent, segments.at(-1)!, entry);
-    const handle = await open(child, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    // As a file written by PUT (0666 less the umask), executable where the archive says so.
+    const handle = await open(child, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666 | (header.mode & 0o111));
     try {
-      await handle.chmod(header.mode & 0o777);
       // The write stream closes the descriptor when it finishes or fails.
-      await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }));
+      await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }), { signal });
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw error;
@@ -287,21 +327,30 @@ class Staging {
     return child;
   }
 
-  /** Directory mtimes last, deepest first: writing into a directory changes its mtime. */
-  async applyDirectoryTimes(): Promise<void> {
+  /**
+   * The staging root, private while it fills, gets the mode of any directory the API makes
+   * (it becomes the target when that is new); then directory mtimes, deepest first: writing
+   * into a directory changes its mtime. Directory modes of the archive are not applied: a
+   * 0555 or 000 directory would shut out the kernels (and the remover), and the workspace is
+   * shared by its group.
+   */
+  async finish(): Promise<void> {
+    const probe = childOf(this.path, `.extract-${randomBytes(12).toString('hex')}`);
+    await mkdir(probe, 0o777);
+    const { mode } = await lstat(probe);
+    await rmdir(probe);
+    await this.root.chmod(mode & 0o7777);
     const keys = [...this.times.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
     for (const key of keys) {
       const header = this.times.get(key)!;
       const directory = await this.dir(key === '' ? [] : key.split('/'), key);
       const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
       try {
-        await handle.chmod(header.mode & 0o777);
         await handle.utimes(header.mtime, header.mtime);
       } finally {
         await handle.close();
       }
     }
-    if (!this.times.has('')) await this.root.chmod(0o755);
   }
 
   private async closeAll(): Promise<void> {
@@ -313,15 +362,6 @@ class Staging {
   async close(): Promise<void> {
     await this.closeAll();
     await this.root.close();
-  }
-}
-
-async function chmodPath(directory: string, mode: number): Promise<void> {
-  const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.chmod(mode);
-  } finally {
-    await handle.close();
   }
 }
 
@@ -346,18 +386,40 @@ async function moveIntoPlace(workspace: Workspace, rootDirectory: DirectoryHandl
   const directory = await workspace.openDirectory(target.segments);
   try {
     await merge(staging.path, directory.path, target.display, false);
-    await merge(staging.path, directory.path, target.display, true);
+    try {
+      await merge(staging.path, directory.path, target.display, true);
+    } catch (error) {
+      // Something in the target changed (made, removed, swapped) after the check: the moves
+      // before it stand, each entry whole, and the rest of the archive goes with the staging.
+      if (CHANGED.some((code) => isErrno(error, code))) throw changedWhileMoving(target.display);
+      throw error;
+    }
   } finally {
     await directory.close();
   }
 }
 
+/** What a rename or an open in the target answers when the target changed under the move. */
+const CHANGED = ['ENOENT', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EEXIST', 'ELOOP'];
+
+function changedWhileMoving(here: string): Error {
+  return new PathChangedError(`${quote(here)} (while the archive was moved into place: what was moved before stays, each file whole; the rest was not extracted)`);
+}
+
 /**
  * One pass over the staging tree against the target: checking only (`move` false: throws
- * AlreadyExistsError at the first thing in the way), or moving.
+ * AlreadyExistsError at the first thing in the way, PermissionDeniedError for a directory the
+ * API may not write into), or moving.
  */
 async function merge(from: string, to: string, display: string, move: boolean): Promise<void> {
-  for (const name of await readdir(from, { encoding: 'buffer' })) {
+  const names = await readdir(from, { encoding: 'buffer' });
+  // A read-only directory of the target (one a kernel made, say) would stop the moves halfway.
+  if (!move && names.length > 0) {
+    await access(to, constants.W_OK | constants.X_OK).catch((error: unknown) => {
+      throw isErrno(error, 'EACCES') || isErrno(error, 'EROFS') ? new PermissionDeniedError(`${quote(display)}; nothing was written`) : error;
+    });
+  }
+  for (const name of names) {
     const here = `${display === '.' ? '' : `${display}/`}${name.toString('utf8')}`;
     const source = await lstat(childOf(from, name));
     const existing = await lstat(childOf(to, name)).catch((error: unknown) => {
@@ -372,7 +434,7 @@ async function merge(from: string, to: string, display: string, move: boolean): 
       const error = source.isDirectory()
         ? new AlreadyExistsError(quote(here), ' and is not a directory, where the archive has one; nothing was written')
         : new AlreadyExistsError(quote(here), ' and is a directory, where the archive has a file or link; nothing was written');
-      throw move ? new PathChangedError(quote(here)) : error;
+      throw move ? changedWhileMoving(here) : error;
     }
     if (!source.isDirectory()) {
       // A file or link replaces a file or link: the link itself, never written through.
@@ -382,7 +444,7 @@ async function merge(from: string, to: string, display: string, move: boolean): 
     const inner = await openDirectoryIn(from, name);
     try {
       const existingInner = await openDirectoryIn(to, name).catch((error: unknown) => {
-        if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) throw new PathChangedError(quote(here));
+        if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) throw move ? changedWhileMoving(here) : new PathChangedError(quote(here));
         throw error;
       });
       try {

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, rename, symlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { AlreadyExistsError, FileNotFoundError, InvalidPathError, NotADirectoryError, WorkspaceRootError } from '../errors.js';
-import { isInside, quote } from './paths.js';
+import { linkLeadsInside, overlay } from './links.js';
+import { isInside, isInternalName, quote } from './paths.js';
 import { removeEntry } from './remove.js';
 import { childOf, isErrno, pathOfHandle, translateErrno, type DirectoryHandle, type ResolvedPath, type Workspace } from './workspace.js';
 
@@ -57,6 +59,7 @@ export async function move(workspace: Workspace, from: string, to: string, optio
   const { source, target } = await bothEnds(workspace, from, to, 'moved', options);
   const sourceParent = await workspace.openDirectory(source.segments.slice(0, -1));
   try {
+    await checkLinks(workspace, sourceParent, source, target, true);
     const targetParent = await workspace.openDirectory(target.segments.slice(0, -1), true);
     try {
       const created = await makeRoom(targetParent, target, options);
@@ -86,6 +89,7 @@ export async function copy(workspace: Workspace, from: string, to: string, optio
   const { source, target } = await bothEnds(workspace, from, to, 'copied', options);
   const sourceParent = await workspace.openDirectory(source.segments.slice(0, -1));
   try {
+    await checkLinks(workspace, sourceParent, source, target, false);
     const targetParent = await workspace.openDirectory(target.segments.slice(0, -1), true);
     try {
       const temp = copyName();
@@ -129,6 +133,46 @@ async function bothEnds(
 }
 
 /**
+ * Refuses a move or copy that would turn a link that leads inside the workspace into one that
+ * leads out: a relative link means something else where it lands (`../..` one level nearer the
+ * root leads out of it). Each link of the tree is resolved at its new place as the kernel would,
+ * through the tree's other links (the tree laid over the destination). Links that lead out
+ * already (a virtual environment's `python -> /usr/bin/python3`) go as they are.
+ */
+async function checkLinks(workspace: Workspace, sourceParent: DirectoryHandle, source: ResolvedPath, target: ResolvedPath, moving: boolean): Promise<void> {
+  const root = await workspace.realRoot();
+  const look = overlay(target.real, source.real, moving ? { gone: source.real } : {});
+  const checkLink = async (child: Buffer | string, relative: string[]): Promise<void> => {
+    const linkTarget = await readlink(child, 'utf8');
+    if (await linkLeadsInside(root, path.dirname(path.join(target.real, ...relative)), linkTarget, look)) return;
+    if (await linkLeadsInside(root, path.dirname(path.join(source.real, ...relative)), linkTarget)) {
+      const display = [target.display, ...relative].join('/');
+      throw new InvalidPathError(quote(target.display), `the link ${quote(display)} to ${quote(linkTarget)} would lead outside the workspace from there`);
+    }
+  };
+  // Types from readdir: a tree of files costs one readdir per directory, not one lstat per file.
+  const visitDirectory = async (child: Buffer | string, relative: string[]): Promise<void> => {
+    const handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      const here = pathOfHandle(handle, child.toString());
+      for (const entry of await readdir(here, { withFileTypes: true, encoding: 'buffer' })) {
+        const inner = childOf(here, entry.name);
+        const innerRelative = [...relative, entry.name.toString('utf8')];
+        const stats = entry.isFile() || entry.isDirectory() || entry.isSymbolicLink() ? entry : await lstat(inner);
+        if (stats.isSymbolicLink()) await checkLink(inner, innerRelative);
+        else if (stats.isDirectory()) await visitDirectory(inner, innerRelative);
+      }
+    } finally {
+      await handle.close();
+    }
+  };
+  const name = source.segments.at(-1)!;
+  const stats = await lstat(sourceParent.child(name));
+  if (stats.isSymbolicLink()) await checkLink(sourceParent.child(name), []);
+  else if (stats.isDirectory()) await visitDirectory(sourceParent.child(name), []);
+}
+
+/**
  * Checks the destination: 409 when something is there and `overwrite` is off; with it, whatever
  * is there goes first (a file or link would be replaced by the rename anyway, a directory must
  * be emptied). Returns whether the destination was free.
@@ -162,7 +206,10 @@ async function copyEntry(from: string, name: Buffer | string, to: string, as: Bu
       try {
         const here = pathOfHandle(handle, source.toString());
         const there = pathOfHandle(created, destination.toString());
-        for (const entry of await readdir(here, { encoding: 'buffer' })) await copyEntry(here, entry, there, entry);
+        for (const entry of await readdir(here, { encoding: 'buffer' })) {
+          // Another upload's or copy's work in progress is not part of the tree, as in archives.
+          if (!isInternalName(entry.toString('utf8'))) await copyEntry(here, entry, there, entry);
+        }
       } finally {
         await created.close();
       }

@@ -30,14 +30,18 @@ export function isServableName(name: Buffer): boolean {
 
 /**
  * Names the server gives its own work in progress: `.upload-*.part` beside an upload's target,
- * `.extract-*` for an archive being unpacked, `.copy-*` for a copy being made. Listings and
- * archives leave them out.
+ * `.extract-*` for an archive being unpacked, `.copy-*` for a copy being made. Listings,
+ * archives and copies leave them out, and no client path, archive entry or MCP write may name
+ * one: a client could otherwise make files that the API then hides, or that its clean-up takes
+ * for its own.
  */
 const INTERNAL_NAME = /^\.(?:upload-[0-9a-f]{24}\.part|(?:extract|copy)-[0-9a-f]{24})$/;
 
 export function isInternalName(name: string): boolean {
   return INTERNAL_NAME.test(name);
 }
+
+export const RESERVED = 'names like .upload-….part, .extract-… and .copy-… (a dot, the word, a dash and 24 hex digits) are reserved for the server\'s work in progress';
 
 /** A request path checked and split: `segments` is [] for the workspace root. */
 export interface WorkspacePath {
@@ -70,6 +74,7 @@ export function parseWorkspacePath(raw: string): WorkspacePath {
   for (const segment of raw.split('/')) {
     if (segment === '' || segment === '.') continue;
     if (segment === '..') throw new PathOutsideWorkspaceError(quote(raw));
+    if (isInternalName(segment)) throw new InvalidPathError(quote(raw), RESERVED);
     if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) {
       throw new InvalidPathError(quote(raw), `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     }
@@ -89,12 +94,4 @@ export function parseWorkspacePath(raw: string): WorkspacePath {
 export function isInside(root: string, target: string): boolean {
   const relative = path.relative(root, target);
   return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
-}
-
-/**
- * Whether a symlink in the real directory `linkDirectory` whose target is `target` points
- * inside `root` (both real). Lexical: links further along are judged when they are used.
- */
-export function linkStaysInside(root: string, linkDirectory: string, target: string): boolean {
-  return isInside(root, path.resolve(linkDirectory, target));
 }

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, open, readdir, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { PathChangedError } from '../errors.js';
 import { quote } from './paths.js';
 import { childOf, isErrno, pathOfHandle } from './workspace.js';
@@ -38,9 +38,12 @@ export async function removeEntry(directory: string, name: Buffer | string, disp
       if (isErrno(error, 'ENOENT')) return;
       // No longer a directory (a symlink now, or a file): unlink it on the next round.
       if ((isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) && attempt < MAX_REFILLS) continue;
+      // A directory we may not read (mode 000): open it to ourselves first, when it is ours.
+      if (isErrno(error, 'EACCES') && attempt < MAX_REFILLS && (await openToOwner(child))) continue;
       throw error;
     }
     try {
+      await makeWritable(handle);
       await emptyDirectory(pathOfHandle(handle, child.toString()), display);
     } finally {
       await handle.close();
@@ -78,5 +81,47 @@ async function emptyDirectory(directory: string, display: string): Promise<void>
       )
     ).filter((name) => name !== undefined);
     for (const name of directories) if (name) await removeEntry(directory, name, display);
+  }
+}
+
+/** The owner's read, write and search bits: what emptying a directory takes. */
+const OWNER_ALL = 0o700;
+
+/**
+ * A read-only directory (0555, as archives and `chmod -w` leave them) cannot be emptied even by
+ * its owner: like `rm -rf` asked to, the remover gives the owner write access first. It works
+ * on the descriptor it holds, never a path. Not the owner: the unlinks below say so (403).
+ */
+async function makeWritable(handle: FileHandle): Promise<void> {
+  const { mode } = await handle.stat();
+  if ((mode & OWNER_ALL) === OWNER_ALL) return;
+  await handle.chmod((mode & 0o7777) | OWNER_ALL).catch(() => undefined);
+}
+
+/**
+ * Linux's O_PATH: a descriptor that names a file without the right to read it, which a
+ * directory of mode 000 still grants its owner. Its /proc entry then lets chmod reach exactly
+ * that directory, never whatever a path leads to by then.
+ */
+const O_PATH = 0o10000000;
+
+/** Gives the owner access to the directory `child` (a path inside a held descriptor); false when it cannot. */
+async function openToOwner(child: Buffer | string): Promise<boolean> {
+  if (process.platform !== 'linux') return false;
+  let handle: FileHandle;
+  try {
+    handle = await open(child, O_PATH | constants.O_NOFOLLOW | constants.O_DIRECTORY);
+  } catch {
+    return false;
+  }
+  try {
+    const stats = await stat(pathOfHandle(handle, ''));
+    if (!stats.isDirectory() || stats.uid !== process.getuid?.()) return false;
+    await chmod(pathOfHandle(handle, ''), (stats.mode & 0o7777) | OWNER_ALL);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await handle.close();
   }
 }

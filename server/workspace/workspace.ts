@@ -10,7 +10,7 @@ import {
   PathOutsideWorkspaceError,
   PermissionDeniedError,
 } from '../errors.js';
-import { isInside, parseWorkspacePath, quote } from './paths.js';
+import { isInside, isInternalName, parseWorkspacePath, quote, RESERVED } from './paths.js';
 
 /** Linux follows at most 40 links in one lookup; so do we. */
 const MAX_SYMLINKS = 40;
@@ -108,7 +108,10 @@ export class Workspace {
     const { real, stats } = await this.walk(root, segments, options.followLastLink ?? true, raw);
     if (!isInside(root, real)) throw new PathOutsideWorkspaceError(quote(raw));
     const relative = path.relative(root, real);
-    return { display, segments: relative === '' ? [] : relative.split(path.sep), real, stats };
+    const realSegments = relative === '' ? [] : relative.split(path.sep);
+    // A link may lead to a reserved name that the path itself does not show.
+    if (realSegments.some(isInternalName)) throw new InvalidPathError(quote(raw), RESERVED);
+    return { display, segments: realSegments, real, stats };
   }
 
   /** Resolves the real location of `segments` under `root`, following symlinks one by one. */

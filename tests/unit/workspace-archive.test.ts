@@ -84,6 +84,19 @@ describe('archive', () => {
     expect(tarList(await download('proj', 'tar'))).toEqual(['kept.txt']);
   });
 
+  it('judges links by where they resolve: one that climbs out through another link stays out', async () => {
+    await mkdir(at('proj'));
+    await symlink('.', at('proj/d'));
+    const out = `${'d/'.repeat(8)}${'../'.repeat(8)}etc`;
+    await symlink(out, at('proj/etc'));
+    await mkdir(at('proj/real/d/d/d/d/d/d/d/d'), { recursive: true });
+    await symlink(out, at('proj/real/etc'));
+    const names = tarList(await download('proj', 'tar'));
+    expect(names).toContain('d');
+    expect(names).toContain('real/etc');
+    expect(names).not.toContain('etc');
+  });
+
   it('archives the workspace root, and refuses files, missing paths and links out', async () => {
     await writeFile(at('top.txt'), 'top');
     expect(tarList(await download('.', 'tar.gz'))).toEqual(['top.txt']);

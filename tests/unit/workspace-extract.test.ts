@@ -1,8 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { gzipSync } from 'node:zlib';
+import { pack as tarPack } from 'tar-stream';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ArchiveFormat } from '../../server/workspace/archive.js';
@@ -159,6 +163,26 @@ describe('extract', () => {
         /outside the workspace/,
       ],
       [
+        "a symlink that climbs out through the archive's own link (d -> ., then d/d/…/../../…)",
+        async (src, archive) => {
+          await symlink('.', path.join(src, 'd'));
+          await symlink(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`, path.join(src, 'etc'));
+          tar('-cf', archive, '-C', src, 'd', 'etc');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /symlink .* leads outside the workspace/,
+      ],
+      [
+        'the same, with the link it climbs through coming later in the archive',
+        async (src, archive) => {
+          await symlink('.', path.join(src, 'd'));
+          await symlink(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`, path.join(src, 'etc'));
+          tar('-cf', archive, '-C', src, 'etc', 'd');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /symlink .* leads outside the workspace/,
+      ],
+      [
         'a symlink, then a file written through it',
         async (src, archive) => {
           const first = path.join(src, 'one');
@@ -228,6 +252,25 @@ describe('extract', () => {
         },
         'ERR_UNSAFE_ARCHIVE_ENTRY',
         /control characters/,
+      ],
+      [
+        "a name reserved for the server's staging",
+        async (src, archive) => {
+          await mkdir(path.join(src, '.extract-0123456789abcdef01234567'));
+          await writeFile(path.join(src, '.extract-0123456789abcdef01234567/f'), 'x');
+          tar('-cf', archive, '-C', src, '.');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /reserved/,
+      ],
+      [
+        "a name reserved for the server's uploads",
+        async (src, archive) => {
+          await writeFile(path.join(src, '.upload-0123456789abcdef01234567.part'), 'x');
+          tar('-cf', archive, '-C', src, '.');
+        },
+        'ERR_UNSAFE_ARCHIVE_ENTRY',
+        /reserved/,
       ],
       [
         '10,000 entries (over a limit of 5,000)',
@@ -309,6 +352,113 @@ describe('extract', () => {
     });
   });
 
+  it("gives entries the modes of files written through the API, whatever the archive's modes", async () => {
+    const archive = path.join(scratch, 'modes.tar');
+    await writeFile(
+      archive,
+      await packed([
+        { name: 'read-only/', type: 'directory', mode: 0o555 },
+        { name: 'read-only/closed/', type: 'directory', mode: 0o000 },
+        { name: 'read-only/closed/f.txt', mode: 0o444, content: 'locked' },
+        { name: 'read-only/run.sh', mode: 0o555, content: '#!/bin/sh\n' },
+      ]),
+    );
+    await extract('tree', archive);
+    // What mkdir and PUT make (0777 and 0666 less the umask), executable bits kept.
+    await files.mkdir('made');
+    await files.write('made/put.txt', Readable.from([Buffer.from('x')]), { maxBytes: MiB });
+    const mode = async (p: string) => ((await lstat(at(p))).mode & 0o7777).toString(8);
+    const [directory, file] = [await mode('made'), await mode('made/put.txt')];
+    expect(await Promise.all(['tree', 'tree/read-only', 'tree/read-only/closed', 'tree/read-only/closed/f.txt', 'tree/read-only/run.sh'].map(mode))).toEqual([
+      directory,
+      directory,
+      directory,
+      file,
+      directory,
+    ]);
+  });
+
+  describe('an archive cut short answers at once with 400 and leaves nothing', () => {
+    /**
+     * An archive of a few kinds of entry, its bytes, and where its entries' data ends (the
+     * end-of-archive marker starts there): cutting anywhere before that must be refused.
+     */
+    async function cuttable(): Promise<{ bytes: Buffer; dataEnd: number }> {
+      const src = await source();
+      await writeFile(path.join(src, 'a'), 'abc');
+      await writeFile(path.join(src, 'b'), randomBytes(1500));
+      await mkdir(path.join(src, 'd'));
+      await writeFile(path.join(src, 'd', 'n'.repeat(150)), randomBytes(700));
+      await symlink('a', path.join(src, 'l'));
+      const archive = path.join(scratch, 'cuttable.tar');
+      tar('--format=gnu', '-cf', archive, '-C', src, 'a', 'b', 'd', 'l');
+      const bytes = await readFile(archive);
+      // The end-of-archive marker: the first all-zero block where a header would be.
+      let offset = 0;
+      while (!bytes.subarray(offset, offset + 512).equals(Buffer.alloc(512))) {
+        const size = parseInt(bytes.subarray(offset + 124, offset + 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+        offset += 512 + Math.ceil(size / 512) * 512;
+      }
+      return { bytes, dataEnd: offset };
+    }
+
+    /** Every block boundary before the marker, and places inside each header block. */
+    function cuts(dataEnd: number): number[] {
+      const at = new Set<number>();
+      for (let offset = 0; offset <= dataEnd; offset += 512) for (const inside of [0, 1, 100, 157, 257, 345, 511]) at.add(offset + inside);
+      return [...at].filter((cut) => cut <= dataEnd).sort((a, b) => a - b);
+    }
+
+    async function refusedAtOnce(body: Buffer, format: ArchiveFormat, what: string): Promise<void> {
+      const archive = path.join(scratch, 'cut');
+      await writeFile(archive, body);
+      const started = performance.now();
+      const outcome = await Promise.race([
+        extract('target', archive, format).then(
+          () => 'extracted',
+          (error: { code?: string }) => error.code ?? String(error),
+        ),
+        new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000)),
+      ]);
+      expect(outcome, what).toBe('ERR_INVALID_ARCHIVE');
+      expect(performance.now() - started, what).toBeLessThan(10_000);
+      expect(await readdir(root), what).toEqual([]);
+    }
+
+    it('plain tar: cut at every block boundary and inside every header', { timeout: 120_000 }, async () => {
+      const { bytes, dataEnd } = await cuttable();
+      for (const cut of cuts(dataEnd)) await refusedAtOnce(bytes.subarray(0, cut), 'tar', `cut at ${cut} of ${bytes.length}`);
+      // One zero block after the last entry is an archive GNU tar reads whole: so does the API.
+      const archive = path.join(scratch, 'one-zero-block.tar');
+      await writeFile(archive, bytes.subarray(0, dataEnd + 512));
+      await expect(extract('target', archive)).resolves.toMatchObject({ entries: 5 });
+    });
+
+    it('tar.gz: the cut tar compressed, and the compressed archive cut', { timeout: 120_000 }, async () => {
+      const { bytes, dataEnd } = await cuttable();
+      for (const cut of cuts(dataEnd)) await refusedAtOnce(gzipSync(bytes.subarray(0, cut)), 'tar.gz', `gzip of a tar cut at ${cut}`);
+      const compressed = gzipSync(bytes);
+      for (let cut = 0; cut < compressed.length; cut += Math.max(1, Math.floor(compressed.length / 40))) {
+        await refusedAtOnce(compressed.subarray(0, cut), 'tar.gz', `gzip cut at ${cut} of ${compressed.length}`);
+      }
+    });
+  });
+
+  it('judges a link through the links the target holds already', async () => {
+    await mkdir(at('target'));
+    await symlink('.', at('target/d'));
+    const src = await source();
+    await symlink(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`, path.join(src, 'etc'));
+    const archive = path.join(scratch, 'through-existing.tar');
+    tar('-cf', archive, '-C', src, 'etc');
+    await expect(extract('target', archive)).rejects.toMatchObject({ code: 'ERR_UNSAFE_ARCHIVE_ENTRY' });
+    expect(await readdir(at('target'))).toEqual(['d']);
+    // Where the link it climbs through is a directory, it stays inside: accepted.
+    await mkdir(at('other/d/d/d/d/d/d/d/d'), { recursive: true });
+    await extract('other', archive);
+    expect(await readlink(at('other/etc'))).toBe(`${'d/'.repeat(8)}${'../'.repeat(8)}etc`);
+  });
+
   it('keeps symlinks that stay inside the workspace, even ones that climb out of the target', async () => {
     await mkdir(at('elsewhere'));
     const src = await source();
@@ -319,6 +469,15 @@ describe('extract', () => {
     expect(await readlink(at('target/up'))).toBe('../elsewhere');
   });
 });
+
+/** A tar archive with exactly these headers (modes a tar of the disk could not make as root). */
+async function packed(entries: Array<{ name: string; type?: 'file' | 'directory'; mode: number; content?: string }>): Promise<Buffer> {
+  const pack = tarPack();
+  const done = buffer(pack);
+  for (const entry of entries) pack.entry({ name: entry.name, type: entry.type ?? 'file', mode: entry.mode }, entry.content ?? '');
+  pack.finalize();
+  return done;
+}
 
 function sha(text: string): string {
   return execFileSync('sha256sum', { input: text, encoding: 'utf8' }).split(' ')[0]!;

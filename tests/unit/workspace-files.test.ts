@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeFile as writeFileTool } from '../../server/mcp/file-tools.js';
 import { WorkspaceFiles } from '../../server/workspace/files.js';
 import { startSwapRace } from '../helpers/swap-race.js';
 
@@ -145,6 +146,19 @@ describe('write', () => {
       await expect(write(raw, 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', statusCode: 400, message: expect.stringMatching(/mkdir/) });
     }
     expect(await readdir(root)).toEqual([]);
+  });
+
+  it("refuses the server's own work-in-progress names, named directly, through a link or over MCP", async () => {
+    const reserved = ['.upload-0123456789abcdef01234567.part', 'sub/.extract-0123456789abcdef01234567', '.copy-0123456789abcdef01234567/f'];
+    for (const raw of reserved) {
+      await expect(write(raw, 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', statusCode: 400, message: expect.stringMatching(/reserved/) });
+      await expect(writeFileTool(files, raw, 'x', 'utf8', MiB)).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
+      await expect(files.mkdir(raw)).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
+    }
+    await symlink('.extract-0123456789abcdef01234567', path.join(root, 'alias'));
+    await expect(write('alias', 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', message: expect.stringMatching(/reserved/) });
+    await expect(files.copy('alias', 'alias-copy')).resolves.toMatchObject({ created: true });
+    expect((await readdir(root)).sort()).toEqual(['alias', 'alias-copy']);
   });
 
   it('refuses a directory or the root as a target', async () => {

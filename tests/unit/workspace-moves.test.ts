@@ -102,6 +102,35 @@ describe('move', () => {
   });
 });
 
+describe('links re-anchored by a move or copy', () => {
+  it.each(['move', 'copy'] as const)('%s: refuses to make a relative link lead out, leaving everything as it was', async (action) => {
+    const act = (from: string, to: string) => (action === 'move' ? files.move(from, to) : files.copy(from, to));
+    // `../..` leads to the workspace root from a/b; from the root it leads out.
+    await mkdir(at('a/b'), { recursive: true });
+    await symlink('../..', at('a/b/up'));
+    // Inside where it stands only through its own tree's link: d -> . makes d/d/../../.. climb
+    // three levels from p/q/s, to the root; from a copy at the root, out of it.
+    await mkdir(at('p/q/s'), { recursive: true });
+    await symlink('.', at('p/q/s/d'));
+    await symlink('d/d/../../..', at('p/q/s/e'));
+    const before = await snapshot(root);
+    for (const [from, to] of [
+      ['a/b/up', 'up'],
+      ['a/b', 'b'],
+      ['p/q/s', 's'],
+    ]) {
+      await expect(act(from!, to!)).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', statusCode: 400, message: expect.stringMatching(/would lead outside the workspace/) });
+    }
+    expect(await snapshot(root)).toEqual(before);
+    // Where they still lead inside, and links that led out already (a venv's python), go as they are.
+    await symlink(outside, at('a/b/python'));
+    await mkdir(at('x/y/z'), { recursive: true });
+    await act('a/b', 'x/y/z/b');
+    expect(await readlink(at('x/y/z/b/up'))).toBe('../..');
+    expect(await readlink(at('x/y/z/b/python'))).toBe(outside);
+  });
+});
+
 describe('copy', () => {
   async function tree(): Promise<void> {
     await mkdir(at('src/empty'), { recursive: true });
@@ -141,6 +170,15 @@ describe('copy', () => {
     await expect(files.copy('src', 'src/nested/again')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
     expect((await readdir(at('src/nested'))).sort()).toEqual(['deeper']);
     expect((await readdir(root)).filter((name) => name.startsWith('.copy-'))).toEqual([]);
+  });
+
+  it("leaves the server's work in progress out of a copy", async () => {
+    await mkdir(at('src'));
+    await writeFile(at('src/kept.txt'), 'kept');
+    await writeFile(at('src/.upload-0123456789abcdef01234567.part'), 'half an upload');
+    await mkdir(at('src/.copy-0123456789abcdef01234567'));
+    await files.copy('src', 'dst');
+    expect(await readdir(at('dst'))).toEqual(['kept.txt']);
   });
 
   it('never copies from outside through a link', async () => {

@@ -26,6 +26,10 @@ const hostile: Array<[string, string]> = [
   [`${'a'.repeat(256)}`, 'ERR_INVALID_PATH'],
   [`${'é'.repeat(128)}`, 'ERR_INVALID_PATH'],
   [`${'abcdefgh/'.repeat(500)}`, 'ERR_INVALID_PATH'],
+  // The server's own work in progress.
+  ['.upload-0123456789abcdef01234567.part', 'ERR_INVALID_PATH'],
+  ['a/.extract-0123456789abcdef01234567/x', 'ERR_INVALID_PATH'],
+  ['.copy-0123456789abcdef01234567', 'ERR_INVALID_PATH'],
 ];
 
 describe('parseWorkspacePath', () => {

@@ -36,7 +36,8 @@ function websocketOptions(): WebsocketPluginOptions {
 
 const DESCRIPTION = `Upgrades to a WebSocket on which a client runs any number of executions, answers \`input()\` and interrupts.
 Authenticate with \`Authorization\` or \`X-Access-Token\`, or, from a browser, with the subprotocols \`${WS_SUBPROTOCOL}, bearer.<token>\`
-(the server answers \`${WS_SUBPROTOCOL}\`); never in the URL. A refused upgrade gets its 4xx before switching protocols.
+(the server answers \`${WS_SUBPROTOCOL}\`); never in the URL. A refused upgrade gets its 4xx before switching protocols,
+and its connection closes after that answer (so does an upgrade request to any other route).
 
 Client frames (\`WsClientFrame\`, JSON text): \`execute\` (the fields of POST /execute, plus \`type\` and \`request_id\`),
 \`input\`, \`interrupt\`, \`attach\`. Server frames (\`WsServerFrame\`): \`accepted\`, then each event of the execution exactly as on

@@ -43,7 +43,8 @@ Client frames (\`WsClientFrame\`, JSON text): \`execute\` (the fields of POST /e
 \`input\`, \`interrupt\`, \`attach\`. Server frames (\`WsServerFrame\`): \`accepted\`, then each event of the execution exactly as on
 POST /execute plus \`execution_id\`; \`request_error\` (with the status and code HTTP would answer) for a frame that is refused,
 after which the socket stays open. A frame that cannot be read closes the socket: 1007 (text that is not UTF-8),
-1009 (over ${WS_MAX_FRAME_BYTES} bytes). The server pings every KEEPALIVE_INTERVAL and closes a socket that does not answer;
+1009 (over ${WS_MAX_FRAME_BYTES} bytes). The server pings every KEEPALIVE_INTERVAL and closes a socket that does not answer,
+and drops one that keeps sending frames without reading the answers (more than 64 KiB of them beyond its 1 MiB buffer);
 when a socket closes, each execution it started follows its \`on_disconnect\`.`;
 
 const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {

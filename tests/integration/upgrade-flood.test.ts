@@ -56,14 +56,16 @@ describe('refused WebSocket upgrades', () => {
     }
   });
 
-  it('close their socket without an Origin too: 401 without a token, 200 from /health', async () => {
+  it('close their socket without an Origin too: 401 without a token, 200 from /health, 400 for a malformed URL', async () => {
     const url = new URL(server.baseUrl);
     const port = Number(url.port);
-    const flood = await upgradeFlood({ host: url.hostname, port, paths: ['/health', '/execute', '/ws', '/no-such-route'], count: 400, concurrency: 20 });
+    const paths = ['/health', '/execute', '/ws', '/no-such-route', '/files/%E0%A4%A'];
+    const flood = await upgradeFlood({ host: url.hostname, port, paths, count: 500, concurrency: 20 });
     try {
       await sleep(2000);
-      // An unknown path needs the token too before it is a 404.
-      expect(flood.statuses).toEqual({ 200: 100, 401: 300 });
+      // An unknown path needs the token too before it is a 404; a malformed one is refused by
+      // the router, before any hook.
+      expect(flood.statuses).toEqual({ 200: 100, 401: 300, 400: 100 });
       expect(await closeWaitSockets(port)).toBe(0);
     } finally {
       for (const socket of flood.sockets) socket.destroy();

@@ -108,7 +108,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // CORS first: it answers preflights, which carry no credentials, before auth would refuse them.
   // Their onRequest hooks reach every route (plugins registered below inherit them; root-level
   // routes such as /openapi.json get them when the app is ready) and the 404 handler.
-  // Which pages and host names may call at all comes first: its refusals need no CORS headers.
+  // Which pages and host names may call at all comes before CORS: its refusals need no CORS headers.
   // Request limits before anything that refuses: an upgrade request's socket is closed after
   // its answer, refusals included.
   await app.register(requestLimitsPlugin, { config });

@@ -16,7 +16,7 @@ import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
 import hostOriginPlugin from './plugins/host-origin.js';
 import openapiPlugin from './plugins/openapi.js';
-import requestLimitsPlugin from './plugins/request-limits.js';
+import requestLimitsPlugin, { closeUpgradeAfterAnswer } from './plugins/request-limits.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
 import executeRoutes from './routes/execute.js';
@@ -77,7 +77,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     bodyLimit: 32 * 1024 * 1024,
     // What the router refuses (a malformed URL) and what never becomes a request (malformed
     // HTTP) answer in the same shape as everything else.
-    frameworkErrors: sendError,
+    frameworkErrors: (error, request, reply) => {
+      closeUpgradeAfterAnswer(request.raw, reply.raw);
+      return sendError(error, request, reply);
+    },
     clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -105,9 +108,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // CORS first: it answers preflights, which carry no credentials, before auth would refuse them.
   // Their onRequest hooks reach every route (plugins registered below inherit them; root-level
   // routes such as /openapi.json get them when the app is ready) and the 404 handler.
-  // Which pages and host names may call at all comes first: its refusals need no CORS headers.
-  await app.register(hostOriginPlugin, { config });
+  // Which pages and host names may call at all comes before CORS: its refusals need no CORS headers.
+  // Request limits before anything that refuses: an upgrade request's socket is closed after
+  // its answer, refusals included.
   await app.register(requestLimitsPlugin, { config });
+  await app.register(hostOriginPlugin, { config });
   await app.register(corsPlugin, { config });
   await app.register(authPlugin, { config });
   if (config.authMode === 'claim') await app.register(claimRoutes);

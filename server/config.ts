@@ -80,6 +80,8 @@ export interface Config {
   metricsPublic: boolean;
   /** An MCP session unused for this long is closed and its contexts deleted, in ms; 0 never. */
   mcpSessionIdleMs: number;
+  /** MCP sessions open at once; a new one replaces the one unused the longest. */
+  mcpMaxSessions: number;
   /** Characters of stdout, stderr or text result an MCP tool answer carries before truncating. */
   mcpMaxTextChars: number;
   /** Largest file `read_file` returns inline (image or blob); beyond it, a download URL. */
@@ -322,6 +324,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsToken,
     metricsPublic,
     mcpSessionIdleMs: Math.round(seconds(env, 'MCP_SESSION_IDLE', 30 * 60) * 1000),
+    mcpMaxSessions: integer(env, 'MCP_MAX_SESSIONS', 100, 1, 100_000),
     mcpMaxTextChars: integer(env, 'MCP_MAX_TEXT', 20_000, 100, 100_000_000),
     mcpMaxFileBytes: bytes(env, 'MCP_MAX_FILE_BYTES', 2 ** 20),
     requestTimeoutMs: timerMs(env, 'REQUEST_TIMEOUT', 60),

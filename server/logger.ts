@@ -27,15 +27,23 @@ export function isSecretParam(name: string): boolean {
   return SECRET_PARAM.test(name);
 }
 
-/** The URL as it may be logged: the values of secret-looking query parameters masked. */
+/**
+ * Query parameters whose values the log keeps: the API's own (`path`, `limit`, `cursor` of
+ * GET /files, `extract` of uploads, `format` of downloads, `from` of event streams), none of
+ * which carries a secret. Any other value is masked, whatever its name: `private_key`,
+ * `bearer` or `sig2` say nothing a pattern could catch, and a log cannot be unwritten.
+ */
+const LOGGED_PARAMS = new Set(['path', 'limit', 'cursor', 'extract', 'format', 'from']);
+
+/** The URL as it may be logged: the values of query parameters outside {@link LOGGED_PARAMS} masked. */
 export function redactUrl(url: string): string {
   const query = url.indexOf('?');
   if (query === -1) return url;
   const params = new URLSearchParams(url.slice(query + 1));
   const names = [...params.keys()];
-  if (!names.some(isSecretParam)) return url;
+  if (names.every((name) => LOGGED_PARAMS.has(name))) return url;
   const masked = new URLSearchParams();
-  for (const [name, value] of params) masked.append(name, isSecretParam(name) ? '[redacted]' : value);
+  for (const [name, value] of params) masked.append(name, LOGGED_PARAMS.has(name) ? value : '[redacted]');
   return `${url.slice(0, query)}?${masked.toString()}`;
 }
 
@@ -49,8 +57,8 @@ export interface LoggedRequest {
 }
 
 /**
- * The request log serializer, with {@link redactUrl}: a token sent in the URL by mistake must
- * not reach the log by way of the request line.
+ * The request log serializer, with {@link redactUrl}: a secret sent in the URL, by mistake or
+ * on purpose, must not reach the log by way of the request line.
  */
 export function serializeRequest(request: LoggedRequest): Record<string, unknown> {
   return {

@@ -13,6 +13,11 @@ import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './
 export interface SessionsOptions extends ToolOptions {
   /** A session unused for this long is closed and its contexts deleted; 0: never. */
   idleMs: number;
+  /**
+   * Sessions open at once. A new one takes the place of the one unused the longest; when every
+   * session has a call running, it is refused (429).
+   */
+  maxSessions: number;
   /** Announced to clients in the initialize answer. */
   version: string;
 }
@@ -34,6 +39,8 @@ export interface SessionsDependencies {
  */
 export class McpSessions {
   private readonly sessions = new Map<string, McpSession>();
+  /** Initialize requests being answered: sessions about to be, counted against the cap. */
+  private opening = 0;
   private closing = false;
 
   constructor(private readonly deps: SessionsDependencies) {}
@@ -58,19 +65,56 @@ export class McpSessions {
       return sendJsonRpcError(response, 400, -32000, 'Bad Request: no Mcp-Session-Id header. Start with an initialize request, then send the Mcp-Session-Id it answers with.');
     }
     if (this.closing) return sendJsonRpcError(response, 503, -32000, 'The server is shutting down');
+    if (!this.makeRoom()) {
+      response.setHeader('retry-after', '1');
+      return sendJsonRpcError(
+        response,
+        429,
+        -32000,
+        `Too many MCP sessions: all ${this.deps.options.maxSessions} (MCP_MAX_SESSIONS) have a call running. End sessions you no longer use (DELETE /mcp), or try again later.`,
+      );
+    }
 
-    const session = await McpSession.open(this.deps, {
-      initialized: (opened) => {
-        this.sessions.set(opened.id!, opened);
-        this.deps.logger.info({ session: opened.id }, 'MCP session opened');
-      },
-      closed: (closed) => {
-        if (closed.id !== undefined) this.sessions.delete(closed.id);
-      },
-    });
-    await session.handle(request, response, body, baseUrl);
-    // An initialize request the transport refused (a wrong Accept header, say) opened nothing.
-    if (session.id === undefined) await session.close('never initialized');
+    this.opening++;
+    try {
+      const session = await McpSession.open(this.deps, {
+        initialized: (opened) => {
+          this.sessions.set(opened.id!, opened);
+          this.deps.logger.info({ session: opened.id }, 'MCP session opened');
+        },
+        closed: (closed) => {
+          if (closed.id !== undefined && this.sessions.get(closed.id) === closed) this.sessions.delete(closed.id);
+        },
+      });
+      await session.handle(request, response, body, baseUrl);
+      // An initialize request the transport refused (a wrong Accept header, say) opened nothing.
+      if (session.id === undefined) await session.close('never initialized');
+    } finally {
+      this.opening--;
+    }
+  }
+
+  /**
+   * Whether a new session may open: under the cap, or once the session unused the longest
+   * (with no call running) has been closed to make room. Each session costs memory (its
+   * protocol server, transport and tool state, about 100 KB) and may hold contexts; without a
+   * cap, a client that never ends its sessions fills the server's memory within
+   * MCP_SESSION_IDLE. A client whose session was closed so is answered 404 on its next
+   * request, which MCP clients take as "initialize again".
+   */
+  private makeRoom(): boolean {
+    const max = this.deps.options.maxSessions;
+    while (this.sessions.size + this.opening >= max) {
+      let oldest: McpSession | undefined;
+      for (const session of this.sessions.values()) {
+        if (!session.busy && (oldest === undefined || session.lastUsedAt < oldest.lastUsedAt)) oldest = session;
+      }
+      if (!oldest) return false;
+      // Out of the table at once, so that its place is free now; its contexts go in the background.
+      this.sessions.delete(oldest.id!);
+      void oldest.close(`unused the longest when MCP_MAX_SESSIONS (${max}) was reached`);
+    }
+    return true;
   }
 
   /** Ends every session (server shutdown). Their kernels are left to the registry's close. */
@@ -100,6 +144,8 @@ class McpSession implements ToolHost {
   /** Every context the session created; deleted with it. */
   private readonly owned = new Set<string>();
   private inFlight = 0;
+  /** When a request last came in or a call ended (Date.now()). */
+  lastUsedAt = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
   private base = '';
   private ended: Promise<void> | undefined;
@@ -135,8 +181,14 @@ class McpSession implements ToolHost {
     return session;
   }
 
+  /** A call is running: the session is in use, whenever it last started one. */
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
   async handle(request: IncomingMessage, response: ServerResponse, body: unknown, baseUrl: string): Promise<void> {
     this.base = baseUrl;
+    this.lastUsedAt = Date.now();
     // Calls keep a session alive while they run; the client's standing GET stream does not,
     // or an agent that wandered off would hold its kernels for as long as its socket lives.
     if (request.method === 'POST') {
@@ -144,6 +196,7 @@ class McpSession implements ToolHost {
       clearTimeout(this.idleTimer);
       response.once('close', () => {
         this.inFlight--;
+        this.lastUsedAt = Date.now();
         this.armIdleTimer();
       });
     } else {

@@ -26,22 +26,36 @@ export function hostAllowed(name: string, allowed: readonly string[]): boolean {
   return allowed.some((entry) => entry === '*' || entry === name || (entry.startsWith('.') && (name === entry.slice(1) || name.endsWith(entry))));
 }
 
-/** `host[:port]` of an origin or a Host header, default ports left out, for comparing the two. */
-function authority(url: string): string | undefined {
+/** `scheme://host[:port]` of a URL, default ports left out, for comparing origins. */
+function originOf(url: string): string | undefined {
   try {
-    return new URL(url).host;
+    const { origin } = new URL(url);
+    return origin === 'null' ? undefined : origin;
   } catch {
     return undefined;
   }
 }
 
 /**
+ * The scheme the client used: `X-Forwarded-Proto` where a proxy that ends TLS says so (a page
+ * cannot add that header to a cross-origin request without a preflight, which this check
+ * refuses first), else the connection's own.
+ */
+function schemeOf(request: FastifyRequest): string {
+  const forwarded = request.headers['x-forwarded-proto'];
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
+  return first === 'https' || first === 'http' ? first : request.protocol;
+}
+
+/**
  * Which web pages and which host names may reach the server; see README "Browsers and host names".
  *
  * - A request with an `Origin` header (a browser's, for any cross-origin request and for every
- *   POST) is refused unless that origin is in `CORS_ORIGINS` (`*`: any) or is the server's own
- *   (the same host and port as the `Host` header, as behind a proxy that serves a page and the
- *   API together). Without it, any page could POST code with `Content-Type: text/plain`, which
+ *   POST) is refused unless that origin is in `CORS_ORIGINS` (`*`: any) or is the server's own:
+ *   the same scheme, host and port as the request (the `Host` header, and the scheme of the
+ *   connection or of `X-Forwarded-Proto`), as behind a proxy that serves a page and the API
+ *   together. `https://127.0.0.1:49999` is not the own origin of a server that speaks plain
+ *   HTTP on that port. Without it, any page could POST code with `Content-Type: text/plain`, which
  *   needs no preflight, or claim the server first. Clients outside browsers (curl, SDKs) send
  *   no `Origin` and are unaffected. This holds in every auth mode: with a token it costs nothing.
  * - The `Host` header must name `localhost`, an IP address or a name of `ALLOWED_HOSTS`. When
@@ -76,8 +90,8 @@ export default fp<{ config: Config }>(
 
       const origin = request.headers.origin;
       if (origin === undefined || anyOrigin || origins.has(origin)) return;
-      const own = host === undefined ? undefined : authority(`http://${host}`);
-      if (own !== undefined && authority(origin) === own) return;
+      const own = host === undefined ? undefined : originOf(`${schemeOf(request)}://${host}`);
+      if (own !== undefined && originOf(origin) === own) return;
       refuse(reply, new OriginNotAllowedError(JSON.stringify(origin.slice(0, 256))));
     });
   },

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -39,6 +40,23 @@ function hasBody(request: FastifyRequest): boolean {
 }
 
 /**
+ * An upgrade request (`Upgrade: websocket`, on any route) leaves Node's HTTP handling: nothing
+ * closes its socket after the answer, not even when the client goes (the socket then sits in
+ * CLOSE-WAIT), and no keep-alive timeout applies. Unless a WebSocket takes the socket over
+ * (ws writes its 101 to the socket itself, never through this response), the socket closes as
+ * soon as the answer has been handed to the system: whatever the answer, 200 included, a
+ * refused upgrade holds no connection beyond it.
+ */
+export function closeUpgradeAfterAnswer(request: IncomingMessage, response: ServerResponse): void {
+  // Node sets it on the requests it hands to the 'upgrade' event; its typings leave it out.
+  if ((request as IncomingMessage & { upgrade?: boolean }).upgrade !== true) return;
+  if (!response.headersSent) response.setHeader('connection', 'close');
+  // `destroySoon`: end, and destroy once what was written has gone, as Node's HTTP server does
+  // for a response that ends its connection.
+  response.once('finish', () => request.socket.destroySoon());
+}
+
+/**
  * Limits on what a client may hold without doing anything: connections that send their
  * request slowly (or never) and connections beyond `MAX_CONNECTIONS`.
  *
@@ -52,12 +70,18 @@ function hasBody(request: FastifyRequest): boolean {
  *   WebSocket and MCP sessions last as long as they need to.
  * - Between requests a kept-alive connection closes after Fastify's `keepAliveTimeout` (72 s).
  * - Connections: past `MAX_CONNECTIONS`, new connections are closed as soon as they are accepted.
+ * - Upgrade requests that do not become a WebSocket close once answered
+ *   ({@link closeUpgradeAfterAnswer}); until then they count against `MAX_CONNECTIONS`.
  *
  * Refusals for load (429) tell clients when to try again (`Retry-After`).
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
     const server = app.server;
+    // First among the hooks that may refuse (this plugin is registered before them): a refusal
+    // skips the onRequest hooks after it, and a refused upgrade must close all the same.
+    app.addHook('onRequest', async (request, reply) => closeUpgradeAfterAnswer(request.raw, reply.raw));
+
     server.maxConnections = config.maxConnections;
     let lastDropLog = 0;
     let dropped = 0;

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { JupyterUnavailableError } from '../errors.js';
+import { errorBody } from '../plugins/error-handler.js';
 
 /** Liveness (`/health`: the process serves) and readiness (`/ready`: Jupyter answers too). */
 const health: FastifyPluginAsyncTypebox = async (app) => {
@@ -28,7 +30,16 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
         security: [],
         response: {
           200: Type.Object({ status: Type.Literal('ready') }, { description: 'Jupyter answers' }),
-          503: Type.Object({ status: Type.Literal('unavailable'), message: Type.String() }, { description: 'Jupyter does not answer (yet)' }),
+          503: Type.Object(
+            {
+              status: Type.Literal('unavailable'),
+              statusCode: Type.Literal(503),
+              code: Type.Literal('ERR_JUPYTER_UNAVAILABLE'),
+              error: Type.String({ description: 'HTTP status text' }),
+              message: Type.String(),
+            },
+            { description: 'Jupyter does not answer yet, or answers with an error (as it may while it starts): ERR_JUPYTER_UNAVAILABLE, whatever it answered' },
+          ),
         },
       },
     },
@@ -37,7 +48,11 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
         await app.jupyter.ping();
         return { status: 'ready' as const };
       } catch (error) {
-        return reply.code(503).send({ status: 'unavailable' as const, message: (error as Error).message });
+        // Whatever Jupyter answered (connection refused, 500 while it starts, 403 for a wrong
+        // token), readiness is this server's to answer: 503 and its own code, never Jupyter's status.
+        const detail = error instanceof Error && error.message ? error.message.replace(/^Jupyter Server is unavailable: /, '') : String(error);
+        const body = errorBody(new JupyterUnavailableError(detail));
+        return reply.code(503).send({ status: 'unavailable' as const, ...body, statusCode: 503 as const, code: 'ERR_JUPYTER_UNAVAILABLE' as const });
       }
     },
   );

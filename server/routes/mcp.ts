@@ -50,6 +50,7 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
     logger: app.log,
     options: {
       idleMs: config.mcpSessionIdleMs,
+      maxSessions: config.mcpMaxSessions,
       maxTextChars: config.mcpMaxTextChars,
       maxFileBytes: config.mcpMaxFileBytes,
       maxUploadBytes: config.maxUploadBytes,
@@ -94,6 +95,9 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
           404: jsonRpcError('Session not found: it was closed or expired; initialize a new one'),
           406: jsonRpcError('Accept must list both application/json and text/event-stream'),
           415: jsonRpcError('Content-Type must be application/json'),
+          429: jsonRpcError(
+            'An initialize request while MCP_MAX_SESSIONS sessions all have a call running (otherwise the session unused the longest is closed to make room), with Retry-After',
+          ),
         },
       },
     },

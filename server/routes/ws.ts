@@ -36,13 +36,15 @@ function websocketOptions(): WebsocketPluginOptions {
 
 const DESCRIPTION = `Upgrades to a WebSocket on which a client runs any number of executions, answers \`input()\` and interrupts.
 Authenticate with \`Authorization\` or \`X-Access-Token\`, or, from a browser, with the subprotocols \`${WS_SUBPROTOCOL}, bearer.<token>\`
-(the server answers \`${WS_SUBPROTOCOL}\`); never in the URL. A refused upgrade gets its 4xx before switching protocols.
+(the server answers \`${WS_SUBPROTOCOL}\`); never in the URL. A refused upgrade gets its 4xx before switching protocols,
+and its connection closes after that answer (so does an upgrade request to any other route).
 
 Client frames (\`WsClientFrame\`, JSON text): \`execute\` (the fields of POST /execute, plus \`type\` and \`request_id\`),
 \`input\`, \`interrupt\`, \`attach\`. Server frames (\`WsServerFrame\`): \`accepted\`, then each event of the execution exactly as on
 POST /execute plus \`execution_id\`; \`request_error\` (with the status and code HTTP would answer) for a frame that is refused,
 after which the socket stays open. A frame that cannot be read closes the socket: 1007 (text that is not UTF-8),
-1009 (over ${WS_MAX_FRAME_BYTES} bytes). The server pings every KEEPALIVE_INTERVAL and closes a socket that does not answer;
+1009 (over ${WS_MAX_FRAME_BYTES} bytes). The server pings every KEEPALIVE_INTERVAL and closes a socket that does not answer,
+and drops one that keeps sending frames without reading the answers (more than 64 KiB of them beyond its 1 MiB buffer);
 when a socket closes, each execution it started follows its \`on_disconnect\`.`;
 
 const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {

@@ -180,6 +180,18 @@ describe('secrets in the URL', () => {
     expect(requests.every((line) => line.includes('/files?path=notes&'))).toBe(true);
   });
 
+  it('log the values of the API\'s own query parameters only, whatever the others are named', async () => {
+    const logs: string[] = [];
+    const { app } = await start({}, logs);
+    await app.inject({ method: 'GET', url: '/files?path=notes&limit=5&bearer=value-one-0123456789&private_key=value-two-0123456789&x=value-three' });
+    await app.inject({ method: 'GET', url: '/executions/abc/events?from=3&sig2=value-four-0123456789' });
+    const requests = logs.filter((line) => line.includes('request completed'));
+    expect(requests).toHaveLength(2);
+    expect(logs.filter((line) => line.includes('value-'))).toEqual([]);
+    expect(requests[0]).toContain('/files?path=notes&limit=5&bearer=%5Bredacted%5D&private_key=%5Bredacted%5D&x=%5Bredacted%5D');
+    expect(requests[1]).toContain('/executions/abc/events?from=3&sig2=%5Bredacted%5D');
+  });
+
   it.each(names)('refuses ?%s= with the message that says where a token goes', async (name) => {
     const { app } = await start({ ACCESS_TOKEN: TOKEN });
     const response = await app.inject({ method: 'GET', url: `/contexts?${encodeURIComponent(name)}=${TOKEN}` });

@@ -45,16 +45,31 @@ describe('Origin', () => {
   });
 
   it.each([
-    ['http://localhost:49999', 'localhost:49999'],
-    ['http://127.0.0.1:49999', '127.0.0.1:49999'],
-    ['http://[::1]:49999', '[::1]:49999'],
-    // Behind a TLS proxy that keeps the Host header.
-    ['https://localhost', 'localhost'],
-    ['http://localhost', 'localhost:80'],
-  ])('accepts the server’s own origin %s (Host %s)', async (origin, host) => {
+    ['http://localhost:49999', 'localhost:49999', undefined],
+    ['http://127.0.0.1:49999', '127.0.0.1:49999', undefined],
+    ['http://[::1]:49999', '[::1]:49999', undefined],
+    // Behind a TLS proxy that keeps the Host header and says the scheme.
+    ['https://localhost', 'localhost', 'https'],
+    ['https://localhost:8443', 'localhost:8443', 'https'],
+    ['http://localhost', 'localhost:80', undefined],
+  ])('accepts the server’s own origin %s (Host %s, X-Forwarded-Proto %s)', async (origin, host, proto) => {
     const app = await start();
-    const response = await app.inject({ method: 'GET', url: '/contexts', headers: { origin, host } });
+    const headers: Record<string, string> = { origin, host, ...(proto ? { 'x-forwarded-proto': proto } : {}) };
+    const response = await app.inject({ method: 'GET', url: '/contexts', headers });
     expect(response.statusCode).toBe(200);
+  });
+
+  it.each([
+    ['https://127.0.0.1:49999', '127.0.0.1:49999', undefined],
+    ['https://localhost', 'localhost', undefined],
+    ['http://localhost', 'localhost', 'https'],
+    ['null', 'localhost:49999', undefined],
+  ])('refuses the server’s host under another scheme: %s (Host %s, X-Forwarded-Proto %s)', async (origin, host, proto) => {
+    const app = await start();
+    const headers: Record<string, string> = { origin, host, ...(proto ? { 'x-forwarded-proto': proto } : {}) };
+    const response = await app.inject({ method: 'GET', url: '/contexts', headers });
+    expect(response.statusCode).toBe(403);
+    expect(response.json()).toMatchObject({ code: 'ERR_ORIGIN_NOT_ALLOWED' });
   });
 
   it('refuses the same host on another port: that is another origin', async () => {

@@ -56,6 +56,31 @@ describe('/mcp', () => {
     expect(list(response.headers['access-control-expose-headers'])).toContain('mcp-session-id');
   });
 
+  it('keeps at most MCP_MAX_SESSIONS sessions: a new one closes the one unused the longest', async () => {
+    const { app } = await startOffline({ MCP_MAX_SESSIONS: '2' });
+    const open = async () => {
+      const response = await app.inject({ method: 'POST', url: '/mcp', headers: mcpHeaders, payload: initialize });
+      expect(response.statusCode).toBe(200);
+      return response.headers['mcp-session-id'] as string;
+    };
+    const call = (id: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/mcp',
+        headers: { ...mcpHeaders, 'mcp-session-id': id, 'mcp-protocol-version': '2025-06-18' },
+        payload: { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+      });
+    const first = await open();
+    const second = await open();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The first is used again: the second is now the one unused the longest.
+    expect((await call(first)).statusCode).toBe(200);
+    const third = await open();
+    expect((await call(second)).statusCode).toBe(404);
+    expect((await call(first)).statusCode).toBe(200);
+    expect((await call(third)).statusCode).toBe(200);
+  });
+
   it('answers a malformed body with 400, and a wrong Accept with the JSON-RPC 406', async () => {
     const { app } = await startOffline();
     const malformed = await app.inject({ method: 'POST', url: '/mcp', headers: mcpHeaders, payload: '{"jsonrpc":' });

@@ -101,4 +101,30 @@ describe('GET /ws: backpressure', () => {
       fast.close();
     }
   });
+
+  it('closes a socket that sends frames without reading the answers, while it sends', async () => {
+    const client = await open();
+    client.socket.pause();
+    const count = 200_000;
+    const started = performance.now();
+    // The last frame's callback: an error once the server has hung up while the frames went out.
+    let sent!: (error: Error | undefined) => void;
+    const lastSent = new Promise<Error | undefined>((resolve) => (sent = resolve));
+    for (let i = 0; i < count; i++) client.socket.send('not json', i === count - 1 ? (error) => sent(error) : undefined);
+    const error = await lastSent;
+    const sentMs = performance.now() - started;
+    client.socket.resume();
+    const deadline = Date.now() + 20_000;
+    while (!client.closed && Date.now() < deadline) await sleep(100);
+    const answered = client.frames.filter((frame) => frame.type === 'request_error').length;
+    console.log(
+      `${count} bad frames without reading: sent in ${Math.round(sentMs)} ms (${error ? `cut off: ${error.message}` : 'all accepted'}), ` +
+        `${answered} answers reached the client, closed ${JSON.stringify(client.closed)} after ${Math.round(performance.now() - started)} ms`,
+    );
+    // Hung up on during the flood, not later by the keepalive (a client that sends is alive).
+    expect(error).toBeInstanceOf(Error);
+    // Closed by the server with no close frame (there is no reading one either).
+    expect(client.closed?.code).toBe(1006);
+    expect(answered).toBeLessThan(count);
+  });
 });

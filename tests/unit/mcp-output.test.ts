@@ -105,17 +105,19 @@ describe('stripAnsi', () => {
 
 describe('MCP settings', () => {
   it('has the documented defaults', () => {
-    expect(loadConfig({})).toMatchObject({ mcpSessionIdleMs: 30 * 60 * 1000, mcpMaxTextChars: 20_000, mcpMaxFileBytes: 2 ** 20 });
+    expect(loadConfig({})).toMatchObject({ mcpSessionIdleMs: 30 * 60 * 1000, mcpMaxSessions: 100, mcpMaxTextChars: 20_000, mcpMaxFileBytes: 2 ** 20 });
   });
 
   it('reads and checks them', () => {
-    expect(loadConfig({ MCP_SESSION_IDLE: '90', MCP_MAX_TEXT: '5000', MCP_MAX_FILE_BYTES: '4MiB' })).toMatchObject({
+    expect(loadConfig({ MCP_SESSION_IDLE: '90', MCP_MAX_TEXT: '5000', MCP_MAX_FILE_BYTES: '4MiB', MCP_MAX_SESSIONS: '8' })).toMatchObject({
       mcpSessionIdleMs: 90_000,
+      mcpMaxSessions: 8,
       mcpMaxTextChars: 5000,
       mcpMaxFileBytes: 4 * 2 ** 20,
     });
     expect(() => loadConfig({ MCP_SESSION_IDLE: 'soon' })).toThrow(/MCP_SESSION_IDLE/);
     expect(() => loadConfig({ MCP_MAX_TEXT: '10' })).toThrow(/MCP_MAX_TEXT/);
+    expect(() => loadConfig({ MCP_MAX_SESSIONS: '0' })).toThrow(/MCP_MAX_SESSIONS/);
     expect(() => loadConfig({ MCP_MAX_FILE_BYTES: 'big' })).toThrow(/MCP_MAX_FILE_BYTES/);
   });
 });

@@ -9,6 +9,13 @@ import { WebSocket } from 'ws';
  */
 export const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
 
+/**
+ * Replies to a client's frames (`accepted`, `request_error`) that may pile up beyond the mark:
+ * a client that keeps sending frames without reading the answers is closed once they pass this.
+ * Pongs are ws's own, bounded by its `maxPendingAutoPongs`.
+ */
+export const REPLY_ALLOWANCE_BYTES = 64 * 1024;
+
 /** ws sends a Buffer as a binary frame unless told otherwise. */
 const TEXT_FRAME = { binary: false } as const;
 
@@ -20,10 +27,14 @@ const TEXT_FRAME = { binary: false } as const;
 export class FrameSender {
   private drained: Promise<void> | undefined;
   private corked = false;
+  /** Reply bytes queued since the buffer last was under the mark. */
+  private overdue = 0;
 
   constructor(
     private readonly socket: WebSocket,
     private readonly connection: Socket,
+    /** Called once when the socket is closed for not reading its replies. */
+    private readonly onUnread: () => void = () => {},
   ) {}
 
   get isOpen(): boolean {
@@ -39,6 +50,28 @@ export class FrameSender {
     this.corkUntilIdle();
     this.socket.send(text, TEXT_FRAME);
     return this.socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES;
+  }
+
+  /**
+   * Sends the answer to a client's frame. Events wait for room (their readers pause), but
+   * answers to frames cannot: they come as fast as the client sends. While the buffer is over
+   * the mark they count against {@link REPLY_ALLOWANCE_BYTES}; past it the client is sending
+   * without reading, and the socket is closed (there is no reading a close frame either), so
+   * that it never holds more than about the mark plus the allowance.
+   */
+  reply(text: string): void {
+    if (!this.isOpen) return;
+    if (this.socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES) {
+      this.overdue = 0;
+    } else {
+      this.overdue += Buffer.byteLength(text);
+      if (this.overdue > REPLY_ALLOWANCE_BYTES) {
+        this.socket.terminate();
+        this.onUnread();
+        return;
+      }
+    }
+    this.send(text);
   }
 
   /**

@@ -6,7 +6,7 @@ import type { Logger } from '../../logger.js';
 import { errorBody, toContractError } from '../../plugins/error-handler.js';
 import type { AttachFrame, ExecuteFrame, InputFrame, InterruptFrame } from '../../schemas/ws.js';
 import { FrameRefusal, parseFrame, type FrameIds } from './frames.js';
-import { FrameSender } from './sender.js';
+import { FrameSender, REPLY_ALLOWANCE_BYTES, SOCKET_HIGH_WATER_BYTES } from './sender.js';
 
 type Execution = Awaited<ReturnType<ExecutionManager['start']>>;
 type Entry = Execution['read'] extends (options: never) => AsyncIterable<infer T> ? T : never;
@@ -43,7 +43,9 @@ export class SocketSession {
     connection: Socket,
     private readonly options: SessionOptions,
   ) {
-    this.sender = new FrameSender(socket, connection);
+    this.sender = new FrameSender(socket, connection, () =>
+      options.log.info({ highWaterBytes: SOCKET_HIGH_WATER_BYTES, allowanceBytes: REPLY_ALLOWANCE_BYTES }, 'websocket closed: the client sends frames but does not read the answers'),
+    );
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     socket.on('pong', () => (this.answered = true));
     socket.on('close', (code: number) => this.onClose(code));
@@ -177,8 +179,9 @@ export class SocketSession {
     this.sendJson({ type: 'request_error', ...ids, status: answer.statusCode, code: answer.code, message: answer.message });
   }
 
+  /** An answer to a client's frame (accepted, request_error). */
   private sendJson(frame: Record<string, unknown>): void {
-    this.sender.send(JSON.stringify(frame));
+    this.sender.reply(JSON.stringify(frame));
   }
 
   private onClose(code: number): void {

@@ -108,7 +108,7 @@ chmod 755 "$jupyter_dirs"
 export JUPYTER_CONFIG_DIR="${JUPYTER_CONFIG_DIR:-$jupyter_dirs/config}"
 export JUPYTER_DATA_DIR="${JUPYTER_DATA_DIR:-$jupyter_dirs/data}"
 export JUPYTER_RUNTIME_DIR="${JUPYTER_RUNTIME_DIR:-$jupyter_dirs/runtime}"
-mkdir -p -m 755 "$JUPYTER_CONFIG_DIR" "$JUPYTER_DATA_DIR"
+mkdir -p -m 755 "$JUPYTER_CONFIG_DIR" "$JUPYTER_DATA_DIR" "$jupyter_dirs/root"
 mkdir -p -m 700 "$JUPYTER_RUNTIME_DIR"
 # Jupyter would otherwise "migrate" IPYTHONDIR's profile (the kernels' to write) into its
 # configuration, and fail, not being allowed to write there.
@@ -212,12 +212,14 @@ fi
 
 # No process started here imports from a directory kernel code can write: Python runs isolated
 # (-I: neither the working directory nor PYTHONPATH, PYTHONSTARTUP or the user site-packages
-# under HOME are used), from `/`. Jupyter used to start in the workspace without -I: a module
+# under HOME are used). Jupyter runs in an empty directory, which is also the root of what is
+# left of its file handlers (from `/` they served any file Jupyter can read).
+# Jupyter used to start in the workspace without -I: a module
 # planted there (prometheus_client.py, say) ran inside the next Jupyter, which sees every
 # message between the API and the kernels, once kernel code had killed the running one.
 start_jupyter() {
   (
-    cd / || exit 1
+    cd "$jupyter_dirs/root" || exit 1
     exec "${jupyter_env[@]}" "${as_kernel[@]}" "$JUPYTER_PYTHON" -I -m jupyter_server \
       --config="$ROOT/jupyter_server_config.py" \
       --ServerApp.ip="$JUPYTER_HOST" \

@@ -7,7 +7,8 @@ url="${JUPYTER_URL:-http://127.0.0.1:8888}"
 python="${JUPYTER_PYTHON:-/usr/bin/python3}"
 deadline=$((SECONDS + ${JUPYTER_WAIT_SECONDS:-60}))
 
-until "$python" - "$url" <<'PY' 2>/dev/null
+# -I: start-up.sh runs this as root, in the workspace; nothing may be imported from there.
+until "$python" -I - "$url" <<'PY' 2>/dev/null
 import os, sys, urllib.request
 request = urllib.request.Request(sys.argv[1].rstrip("/") + "/api/status")
 token = os.environ.get("JUPYTER_TOKEN", "")

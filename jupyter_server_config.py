@@ -54,9 +54,9 @@ c.ServerApp.cookie_secret = os.urandom(32)
 # can read), sessions, config, nbconvert, shutdown (POST /api/shutdown), the login pages.
 ServerApp.default_services = ("api", "kernels", "kernelspecs")
 
-# Jupyter's root (what remained of the contents API would be rooted there) is its working
-# directory, the workspace. Kernels, though, may run in any directory a context asks for: the
-# API sends each cwd relative to `/`, so the kernel manager keeps `/` as its root.
+# Jupyter's root (what remains of its file handlers is rooted there) is its working directory,
+# an empty one that start-up.sh makes. Kernels, though, may run in any directory a context asks
+# for: the API sends each cwd relative to `/`, so the kernel manager keeps `/` as its root.
 c.MappingKernelManager.root_dir = "/"
 
 # Every kernel runs under kernel-launcher.py, which takes the processes the kernel started

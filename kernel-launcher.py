@@ -8,7 +8,8 @@ process the kernel's code started in a new session (setsid, a daemon's double fo
 and used to outlive its context. This launcher makes itself a child subreaper, so every orphaned
 descendant is re-parented to it instead of to PID 1, and when the kernel exits (shut down, died,
 killed) or the launcher is told to stop (SIGTERM, which Jupyter sends to the whole group before
-SIGKILL), it kills every process left in its subtree and reaps them.
+SIGKILL), it kills every process left in its subtree and reaps them. The launcher is told to stop
+when Jupyter itself dies, however it dies (PR_SET_PDEATHSIG): no kernel outlives its Jupyter.
 
 SIGINT (Jupyter's interrupt, sent to the process group) is meant for the kernel alone: the
 launcher ignores it through a handler, not SIG_IGN, so that the kernel does not inherit it.
@@ -21,6 +22,7 @@ import signal
 import sys
 import time
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -81,28 +83,38 @@ def main(argv):
         sys.stderr.write("usage: kernel-launcher.py -- KERNEL_COMMAND...\n")
         return 2
     command = argv[1:]
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the kernel still runs, its detached processes may outlive it
-
+    jupyter = os.getppid()
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Jupyter killed outright (SIGKILL, the OOM killer) shuts no kernel down: without this
+        # each of its kernels lived on, orphaned, for good (~70 MB each), beside those of the
+        # Jupyter started in its place. SIGTERM takes the subtree down as a shutdown does.
+        # Jupyter starts kernels from its event loop's thread, which lives as long as it does.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the kernel still runs, its detached processes may outlive it
+    if os.getppid() != jupyter:
+        return 128 + signal.SIGTERM  # Jupyter died before the signal was asked for
 
     # The kernel exits when its parent changes (ipykernel's parent poller); its parent is us.
     os.environ["JPY_PARENT_PID"] = str(os.getpid())
-    kernel = os.fork()
-    if kernel == 0:
-        try:
-            os.execvp(command[0], command)
-        except OSError as error:
-            sys.stderr.write(f"kernel-launcher: cannot run {command[0]}: {error}\n")
-        os._exit(127)
-
     status = 1
     try:
+        # Inside the try: a stop that arrives while the kernel is being forked still ends in
+        # kill_subtree below.
+        kernel = os.fork()
+        if kernel == 0:
+            try:
+                os.execvp(command[0], command)
+            except OSError as error:
+                sys.stderr.write(f"kernel-launcher: cannot run {command[0]}: {error}\n")
+            except BaseException:
+                pass  # the stop was meant for the launcher: the kernel never ran
+            os._exit(127)
         while True:
             # Orphaned descendants are reaped here as they exit; only the kernel ends the wait.
             pid, wait_status = os.waitpid(-1, 0)

@@ -102,13 +102,29 @@ if [[ -z "${IPYTHONDIR:-}" ]]; then
   owned_ipythondir="$IPYTHONDIR"
 fi
 export IPYTHONDIR
+# Jupyter's own directories, away from HOME (the workspace, which kernel code can write): from
+# ~/.jupyter and ~/.local/share/jupyter Jupyter would load configuration (Python), server
+# extensions and kernelspecs that kernel code left there. Configuration and data are empty and
+# not the kernels' user's to write; the runtime directory (the kernels' connection files) is.
+jupyter_dirs="$(mktemp -d "${TMPDIR:-/tmp}/code-interpreter-jupyter.XXXXXX")"
+chmod 755 "$jupyter_dirs"
+export JUPYTER_CONFIG_DIR="${JUPYTER_CONFIG_DIR:-$jupyter_dirs/config}"
+export JUPYTER_DATA_DIR="${JUPYTER_DATA_DIR:-$jupyter_dirs/data}"
+export JUPYTER_RUNTIME_DIR="${JUPYTER_RUNTIME_DIR:-$jupyter_dirs/runtime}"
+mkdir -p -m 755 "$JUPYTER_CONFIG_DIR" "$JUPYTER_DATA_DIR" "$jupyter_dirs/root"
+mkdir -p -m 700 "$JUPYTER_RUNTIME_DIR"
+# Jupyter would otherwise "migrate" IPYTHONDIR's profile (the kernels' to write) into its
+# configuration, and fail, not being allowed to write there.
+if [[ "$JUPYTER_CONFIG_DIR" == "$jupyter_dirs/config" ]]; then : >"$JUPYTER_CONFIG_DIR/migrated"; fi
 remove_owned_files() {
   if [[ -n "$owned_ipythondir" ]]; then rm -rf -- "$owned_ipythondir"; fi
+  rm -rf -- "$jupyter_dirs"
 }
 trap remove_owned_files EXIT
 mkdir -p "$IPYTHONDIR/profile_default"
 cp "$ROOT/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
 if ((separate_users)) && [[ -n "$owned_ipythondir" ]]; then chown -R "$KERNEL_USER" "$IPYTHONDIR"; fi
+if ((separate_users)) && [[ "$JUPYTER_RUNTIME_DIR" == "$jupyter_dirs/runtime" ]]; then chown "$KERNEL_USER" "$JUPYTER_RUNTIME_DIR"; fi
 
 if ! mkdir -p "$WORKSPACE_DIR" 2>/dev/null || [[ ! -w "$WORKSPACE_DIR" ]]; then
   echo "start-up.sh: WORKSPACE_DIR=$WORKSPACE_DIR cannot be created or written; set WORKSPACE_DIR to a writable directory" >&2
@@ -134,7 +150,7 @@ if [[ "$JUPYTER_URL" =~ ^[A-Za-z][A-Za-z0-9+.-]*://(\[([0-9A-Fa-f:.]+)\]|([A-Za-
   JUPYTER_PORT="${BASH_REMATCH[5]:-8888}"
 else
   read -r JUPYTER_HOST JUPYTER_PORT < <(
-    "$JUPYTER_PYTHON" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or 8888)' "$JUPYTER_URL"
+    "$JUPYTER_PYTHON" -I -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or 8888)' "$JUPYTER_URL"
   )
 fi
 
@@ -197,10 +213,17 @@ if [[ -n "${EGRESS_ALLOW:-}" ]]; then
   jupyter_env+=(HTTP_PROXY="$proxy_url" HTTPS_PROXY="$proxy_url" http_proxy="$proxy_url" https_proxy="$proxy_url" NO_PROXY="$no_proxy" no_proxy="$no_proxy")
 fi
 
+# No process started here imports from a directory kernel code can write: Python runs isolated
+# (-I: neither the working directory nor PYTHONPATH, PYTHONSTARTUP or the user site-packages
+# under HOME are used). Jupyter runs in an empty directory, which is also the root of what is
+# left of its file handlers (from `/` they served any file Jupyter can read).
+# Jupyter used to start in the workspace without -I: a module
+# planted there (prometheus_client.py, say) ran inside the next Jupyter, which sees every
+# message between the API and the kernels, once kernel code had killed the running one.
 start_jupyter() {
   (
-    cd "$WORKSPACE_DIR" || exit 1
-    exec "${jupyter_env[@]}" "${as_kernel[@]}" "$JUPYTER_PYTHON" -m jupyter_server \
+    cd "$jupyter_dirs/root" || exit 1
+    exec "${jupyter_env[@]}" "${as_kernel[@]}" "$JUPYTER_PYTHON" -I -m jupyter_server \
       --config="$ROOT/jupyter_server_config.py" \
       --ServerApp.ip="$JUPYTER_HOST" \
       --ServerApp.port="$JUPYTER_PORT" \

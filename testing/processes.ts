@@ -59,6 +59,39 @@ export function findChild(parent: number, test: (argv: string[]) => boolean): nu
   return processes().find((proc) => proc.ppid === parent && test(proc.argv))?.pid;
 }
 
+/** Every live process below `root` (children, theirs, ...), zombies left out. */
+export function descendantsOf(root: number): { pid: number; argv: string[] }[] {
+  const all = processes();
+  const found: ProcInfo[] = [];
+  let parents = new Set([root]);
+  while (parents.size > 0) {
+    const children = all.filter((proc) => parents.has(proc.ppid));
+    found.push(...children);
+    parents = new Set(children.map((proc) => proc.pid));
+  }
+  return found.filter((proc) => isAlive(proc.pid)).map(({ pid, argv }) => ({ pid, argv }));
+}
+
+/** Whether `pid` runs (a zombie, exited but not yet reaped, does not). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+  } catch {
+    return false;
+  }
+}
+
+/** Resident memory of `pid` in bytes (VmRSS), 0 when it is gone. */
+export function residentBytes(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Waits until `url` answers 2xx; fails early when `child` exits. */
 export async function waitForHttp(url: string, child: ChildProcess, deadlineMs: number, intervalMs = 20, headers: Record<string, string> = {}): Promise<void> {
   const deadline = Date.now() + deadlineMs;

@@ -85,10 +85,16 @@ export class EgressPolicy {
 
   allows(host: string): boolean {
     const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-    const family = isIP(bare);
-    if (family !== 0) return this.blocks.check(bare, family === 4 ? 'ipv4' : 'ipv6');
+    if (isIP(bare) !== 0) return this.lists(bare);
     const name = bare.toLowerCase().replace(/\.$/, '');
     if (this.list.domains.includes(name)) return true;
     return this.list.wildcardSuffixes.some((suffix) => name.endsWith(suffix) && name.length > suffix.length);
+  }
+
+  /** Whether the list names `address` itself or a range that holds it (IPv4-mapped IPv6 included). */
+  lists(address: string): boolean {
+    const bare = address.replace(/%.*$/, '');
+    const family = isIP(bare);
+    return family !== 0 && this.blocks.check(bare, family === 4 ? 'ipv4' : 'ipv6');
   }
 }

@@ -4,12 +4,30 @@ import { docker, image, mustDocker, startContainer, uniqueName, type Container }
 /**
  * EGRESS_ALLOW on a Docker network of the test's own, with HTTP servers of its own as targets:
  * target-a allowed by name, target-b by address, every name under wild.test by wildcard,
- * target-c not at all.
+ * target-c not at all. The network's addresses come from 198.18.0.0/15 (set aside for tests,
+ * not private), so that names leading there count as public; names under wild.test given with
+ * --add-host lead to the addresses the proxy must refuse (it refuses before connecting: no
+ * packet is sent to any of them).
  */
 const targetImage = process.env.TARGET_IMAGE ?? process.env.BASE_IMAGE ?? 'code-interpreter-base:trixie-node24';
 
 describe('the egress allow-list (container)', () => {
   const network = uniqueName('ci-egress');
+  const subnet = `198.${18 + Math.floor(Math.random() * 2)}.${Math.floor(Math.random() * 256)}`;
+  const ownAddress = `${subnet}.250`;
+  const specialNames: Record<string, string> = {
+    'loop.wild.test': '127.0.0.1',
+    'loop6.wild.test': '::1',
+    'mapped.wild.test': '::ffff:127.0.0.1',
+    'zero.wild.test': '0.0.0.0',
+    'metadata.wild.test': '169.254.169.254',
+    'link6.wild.test': 'fe80::1',
+    'private.wild.test': '10.1.2.3',
+    'private6.wild.test': 'fd00::1',
+    'cgnat.wild.test': '100.64.0.1',
+    'multicast.wild.test': '224.0.0.1',
+    'self.wild.test': ownAddress,
+  };
   const targets: string[] = [];
   const address: Record<string, string> = {};
   let container: Container;
@@ -28,10 +46,11 @@ describe('the egress allow-list (container)', () => {
   }
 
   beforeAll(async () => {
-    await mustDocker(['network', 'create', network]);
+    await mustDocker(['network', 'create', '--subnet', `${subnet}.0/24`, network]);
     await Promise.all([startTarget('target-a'), startTarget('target-b'), startTarget('target-c'), startTarget('target-w', 'api.wild.test')]);
-    container = await startContainer(['--network', network, '--cap-add', 'NET_ADMIN'], {
-      EGRESS_ALLOW: `target-a, *.wild.test, ${address['target-b']}`,
+    const hosts = Object.entries({ ...specialNames, 'listed.wild.test': '127.0.0.2' }).flatMap(([name, ip]) => ['--add-host', `${name}:${ip}`]);
+    container = await startContainer(['--network', network, '--ip', ownAddress, ...hosts, '--cap-add', 'NET_ADMIN'], {
+      EGRESS_ALLOW: `target-a, *.wild.test, ${address['target-b']}, 127.0.0.2`,
     });
   }, 240_000);
 
@@ -120,6 +139,38 @@ describe('the egress allow-list (container)', () => {
       'tunnel api.wild.test': 'target-w',
       'direct api.wild.test by address': refused,
     });
+  });
+
+  it('refuses an allowed name that leads to loopback, link-local, private, CGNAT, multicast, unspecified or its own address, unless that address is listed', async () => {
+    // Through the proxy by HTTP and by CONNECT, to the API's port: both reach the API on any
+    // loopback address when the proxy connects.
+    const code = [
+      'import json, socket, urllib.request, urllib.error',
+      `names = ${JSON.stringify([...Object.keys(specialNames), 'listed.wild.test'])}`,
+      'def http(host):',
+      '    try:',
+      '        return urllib.request.urlopen(f"http://{host}:49999/health", timeout=10).read().decode()',
+      '    except urllib.error.HTTPError as error:',
+      '        return f"HTTP {error.code}: {error.read().decode().strip()}"',
+      '    except Exception as error:',
+      '        return type(error).__name__',
+      'def tunnel(host):',
+      '    with socket.create_connection(("127.0.0.1", 3128), timeout=10) as sock:',
+      '        sock.sendall(f"CONNECT {host}:49999 HTTP/1.1\\r\\nHost: {host}:49999\\r\\n\\r\\n".encode())',
+      '        return sock.recv(4096).split(b"\\r\\n")[0].decode().split(" ", 1)[1]',
+      'print(json.dumps({name: [http(name), tunnel(name)] for name in names}))',
+    ].join('\n');
+    const result = JSON.parse(await container.run(code)) as Record<string, [string, string]>;
+    const expected: Record<string, [string, string]> = {};
+    for (const [name, ip] of Object.entries(specialNames)) {
+      // The resolver may answer an IPv4-mapped address in either form.
+      const shown = `(::ffff:)?${ip.replace(/^::ffff:/, '').replace(/\./g, '\\.')}`;
+      expect(result[name]?.[0], name).toMatch(new RegExp(`^HTTP 403: egress to ${name.replace(/\./g, '\\.')} is not allowed: it resolves to ${shown} \\(.+ address\\)`));
+      expected[name] = [result[name]![0], '403 Forbidden'];
+    }
+    expected['listed.wild.test'] = ['"OK"', '200 Connection Established'];
+    expect(result).toEqual(expected);
+    expect(result['self.wild.test']![0]).toContain("(this container's own address)");
   });
 
   it('applies a new list at runtime with egress-allow, for new connections', async () => {

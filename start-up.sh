@@ -223,7 +223,8 @@ fi
 start_jupyter() {
   (
     cd "$jupyter_dirs/root" || exit 1
-    exec "${jupyter_env[@]}" "${as_kernel[@]}" "$JUPYTER_PYTHON" -I -m jupyter_server \
+    # PWD as before, for the kernels that inherit it: the workspace, not Jupyter's own directory.
+    exec "${jupyter_env[@]}" PWD="$WORKSPACE_DIR" "${as_kernel[@]}" "$JUPYTER_PYTHON" -I -m jupyter_server \
       --config="$ROOT/jupyter_server_config.py" \
       --ServerApp.ip="$JUPYTER_HOST" \
       --ServerApp.port="$JUPYTER_PORT" \

@@ -95,10 +95,13 @@ async function snapshot(server: StartedServer, language: string, cwd: string | u
   const state = JSON.parse(stdout(events));
   await call(server, 'DELETE', `/contexts/${created.body.id}`);
   // Paths and values that differ between any two servers or kernel processes, not between a
-  // pooled and a fresh kernel: the workspace and IPython directories, the launcher's pid.
+  // pooled and a fresh kernel: the workspace, IPython and Jupyter directories (start-up.sh makes
+  // them per server), the launcher's pid.
   const ipythonDir = state.env?.IPYTHONDIR as string | undefined;
+  const jupyterDirs = (state.env?.JUPYTER_RUNTIME_DIR as string | undefined)?.replace(/\/runtime$/, '');
   let text = JSON.stringify(state).replaceAll(server.workspaceDir, '<workspace>');
   if (ipythonDir) text = text.replaceAll(ipythonDir, '<ipythondir>');
+  if (jupyterDirs) text = text.replaceAll(jupyterDirs, '<jupyter-dirs>');
   const normal = JSON.parse(text);
   delete normal.env.JPY_PARENT_PID;
   delete normal.env.R_SESSION_TMPDIR;

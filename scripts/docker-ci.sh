@@ -219,10 +219,12 @@ docker rm -f "$LIMITS_CONTAINER" >/dev/null 2>&1 || true
 ((limits_status == 0)) || die "the limits tests failed"
 
 # --- 6c. containers of the tests' own ---------------------------------------------------------
-# Isolation (the API under its own uid) and the egress allow-list: these tests start containers
-# of the image themselves, on a Docker network they create, with HTTP servers on the base image
-# as targets. About 1 minute.
-step "container tests (isolation, egress allow-list)"
+# tests/container: isolation (the API under its own uid), the egress allow-list, planted code,
+# Jupyter killed, upgrade floods from kernel code, archives as the API's user, and the e2b SDK on
+# 127.0.0.1:49999 (free by now: the main container is published on a port Docker picks). They
+# start containers of the image themselves; the egress tests on a Docker network they create,
+# with HTTP servers on the base image as targets.
+step "container tests (tests/container)"
 CONTAINER_IMAGE="$IMAGE" TARGET_IMAGE="$BASE_IMAGE" npx vitest run --project container
 
 # --- 7. shutdown ----------------------------------------------------------------------------

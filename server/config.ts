@@ -138,10 +138,14 @@ function seconds(env: Env, name: string, fallback: number): number {
   return value;
 }
 
-/** Seconds as whole milliseconds a timer can hold: never rounded down to 0 (no limit), never past 2^31-1 ms. */
-function timerMs(env: Env, name: string, fallback: number): number {
+/**
+ * Seconds as whole milliseconds a timer can hold: a positive value is never rounded down to 0
+ * (which means "none" or "at once"), and none goes past 2^31-1 ms, beyond which Node fires a
+ * timer at once. `maxMs` lowers the cap for a value that a timer gets with something added.
+ */
+function timerMs(env: Env, name: string, fallback: number, maxMs = 2 ** 31 - 1): number {
   const ms = Math.ceil(seconds(env, name, fallback) * 1000);
-  if (ms > 2 ** 31 - 1) throw new ConfigError(`${name} must be at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds`);
+  if (ms > maxMs) throw new ConfigError(`${name} must be at most ${Math.floor(maxMs / 1000)} seconds`);
   return ms;
 }
 
@@ -298,8 +302,8 @@ export function loadConfig(env: Env = process.env): Config {
     defaultLanguage: (read(env, 'DEFAULT_LANGUAGE') ?? 'python').toLowerCase(),
     executionTimeoutSeconds,
     maxExecutionTimeoutSeconds,
-    interruptGraceMs: Math.round(seconds(env, 'INTERRUPT_GRACE', 5) * 1000),
-    keepaliveIntervalMs: Math.round(seconds(env, 'KEEPALIVE_INTERVAL', 5) * 1000),
+    interruptGraceMs: timerMs(env, 'INTERRUPT_GRACE', 5),
+    keepaliveIntervalMs: timerMs(env, 'KEEPALIVE_INTERVAL', 5),
     maxOutputBytes: bytes(env, 'MAX_OUTPUT_BYTES', 64 * 2 ** 20),
     maxQueuedExecutions: integer(env, 'MAX_QUEUED_EXECUTIONS', 32, 0, 100_000),
     maxQueuedBytes: bytes(env, 'MAX_QUEUED_BYTES', 256 * 2 ** 20),
@@ -311,7 +315,8 @@ export function loadConfig(env: Env = process.env): Config {
     executionBufferTotalBytes,
     executionRetentionMs: Math.round(seconds(env, 'EXECUTION_RETENTION', 600) * 1000),
     maxRetainedExecutions: integer(env, 'MAX_RETAINED_EXECUTIONS', 100, 0, 100_000),
-    shutdownGraceMs: Math.round(seconds(env, 'SHUTDOWN_GRACE', 10) * 1000),
+    // server.ts gives the whole shutdown 5 s more than the grace, on one timer.
+    shutdownGraceMs: timerMs(env, 'SHUTDOWN_GRACE', 10, 2 ** 31 - 1 - 5000),
     // start-up.sh waits for Jupyter as long (in whole seconds: bash counts them).
     jupyterWaitMs: integer(env, 'JUPYTER_WAIT_SECONDS', 60, 0, 86_400) * 1000,
     maxUploadBytes: bytes(env, 'MAX_UPLOAD_BYTES', 4 * 2 ** 30),
@@ -323,7 +328,7 @@ export function loadConfig(env: Env = process.env): Config {
     allowedHosts,
     metricsToken,
     metricsPublic,
-    mcpSessionIdleMs: Math.round(seconds(env, 'MCP_SESSION_IDLE', 30 * 60) * 1000),
+    mcpSessionIdleMs: timerMs(env, 'MCP_SESSION_IDLE', 30 * 60),
     mcpMaxSessions: integer(env, 'MCP_MAX_SESSIONS', 100, 1, 100_000),
     mcpMaxTextChars: integer(env, 'MCP_MAX_TEXT', 20_000, 100, 100_000_000),
     mcpMaxFileBytes: bytes(env, 'MCP_MAX_FILE_BYTES', 2 ** 20),

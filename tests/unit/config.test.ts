@@ -22,6 +22,18 @@ describe('loadConfig', () => {
     });
   });
 
+  it.each([
+    ['INTERRUPT_GRACE', 'interruptGraceMs', 2147483],
+    ['KEEPALIVE_INTERVAL', 'keepaliveIntervalMs', 2147483],
+    ['MCP_SESSION_IDLE', 'mcpSessionIdleMs', 2147483],
+    ['SHUTDOWN_GRACE', 'shutdownGraceMs', 2147478],
+  ] as const)('%s is a duration a timer can hold: tiny values round up, values past the cap are refused', (name, field, maxSeconds) => {
+    expect(loadConfig({ [name]: '0.0001' })[field]).toBe(1);
+    expect(loadConfig({ [name]: '2.5' })[field]).toBe(2500);
+    expect(loadConfig({ [name]: String(maxSeconds) })[field]).toBe(maxSeconds * 1000);
+    expect(() => loadConfig({ [name]: String(maxSeconds + 1) })).toThrow(new RegExp(`${name} must be at most ${maxSeconds} seconds`));
+  });
+
   it('reads REQUEST_TIMEOUT (never rounded down to no limit) and MAX_CONNECTIONS', () => {
     expect(loadConfig({ REQUEST_TIMEOUT: '2.5', MAX_CONNECTIONS: '64' })).toMatchObject({ requestTimeoutMs: 2500, maxConnections: 64 });
     expect(loadConfig({ REQUEST_TIMEOUT: '0.0001' }).requestTimeoutMs).toBe(1);

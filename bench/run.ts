@@ -13,7 +13,7 @@ import { ApiClient } from './lib/api-client.js';
 import { summarizeCpuProfile } from './lib/cpu-profile.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
 import { ServerUnderTest } from './lib/processes.js';
-import { root, tail } from '../testing/processes.js';
+import { root, tail } from '../tests/helpers/processes.js';
 import { JupyterRest } from './lib/raw-kernel.js';
 import { table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from './lib/suite.js';
 import { abandoned } from './suites/abandoned.js';

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { jupyterPython, root } from '../../testing/processes.js';
+import { jupyterPython, root } from '../../tests/helpers/processes.js';
 
 export interface MachineInfo {
   date: string;

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { findChild, freePort, jupyterPython, randomToken, root, stopProcess, tail, waitForHttp } from '../../testing/processes.js';
+import { findChild, freePort, jupyterPython, randomToken, root, stopProcess, tail, waitForHttp } from '../../tests/helpers/processes.js';
 
 export interface ServerOptions {
   /** Directory for the workspace, the IPython profile and the log; the caller removes it. */

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiClient } from '../lib/api-client.js';
 import { JupyterUnderTest, ServerUnderTest } from '../lib/processes.js';
-import { waitForHttp } from '../../testing/processes.js';
+import { waitForHttp } from '../../tests/helpers/processes.js';
 import { JupyterRest, startRawKernel } from '../lib/raw-kernel.js';
 import { formatNumber, formatRatio, median, now, ratio } from '../lib/stats.js';
 import { roundOrder, table, type BenchEnv, type Suite, type SuiteResult } from '../lib/suite.js';

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApiClient } from '../lib/api-client.js';
 import { MemorySampler, type MemoryPeak } from '../lib/proc-memory.js';
 import { spawnHelper } from '../lib/processes.js';
-import { stopProcess } from '../../testing/processes.js';
+import { stopProcess } from '../../tests/helpers/processes.js';
 import { formatMiB, formatNumber, formatRatio, max, median, MiB, now, ratio } from '../lib/stats.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 

@@ -2,7 +2,7 @@ import { backToBackTable, measureBackToBack, type BackToBackSide } from '../lib/
 import { formatNumber, formatRatio, formatRatioAgainst, ratio } from '../lib/stats.js';
 import { ApiClient } from '../lib/api-client.js';
 import { spawnHelper } from '../lib/processes.js';
-import { stopProcess } from '../../testing/processes.js';
+import { stopProcess } from '../../tests/helpers/processes.js';
 import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
 import { ServicesKernel } from '../lib/services-kernel.js';
 import { type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';

@@ -5,7 +5,7 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 import { afterAll, afterEach } from 'vitest';
 import { buildApp, type BuildOptions } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
-import { freePort } from '../../testing/processes.js';
+import { freePort } from './processes.js';
 
 /**
  * The app built for `app.inject`, with no Jupyter behind it: what access control, CORS and

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, root, stopProcess, waitForHttp } from '../../testing/processes.js';
+import { freePort, root, stopProcess, waitForHttp } from './processes.js';
 
 export interface StartedServer {
   baseUrl: string;

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { descendantsOf, findChild, isAlive, residentBytes } from '../../testing/processes.js';
+import { descendantsOf, findChild, isAlive, residentBytes } from '../helpers/processes.js';
 import { readEvents } from '../helpers/api.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, jupyterPython, randomToken, root, stopProcess, waitForHttp } from '../../testing/processes.js';
+import { freePort, jupyterPython, randomToken, root, stopProcess, waitForHttp } from '../helpers/processes.js';
 
 /**
  * The API process as an operator starts it: `node dist/server/main.js` on its own (no

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readEvents } from '../helpers/api.js';
-import { findChild } from '../../testing/processes.js';
+import { findChild } from '../helpers/processes.js';
 import { startServer } from '../helpers/start-server.js';
 
 /**

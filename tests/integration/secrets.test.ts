@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomToken } from '../../testing/processes.js';
+import { randomToken } from '../helpers/processes.js';
 import { readEvents, type ExecutionEvent } from '../helpers/api.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 
 /** The repository's root directory. */
-export const root = path.resolve(import.meta.dirname, '..');
+export const root = path.resolve(import.meta.dirname, '..', '..');
 
 /** The Python that runs Jupyter: Debian's, which is not necessarily the first python3 on PATH. */
 export const jupyterPython = process.env.JUPYTER_PYTHON ?? '/usr/bin/python3';

@@ -115,7 +115,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(hostOriginPlugin, { config });
   await app.register(corsPlugin, { config });
   await app.register(authPlugin, { config });
-  if (config.authMode === 'claim') await app.register(claimRoutes);
+  if (config.access.mode === 'claim') await app.register(claimRoutes);
 
   await app.register(contextsPlugin, { config });
   await app.register(healthRoutes);

@@ -20,13 +20,13 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const workspaceProblem = await prepareWorkspace(config.workspaceDir);
+  const workspaceProblem = await prepareWorkspace(config.workspace.dir);
   if (workspaceProblem) {
-    process.stderr.write(`Invalid configuration: WORKSPACE_DIR=${config.workspaceDir} ${workspaceProblem}; set WORKSPACE_DIR to a writable directory\n`);
+    process.stderr.write(`Invalid configuration: WORKSPACE_DIR=${config.workspace.dir} ${workspaceProblem}; set WORKSPACE_DIR to a writable directory\n`);
     process.exit(2);
   }
 
-  const logger = pino(loggerOptions(config.logLevel), logDestination());
+  const logger = pino(loggerOptions(config.server.logLevel), logDestination());
   // @jupyterlab/services reports kernel socket and status changes on the console: keep them,
   // as structured logs rather than bare lines among the JSON ones.
   const library = logger.child({ source: 'jupyterlab-services' });
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     const forced = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
-    }, config.shutdownGraceMs + 5000);
+    }, config.server.shutdownGraceMs + 5000);
     forced.unref();
     try {
       await app.close();
@@ -65,9 +65,9 @@ async function main(): Promise<void> {
   process.once('SIGTERM', (signal) => void stop(signal));
   process.once('SIGINT', (signal) => void stop(signal));
 
-  await app.listen({ host: config.host, port: config.port });
+  await app.listen({ host: config.server.host, port: config.server.port });
   logger.info(
-    { workspace: config.workspaceDir, jupyter: config.jupyterUrl, auth: config.authMode, defaultLanguage: config.defaultLanguage },
+    { workspace: config.workspace.dir, jupyter: config.jupyter.url, auth: config.access.mode, defaultLanguage: config.contexts.defaultLanguage },
     'code interpreter ready',
   );
 
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   // setting does, rather than failing every request that names no language.
   app.defaultContextWarmUp?.catch((error: unknown) => {
     if (!(error instanceof UnknownLanguageError)) return;
-    process.stderr.write(`Invalid configuration: DEFAULT_LANGUAGE=${config.defaultLanguage}: ${error.message}\n`);
+    process.stderr.write(`Invalid configuration: DEFAULT_LANGUAGE=${config.contexts.defaultLanguage}: ${error.message}\n`);
     void stop('configuration');
   });
   // Once the start's own work is done (the first kernel is up, or not coming): writing the

@@ -117,10 +117,10 @@ function isLoopback(address: string): boolean {
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const access = new AccessControl(config.authMode, config.accessToken);
+    const access = new AccessControl(config.access.mode, config.access.token);
     app.decorate('access', access);
     // The scraper's token: it opens GET /metrics and nothing else, before a claim too.
-    const scraper = config.metricsToken !== undefined ? new AccessControl('token', config.metricsToken) : undefined;
+    const scraper = config.metrics.token !== undefined ? new AccessControl('token', config.metrics.token) : undefined;
 
     if (access.mode === 'none') {
       app.addHook('onListen', async () => {

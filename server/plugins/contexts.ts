@@ -25,39 +25,39 @@ export default fp<{ config: Config }>(
   async (app, { config }) => {
     // No single kernel message larger than an execution may output at all is ever decoded
     // (outputs beyond the budget are dropped anyway); 16 MiB at least, for a large plot.
-    const maxMessageBytes = Math.max(config.maxOutputBytes, 16 * 2 ** 20) + 2 ** 20;
-    const jupyter = new JupyterClient({ url: config.jupyterUrl, token: config.jupyterToken, maxMessageBytes });
+    const maxMessageBytes = Math.max(config.execution.maxOutputBytes, 16 * 2 ** 20) + 2 ** 20;
+    const jupyter = new JupyterClient({ url: config.jupyter.url, token: config.jupyter.token, maxMessageBytes });
     const contexts = new ContextRegistry({
       jupyter,
       logger: app.log,
-      workspaceDir: config.workspaceDir,
-      defaultLanguage: config.defaultLanguage,
-      maxQueuedExecutions: config.maxQueuedExecutions,
-      maxContexts: config.maxContexts,
-      kernelPool: config.kernelPool,
-      kernelIdentity: config.kernelIdentity,
+      workspaceDir: config.workspace.dir,
+      defaultLanguage: config.contexts.defaultLanguage,
+      maxQueuedExecutions: config.execution.maxQueued,
+      maxContexts: config.contexts.maxContexts,
+      kernelPool: config.contexts.kernelPool,
+      kernelIdentity: config.contexts.kernelIdentity,
       poolObserver: app.hasDecorator('metrics') ? app.metrics.pool : undefined,
       maxMessageBytes,
-      execution: { interruptGraceMs: config.interruptGraceMs, maxOutputBytes: config.maxOutputBytes },
+      execution: { interruptGraceMs: config.execution.interruptGraceMs, maxOutputBytes: config.execution.maxOutputBytes },
     });
     app.decorate('jupyter', jupyter);
     app.decorate('contexts', contexts);
     const executions = new ExecutionManager({
       contexts,
       logger: app.log,
-      defaultTimeoutSeconds: config.executionTimeoutSeconds,
-      maxTimeoutSeconds: config.maxExecutionTimeoutSeconds,
-      bufferBytes: config.executionBufferBytes,
-      totalBufferBytes: config.executionBufferTotalBytes,
-      retentionMs: config.executionRetentionMs,
-      maxRetained: config.maxRetainedExecutions,
-      maxQueuedBytes: config.maxQueuedBytes,
+      defaultTimeoutSeconds: config.execution.timeoutSeconds,
+      maxTimeoutSeconds: config.execution.maxTimeoutSeconds,
+      bufferBytes: config.execution.bufferBytes,
+      totalBufferBytes: config.execution.bufferTotalBytes,
+      retentionMs: config.execution.retentionMs,
+      maxRetained: config.execution.maxRetained,
+      maxQueuedBytes: config.execution.maxQueuedBytes,
     });
     app.decorate('executions', executions);
 
     // Started now rather than once the app is ready: the kernel starts in Jupyter while the
     // server compiles its routes' schemas (~0.2 s of its start), not after.
-    const warmUp = contexts.warmUp(config.jupyterWaitMs);
+    const warmUp = contexts.warmUp(config.jupyter.waitMs);
     warmUp.then(
       () => app.log.info('default context ready'),
       (error: unknown) =>
@@ -67,7 +67,7 @@ export default fp<{ config: Config }>(
     );
     app.decorate('defaultContextWarmUp', { getter: () => warmUp });
     app.addHook('preClose', async () => {
-      await contexts.close(config.shutdownGraceMs);
+      await contexts.close(config.server.shutdownGraceMs);
       executions.close();
     });
   },

@@ -9,8 +9,8 @@ import type { Config } from '../config.js';
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    if (config.corsOrigins.length === 0) return;
-    const allowed = new Set(config.corsOrigins);
+    if (config.access.corsOrigins.length === 0) return;
+    const allowed = new Set(config.access.corsOrigins);
 
     await app.register(cors, {
       // A disallowed origin gets no CORS headers at all, rather than a preflight answer

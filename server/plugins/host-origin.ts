@@ -68,10 +68,10 @@ function schemeOf(request: FastifyRequest): string {
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const origins = new Set(config.corsOrigins);
+    const origins = new Set(config.access.corsOrigins);
     const anyOrigin = origins.has('*');
     // With a token, a page that rebinds a name to this server still has no token to send.
-    const allowedHosts = config.allowedHosts ?? (config.authMode === 'token' ? ['*'] : []);
+    const allowedHosts = config.access.allowedHosts ?? (config.access.mode === 'token' ? ['*'] : []);
     const anyHost = allowedHosts.includes('*');
 
     const refuse = (reply: FastifyReply, error: Error): never => {

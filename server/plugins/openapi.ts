@@ -40,7 +40,7 @@ export default fp<{ config: Config }>(
     });
     const isAutomaticHead = (route: RouteOptions) => route.method === 'HEAD' && getHandlers.get(route.url) === route.handler;
 
-    const authenticated = config.authMode !== 'none';
+    const authenticated = config.access.mode !== 'none';
     await app.register(swagger, {
       openapi: {
         // 3.0 rather than 3.1: it is what most client generators read fully.

@@ -82,19 +82,19 @@ export default fp<{ config: Config }>(
     // skips the onRequest hooks after it, and a refused upgrade must close all the same.
     app.addHook('onRequest', async (request, reply) => closeUpgradeAfterAnswer(request.raw, reply.raw));
 
-    server.maxConnections = config.maxConnections;
+    server.maxConnections = config.server.maxConnections;
     let lastDropLog = 0;
     let dropped = 0;
     server.on('drop', () => {
       dropped += 1;
       const now = Date.now();
       if (now - lastDropLog < DROP_LOG_INTERVAL_MS) return;
-      app.log.warn({ dropped, maxConnections: config.maxConnections }, 'connections refused: MAX_CONNECTIONS are open');
+      app.log.warn({ dropped, maxConnections: config.server.maxConnections }, 'connections refused: MAX_CONNECTIONS are open');
       lastDropLog = now;
       dropped = 0;
     });
 
-    const timeoutMs = config.requestTimeoutMs;
+    const timeoutMs = config.server.requestTimeoutMs;
     if (timeoutMs > 0) {
       server.headersTimeout = timeoutMs;
       // Node checks for late headers this often (30 s by default, longer than the limit itself).

@@ -55,7 +55,7 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
       reply.hijack();
       await streamExecution(execution, reply.raw, {
         requester: true,
-        keepaliveMs: config.keepaliveIntervalMs,
+        keepaliveMs: config.execution.keepaliveIntervalMs,
         headers: reply.getHeaders(),
       });
       return reply;

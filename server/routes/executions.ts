@@ -59,7 +59,7 @@ const executions: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
       reply.hijack();
       await streamExecution(execution, reply.raw, {
         from: Number(request.query.from ?? 0),
-        keepaliveMs: config.keepaliveIntervalMs,
+        keepaliveMs: config.execution.keepaliveIntervalMs,
         headers: { ...reply.getHeaders(), 'x-execution-id': execution.id },
       });
       return reply;

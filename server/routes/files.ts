@@ -33,7 +33,7 @@ const fileErrors = {
  * buffered.
  */
 const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const workspace = new WorkspaceFiles(config.workspaceDir, app.metrics.files);
+  const workspace = new WorkspaceFiles(config.workspace.dir, app.metrics.files);
 
   // Every Content-Type, JSON and text included, hands the request stream over unread; only
   // the routes of this plugin are affected.
@@ -51,7 +51,7 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     const declared = Number(request.headers['content-length']);
     // Refused before a byte is read. Fastify closes the connection after an error here, so
     // the body the client may still be sending is not read either.
-    if (declared > config.maxUploadBytes) done(new UploadTooLargeError(config.maxUploadBytes), undefined);
+    if (declared > config.workspace.maxUploadBytes) done(new UploadTooLargeError(config.workspace.maxUploadBytes), undefined);
     else done(null, payload);
   });
 
@@ -142,14 +142,14 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
         if (format !== undefined) {
           const result = await workspace.extract(raw, body, {
             format,
-            maxBytes: config.maxUploadBytes,
+            maxBytes: config.workspace.maxUploadBytes,
             signal: idle.signal,
-            maxEntries: config.maxExtractEntries,
-            maxExtractBytes: config.maxExtractBytes,
+            maxEntries: config.workspace.maxExtractEntries,
+            maxExtractBytes: config.workspace.maxExtractBytes,
           });
           return reply.code(200).send(result);
         }
-        const result = await workspace.write(raw, body, { maxBytes: config.maxUploadBytes, signal: idle.signal });
+        const result = await workspace.write(raw, body, { maxBytes: config.workspace.maxUploadBytes, signal: idle.signal });
         reply.code(result.created ? 201 : 200).header('etag', result.etag).header('last-modified', lastModified(result.mtimeMs));
         return { path: result.path, size: result.size, modified: result.mtimeMs / 1000 };
       } catch (error) {

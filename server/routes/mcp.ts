@@ -45,16 +45,16 @@ const jsonRpcError = (description: string) => ({
 const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const sessions = new McpSessions({
     contexts: app.contexts,
-    files: new WorkspaceFiles(config.workspaceDir, app.metrics.files),
+    files: new WorkspaceFiles(config.workspace.dir, app.metrics.files),
     executions: app.executions,
     logger: app.log,
     options: {
-      idleMs: config.mcpSessionIdleMs,
-      maxSessions: config.mcpMaxSessions,
-      maxTextChars: config.mcpMaxTextChars,
-      maxFileBytes: config.mcpMaxFileBytes,
-      maxUploadBytes: config.maxUploadBytes,
-      heartbeatMs: config.keepaliveIntervalMs,
+      idleMs: config.mcp.sessionIdleMs,
+      maxSessions: config.mcp.maxSessions,
+      maxTextChars: config.mcp.maxTextChars,
+      maxFileBytes: config.mcp.maxFileBytes,
+      maxUploadBytes: config.workspace.maxUploadBytes,
+      heartbeatMs: config.execution.keepaliveIntervalMs,
       version: packageVersion(),
     },
   });

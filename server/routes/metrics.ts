@@ -15,11 +15,11 @@ const metrics: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
       schema: {
         summary: 'Metrics in the Prometheus text format',
         operationId: 'metrics',
-        description: config.metricsPublic
+        description: config.metrics.public
           ? 'Open to anyone (METRICS_PUBLIC=true).'
           : 'Needs the access token, or the scraper token (METRICS_TOKEN) when the server has one.',
         tags: ['meta'],
-        ...(config.metricsPublic ? { security: [] } : {}),
+        ...(config.metrics.public ? { security: [] } : {}),
         response: {
           200: {
             description: 'Prometheus text exposition format 0.0.4',

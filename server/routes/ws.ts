@@ -100,7 +100,7 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
         executions: app.executions,
         log,
         socketId: request.id,
-        keepaliveIntervalMs: config.keepaliveIntervalMs,
+        keepaliveIntervalMs: config.execution.keepaliveIntervalMs,
       });
     },
   });

@@ -194,7 +194,7 @@ describe('access to GET /metrics', () => {
     expect(() => loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: 'has a space in it, 16+' })).toThrow(/printable ASCII/);
     expect(() => loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: SCRAPER, METRICS_PUBLIC: 'true' })).toThrow(/METRICS_PUBLIC/);
     expect(() => loadConfig({ ...base, METRICS_PUBLIC: 'maybe' })).toThrow(/METRICS_PUBLIC must be true or false/);
-    expect(loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: SCRAPER })).toMatchObject({ metricsToken: SCRAPER, metricsPublic: false });
-    expect(loadConfig({ ...base, METRICS_PUBLIC: 'true' })).toMatchObject({ metricsToken: undefined, metricsPublic: true });
+    expect(loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: SCRAPER })).toMatchObject({ metrics: { token: SCRAPER, public: false } });
+    expect(loadConfig({ ...base, METRICS_PUBLIC: 'true' })).toMatchObject({ metrics: { token: undefined, public: true } });
   });
 });

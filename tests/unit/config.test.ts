@@ -1,56 +1,48 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseBytes } from '../../server/config.js';
+import { ConfigError, loadConfig, parseBytes, type Config } from '../../server/config.js';
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
-      host: '0.0.0.0',
-      port: 49999,
-      jupyterUrl: 'http://127.0.0.1:8888',
-      jupyterToken: '',
-      workspaceDir: '/home/user',
-      logLevel: 'info',
-      defaultLanguage: 'python',
-      authMode: 'none',
-      corsOrigins: [],
-      keepaliveIntervalMs: 5000,
-      maxOutputBytes: 64 * 2 ** 20,
-      allowedHosts: undefined,
-      requestTimeoutMs: 60_000,
-      maxConnections: 1000,
+      server: { host: '0.0.0.0', port: 49999, logLevel: 'info', requestTimeoutMs: 60_000, maxConnections: 1000 },
+      jupyter: { url: 'http://127.0.0.1:8888', token: '' },
+      workspace: { dir: '/home/user' },
+      contexts: { defaultLanguage: 'python' },
+      access: { mode: 'none', corsOrigins: [], allowedHosts: undefined },
+      execution: { keepaliveIntervalMs: 5000, maxOutputBytes: 64 * 2 ** 20 },
     });
   });
 
   it.each([
-    ['INTERRUPT_GRACE', 'interruptGraceMs', 2147483],
-    ['KEEPALIVE_INTERVAL', 'keepaliveIntervalMs', 2147483],
-    ['MCP_SESSION_IDLE', 'mcpSessionIdleMs', 2147483],
-    ['SHUTDOWN_GRACE', 'shutdownGraceMs', 2147478],
+    ['INTERRUPT_GRACE', (config: Config) => config.execution.interruptGraceMs, 2147483],
+    ['KEEPALIVE_INTERVAL', (config: Config) => config.execution.keepaliveIntervalMs, 2147483],
+    ['MCP_SESSION_IDLE', (config: Config) => config.mcp.sessionIdleMs, 2147483],
+    ['SHUTDOWN_GRACE', (config: Config) => config.server.shutdownGraceMs, 2147478],
   ] as const)('%s is a duration a timer can hold: tiny values round up, values past the cap are refused', (name, field, maxSeconds) => {
-    expect(loadConfig({ [name]: '0.0001' })[field]).toBe(1);
-    expect(loadConfig({ [name]: '2.5' })[field]).toBe(2500);
-    expect(loadConfig({ [name]: String(maxSeconds) })[field]).toBe(maxSeconds * 1000);
+    expect(field(loadConfig({ [name]: '0.0001' }))).toBe(1);
+    expect(field(loadConfig({ [name]: '2.5' }))).toBe(2500);
+    expect(field(loadConfig({ [name]: String(maxSeconds) }))).toBe(maxSeconds * 1000);
     expect(() => loadConfig({ [name]: String(maxSeconds + 1) })).toThrow(new RegExp(`${name} must be at most ${maxSeconds} seconds`));
   });
 
   it('reads REQUEST_TIMEOUT (never rounded down to no limit) and MAX_CONNECTIONS', () => {
-    expect(loadConfig({ REQUEST_TIMEOUT: '2.5', MAX_CONNECTIONS: '64' })).toMatchObject({ requestTimeoutMs: 2500, maxConnections: 64 });
-    expect(loadConfig({ REQUEST_TIMEOUT: '0.0001' }).requestTimeoutMs).toBe(1);
-    expect(loadConfig({ REQUEST_TIMEOUT: '0' }).requestTimeoutMs).toBe(0);
+    expect(loadConfig({ REQUEST_TIMEOUT: '2.5', MAX_CONNECTIONS: '64' })).toMatchObject({ server: { requestTimeoutMs: 2500, maxConnections: 64 } });
+    expect(loadConfig({ REQUEST_TIMEOUT: '0.0001' }).server.requestTimeoutMs).toBe(1);
+    expect(loadConfig({ REQUEST_TIMEOUT: '0' }).server.requestTimeoutMs).toBe(0);
     expect(() => loadConfig({ REQUEST_TIMEOUT: '1e9' })).toThrow(/REQUEST_TIMEOUT/);
     expect(() => loadConfig({ REQUEST_TIMEOUT: '3000000' })).toThrow(/REQUEST_TIMEOUT must be at most 2147483 seconds/);
     expect(() => loadConfig({ MAX_CONNECTIONS: '0' })).toThrow(/MAX_CONNECTIONS/);
   });
 
   it('reads KERNEL_POOL as language=size pairs; python=1 when unset', () => {
-    expect([...loadConfig({}).kernelPool]).toEqual([['python', 1]]);
-    expect([...loadConfig({ KERNEL_POOL: ' python=2, R = 1 ,javascript=0,' }).kernelPool]).toEqual([
+    expect([...loadConfig({}).contexts.kernelPool]).toEqual([['python', 1]]);
+    expect([...loadConfig({ KERNEL_POOL: ' python=2, R = 1 ,javascript=0,' }).contexts.kernelPool]).toEqual([
       ['python', 2],
       ['r', 1],
       ['javascript', 0],
     ]);
-    expect([...loadConfig({ KERNEL_POOL: 'python=0' }).kernelPool]).toEqual([['python', 0]]);
+    expect([...loadConfig({ KERNEL_POOL: 'python=0' }).contexts.kernelPool]).toEqual([['python', 0]]);
     for (const bad of ['python', 'python=-1', 'python=1.5', '=2', 'python=1;r=1', 'py thon=1']) {
       expect(() => loadConfig({ KERNEL_POOL: bad }), bad).toThrow(/KERNEL_POOL must list language=size pairs such as python=2,r=0/);
     }
@@ -73,17 +65,10 @@ describe('loadConfig', () => {
       MAX_UPLOAD_BYTES: '2GB',
     });
     expect(config).toMatchObject({
-      host: '127.0.0.1',
-      port: 8080,
-      jupyterUrl: 'http://jupyter:9999',
-      jupyterToken: 'abc',
-      workspaceDir: '/srv/work',
-      logLevel: 'debug',
-      executionTimeoutSeconds: 30,
-      maxExecutionTimeoutSeconds: 600,
-      keepaliveIntervalMs: 2500,
-      maxOutputBytes: 2 ** 20,
-      maxUploadBytes: 2e9,
+      server: { host: '127.0.0.1', port: 8080, logLevel: 'debug' },
+      jupyter: { url: 'http://jupyter:9999', token: 'abc' },
+      workspace: { dir: '/srv/work', maxUploadBytes: 2e9 },
+      execution: { timeoutSeconds: 30, maxTimeoutSeconds: 600, keepaliveIntervalMs: 2500, maxOutputBytes: 2 ** 20 },
     });
   });
 
@@ -125,17 +110,17 @@ describe('loadConfig: access control', () => {
   const TOKEN = 'sixteen-chars-at-least-0123';
 
   it('is off without ACCESS_TOKEN or AUTH_MODE', () => {
-    expect(loadConfig({})).toMatchObject({ authMode: 'none', accessToken: undefined });
-    expect(loadConfig({ ACCESS_TOKEN: '  ', AUTH_MODE: '' })).toMatchObject({ authMode: 'none', accessToken: undefined });
+    expect(loadConfig({})).toMatchObject({ access: { mode: 'none', token: undefined } });
+    expect(loadConfig({ ACCESS_TOKEN: '  ', AUTH_MODE: '' })).toMatchObject({ access: { mode: 'none', token: undefined } });
   });
 
   it('takes ACCESS_TOKEN alone as token mode', () => {
-    expect(loadConfig({ ACCESS_TOKEN: TOKEN })).toMatchObject({ authMode: 'token', accessToken: TOKEN });
-    expect(loadConfig({ ACCESS_TOKEN: TOKEN, AUTH_MODE: 'Token' })).toMatchObject({ authMode: 'token', accessToken: TOKEN });
+    expect(loadConfig({ ACCESS_TOKEN: TOKEN })).toMatchObject({ access: { mode: 'token', token: TOKEN } });
+    expect(loadConfig({ ACCESS_TOKEN: TOKEN, AUTH_MODE: 'Token' })).toMatchObject({ access: { mode: 'token', token: TOKEN } });
   });
 
   it('takes AUTH_MODE=claim without a token', () => {
-    expect(loadConfig({ AUTH_MODE: 'claim' })).toMatchObject({ authMode: 'claim', accessToken: undefined });
+    expect(loadConfig({ AUTH_MODE: 'claim' })).toMatchObject({ access: { mode: 'claim', token: undefined } });
   });
 
   it.each([
@@ -165,12 +150,12 @@ describe('loadConfig: access control', () => {
   });
 
   it('reads CORS_ORIGINS as a comma-separated allow-list of origins, * included', () => {
-    expect(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins).toEqual([
+    expect(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).access.corsOrigins).toEqual([
       'https://app.example.com',
       'http://localhost:5173',
     ]);
-    expect(loadConfig({ CORS_ORIGINS: '*', ACCESS_TOKEN: 'a-test-token-0123456789' }).corsOrigins).toEqual(['*']);
-    expect(loadConfig({ CORS_ORIGINS: ' , ' }).corsOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: '*', ACCESS_TOKEN: 'a-test-token-0123456789' }).access.corsOrigins).toEqual(['*']);
+    expect(loadConfig({ CORS_ORIGINS: ' , ' }).access.corsOrigins).toEqual([]);
   });
 
   it.each([{}, { AUTH_MODE: 'claim' }])('refuses CORS_ORIGINS=* without a token (%o): any page could drive the server', (env) => {
@@ -178,8 +163,8 @@ describe('loadConfig: access control', () => {
   });
 
   it('reads ALLOWED_HOSTS as host names, lower-cased, without trailing dots; unset is undefined', () => {
-    expect(loadConfig({}).allowedHosts).toBeUndefined();
-    expect(loadConfig({ ALLOWED_HOSTS: 'API.example.com., .internal, *' }).allowedHosts).toEqual(['api.example.com', '.internal', '*']);
+    expect(loadConfig({}).access.allowedHosts).toBeUndefined();
+    expect(loadConfig({ ALLOWED_HOSTS: 'API.example.com., .internal, *' }).access.allowedHosts).toEqual(['api.example.com', '.internal', '*']);
   });
 
   it.each(['https://api.example.com', 'api.example.com:8080', 'api.example.com/x', '[::1]', 'a b'])('refuses ALLOWED_HOSTS=%s', (hosts) => {

@@ -59,8 +59,8 @@ describe('kernelsMayEnter', () => {
     expect(parseKernelIds('1000:1000,27,999')).toEqual({ uid: 1000, gids: [1000, 27, 999] });
     expect(parseKernelIds('1000')).toBeUndefined();
     expect(parseKernelIds('user:1000')).toBeUndefined();
-    expect(loadConfig({ KERNEL_IDS: '1000:1000,999' }).kernelIdentity).toEqual({ uid: 1000, gids: [1000, 999] });
-    expect(loadConfig({}).kernelIdentity).toBeUndefined();
+    expect(loadConfig({ KERNEL_IDS: '1000:1000,999' }).contexts.kernelIdentity).toEqual({ uid: 1000, gids: [1000, 999] });
+    expect(loadConfig({}).contexts.kernelIdentity).toBeUndefined();
     expect(() => loadConfig({ KERNEL_IDS: '1000 1000' })).toThrow(/KERNEL_IDS must be uid:gid/);
   });
 });

@@ -105,15 +105,12 @@ describe('stripAnsi', () => {
 
 describe('MCP settings', () => {
   it('has the documented defaults', () => {
-    expect(loadConfig({})).toMatchObject({ mcpSessionIdleMs: 30 * 60 * 1000, mcpMaxSessions: 100, mcpMaxTextChars: 20_000, mcpMaxFileBytes: 2 ** 20 });
+    expect(loadConfig({})).toMatchObject({ mcp: { sessionIdleMs: 30 * 60 * 1000, maxSessions: 100, maxTextChars: 20_000, maxFileBytes: 2 ** 20 } });
   });
 
   it('reads and checks them', () => {
     expect(loadConfig({ MCP_SESSION_IDLE: '90', MCP_MAX_TEXT: '5000', MCP_MAX_FILE_BYTES: '4MiB', MCP_MAX_SESSIONS: '8' })).toMatchObject({
-      mcpSessionIdleMs: 90_000,
-      mcpMaxSessions: 8,
-      mcpMaxTextChars: 5000,
-      mcpMaxFileBytes: 4 * 2 ** 20,
+      mcp: { sessionIdleMs: 90_000, maxSessions: 8, maxTextChars: 5000, maxFileBytes: 4 * 2 ** 20 },
     });
     expect(() => loadConfig({ MCP_SESSION_IDLE: 'soon' })).toThrow(/MCP_SESSION_IDLE/);
     expect(() => loadConfig({ MCP_MAX_TEXT: '10' })).toThrow(/MCP_MAX_TEXT/);

@@ -48,7 +48,7 @@ function schemeOf(request: FastifyRequest): string {
 }
 
 /**
- * Which web pages and which host names may reach the server; see README "Browsers and host names".
+ * Which web pages and which host names may reach the server; see docs/security.md, "Browsers and host names".
  *
  * - A request with an `Origin` header (a browser's, for any cross-origin request and for every
  *   POST) is refused unless that origin is in `CORS_ORIGINS` (`*`: any) or is the server's own:

@@ -9,7 +9,7 @@ export const ErrorResponse = Type.Object(
     code: Type.Unsafe<string>({
       type: 'string',
       enum: errorCatalog().map(({ code }) => code),
-      description: 'Stable machine-readable error code: match on it (README, "Errors", says what each means)',
+      description: 'Stable machine-readable error code: match on it (docs/api.md, "Errors", says what each means)',
     }),
     error: Type.String({ description: 'HTTP status text' }),
     message: Type.String({ description: 'What was wrong, for a person' }),

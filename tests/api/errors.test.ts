@@ -203,9 +203,9 @@ describe('the list of codes', () => {
     expect(document.components.schemas.ErrorResponse!.properties.code.enum).toEqual(codes);
   });
 
-  it('is in the README, each code with its status', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    const listed = [...readme.matchAll(/^\| `(ERR_[A-Z_]+)` \| (\d{3}) \|/gm)].map(([, code, status]) => ({ code, statusCode: Number(status) }));
+  it('is in docs/api.md, each code with its status', () => {
+    const page = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+    const listed = [...page.matchAll(/^\| `(ERR_[A-Z_]+)` \| (\d{3}) \|/gm)].map(([, code, status]) => ({ code, statusCode: Number(status) }));
     expect(listed.sort((a, b) => a.code!.localeCompare(b.code!))).toEqual(catalog);
   });
 });

@@ -8,7 +8,7 @@ import { accessToken, baseUrl } from '../helpers/api.js';
 
 const examples = path.resolve(import.meta.dirname, '../../examples');
 
-/** The three clients the README shows, each run as a user would run it. */
+/** The three clients docs/api.md shows, each run as a user would run it. */
 const clients = [
   { name: 'curl', command: 'bash', args: [path.join(examples, 'curl.sh')] },
   // Debian's interpreter: it has python3-requests.

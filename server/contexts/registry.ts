@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { ContextNotFoundError, InvalidCwdError, PathOutsideWorkspaceError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
-import type { ExecutionOptions } from '../execution/run.js';
+import type { RunOptions } from '../runs/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { makeDirectory } from '../workspace/moves.js';
 import { isInside } from '../workspace/paths.js';
@@ -19,7 +19,7 @@ export interface RegistryOptions {
   logger: Logger;
   workspaceDir: string;
   defaultLanguage: string;
-  execution: ExecutionOptions;
+  execution: RunOptions;
   maxQueuedExecutions: number;
   /** Contexts that may exist at once, those being created included. */
   maxContexts: number;

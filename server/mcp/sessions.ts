@@ -5,7 +5,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { KernelContext } from '../contexts/context.js';
 import type { ContextRegistry } from '../contexts/registry.js';
-import type { ExecutionManager } from '../execution/manager.js';
+import type { ExecutionManager } from '../executions/manager.js';
 import type { Logger } from '../logger.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
 import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './tools.js';

@@ -4,7 +4,7 @@ import type { CallToolResult, ServerNotification, ServerRequest } from '@modelco
 import * as z from 'zod';
 import type { ContextInfo, KernelContext } from '../contexts/context.js';
 import type { ContextRegistry } from '../contexts/registry.js';
-import type { ExecutionManager } from '../execution/manager.js';
+import type { ExecutionManager } from '../executions/manager.js';
 import type { Logger } from '../logger.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../workspace/listing.js';

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { ContextRegistry } from '../contexts/registry.js';
 import { UnknownLanguageError } from '../errors.js';
-import { ExecutionManager } from '../execution/manager.js';
+import { ExecutionManager } from '../executions/manager.js';
 import { JupyterClient } from '../jupyter/client.js';
 
 declare module 'fastify' {

@@ -8,8 +8,8 @@ import {
   QueueFullError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from './env-vars.js';
-import type { OutputEvent } from './events.js';
+import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
+import type { OutputEvent } from '../runs/events.js';
 import { Execution, type DisconnectPolicy, type ExecutionInfo } from './execution.js';
 
 /** What a transport asks for; field names are the API's, in camelCase. */

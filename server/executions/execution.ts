@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { serializeEvent, type OutputEvent } from './events.js';
-import type { ExecutionUsage } from './usage.js';
+import { serializeEvent, type OutputEvent } from '../runs/events.js';
+import type { ExecutionUsage } from '../runs/usage.js';
 import { EventLog, type LogBudget, type LogEntry } from './event-log.js';
-import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from './failures.js';
-import type { EventSink, ExecuteRequest, InputRequest, StopReason } from './run.js';
+import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from '../runs/failures.js';
+import type { EventSink, ExecuteRequest, InputRequest, RunControl, StopReason } from '../runs/run.js';
 import { InputNotPendingError } from '../errors.js';
 
 export type ExecutionState = 'queued' | 'running' | 'awaiting_input' | 'finished';
@@ -29,17 +29,6 @@ export interface ExecutionTarget {
   readonly id: string;
   readonly language: string;
   execute(request: ExecuteRequest, sink: EventSink, control: RunControl): Promise<Outcome>;
-}
-
-/** How the owner of an execution steers it through the context's queue and the run. */
-export interface RunControl {
-  /** Aborts while queued: the execution leaves the queue with the signal's reason. */
-  cancel: AbortSignal;
-  /** Aborts while running: the kernel is interrupted; the reason is a StopReason. */
-  stop: AbortSignal;
-  onStarted(): void;
-  onInputRequest(request: InputRequest | undefined): void;
-  onUsage(usage: ExecutionUsage): void;
 }
 
 export interface ExecutionOptions {

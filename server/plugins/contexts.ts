@@ -43,7 +43,7 @@ export default fp<{ config: Config }>(
     app.decorate('jupyter', jupyter);
     app.decorate('contexts', contexts);
     const executions = new ExecutionManager({
-      contexts,
+      targets: contexts,
       logger: app.log,
       defaultTimeoutSeconds: config.executionTimeoutSeconds,
       maxTimeoutSeconds: config.maxExecutionTimeoutSeconds,

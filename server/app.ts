@@ -27,7 +27,7 @@ import metricsRoutes from './routes/metrics.js';
 import mcpRoutes from './routes/mcp.js';
 import wsRoutes from './routes/ws.js';
 import { InvalidEnvVarError, InvalidJsonError } from './errors.js';
-import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './execution/env-vars.js';
+import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './runs/env-vars.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';

@@ -3,9 +3,8 @@ import type { Logger } from '../logger.js';
 import { ContextBusyError, KernelError, ShuttingDownError } from '../errors.js';
 import { isJupyterNotFound, type JupyterClient } from '../jupyter/client.js';
 import { KernelChannel, type ChannelEvents } from '../jupyter/kernel-channel.js';
-import type { ExecutionTarget, RunControl } from '../execution/execution.js';
-import { KernelLostError, type Outcome } from '../execution/failures.js';
-import { runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type ExecutionOptions } from '../execution/run.js';
+import { KernelLostError, type Outcome } from '../runs/failures.js';
+import { runExecution, type EventSink, type ExecuteRequest, type ExecutionHost, type RunControl, type RunOptions } from '../runs/run.js';
 import type { KernelEvents } from './events.js';
 import type { WarmKernel } from './kernel-pool.js';
 import { kernelMoveCode } from './kernel-setup.js';
@@ -35,7 +34,7 @@ export interface ContextOptions {
   cwd: string;
   jupyter: JupyterClient;
   logger: Logger;
-  execution: ExecutionOptions;
+  execution: RunOptions;
   maxQueuedExecutions: number;
   /** Called once when the context is gone for good (deleted, or the server closing). */
   onClosed?: (context: KernelContext) => void;
@@ -59,7 +58,7 @@ export interface ContextOptions {
  * and a new one was started); the context's id and cwd do not. Each kernel incarnation has a
  * "life" signal that aborts when it goes, so that an execution waiting on it ends at once.
  */
-export class KernelContext implements ExecutionTarget {
+export class KernelContext {
   readonly id = randomUUID();
   readonly language: string;
   readonly kernelName: string;
@@ -297,7 +296,7 @@ export class KernelContext implements ExecutionTarget {
 
   private executionHost(channel: KernelChannel): ExecutionHost {
     return {
-      kernel: channel.connection,
+      kernel: channel,
       language: this.language,
       lifeSignal: this.life.signal,
       interrupt: () => channel.interrupt(),

@@ -3,12 +3,13 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { ContextNotFoundError, InvalidCwdError, PathOutsideWorkspaceError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
-import type { ExecutionOptions } from '../execution/run.js';
+import type { RunOptions } from '../runs/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
 import { makeDirectory } from '../workspace/moves.js';
 import { isInside } from '../workspace/paths.js';
 import { Workspace } from '../workspace/workspace.js';
 import { KernelContext, type ContextInfo, type ContextOptions } from './context.js';
+import { DefaultContexts, type ContextSource } from './default-contexts.js';
 import { createKernelEvents, type KernelEvents, type KernelPoolObserver } from './events.js';
 import { KernelPool, type PoolTarget, type WarmKernel } from './kernel-pool.js';
 import { kernelsMayEnter, type KernelIdentity } from './cwd-access.js';
@@ -19,7 +20,7 @@ export interface RegistryOptions {
   logger: Logger;
   workspaceDir: string;
   defaultLanguage: string;
-  execution: ExecutionOptions;
+  execution: RunOptions;
   maxQueuedExecutions: number;
   /** Contexts that may exist at once, those being created included. */
   maxContexts: number;
@@ -37,10 +38,10 @@ export interface RegistryOptions {
  * created on first use (exactly once, however many requests ask at the same time) and again
  * after they were deleted.
  */
-export class ContextRegistry {
+export class ContextRegistry implements ContextSource {
   private readonly contexts = new Map<string, KernelContext>();
-  /** Default context per language, or the promise of one being created. */
-  private readonly defaults = new Map<string, Promise<KernelContext>>();
+  /** The server's default context of each language. */
+  private readonly defaults = new DefaultContexts(this);
   /** Contexts whose kernel is starting: they count against maxContexts already. */
   private starting = 0;
   private specs: Promise<KernelSpecInfo[]> | undefined;
@@ -226,21 +227,21 @@ export class ContextRegistry {
   }
 
   /** The default context for `language`, created on first use. */
-  async defaultContext(language: string = this.options.defaultLanguage): Promise<KernelContext> {
-    const spec = await this.resolveLanguage(language);
-    const existing = this.defaults.get(spec.language);
-    if (existing) {
-      const context = await existing.catch(() => undefined);
-      if (context && !context.isClosed) return context;
-      // A failed or deleted default is replaced; whoever gets here first starts the new one.
-      if (this.defaults.get(spec.language) !== existing) return this.defaultContext(language);
-    }
-    const creating = this.create(spec.language, undefined);
-    this.defaults.set(spec.language, creating);
-    creating.catch(() => {
-      if (this.defaults.get(spec.language) === creating) this.defaults.delete(spec.language);
-    });
-    return creating;
+  defaultContext(language: string = this.options.defaultLanguage): Promise<KernelContext> {
+    return this.defaults.get(language);
+  }
+
+  /**
+   * Where an execution runs: the context it names, or the default context of its language
+   * (the default language's when it names neither).
+   */
+  async resolve({ contextId, language }: { contextId?: string | undefined; language?: string | undefined }): Promise<KernelContext> {
+    return contextId !== undefined ? this.get(contextId) : this.defaultContext(language);
+  }
+
+  /** The language a language or kernelspec name stands for (`python3` → `python`). */
+  async languageOf(language: string | undefined): Promise<string> {
+    return (await this.resolveLanguage(language ?? this.options.defaultLanguage)).language;
   }
 
   async restart(id: string): Promise<KernelContext> {
@@ -309,14 +310,7 @@ export class ContextRegistry {
 
   private forget(context: KernelContext): void {
     this.contexts.delete(context.id);
-    for (const [language, entry] of this.defaults) {
-      void entry.then(
-        (candidate) => {
-          if (candidate === context && this.defaults.get(language) === entry) this.defaults.delete(language);
-        },
-        () => undefined,
-      );
-    }
+    this.defaults.forget(context);
   }
 
   private kernelSpecs(): Promise<KernelSpecInfo[]> {

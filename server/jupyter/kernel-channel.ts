@@ -1,9 +1,41 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Kernel } from '@jupyterlab/services';
+import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import type WebSocket from 'ws';
 import { JupyterUnavailableError, KernelError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { toJupyterError, type JupyterClient } from './client.js';
+import { toExecuteReply, toKernelOutput, type ExecuteReply, type KernelOutput } from './kernel-output.js';
+
+/** A request to run code. */
+export interface CodeRequest {
+  code: string;
+  /** No output and no history entry: the execution count does not move (set-up code, probes). */
+  silent?: boolean;
+  /** Whether the code may ask for input (input(), getpass()). */
+  allowStdin?: boolean;
+  /** Expressions the kernel evaluates after the code; their values come back with the reply. */
+  userExpressions?: Record<string, string>;
+}
+
+/** The code waits for input (input(), getpass()). */
+export interface InputPrompt {
+  prompt: string;
+  password: boolean;
+  /** Sends the answer; a second answer, or one after the request ended, is dropped. */
+  reply(value: string): void;
+}
+
+/** Where a request's outputs and prompts go, and how long it is waited for. */
+export interface ExecuteOptions {
+  /** Aborting stops waiting for the request: execute resolves undefined. */
+  signal?: AbortSignal | undefined;
+  onOutput?(output: KernelOutput): void;
+  onInput?(prompt: InputPrompt): void;
+  /** The kernel's first message about the request arrived: it exists and took the request. */
+  onAnswer?(): void;
+  /** How long to keep listening after the reply, for kernels that publish outputs late. */
+  lateOutputMs?: number;
+}
 
 /** How long a kernel may take to answer its first kernel_info request. */
 const KERNEL_READY_MS = 60_000;
@@ -40,7 +72,7 @@ export class KernelChannel {
   private reported: string | undefined;
 
   private constructor(
-    readonly connection: Kernel.IKernelConnection,
+    private readonly connection: Kernel.IKernelConnection,
     private events: ChannelEvents,
     private readonly logger: Logger,
   ) {
@@ -136,44 +168,90 @@ export class KernelChannel {
   }
 
   /**
+   * Runs code in the kernel. Outputs and input prompts reach `options` in the order the kernel
+   * sent them until this resolves: with the reply once the kernel is done with the request (a
+   * request is done after both its reply and the kernel's `idle`), or with undefined when the
+   * kernel went away first (the request was cancelled) or `options.signal` aborted. Never
+   * rejects; stopping the wait does not interrupt the kernel.
+   */
+  async execute(request: CodeRequest, options: ExecuteOptions = {}): Promise<ExecuteReply | undefined> {
+    const { signal, lateOutputMs = 0 } = options;
+    if (signal?.aborted) return undefined;
+    const silent = request.silent === true;
+    const future = this.connection.requestExecute(
+      {
+        code: request.code,
+        silent,
+        store_history: !silent,
+        user_expressions: request.userExpressions ?? {},
+        allow_stdin: request.allowStdin === true,
+        stop_on_error: false,
+      },
+      // Disposed on the reply unless late outputs are awaited past it.
+      lateOutputMs === 0,
+    );
+    let answered = false;
+    future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
+      if (!answered) {
+        answered = true;
+        options.onAnswer?.();
+      }
+      if (!options.onOutput) return;
+      const output = toKernelOutput(msg);
+      if (output !== undefined) options.onOutput(output);
+    };
+    future.onStdin = (msg: KernelMessage.IStdinMessage) => {
+      if (msg.header.msg_type !== 'input_request') return;
+      const content = msg.content as KernelMessage.IInputRequestMsg['content'];
+      let replied = false;
+      options.onInput?.({
+        prompt: content.prompt,
+        password: content.password,
+        reply: (value) => {
+          if (replied || future.isDisposed) return;
+          replied = true;
+          future.sendInputReply({ status: 'ok', value }, msg.header as KernelMessage.IInputReplyMsg['parent_header']);
+        },
+      });
+    };
+    try {
+      // Undefined when `signal` aborted; a rejection is a future cancelled with its connection.
+      const reply = await untilAborted(future.done, signal);
+      if (reply !== undefined && lateOutputMs > 0) await sleep(lateOutputMs);
+      return reply === undefined ? undefined : toExecuteReply(reply.content);
+    } catch {
+      return undefined;
+    } finally {
+      future.onIOPub = () => undefined;
+      future.onStdin = () => undefined;
+      if (!future.isDisposed) future.dispose();
+    }
+  }
+
+  /**
    * Runs code the user never sees: silent, outside the history, so the kernel's execution
    * count does not move. Resolves when the kernel has run it; rejects with KernelError when it
    * fails, or when no answer came within `timeoutMs` (a kernel that died without Jupyter
    * noticing yet never answers).
    */
   async runSilently(code: string, timeoutMs: number): Promise<void> {
-    const future = this.connection.requestExecute({ code, silent: true, store_history: false, allow_stdin: false, stop_on_error: false }, true);
-    try {
-      const reply = await this.answerWithin(future.done, timeoutMs);
-      if (reply.content.status !== 'ok') {
-        const detail = reply.content.status === 'error' ? `${reply.content.ename}: ${reply.content.evalue}` : reply.content.status;
-        throw new KernelError(`kernel ${this.kernelId} could not be set up (${detail})`);
-      }
-    } catch (error) {
-      if (!future.isDisposed) future.dispose();
-      throw error instanceof KernelError ? error : new KernelError(`kernel ${this.kernelId}: ${error instanceof Error ? error.message : String(error)}`);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const reply = await this.execute({ code, silent: true }, { signal: deadline });
+    if (reply === undefined) {
+      throw new KernelError(
+        deadline.aborted ? `kernel ${this.kernelId} did not answer within ${timeoutMs} ms` : `kernel ${this.kernelId}: the request was cancelled`,
+      );
+    }
+    if (reply.status !== 'ok') {
+      const detail = reply.error ? `${reply.error.name}: ${reply.error.value}` : reply.status;
+      throw new KernelError(`kernel ${this.kernelId} could not be set up (${detail})`);
     }
   }
 
   /** Resolves when the kernel process answers a kernel_info request within `timeoutMs`. */
   async ping(timeoutMs: number): Promise<void> {
-    await this.answerWithin(this.connection.requestKernelInfo(), timeoutMs);
-  }
-
-  /** `answer`, or KernelError once `timeoutMs` have passed without it. */
-  private async answerWithin<T>(answer: Promise<T>, timeoutMs: number): Promise<T> {
-    const timeout = new AbortController();
-    try {
-      return await Promise.race([
-        answer,
-        sleep(timeoutMs, undefined, { signal: timeout.signal }).then(() => {
-          throw new KernelError(`kernel ${this.kernelId} did not answer within ${timeoutMs} ms`);
-        }),
-      ]);
-    } finally {
-      // The sleep's rejection once aborted is nobody's concern: the race is settled.
-      timeout.abort();
-    }
+    const reply = await untilAborted(this.connection.requestKernelInfo(), AbortSignal.timeout(timeoutMs));
+    if (reply === undefined) throw new KernelError(`kernel ${this.kernelId} did not answer within ${timeoutMs} ms`);
   }
 
   /** Stops listening and closes the socket; the kernel keeps running. */
@@ -259,4 +337,15 @@ export class KernelChannel {
       if (connection.connectionStatus !== 'connected') this.report('onConnectionLost');
     }, RECONNECT_GRACE_MS);
   }
+}
+
+/** Settles like `promise`, or resolves undefined as soon as `signal` aborts; leaves no listener behind. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

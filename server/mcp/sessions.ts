@@ -4,8 +4,10 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { KernelContext } from '../contexts/context.js';
+import { DefaultContexts } from '../contexts/default-contexts.js';
 import type { ContextRegistry } from '../contexts/registry.js';
-import type { ExecutionManager } from '../execution/manager.js';
+import type { TargetSelector } from '../executions/execution.js';
+import type { ExecutionManager } from '../executions/manager.js';
 import type { Logger } from '../logger.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
 import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './tools.js';
@@ -139,8 +141,11 @@ class McpSession implements ToolHost {
 
   private readonly server: McpServer;
   private readonly transport: StreamableHTTPServerTransport;
-  /** The session's context per language, or the promise of one being created. */
-  private readonly languageContexts = new Map<string, Promise<KernelContext>>();
+  /**
+   * The session's own context per language: what execute_code runs in when it names none,
+   * apart from every other client's variables.
+   */
+  private readonly languageContexts: DefaultContexts;
   /** Every context the session created; deleted with it. */
   private readonly owned = new Set<string>();
   private inFlight = 0;
@@ -161,6 +166,7 @@ class McpSession implements ToolHost {
     this.executions = deps.executions;
     this.logger = deps.logger;
     this.options = deps.options;
+    this.languageContexts = new DefaultContexts(deps.contexts, (context) => this.adopt(context));
     this.transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -213,25 +219,9 @@ class McpSession implements ToolHost {
     await this.end();
   }
 
-  async contextFor(language: string | undefined): Promise<KernelContext> {
-    const key = (language ?? this.contexts.defaultLanguage).trim().toLowerCase();
-    const existing = this.languageContexts.get(key);
-    if (existing) {
-      const context = await existing.catch(() => undefined);
-      if (context && !context.isClosed) return context;
-      // Deleted behind the session's back (DELETE /contexts/{id}), or its creation failed:
-      // whoever gets here first starts a new one.
-      if (this.languageContexts.get(key) !== existing) return this.contextFor(language);
-    }
-    const creating = this.contexts.create(key, undefined).then((context) => {
-      this.adopt(context);
-      return context;
-    });
-    this.languageContexts.set(key, creating);
-    creating.catch(() => {
-      if (this.languageContexts.get(key) === creating) this.languageContexts.delete(key);
-    });
-    return creating;
+  /** The context a call names, or the session's own context of its language. */
+  async resolve({ contextId, language }: TargetSelector): Promise<KernelContext> {
+    return contextId !== undefined ? this.contexts.get(contextId) : this.languageContexts.get(language);
   }
 
   adopt(context: KernelContext): void {
@@ -262,7 +252,7 @@ class McpSession implements ToolHost {
       clearTimeout(this.idleTimer);
       this.events.closed(this);
       // Contexts still being created are waited for, so that none outlives the session.
-      await Promise.allSettled(this.languageContexts.values());
+      await this.languageContexts.settled();
       const owned = [...this.owned];
       if (this.deleteContexts) await Promise.all(owned.map((id) => this.deleteContext(id)));
       if (this.id !== undefined) {

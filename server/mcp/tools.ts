@@ -4,7 +4,8 @@ import type { CallToolResult, ServerNotification, ServerRequest } from '@modelco
 import * as z from 'zod';
 import type { ContextInfo, KernelContext } from '../contexts/context.js';
 import type { ContextRegistry } from '../contexts/registry.js';
-import type { ExecutionManager } from '../execution/manager.js';
+import type { TargetResolver } from '../executions/execution.js';
+import type { ExecutionManager } from '../executions/manager.js';
 import type { Logger } from '../logger.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../workspace/listing.js';
@@ -21,15 +22,16 @@ export interface ToolOptions {
   heartbeatMs: number;
 }
 
-/** What the tools of one MCP session act on. */
-export interface ToolHost {
+/**
+ * What the tools of one MCP session act on. As a TargetResolver it finds where execute_code
+ * runs: the context named, or the session's own context of the language, created on first use.
+ */
+export interface ToolHost extends TargetResolver {
   contexts: ContextRegistry;
   files: WorkspaceFiles;
   executions: ExecutionManager;
   logger: Logger;
   options: ToolOptions;
-  /** The session's own context of a language, created on first use. */
-  contextFor(language: string | undefined): Promise<KernelContext>;
   /** Makes a context the session's: it is deleted when the session ends. */
   adopt(context: KernelContext): void;
   owns(contextId: string): boolean;
@@ -99,7 +101,6 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       if (id !== undefined && language !== undefined) {
         return textError('Give either context_id or language, not both: context_id already determines the language.');
       }
-      const context = id !== undefined ? host.contexts.get(id) : await host.contextFor(language);
       const token = extra._meta?.progressToken;
       const progress =
         token === undefined
@@ -111,7 +112,7 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       try {
         // The call is the execution's requester: nothing of its output is dropped for it, and
         // when the client cancels the call (the signal aborts) the code is interrupted.
-        const execution = await host.executions.start({ code, contextId: context.id, timeoutSeconds: timeout, onDisconnect: 'interrupt' });
+        const execution = await host.executions.start({ code, contextId: id, language, timeoutSeconds: timeout, onDisconnect: 'interrupt' }, host);
         const output = new ExecutionOutput({ maxTextChars: host.options.maxTextChars });
         for await (const { event } of execution.read({ requester: true, signal: extra.signal })) {
           output.add(event);

@@ -1,9 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KernelEvents, KernelPoolObserver } from '../contexts/events.js';
-import { textBytes, type OutputEvent } from '../execution/events.js';
-import type { ExecutionInfo } from '../execution/execution.js';
-import { OUTCOMES } from '../execution/failures.js';
-import type { ExecutionManager } from '../execution/manager.js';
+import { textBytes, type OutputEvent } from '../runs/events.js';
+import type { ExecutionInfo } from '../executions/execution.js';
+import { OUTCOMES } from '../runs/failures.js';
+import type { ExecutionManager } from '../executions/manager.js';
 import type { TransferObserver } from '../workspace/files.js';
 
 /** Every metric name starts with this. */

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { ContextRegistry } from '../contexts/registry.js';
 import { UnknownLanguageError } from '../errors.js';
-import { ExecutionManager } from '../execution/manager.js';
+import { ExecutionManager } from '../executions/manager.js';
 import { JupyterClient } from '../jupyter/client.js';
 
 declare module 'fastify' {
@@ -43,7 +43,7 @@ export default fp<{ config: Config }>(
     app.decorate('jupyter', jupyter);
     app.decorate('contexts', contexts);
     const executions = new ExecutionManager({
-      contexts,
+      targets: contexts,
       logger: app.log,
       defaultTimeoutSeconds: config.execution.timeoutSeconds,
       maxTimeoutSeconds: config.execution.maxTimeoutSeconds,

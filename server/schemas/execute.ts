@@ -1,4 +1,5 @@
-import { Type } from 'typebox';
+import { Type, type TLiteral } from 'typebox';
+import { OUTCOMES } from '../runs/failures.js';
 
 export const ExecuteBody = Type.Object(
   {
@@ -38,18 +39,13 @@ export const ExecutionState = Type.Union(
   { description: 'queued: waiting for its context; awaiting_input: the code waits for POST /executions/{id}/input' },
 );
 
+/** One literal per value, typed as the tuple it is, so that the union's static type is the values' union. */
+function literals<const T extends readonly string[]>(values: T): { -readonly [K in keyof T]: TLiteral<T[K] & string> } {
+  return values.map((value) => Type.Literal(value)) as { -readonly [K in keyof T]: TLiteral<T[K] & string> };
+}
+
 export const ExecutionOutcome = Type.Union(
-  [
-    Type.Literal('ok'),
-    Type.Literal('error'),
-    Type.Literal('timeout'),
-    Type.Literal('interrupted'),
-    Type.Literal('kernel_died'),
-    Type.Literal('out_of_memory'),
-    Type.Literal('abandoned'),
-    Type.Literal('cancelled'),
-    Type.Literal('failed'),
-  ],
+  literals(OUTCOMES),
   {
     description:
       'ok: ran to the end; error: the code raised; timeout: the time limit was hit; interrupted: somebody interrupted it; ' +

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { invalidEnvVarName } from '../../server/execution/env-vars.js';
+import { invalidEnvVarName } from '../../server/runs/env-vars.js';
 import { startOffline } from '../helpers/offline-app.js';
 
 /** Refusals decided before any kernel is involved: no Jupyter runs behind this app. */

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../../server/execution/env-vars.js';
+import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../../server/runs/env-vars.js';
+import { userExpressionsOf } from '../helpers/kernel-messages.js';
 
 const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -37,7 +38,7 @@ describe('python env-var code', () => {
     );
     const { previous, now } = JSON.parse(out) as { previous: string; now: Record<string, string> };
     expect(now).toEqual(hostile);
-    const reported = dialect.previousFrom({ previous_env: { status: 'ok', data: { 'text/plain': `'${previous}'` } } });
+    const reported = dialect.previousFrom(userExpressionsOf({ previous_env: { status: 'ok', data: { 'text/plain': `'${previous}'` } } }));
     expect(reported).toMatchObject({ QUOTES: 'was here', SHELL: null, EMPTY: null });
   });
 
@@ -52,8 +53,8 @@ describe('python env-var code', () => {
 
   it('ignores user_expressions it does not recognise', () => {
     expect(dialect.previousFrom(undefined)).toBeUndefined();
-    expect(dialect.previousFrom({ previous_env: { status: 'error' } })).toBeUndefined();
-    expect(dialect.previousFrom({ previous_env: { status: 'ok', data: { 'text/plain': "'not hex; code()'" } } })).toBeUndefined();
+    expect(dialect.previousFrom(userExpressionsOf({ previous_env: { status: 'error' } }))).toBeUndefined();
+    expect(dialect.previousFrom(userExpressionsOf({ previous_env: { status: 'ok', data: { 'text/plain': "'not hex; code()'" } } }))).toBeUndefined();
   });
 });
 

@@ -1,7 +1,8 @@
 import { ServerConnection, type KernelMessage } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
-import { EventLog } from '../../server/execution/event-log.js';
-import { toOutputEvent, type OutputEvent } from '../../server/execution/events.js';
+import { EventLog } from '../../server/executions/event-log.js';
+import type { OutputEvent } from '../../server/runs/events.js';
+import { toOutputEvent } from '../helpers/kernel-messages.js';
 import { kernelMessageSerializer } from '../../server/jupyter/wire.js';
 
 /** A stream message as the server decodes it from the kernel's v1 frame (see wire.test.ts). */

@@ -1,8 +1,9 @@
 import type { KernelMessage } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
 import { JupyterUnavailableError } from '../../server/errors.js';
-import { serializeEvent, stripOuterQuotes, textBytes, toOutputEvent, toResultEvent } from '../../server/execution/events.js';
-import { KernelLostError, toFailureEvent } from '../../server/execution/failures.js';
+import { serializeEvent, stripOuterQuotes, textBytes, toResultEvent } from '../../server/runs/events.js';
+import { toOutputEvent } from '../helpers/kernel-messages.js';
+import { KernelLostError, toFailureEvent } from '../../server/runs/failures.js';
 
 function message(msgType: string, content: Record<string, unknown>, date = '2024-01-01T00:00:00.000Z'): KernelMessage.IIOPubMessage {
   return {

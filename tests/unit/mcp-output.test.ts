@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.js';
-import { toResultEvent } from '../../server/execution/events.js';
+import { toResultEvent } from '../../server/runs/events.js';
 import { BoundedText, ExecutionOutput, MAX_RESULT_BLOCKS, resultContent, stripAnsi } from '../../server/mcp/output.js';
 
 const marker = (cut: number) => `[${cut} cut]`;

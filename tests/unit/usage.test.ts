@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { usageBetween, usageDialect, type UsageSample } from '../../server/execution/usage.js';
+import { usageBetween, usageDialect, type UsageSample } from '../../server/runs/usage.js';
+import { userExpressionsOf } from '../helpers/kernel-messages.js';
 
 const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const MB = 1024 * 1024;
@@ -26,7 +27,7 @@ function measure(during: string, before = ''): { begin: UsageSample; end: UsageS
     `print(json.dumps([repr(begin), repr(end), sorted(set(globals()) - names - {"begin", "end", "names"})]))`,
   ].join('\n');
   const [begin, end, leftovers] = JSON.parse(execFileSync(python, ['-c', source], { encoding: 'utf8' })) as [string, string, string[]];
-  const sample = (plain: string) => dialect.sampleFrom({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': plain } } })!;
+  const sample = (plain: string) => dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': plain } } }))!;
   return { begin: sample(begin), end: sample(end), leftovers };
 }
 
@@ -80,10 +81,10 @@ describe('python usage replies', () => {
   const dialect = usageDialect('python')!;
   it('ignore what they do not recognise', () => {
     expect(dialect.sampleFrom(undefined)).toBeUndefined();
-    expect(dialect.sampleFrom({ code_interpreter_usage: { status: 'error', ename: 'NameError' } })).toBeUndefined();
-    expect(dialect.sampleFrom({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': "'zz; code()'" } } })).toBeUndefined();
+    expect(dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'error', ename: 'NameError' } }))).toBeUndefined();
+    expect(dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': "'zz; code()'" } } }))).toBeUndefined();
     const notJson = Buffer.from('{cpu', 'utf8').toString('hex');
-    expect(dialect.sampleFrom({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': `'${notJson}'` } } })).toBeUndefined();
+    expect(dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': `'${notJson}'` } } }))).toBeUndefined();
   });
 
   it('are measured only for languages that have probes', () => {

@@ -1,7 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import { ServerConnection, type KernelMessage } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
-import { serializeEvent, textBytes, toOutputEvent, type StreamEvent } from '../../server/execution/events.js';
+import { serializeEvent, textBytes, type StreamEvent } from '../../server/runs/events.js';
+import { toOutputEvent } from '../helpers/kernel-messages.js';
 import { decodeStreamMessage, encodedStreamText, kernelMessageSerializer } from '../../server/jupyter/wire.js';
 
 const V1 = 'v1.kernel.websocket.jupyter.org';

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { AlreadyAttachedError, InvalidFrameError } from '../../errors.js';
-import type { ExecutionManager, StartExecution } from '../../execution/manager.js';
+import type { ExecutionManager, StartExecution } from '../../executions/manager.js';
 import type { Logger } from '../../logger.js';
 import { errorBody, toContractError } from '../../plugins/error-handler.js';
 import type { AttachFrame, ExecuteFrame, InputFrame, InterruptFrame } from '../../schemas/ws.js';

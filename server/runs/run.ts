@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Kernel, KernelMessage } from '@jupyterlab/services';
+import type { CodeRequest, ExecuteOptions } from '../jupyter/kernel-channel.js';
+import type { ExecuteReply, KernelOutput } from '../jupyter/kernel-output.js';
 import { envVarDialect, type EnvVars, type PreviousEnv } from './env-vars.js';
 import { textBytes, toOutputEvent, type OutputEvent } from './events.js';
 import { failureEvent, KernelLostError, type Outcome } from './failures.js';
@@ -39,9 +40,25 @@ export interface RunObserver {
   onUsage?(usage: ExecutionUsage): void;
 }
 
+/** What a run needs of a kernel: a KernelChannel, or a fake one in tests. */
+export interface KernelRunner {
+  execute(request: CodeRequest, options: ExecuteOptions): Promise<ExecuteReply | undefined>;
+}
+
+/** How the owner of an execution steers it through the context's queue and the run. */
+export interface RunControl {
+  /** Aborts while queued: the execution leaves the queue with the signal's reason. */
+  cancel: AbortSignal;
+  /** Aborts while running: the kernel is interrupted; the reason is a StopReason. */
+  stop: AbortSignal;
+  onStarted(): void;
+  onInputRequest(request: InputRequest | undefined): void;
+  onUsage(usage: ExecutionUsage): void;
+}
+
 /** What an execution needs from the context it runs in. */
 export interface ExecutionHost {
-  readonly kernel: Kernel.IKernelConnection;
+  readonly kernel: KernelRunner;
   readonly language: string;
   /** Aborts when the kernel dies, is restarted or the connection is lost; reason says which. */
   readonly lifeSignal: AbortSignal;
@@ -60,7 +77,8 @@ export interface ExecutionHost {
 /** How long a request may go without any answer before the kernel's existence is checked. */
 const UNANSWERED_CHECK_MS = 3000;
 
-export interface ExecutionOptions {
+/** The limits every run of a server keeps. */
+export interface RunOptions {
   interruptGraceMs: number;
   maxOutputBytes: number;
 }
@@ -95,7 +113,7 @@ export async function runExecution(
   request: ExecuteRequest,
   sink: EventSink,
   stop: AbortSignal,
-  options: ExecutionOptions,
+  options: RunOptions,
   observer: RunObserver = {},
 ): Promise<Outcome> {
   const run = new Run(host, request, sink, stop, options, observer);
@@ -120,7 +138,7 @@ class Run {
     private readonly request: ExecuteRequest,
     private readonly sink: EventSink,
     private readonly stop: AbortSignal,
-    private readonly options: ExecutionOptions,
+    private readonly options: RunOptions,
     private readonly observer: RunObserver,
   ) {
     if (request.timeoutMs > 0) {
@@ -155,7 +173,7 @@ class Run {
         this.write(failureEvent('EnvVarsError'));
         return 'failed';
       }
-      previous = dialect.previousFrom(reply.user_expressions as Record<string, unknown> | undefined);
+      previous = dialect.previousFrom(reply.userExpressions);
     }
 
     // The probes sit right around the user's code, inside the variables being set and put back.
@@ -255,12 +273,6 @@ class Run {
     }
     if (this.stopped) return this.stopOutcome(false)!;
 
-    const lateOutputMs = LATE_OUTPUT_MS[this.host.language] ?? 0;
-    const future = this.host.kernel.requestExecute(
-      { code: this.request.code, silent: false, store_history: true, allow_stdin: this.request.stdin === true, stop_on_error: false },
-      lateOutputMs === 0,
-    );
-
     const unanswered = this.watchForAnswer();
     let outputBytes = 0;
     let droppedBytes = 0;
@@ -268,10 +280,8 @@ class Run {
     let sawError = false;
     let interruptedByKernel = false;
 
-    future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
-      unanswered.answered();
-      const event = toOutputEvent(msg);
-      if (event === undefined) return;
+    const onOutput = (output: KernelOutput) => {
+      const event = toOutputEvent(output);
       // Every kind of output counts against one budget: text and results alike.
       if (event.type === 'stdout' || event.type === 'stderr') {
         const size = textBytes(event);
@@ -280,8 +290,8 @@ class Run {
           return;
         }
         outputBytes += size;
-      } else if (event.type === 'result') {
-        const size = resultSize(msg);
+      } else if (output.kind === 'result') {
+        const size = resultSize(output.data);
         if (outputBytes + size > this.options.maxOutputBytes) {
           droppedResults++;
           return;
@@ -298,38 +308,37 @@ class Run {
       this.write(event);
     };
 
-    future.onStdin = (msg: KernelMessage.IStdinMessage) => {
-      if (msg.header.msg_type !== 'input_request') return;
-      const content = msg.content as KernelMessage.IInputRequestMsg['content'];
-      let answered = false;
-      const id = randomUUID();
-      this.write({ type: 'input_request', input_id: id, prompt: content.prompt, password: content.password });
-      this.observer.onInputRequest?.({
-        id,
-        prompt: content.prompt,
-        password: content.password,
-        answer: (value) => {
-          if (answered || future.isDisposed) return;
-          answered = true;
-          this.observer.onInputRequest?.(undefined);
-          future.sendInputReply({ status: 'ok', value }, msg.header as KernelMessage.IInputReplyMsg['parent_header']);
-        },
-      });
-    };
-
-    let reply: KernelMessage.IExecuteReplyMsg | undefined;
+    let reply: ExecuteReply | undefined;
     try {
-      // Undefined when the kernel went away: a cancelled future or an aborted life signal.
-      reply = await untilAborted(future.done, this.lifeSignal);
-      if (reply !== undefined && lateOutputMs > 0) await new Promise((resolve) => setTimeout(resolve, lateOutputMs));
-    } catch {
-      reply = undefined;
+      // Undefined when the kernel went away: a cancelled request or an aborted life signal.
+      reply = await this.host.kernel.execute(
+        { code: this.request.code, allowStdin: this.request.stdin === true },
+        {
+          signal: this.lifeSignal,
+          lateOutputMs: LATE_OUTPUT_MS[this.host.language] ?? 0,
+          onAnswer: () => unanswered.answered(),
+          onOutput,
+          onInput: (prompt) => {
+            const id = randomUUID();
+            this.write({ type: 'input_request', input_id: id, prompt: prompt.prompt, password: prompt.password });
+            let answered = false;
+            this.observer.onInputRequest?.({
+              id,
+              prompt: prompt.prompt,
+              password: prompt.password,
+              answer: (value) => {
+                if (answered) return;
+                answered = true;
+                this.observer.onInputRequest?.(undefined);
+                prompt.reply(value);
+              },
+            });
+          },
+        },
+      );
     } finally {
       unanswered.answered();
       this.observer.onInputRequest?.(undefined);
-      future.onIOPub = () => undefined;
-      future.onStdin = () => undefined;
-      if (!future.isDisposed) future.dispose();
     }
 
     this.stateLost = reply === undefined;
@@ -343,65 +352,41 @@ class Run {
     }
     const stopped = this.stopOutcome(this.stateLost);
     if (stopped !== undefined) return stopped;
-    if (reply && reply.content.status === 'aborted') {
+    if (reply?.status === 'aborted') {
       this.write(failureEvent('ExecutionAborted'));
       return 'error';
     }
     if (interruptedByKernel) return 'interrupted';
-    return sawError || reply?.content.status === 'error' ? 'error' : 'ok';
+    return sawError || reply?.status === 'error' ? 'error' : 'ok';
   }
 
   /** One usage reading; undefined when the kernel did not answer it. */
   private async probe(dialect: UsageDialect, request: ProbeRequest, evenIfStopped = false): Promise<UsageSample | undefined> {
     const reply = await this.silentRequest(request.code, request.userExpressions, evenIfStopped);
-    return reply?.status === 'ok' ? dialect.sampleFrom(reply.user_expressions as Record<string, unknown> | undefined) : undefined;
+    return reply?.status === 'ok' ? dialect.sampleFrom(reply.userExpressions) : undefined;
   }
 
   /**
    * A request with no output and no history entry; resolves with the reply content, or
    * undefined if the kernel went away or (unless `evenIfStopped`) the execution was stopped.
    */
-  private async silentRequest(
-    code: string,
-    userExpressions: Record<string, string>,
-    evenIfStopped = false,
-  ): Promise<KernelMessage.IExecuteReplyMsg['content'] | undefined> {
+  private async silentRequest(code: string, userExpressions: Record<string, string>, evenIfStopped = false): Promise<ExecuteReply | undefined> {
     if (this.lifeSignal.aborted || (this.stopped && !evenIfStopped)) return undefined;
-    const future = this.host.kernel.requestExecute(
-      { code, silent: true, store_history: false, user_expressions: userExpressions, allow_stdin: false, stop_on_error: false },
-      true,
-    );
     this.silentPending = !evenIfStopped;
     const unanswered = this.watchForAnswer();
-    future.onIOPub = () => unanswered.answered();
     try {
       const signal = evenIfStopped ? this.lifeSignal : AbortSignal.any([this.lifeSignal, this.halt.signal]);
-      const reply = await untilAborted(future.done, signal);
-      return reply?.content;
-    } catch {
-      return undefined;
+      return await this.host.kernel.execute({ code, silent: true, userExpressions }, { signal, onAnswer: () => unanswered.answered() });
     } finally {
       unanswered.answered();
       this.silentPending = false;
-      if (!future.isDisposed) future.dispose();
     }
   }
 }
 
 /** The size of a display or execute result: the bytes of its data, whichever MIME types. */
-function resultSize(msg: KernelMessage.IIOPubMessage): number {
-  const data = (msg.content as { data?: Record<string, unknown> }).data ?? {};
+function resultSize(data: Record<string, unknown>): number {
   let size = 0;
   for (const value of Object.values(data)) size += typeof value === 'string' ? value.length : JSON.stringify(value ?? null).length;
   return size;
-}
-
-/** Settles like `promise`, or resolves undefined as soon as `signal` aborts; leaves no listener behind. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) return Promise.resolve(undefined);
-  return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = () => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { ContextRegistry } from '../contexts/registry.js';
 import {
   ContextAndLanguageError,
   ExecutionNotFoundError,
@@ -8,9 +7,9 @@ import {
   QueueFullError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from './env-vars.js';
-import type { OutputEvent } from './events.js';
-import { Execution, type DisconnectPolicy, type ExecutionInfo } from './execution.js';
+import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
+import type { OutputEvent } from '../runs/events.js';
+import { Execution, type DisconnectPolicy, type ExecutionInfo, type TargetResolver } from './execution.js';
 
 /** What a transport asks for; field names are the API's, in camelCase. */
 export interface StartExecution {
@@ -26,7 +25,8 @@ export interface StartExecution {
 }
 
 export interface ExecutionManagerOptions {
-  contexts: ContextRegistry;
+  /** Where executions run unless the door that starts one brings a resolver of its own. */
+  targets: TargetResolver;
   logger: Logger;
   /** Seconds applied when a request sets no timeout; 0 means none. */
   defaultTimeoutSeconds: number;
@@ -85,9 +85,9 @@ export class ExecutionManager {
   /**
    * Checks the request, finds its context and queues the execution. Throws the coded errors of
    * errors.ts before anything is accepted; once it resolves, every failure is an `error` event
-   * in the execution's log.
+   * in the execution's log. `targets` finds the context (the registry unless given).
    */
-  async start(request: StartExecution): Promise<Execution> {
+  async start(request: StartExecution, targets: TargetResolver = this.options.targets): Promise<Execution> {
     const { contextId, language, envVars } = request;
     if (contextId !== undefined && language !== undefined) throw new ContextAndLanguageError();
     let envBytes = 0;
@@ -103,8 +103,7 @@ export class ExecutionManager {
     }
     const timeoutMs = this.timeoutMs(request.timeoutSeconds);
 
-    const contexts = this.options.contexts;
-    const context = contextId !== undefined ? contexts.get(contextId) : await contexts.defaultContext(language);
+    const context = await targets.resolve({ contextId, language });
     if (envVars && Object.keys(envVars).length > 0 && !envVarDialect(context.language)) {
       throw new InvalidRequestError(`env_vars are not supported for language ${context.language}`);
     }

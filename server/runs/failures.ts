@@ -1,28 +1,9 @@
 import { toErrorEvent, type ErrorEvent } from './events.js';
 
 /** How an execution ended, as `GET /executions/{id}` and the metrics report it. */
-export type Outcome =
-  | 'ok'
-  | 'error'
-  | 'timeout'
-  | 'interrupted'
-  | 'kernel_died'
-  | 'out_of_memory'
-  | 'abandoned'
-  | 'cancelled'
-  | 'failed';
+export const OUTCOMES = ['ok', 'error', 'timeout', 'interrupted', 'kernel_died', 'out_of_memory', 'abandoned', 'cancelled', 'failed'] as const;
 
-export const OUTCOMES: readonly Outcome[] = [
-  'ok',
-  'error',
-  'timeout',
-  'interrupted',
-  'kernel_died',
-  'out_of_memory',
-  'abandoned',
-  'cancelled',
-  'failed',
-];
+export type Outcome = (typeof OUTCOMES)[number];
 
 /**
  * Every failure around the code (rather than in it) that an execution can report, as the

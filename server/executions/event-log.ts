@@ -1,4 +1,4 @@
-import { serializeEvent, type OutputEvent } from './events.js';
+import { serializeEvent, type OutputEvent } from '../runs/events.js';
 
 /** One event of an execution, as stored: its index in the execution and its NDJSON line. */
 export interface LogEntry {

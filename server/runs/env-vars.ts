@@ -21,7 +21,7 @@ export interface EnvVarDialect {
   /** The silent request that sets the variables and reports their previous values. */
   apply(vars: EnvVars): ApplyRequest;
   /** Reads the previous values from the reply's `user_expressions`, if this dialect uses them. */
-  previousFrom(userExpressions: Record<string, unknown> | undefined): PreviousEnv | undefined;
+  previousFrom(userExpressions: Record<string, string> | undefined): PreviousEnv | undefined;
   /** The silent code that puts every variable back as it was. */
   restore(vars: EnvVars, previous: PreviousEnv | undefined): string;
 }
@@ -85,9 +85,8 @@ const python: EnvVarDialect = {
     return { code: '', userExpressions: { [PREVIOUS_KEY]: expression } };
   },
   previousFrom(userExpressions) {
-    const entry = userExpressions?.[PREVIOUS_KEY] as { status?: string; data?: Record<string, unknown> } | undefined;
-    const plain = entry?.status === 'ok' ? entry.data?.['text/plain'] : undefined;
-    if (typeof plain !== 'string') return undefined;
+    const plain = userExpressions?.[PREVIOUS_KEY];
+    if (plain === undefined) return undefined;
     const encoded = plain.replace(/^'|'$/g, '');
     if (!/^[0-9a-f]*$/.test(encoded)) return undefined;
     return JSON.parse(Buffer.from(encoded, 'hex').toString('utf8')) as PreviousEnv;

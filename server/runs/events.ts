@@ -1,5 +1,5 @@
-import type { KernelMessage } from '@jupyterlab/services';
-import { encodedStreamText, type EncodedText } from '../jupyter/wire.js';
+import type { KernelOutput } from '../jupyter/kernel-output.js';
+import type { EncodedText } from '../jupyter/wire.js';
 
 /** The NDJSON lines of `POST /execute`, one object per line, in the reference's wire format. */
 export type OutputEvent =
@@ -113,45 +113,20 @@ export function toResultEvent(data: Record<string, unknown>, isMainResult: boole
   return event;
 }
 
-function timestampOf(msg: KernelMessage.IMessage): string {
-  const date = msg.header.date;
-  return typeof date === 'string' && date !== '' ? date : new Date().toISOString();
-}
-
-/**
- * Maps one IOPub message of an execution to the event a client sees, or undefined for
- * messages that carry nothing for the client (status, execute_input echo is mapped to the
- * execution counter, clear_output, comms).
- */
-export function toOutputEvent(msg: KernelMessage.IIOPubMessage): OutputEvent | undefined {
-  switch (msg.header.msg_type) {
-    case 'execute_input': {
-      const content = msg.content as KernelMessage.IExecuteInputMsg['content'];
-      return { type: 'number_of_executions', execution_count: Number(content.execution_count) };
-    }
+/** The event a client sees for one output of the kernel. */
+export function toOutputEvent(output: KernelOutput): OutputEvent {
+  switch (output.kind) {
+    case 'execution_count':
+      return { type: 'number_of_executions', execution_count: output.count };
     case 'stream': {
-      const content = msg.content as KernelMessage.IStreamMsg['content'];
-      const text = asText(content.text) ?? '';
-      const event: StreamEvent = { type: content.name === 'stderr' ? 'stderr' : 'stdout', text, timestamp: timestampOf(msg) };
-      const encoded = encodedStreamText(content);
-      if (encoded !== undefined) keepEncodedText(event, encoded);
+      const event: StreamEvent = { type: output.name, text: output.text, timestamp: output.timestamp };
+      if (output.encoded !== undefined) keepEncodedText(event, output.encoded);
       return event;
     }
-    case 'execute_result': {
-      const content = msg.content as KernelMessage.IExecuteResultMsg['content'];
-      return toResultEvent(content.data as Record<string, unknown>, true);
-    }
-    case 'display_data':
-    case 'update_display_data': {
-      const content = msg.content as KernelMessage.IDisplayDataMsg['content'];
-      return toResultEvent(content.data as Record<string, unknown>, false);
-    }
-    case 'error': {
-      const content = msg.content as KernelMessage.IErrorMsg['content'];
-      return toErrorEvent(content.ename, content.evalue, content.traceback);
-    }
-    default:
-      return undefined;
+    case 'result':
+      return toResultEvent(output.data, output.main);
+    case 'error':
+      return toErrorEvent(output.name, output.value, output.traceback);
   }
 }
 

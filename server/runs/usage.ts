@@ -40,7 +40,7 @@ export interface UsageDialect {
   /** The probe sent right after it. */
   end(): ProbeRequest;
   /** The reading in a probe's reply `user_expressions`; undefined when it is missing or malformed. */
-  sampleFrom(userExpressions: Record<string, unknown> | undefined): UsageSample | undefined;
+  sampleFrom(userExpressions: Record<string, string> | undefined): UsageSample | undefined;
 }
 
 const KEY = 'code_interpreter_usage';
@@ -80,9 +80,8 @@ const python: UsageDialect = {
   begin: () => ({ code: '', userExpressions: { [KEY]: pythonExpression(PYTHON_PROBE(true)) } }),
   end: () => ({ code: '', userExpressions: { [KEY]: pythonExpression(PYTHON_PROBE(false)) } }),
   sampleFrom(userExpressions) {
-    const entry = userExpressions?.[KEY] as { status?: string; data?: Record<string, unknown> } | undefined;
-    const plain = entry?.status === 'ok' ? entry.data?.['text/plain'] : undefined;
-    if (typeof plain !== 'string') return undefined;
+    const plain = userExpressions?.[KEY];
+    if (plain === undefined) return undefined;
     const encoded = plain.replace(/^'|'$/g, '');
     if (!/^(?:[0-9a-f]{2})+$/.test(encoded)) return undefined;
     let parsed: unknown;

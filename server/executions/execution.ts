@@ -1,45 +1,40 @@
 import { randomUUID } from 'node:crypto';
-import { serializeEvent, type OutputEvent } from './events.js';
-import type { ExecutionUsage } from './usage.js';
+import type { Static } from 'typebox';
+import type { ExecutionInfo as ExecutionInfoSchema, ExecutionState as ExecutionStateSchema } from '../schemas/execute.js';
+import { serializeEvent, type OutputEvent } from '../runs/events.js';
+import type { ExecutionUsage } from '../runs/usage.js';
 import { EventLog, type LogBudget, type LogEntry } from './event-log.js';
-import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from './failures.js';
-import type { EventSink, ExecuteRequest, InputRequest, StopReason } from './run.js';
+import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from '../runs/failures.js';
+import type { EventSink, ExecuteRequest, InputRequest, RunControl, StopReason } from '../runs/run.js';
 import { InputNotPendingError } from '../errors.js';
 
-export type ExecutionState = 'queued' | 'running' | 'awaiting_input' | 'finished';
 export type DisconnectPolicy = 'interrupt' | 'continue';
 
-/** What `GET /executions/{id}` answers. */
-export interface ExecutionInfo {
-  id: string;
-  context_id: string;
-  language: string;
-  state: ExecutionState;
-  outcome?: Outcome;
-  created_at: string;
-  started_at?: string;
-  finished_at?: string;
-  event_count: number;
-  queue_ms?: number;
-  wall_ms?: number;
-}
+/** The API's schema is the one definition of an execution's state and of what `GET /executions/{id}` answers. */
+export type ExecutionState = Static<typeof ExecutionStateSchema>;
+export type ExecutionInfo = Static<typeof ExecutionInfoSchema>;
 
 /** What an execution needs from its context: a queue slot and a kernel. */
 export interface ExecutionTarget {
   readonly id: string;
   readonly language: string;
+  /** Throws the coded error that refuses one more execution (a full queue, a closed context). */
+  assertAcceptsWork(): void;
   execute(request: ExecuteRequest, sink: EventSink, control: RunControl): Promise<Outcome>;
 }
 
-/** How the owner of an execution steers it through the context's queue and the run. */
-export interface RunControl {
-  /** Aborts while queued: the execution leaves the queue with the signal's reason. */
-  cancel: AbortSignal;
-  /** Aborts while running: the kernel is interrupted; the reason is a StopReason. */
-  stop: AbortSignal;
-  onStarted(): void;
-  onInputRequest(request: InputRequest | undefined): void;
-  onUsage(usage: ExecutionUsage): void;
+/** Which target a request names: a context by id, or a language's default (or the default language's). */
+export interface TargetSelector {
+  contextId?: string | undefined;
+  language?: string | undefined;
+}
+
+/**
+ * Finds the target of an execution: the context registry, or a door that keeps defaults of its
+ * own (each MCP session has its own context per language).
+ */
+export interface TargetResolver {
+  resolve(selector: TargetSelector): Promise<ExecutionTarget>;
 }
 
 export interface ExecutionOptions {

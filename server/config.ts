@@ -47,7 +47,7 @@ export interface Config {
   kernelIdentity: KernelIdentity | undefined;
   /**
    * Memory cap of each kernel in bytes, undefined for none. The API only validates it: every
-   * kernel reads CONTEXT_MEMORY_LIMIT itself when kernels/launch-kernel starts it.
+   * kernel reads CONTEXT_MEMORY_LIMIT itself when image/kernels/launch-kernel starts it.
    */
   contextMemoryLimitBytes: number | undefined;
   /** How long SIGTERM waits for running executions before closing kernel sockets, in ms. */

@@ -247,6 +247,7 @@ wait_for_jupyter() {
 
 stop_all() {
   stopping=1
+  if [[ -n "${tick_pid:-}" ]]; then kill "$tick_pid" 2>/dev/null; fi
   if [[ -n "$api_pid" ]] && kill -0 "$api_pid" 2>/dev/null; then
     kill -TERM "$api_pid" 2>/dev/null
     wait "$api_pid" 2>/dev/null
@@ -281,9 +282,26 @@ if ! wait_for_jupyter; then
 fi
 log info "Jupyter is up at $JUPYTER_URL"
 
+# Whether every process watched here still runs.
+all_running() {
+  kill -0 "$api_pid" 2>/dev/null && kill -0 "$jupyter_pid" 2>/dev/null &&
+    { [[ -z "$proxy_pid" ]] || kill -0 "$proxy_pid" 2>/dev/null; }
+}
+
 restarts=0
+tick_pid=""
 while true; do
-  wait -n "$api_pid" "$jupyter_pid" ${proxy_pid:+"$proxy_pid"}
+  # bash (5.2) forgets a child that ended before `wait -n` was called, and then waits for the
+  # others ("no such job"): an API that died while Jupyter was starting used to leave this script
+  # waiting forever and Jupyter running. So each pass looks first, and a tick ends the wait every
+  # few seconds, for a child that ends between the look and the wait.
+  if all_running; then
+    sleep 5 &
+    tick_pid=$!
+    wait -n "$api_pid" "$jupyter_pid" ${proxy_pid:+"$proxy_pid"} "$tick_pid"
+    kill "$tick_pid" 2>/dev/null
+    tick_pid=""
+  fi
   ((stopping)) && exit 0
   if [[ -n "$proxy_pid" ]] && ! kill -0 "$proxy_pid" 2>/dev/null; then
     wait "$proxy_pid" 2>/dev/null

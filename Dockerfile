@@ -27,14 +27,14 @@ ARG DEBIAN_FRONTEND=noninteractive
 
 # Python, Jupyter and the data-science set come from Debian's packages (no Python package index
 # is needed at build time, and versions move with the distribution's security updates).
-# debian-packages.txt is what the server needs everywhere (development machines and CI install
+# image/debian-packages.txt is what the server needs everywhere (development machines and CI install
 # it too): Jupyter, the kernels (r-cran-irkernel brings R and IRkernel; python3-pip is what
-# `pip install` runs in the kernels' virtual environment, which kernels/launch-kernel creates).
-# The kernelspecs are ours (kernels/, found through JUPYTER_PATH); JavaScript and TypeScript run
+# `pip install` runs in the kernels' virtual environment, which image/kernels/launch-kernel creates).
+# The kernelspecs are ours (image/kernels/, found through JUPYTER_PATH); JavaScript and TypeScript run
 # Deno, whose binary is the @deno/linux-x64-glibc npm dependency (deps stage). The image adds the
 # libraries user code expects; tini is PID 1; ca-certificates lets user code (requests, R)
 # reach HTTPS hosts.
-COPY debian-packages.txt /tmp/debian-packages.txt
+COPY image/debian-packages.txt /tmp/debian-packages.txt
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       $(sed -e 's/#.*//' /tmp/debian-packages.txt) \
@@ -113,11 +113,10 @@ ENV NODE_ENV=production \
 WORKDIR /opt/code-interpreter
 COPY --from=deps /src/node_modules ./node_modules
 COPY package.json ./
-COPY jupyter_server_config.py ipython_kernel_config.py kernel-launcher.py ./
-COPY start-up.sh jupyter-healthcheck.sh egress-allow ./
-COPY kernels ./kernels
+COPY jupyter_server_config.py start-up.sh jupyter-healthcheck.sh ./
+COPY image ./image
 COPY --from=build /src/dist ./dist
-RUN ln -s /opt/code-interpreter/egress-allow /usr/local/bin/egress-allow
+RUN ln -s /opt/code-interpreter/image/egress-allow /usr/local/bin/egress-allow
 
 # No USER: start-up.sh starts as root to apply the egress rules and to run the API and the
 # kernels under their own users (see above); nothing else runs as root.

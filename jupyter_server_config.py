@@ -59,9 +59,9 @@ ServerApp.default_services = ("api", "kernels", "kernelspecs")
 # for: the API sends each cwd relative to `/`, so the kernel manager keeps `/` as its root.
 c.MappingKernelManager.root_dir = "/"
 
-# Every kernel runs under kernel-launcher.py, which takes the processes the kernel started
+# Every kernel runs under image/kernel-launcher.py, which takes the processes the kernel started
 # (those in a session of their own included) down with it.
-_KERNEL_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel-launcher.py")
+_KERNEL_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "image", "kernel-launcher.py")
 _format_kernel_cmd = KernelManager.format_kernel_cmd
 
 

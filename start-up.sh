@@ -47,11 +47,11 @@ SERVER_ONLY_VARS=(
   EGRESS_ALLOW EGRESS_PROXY_PORT EGRESS_STATE_DIR KERNEL_USER KERNEL_IDS API_USER EGRESS_USER WORKSPACE_GROUP
 )
 
-# Our kernelspecs (kernels/: Python from a user-writable venv, R, JavaScript and TypeScript)
-# come first; each starts through kernels/launch-kernel, which reads the variables below: where
+# Our kernelspecs (image/kernels/: Python from a user-writable venv, R, JavaScript and TypeScript)
+# come first; each starts through image/kernels/launch-kernel, which reads the variables below: where
 # pip and install.packages() write (the workspace, so installs outlive a restart) and the memory
 # cap, which the API validated as CONTEXT_MEMORY_LIMIT.
-export JUPYTER_PATH="$ROOT${JUPYTER_PATH:+:$JUPYTER_PATH}"
+export JUPYTER_PATH="$ROOT/image${JUPYTER_PATH:+:$JUPYTER_PATH}"
 export PYTHON_VENV_DIR="${PYTHON_VENV_DIR:-$WORKSPACE_DIR/.venv}"
 export R_LIBS_USER="${R_LIBS_USER:-$WORKSPACE_DIR/.R/library}"
 export KERNEL_MEMORY_LIMIT="${CONTEXT_MEMORY_LIMIT:-}"
@@ -94,7 +94,7 @@ if [[ -n "${EGRESS_ALLOW:-}" ]] && ((!separate_users)); then
   exit 2
 fi
 
-# The kernels' IPython profile carries ipython_kernel_config.py. A directory made here is
+# The kernels' IPython profile carries image/ipython_kernel_config.py. A directory made here is
 # removed again when this script exits.
 owned_ipythondir=""
 if [[ -z "${IPYTHONDIR:-}" ]]; then
@@ -122,7 +122,7 @@ remove_owned_files() {
 }
 trap remove_owned_files EXIT
 mkdir -p "$IPYTHONDIR/profile_default"
-cp "$ROOT/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
+cp "$ROOT/image/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
 if ((separate_users)) && [[ -n "$owned_ipythondir" ]]; then chown -R "$KERNEL_USER" "$IPYTHONDIR"; fi
 if ((separate_users)) && [[ "$JUPYTER_RUNTIME_DIR" == "$jupyter_dirs/runtime" ]]; then chown "$KERNEL_USER" "$JUPYTER_RUNTIME_DIR"; fi
 
@@ -247,6 +247,7 @@ wait_for_jupyter() {
 
 stop_all() {
   stopping=1
+  if [[ -n "${tick_pid:-}" ]]; then kill "$tick_pid" 2>/dev/null; fi
   if [[ -n "$api_pid" ]] && kill -0 "$api_pid" 2>/dev/null; then
     kill -TERM "$api_pid" 2>/dev/null
     wait "$api_pid" 2>/dev/null
@@ -281,9 +282,26 @@ if ! wait_for_jupyter; then
 fi
 log info "Jupyter is up at $JUPYTER_URL"
 
+# Whether every process watched here still runs.
+all_running() {
+  kill -0 "$api_pid" 2>/dev/null && kill -0 "$jupyter_pid" 2>/dev/null &&
+    { [[ -z "$proxy_pid" ]] || kill -0 "$proxy_pid" 2>/dev/null; }
+}
+
 restarts=0
+tick_pid=""
 while true; do
-  wait -n "$api_pid" "$jupyter_pid" ${proxy_pid:+"$proxy_pid"}
+  # bash (5.2) forgets a child that ended before `wait -n` was called, and then waits for the
+  # others ("no such job"): an API that died while Jupyter was starting used to leave this script
+  # waiting forever and Jupyter running. So each pass looks first, and a tick ends the wait every
+  # few seconds, for a child that ends between the look and the wait.
+  if all_running; then
+    sleep 5 &
+    tick_pid=$!
+    wait -n "$api_pid" "$jupyter_pid" ${proxy_pid:+"$proxy_pid"} "$tick_pid"
+    kill "$tick_pid" 2>/dev/null
+    tick_pid=""
+  fi
   ((stopping)) && exit 0
   if [[ -n "$proxy_pid" ]] && ! kill -0 "$proxy_pid" 2>/dev/null; then
     wait "$proxy_pid" 2>/dev/null

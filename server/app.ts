@@ -17,6 +17,7 @@ import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/err
 import hostOriginPlugin from './plugins/host-origin.js';
 import openapiPlugin from './plugins/openapi.js';
 import requestLimitsPlugin, { closeUpgradeAfterAnswer } from './plugins/request-limits.js';
+import workspacePlugin from './plugins/workspace.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
 import executeRoutes from './routes/execute.js';
@@ -117,6 +118,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authPlugin, { config });
   if (config.access.mode === 'claim') await app.register(claimRoutes);
 
+  await app.register(workspacePlugin, { config });
   await app.register(contextsPlugin, { config });
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { config });

@@ -146,7 +146,7 @@ export const SETTINGS = {
       default: 'python=1',
       doc: 'kernels kept started ahead of time per language (`language=size`, comma-separated, at most 64 each; a kernelspec name such as `ir` works too): new contexts and restarts take one instead of waiting for a kernel start; they count against `MAX_CONTEXTS` but give their slot up to a context; `python=0` turns the pool off. A language with no kernel is logged and left out',
     },
-    // Validated only: every kernel reads it itself when kernels/launch-kernel starts it.
+    // Validated only: every kernel reads it itself when image/kernels/launch-kernel starts it.
     memoryLimitBytes: {
       env: 'CONTEXT_MEMORY_LIMIT',
       // Below this not even a bare kernel starts: its address space alone is larger.

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
  * `memory.oom_control`): inside a container that is the container's, where `docker run -m`
  * kills happen. Without one, the system-wide count of `/proc/vmstat`. Undefined when neither can
  * be read (not Linux). A kernel that died while this count went up was, in all likelihood, the
- * one killed: kernels start with oom_score_adj 1000 (kernels/launch-kernel), so they go first.
+ * one killed: kernels start with oom_score_adj 1000 (image/kernels/launch-kernel), so they go first.
  */
 export function oomKillCount(): number | undefined {
   let lines: string[];

@@ -2,12 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
-import { ContextNotFoundError, InvalidCwdError, PathOutsideWorkspaceError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
+import { ContextNotFoundError, InvalidCwdError, ShuttingDownError, TooManyContextsError, UnknownLanguageError } from '../errors.js';
 import type { RunOptions } from '../runs/run.js';
 import type { JupyterClient, KernelSpecInfo } from '../jupyter/client.js';
-import { makeDirectory } from '../workspace/moves.js';
-import { isInside } from '../workspace/paths.js';
-import { Workspace } from '../workspace/workspace.js';
+import { directoryInWorkspace } from '../workspace/directories.js';
+import type { Workspace } from '../workspace/workspace.js';
 import { KernelContext, type ContextInfo, type ContextOptions } from './context.js';
 import { DefaultContexts, type ContextSource } from './default-contexts.js';
 import { createKernelEvents, type KernelEvents, type KernelPoolObserver } from './events.js';
@@ -18,7 +17,8 @@ import { canMoveKernel } from './kernel-setup.js';
 export interface RegistryOptions {
   jupyter: JupyterClient;
   logger: Logger;
-  workspaceDir: string;
+  /** Decides which cwds are in the workspace, and creates missing ones there: the file API's own rules. */
+  workspace: Workspace;
   defaultLanguage: string;
   execution: RunOptions;
   maxQueuedExecutions: number;
@@ -53,17 +53,16 @@ export class ContextRegistry implements ContextSource {
   /** Kernel starts, restarts and deaths across every context. */
   readonly kernelEvents: KernelEvents = createKernelEvents();
 
-  /** Decides which cwds are in the workspace, and creates missing ones there: the file API's own rules. */
   private readonly workspace: Workspace;
   /** Kernels started ahead of time, in the workspace root; they count against maxContexts. */
   private readonly pool: KernelPool;
 
   constructor(private readonly options: RegistryOptions) {
-    this.workspace = new Workspace(options.workspaceDir);
+    this.workspace = options.workspace;
     this.pool = new KernelPool({
       jupyter: options.jupyter,
       logger: options.logger,
-      directory: options.workspaceDir,
+      directory: options.workspace.root,
       targets: () => this.poolTargets(),
       hasRoom: () => this.contexts.size + this.starting + this.pool.size < options.maxContexts,
       observer: options.poolObserver,
@@ -205,7 +204,7 @@ export class ContextRegistry implements ContextSource {
 
   /** Whether a context of `language` in `directory` can be served from the pool. */
   private pooled(language: string, directory: string): boolean {
-    return this.pool.serves(language) && (directory === this.options.workspaceDir || canMoveKernel(language));
+    return this.pool.serves(language) && (directory === this.workspace.root || canMoveKernel(language));
   }
 
   /** The pool's languages as Jupyter knows them; KERNEL_POOL entries with no kernel are left out. */
@@ -348,13 +347,11 @@ export class ContextRegistry implements ContextSource {
    * kernels' user must be able to enter it.
    */
   private async resolveCwd(cwd: string | undefined): Promise<string> {
-    const root = this.options.workspaceDir;
+    const root = this.workspace.root;
     if (cwd === undefined || cwd === '') return root;
     if (cwd.includes('\0')) throw new InvalidCwdError('must not contain NUL bytes');
     const absolute = path.resolve(root, cwd);
-    let directory: string | undefined;
-    if (isInside(root, absolute)) directory = await this.workspaceDirectory(cwd, path.relative(root, absolute));
-    directory ??= await this.outsideDirectory(cwd, absolute);
+    const directory = (await this.workspaceDirectory(cwd, absolute)) ?? (await this.outsideDirectory(cwd, absolute));
     if ((await kernelsMayEnter(directory, this.options.kernelIdentity)) === false) {
       throw new InvalidCwdError(`${cwd} cannot be entered by the kernels' user`);
     }
@@ -362,27 +359,21 @@ export class ContextRegistry implements ContextSource {
   }
 
   /**
-   * The directory at `relative` in the workspace, created when missing; undefined when a symlink
-   * takes it outside the workspace (then it is judged as any directory outside).
+   * The directory at `absolute` in the workspace, created when missing; undefined when it lies
+   * outside the workspace (then it is judged as any directory outside).
    */
-  private async workspaceDirectory(cwd: string, relative: string): Promise<string | undefined> {
-    const root = this.options.workspaceDir;
-    if (relative === '') return root;
+  private async workspaceDirectory(cwd: string, absolute: string): Promise<string | undefined> {
     let resolved;
     try {
-      resolved = await this.workspace.resolve(relative);
-      if (!resolved.stats) {
-        await makeDirectory(this.workspace, relative);
-        resolved = await this.workspace.resolve(relative);
-      }
+      resolved = await directoryInWorkspace(this.workspace, absolute);
     } catch (error) {
-      if (error instanceof PathOutsideWorkspaceError) return undefined;
       const message = error instanceof Error ? error.message : String(error);
       throw new InvalidCwdError(`${cwd}: ${message}`);
     }
+    if (!resolved) return undefined;
     if (!resolved.stats?.isDirectory()) throw new InvalidCwdError(`${cwd} is not a directory`);
     // Where the workspace is configured, even when its root is reached through a symlink.
-    return path.join(root, ...resolved.segments);
+    return path.join(this.workspace.root, ...resolved.segments);
   }
 
   /** An existing directory outside the workspace, as named (normalized); never created. */
@@ -393,7 +384,7 @@ export class ContextRegistry implements ContextSource {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw new InvalidCwdError(`${cwd} does not exist (a missing cwd is created only inside the workspace ${this.options.workspaceDir})`);
+        throw new InvalidCwdError(`${cwd} does not exist (a missing cwd is created only inside the workspace ${this.workspace.root})`);
       }
       // EACCES and the like: the API may run as another user than the kernels, whose own start
       // there decides.

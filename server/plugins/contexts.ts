@@ -30,7 +30,7 @@ export default fp<{ config: Config }>(
     const contexts = new ContextRegistry({
       jupyter,
       logger: app.log,
-      workspaceDir: config.workspace.dir,
+      workspace: app.workspace.workspace,
       defaultLanguage: config.contexts.defaultLanguage,
       maxQueuedExecutions: config.execution.maxQueued,
       maxContexts: config.contexts.maxContexts,
@@ -71,5 +71,5 @@ export default fp<{ config: Config }>(
       executions.close();
     });
   },
-  { name: 'contexts' },
+  { name: 'contexts', dependencies: ['workspace'] },
 );

@@ -10,7 +10,7 @@ import { errorResponses } from '../schemas/common.js';
 import { DirectoryListing, DownloadQuery, ExtractResult, FileActionBody, FileActionResult, FilePathParams, ListFilesQuery, UploadQuery, UploadResult } from '../schemas/files.js';
 import { lastModified, planDownload } from '../workspace/download.js';
 import type { ArchiveFormat } from '../workspace/archive.js';
-import { WorkspaceFiles } from '../workspace/files.js';
+import type { WorkspaceFiles } from '../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../workspace/listing.js';
 import { quote } from '../workspace/paths.js';
 
@@ -33,7 +33,7 @@ const fileErrors = {
  * buffered.
  */
 const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const workspace = new WorkspaceFiles(config.workspace.dir, app.metrics.files);
+  const workspace = app.workspace;
 
   // Every Content-Type, JSON and text included, hands the request stream over unread; only
   // the routes of this plugin are affected.

@@ -5,7 +5,6 @@ import type { Config } from '../config.js';
 import { McpSessions } from '../mcp/sessions.js';
 import { packageVersion } from '../plugins/openapi.js';
 import { errorResponses } from '../schemas/common.js';
-import { WorkspaceFiles } from '../workspace/files.js';
 
 const SESSION_HEADER = Type.Object(
   {
@@ -45,7 +44,7 @@ const jsonRpcError = (description: string) => ({
 const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const sessions = new McpSessions({
     contexts: app.contexts,
-    files: new WorkspaceFiles(config.workspace.dir, app.metrics.files),
+    files: app.workspace,
     executions: app.executions,
     logger: app.log,
     options: {

@@ -1,5 +1,5 @@
 import { constants, existsSync, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import {
   FileNotFoundError,
@@ -10,10 +10,8 @@ import {
   PathOutsideWorkspaceError,
   PermissionDeniedError,
 } from '../errors.js';
+import { lookOnDisk, walk, type WalkEnd } from './links.js';
 import { isInside, isInternalName, parseWorkspacePath, quote, RESERVED } from './paths.js';
-
-/** Linux follows at most 40 links in one lookup; so do we. */
-const MAX_SYMLINKS = 40;
 
 /**
  * `/proc/self/fd/N/name` names `name` inside the directory that descriptor N holds open, the
@@ -116,47 +114,21 @@ export class Workspace {
 
   /** Resolves the real location of `segments` under `root`, following symlinks one by one. */
   private async walk(root: string, segments: string[], followLastLink: boolean, raw: string): Promise<{ real: string; stats: Stats | undefined }> {
-    // A stack of segments still to visit, the next one last: a link's target is pushed on top.
-    const pending = segments.slice().reverse();
-    let current = root;
-    let stats: Stats | undefined;
-    let links = 0;
-    while (pending.length > 0) {
-      const name = pending.pop()!;
-      if (name === '' || name === '.') continue;
-      if (name === '..') {
-        // Only link targets bring `..` here: the client's path cannot hold one.
-        current = path.dirname(current);
-        stats = undefined;
-        continue;
-      }
-      const next = path.join(current, name);
-      const last = pending.length === 0;
-      try {
-        stats = await lstat(next);
-      } catch (error) {
-        if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) {
-          return { real: path.join(next, ...pending.reverse()), stats: undefined };
-        }
-        throw translateErrno(error, raw);
-      }
-      if (stats.isSymbolicLink() && (!last || followLastLink)) {
-        if (++links > MAX_SYMLINKS) throw new InvalidPathError(quote(raw), 'too many levels of symbolic links');
-        const target = await readlink(next);
-        if (path.isAbsolute(target)) current = '/';
-        stats = undefined;
-        pending.push(...target.split('/').reverse());
-        continue;
-      }
-      if (!last && !stats.isDirectory()) {
-        // Say so only about places inside: outside, even existence is none of the client's business.
-        if (!isInside(root, next)) throw new PathOutsideWorkspaceError(quote(raw));
-        throw new NotADirectoryError(quote(path.relative(root, next)));
-      }
-      current = next;
+    let end: WalkEnd;
+    try {
+      end = await walk(root, segments, lookOnDisk, followLastLink);
+    } catch (error) {
+      throw translateErrno(error, raw);
     }
-    // After a `..` or a link, `stats` no longer describes `current`.
-    return { real: current, stats: stats ?? (await lstat(current)) };
+    if (end.tooManyLinks) throw new InvalidPathError(quote(raw), 'too many levels of symbolic links');
+    if (end.blockedAt !== undefined) {
+      // Say so only about places inside: outside, even existence is none of the client's business.
+      if (!isInside(root, end.blockedAt)) throw new PathOutsideWorkspaceError(quote(raw));
+      throw new NotADirectoryError(quote(path.relative(root, end.blockedAt)));
+    }
+    if (end.missing) return { real: end.real, stats: undefined };
+    // After a `..`, or with no segment at all, nothing was looked at where the walk ended.
+    return { real: end.real, stats: end.kind?.stats ?? (await lstat(end.real)) };
   }
 
   /**

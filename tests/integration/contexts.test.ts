@@ -85,6 +85,20 @@ describe('contexts', () => {
     expect(listing.body.entries.map((entry) => entry.name)).toContain('w.txt');
   });
 
+  it('takes a directory whose name begins with two dots, such as ..data, for one inside the workspace', async () => {
+    const root = (await newContext()).cwd;
+    const name = `..data-${Date.now()}`;
+    for (const cwd of [path.posix.join(root, name), name]) {
+      const context = await newContext({ cwd });
+      expect(context.cwd).toBe(path.posix.join(root, name));
+      const events = await execute({ code: 'import os\nopen("in-dots.txt", "w").close()\nprint(os.getcwd())', context_id: context.id });
+      expect(stdoutOf(events).trim()).toBe(path.posix.join(root, name));
+    }
+    const listing = await json<{ entries: Array<{ name: string }> }>('GET', `/files?path=${encodeURIComponent(name)}`);
+    expect(listing.body.entries.map((entry) => entry.name)).toEqual(['in-dots.txt']);
+    expect((await request('DELETE', `/files/${encodeURIComponent(name)}`)).status).toBe(204);
+  });
+
   it('takes a cwd outside the workspace the way e2b clients send it: used, listed, restarted and deleted', async () => {
     const directory = stdoutOf(await execute({ code: 'import tempfile\nprint(tempfile.mkdtemp(dir="/tmp"))' })).trim();
     expect(directory).toMatch(/^\/tmp\//);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fileContexts, errorsOf, execute, json, mainResult, readEvents, request, stdoutOf, type ExecutionEvent } from '../helpers/api.js';
 
-// JavaScript and TypeScript contexts run Deno's Jupyter kernel (kernels/js, kernels/ts).
+// JavaScript and TypeScript contexts run Deno's Jupyter kernel (image/kernels/js, image/kernels/ts).
 
 const { newContext, track } = fileContexts();
 

@@ -1,6 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readEvents } from '../helpers/api.js';
-import { findChild } from '../helpers/processes.js';
+import { findChild, freePort, root, stopProcess } from '../helpers/processes.js';
 import { startServer } from '../helpers/start-server.js';
 
 /**
@@ -53,11 +57,40 @@ describe('start-up.sh and the API process', () => {
     try {
       const pid = await apiPid(server.process.pid!);
       process.kill(pid, 'SIGKILL');
-      const code = await new Promise<number | null>((resolve) => server.process.once('exit', (exitCode) => resolve(exitCode)));
+      const code = await exitOf(server.process, 30_000);
       expect(code).not.toBe(0);
       await expect(fetch(`${server.jupyterUrl}/api/status`)).rejects.toThrow();
     } finally {
       await server.stop();
+    }
+  });
+
+  it('exits non-zero, stopping Jupyter, when the API dies while Jupyter is still starting', async () => {
+    // An API that dies at once, by a signal, before start-up.sh is done waiting for Jupyter.
+    const dir = await mkdtemp(path.join(tmpdir(), 'ci-early-death-'));
+    const api = path.join(dir, 'api');
+    await writeFile(api, '#!/bin/sh\nkill -KILL $$\n');
+    await chmod(api, 0o755);
+    const jupyterPort = await freePort();
+    const child = spawn(path.join(root, 'start-up.sh'), {
+      cwd: root,
+      env: {
+        ...process.env,
+        PORT: String(await freePort()),
+        JUPYTER_URL: `http://127.0.0.1:${jupyterPort}`,
+        JUPYTER_TOKEN: `test-${jupyterPort}`,
+        WORKSPACE_DIR: path.join(dir, 'workspace'),
+        API_COMMAND: api,
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    try {
+      expect(await exitOf(child, 30_000)).toBe(137);
+      await expect(fetch(`http://127.0.0.1:${jupyterPort}/api/status`)).rejects.toThrow();
+    } finally {
+      await stopProcess(child);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
@@ -71,4 +104,15 @@ async function apiPid(parent: number): Promise<number> {
   const pid = findChild(parent, (argv) => argv.some((arg) => arg.endsWith('dist/server/main.js')));
   if (pid === undefined) throw new Error('API process not found');
   return pid;
+}
+
+/** The exit code of `child`; fails after `ms` rather than waiting with the test's own timeout, so that the test's clean-up still runs. */
+function exitOf(child: ChildProcess, ms: number): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`still running after ${ms} ms`)), ms);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
 }

@@ -17,13 +17,13 @@ function runSetup(env: Record<string, string> = {}): { status: number | null; st
 }
 
 describe('scripts/setup.sh (npm start, npm test)', () => {
-  for (const file of ['package.json', 'package-lock.json', 'debian-packages.txt', 'scripts']) {
+  for (const file of ['package.json', 'package-lock.json', 'image/debian-packages.txt', 'scripts']) {
     cpSync(path.join(root, file), path.join(copy, file), { recursive: true });
   }
   chmodSync(copy, 0o755);
 
   it('as a user who is not root, names the missing Debian packages, prints the exact command and stops before npm', () => {
-    writeFileSync(path.join(copy, 'debian-packages.txt'), '# a comment\npython3-ipykernel   # installed\nno-such-package-for-setup-test\n\n');
+    writeFileSync(path.join(copy, 'image/debian-packages.txt'), '# a comment\npython3-ipykernel   # installed\nno-such-package-for-setup-test\n\n');
     const { status, stderr } = runSetup();
     expect(status).toBe(1);
     expect(stderr).toContain('missing Debian packages: no-such-package-for-setup-test\n');

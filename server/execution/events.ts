@@ -139,12 +139,12 @@ export function toOutputEvent(msg: KernelMessage.IIOPubMessage): OutputEvent | u
     }
     case 'execute_result': {
       const content = msg.content as KernelMessage.IExecuteResultMsg['content'];
-      return toResultEvent(content.data as Record<string, unknown>, true);
+      return toResultEvent(content.data, true);
     }
     case 'display_data':
     case 'update_display_data': {
       const content = msg.content as KernelMessage.IDisplayDataMsg['content'];
-      return toResultEvent(content.data as Record<string, unknown>, false);
+      return toResultEvent(content.data, false);
     }
     case 'error': {
       const content = msg.content as KernelMessage.IErrorMsg['content'];

@@ -155,7 +155,7 @@ class Run {
         this.write(failureEvent('EnvVarsError'));
         return 'failed';
       }
-      previous = dialect.previousFrom(reply.user_expressions as Record<string, unknown> | undefined);
+      previous = dialect.previousFrom(reply.user_expressions);
     }
 
     // The probes sit right around the user's code, inside the variables being set and put back.
@@ -354,7 +354,7 @@ class Run {
   /** One usage reading; undefined when the kernel did not answer it. */
   private async probe(dialect: UsageDialect, request: ProbeRequest, evenIfStopped = false): Promise<UsageSample | undefined> {
     const reply = await this.silentRequest(request.code, request.userExpressions, evenIfStopped);
-    return reply?.status === 'ok' ? dialect.sampleFrom(reply.user_expressions as Record<string, unknown> | undefined) : undefined;
+    return reply?.status === 'ok' ? dialect.sampleFrom(reply.user_expressions) : undefined;
   }
 
   /**

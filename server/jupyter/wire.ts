@@ -80,7 +80,7 @@ export function decodeStreamMessage(frame: Buffer): KernelMessage.IMessage | und
       metadata: JSON.parse(part(3)),
       content,
       buffers: [],
-    } as unknown as KernelMessage.IMessage;
+    };
   } catch {
     // Whatever this decoder cannot read, the library's decoder reads, or reports, as it always did.
     return undefined;

@@ -79,7 +79,7 @@ describe('AUTH_MODE=token', () => {
     const wrong: string[] = [];
     for (const route of routes.filter((r) => !isPublic(r))) {
       const response = await app.inject({ method: route.method as 'GET', url: concrete(route.url) });
-      const body = route.method === 'HEAD' ? undefined : (response.json() as { code: string; statusCode: number });
+      const body = route.method === 'HEAD' ? undefined : response.json<{ code: string; statusCode: number }>();
       if (
         response.statusCode !== 401 ||
         response.headers['www-authenticate'] !== 'Bearer' ||

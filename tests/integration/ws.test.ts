@@ -54,7 +54,7 @@ describe('GET /ws: executions', () => {
     expect(stdoutOf(eventsB1!)).toBe('b1\n');
     expect(mainResultOf(eventsA2!)?.text).toBe('2');
     expect(mainResultOf(eventsB2!)?.text).toBe('11');
-    for (const [id, events] of [[a1, eventsA1], [b1, eventsB1], [a2, eventsA2], [b2, eventsB2]] as const) {
+    for (const [id, events] of [[a1, eventsA1!], [b1, eventsB1!], [a2, eventsA2!], [b2, eventsB2!]] as const) {
       expect(events[0]).toMatchObject({ type: 'number_of_executions', execution_id: id });
       expect(events.at(-1)).toEqual({ type: 'end_of_execution', execution_id: id });
       expect(events.every((event) => event.execution_id === id)).toBe(true);

@@ -76,8 +76,8 @@ export function decodeStreamMessage(frame: Buffer): KernelMessage.IMessage | und
     return {
       channel: part(0) as KernelMessage.Channel,
       header,
-      parent_header: JSON.parse(part(2)),
-      metadata: JSON.parse(part(3)),
+      parent_header: JSON.parse(part(2)) as KernelMessage.IMessage['parent_header'],
+      metadata: JSON.parse(part(3)) as KernelMessage.IMessage['metadata'],
       content,
       buffers: [],
     };

@@ -126,7 +126,7 @@ describe('GET /ws: executions', () => {
     });
     expect(response.status).toBe(200);
     // The first line names the execution; then the HTTP client goes away.
-    const reader = response.body!.getReader();
+    const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     let head = '';
     while (!head.includes('\n')) head += new TextDecoder().decode((await reader.read()).value);
     const executionId = (JSON.parse(head.split('\n')[0]!) as { execution_id: string }).execution_id;

@@ -126,7 +126,7 @@ export class RawKernelClient {
         this.onMessage(decodeV1(data as Buffer));
       } else if (!isBinary) {
         // With the JSON protocol, binary frames carry messages with buffers only; none here.
-        this.onMessage(JSON.parse(data.toString()) as JupyterMessage);
+        this.onMessage(JSON.parse((data as Buffer).toString('utf8')) as JupyterMessage);
       }
     });
     socket.on('close', () => this.failAll(new Error('kernel WebSocket closed')));

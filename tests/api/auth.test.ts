@@ -85,7 +85,7 @@ describe('AUTH_MODE=token', () => {
         response.headers['www-authenticate'] !== 'Bearer' ||
         (body !== undefined && (body.code !== 'ERR_UNAUTHORIZED' || body.statusCode !== 401))
       ) {
-        wrong.push(`${label(route)} -> ${response.statusCode} ${response.headers['www-authenticate']} ${response.body}`);
+        wrong.push(`${label(route)} -> ${response.statusCode} ${String(response.headers['www-authenticate'])} ${response.body}`);
       }
     }
     expect(wrong).toEqual([]);

@@ -43,6 +43,8 @@ export default defineConfig(
       // A reason received and passed on (an abort signal's reason is `any`, a cancel reason
       // `unknown`) stays what its sender chose; a rejection with a string or a number does not pass.
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
+      // An empty case falls through to the next even with a comment about the group between them.
+      'no-fallthrough': ['error', { allowEmptyCase: true }],
       // `_name` says "deliberately unused" (a callback's position, a destructured rest).
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' }],
     },

@@ -59,8 +59,8 @@ if (options.help) {
   process.exit(0);
 }
 
-const quick = options.quick!;
-const logLevel = options['log-level']!;
+const quick = options.quick;
+const logLevel = options['log-level'];
 const started = Date.now();
 
 function progress(message: string): void {

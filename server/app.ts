@@ -80,7 +80,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // HTTP) answer in the same shape as everything else.
     frameworkErrors: (error, request, reply) => {
       closeUpgradeAfterAnswer(request.raw, reply.raw);
-      return sendError(error, request, reply);
+      sendError(error, request, reply);
     },
     clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -146,7 +146,9 @@ type BodyParser = (request: FastifyRequest, body: string, done: (error: Error | 
  * Fastify's JSON parser, except that an empty body parses as no body instead of an error, and
  * that a `__proto__` key, which it refuses, is named as the reason rather than "not valid JSON".
  */
-function jsonOrNothing(parse: ReturnType<FastifyInstance['getDefaultJsonParser']>): BodyParser {
+function jsonOrNothing(parser: ReturnType<FastifyInstance['getDefaultJsonParser']>): BodyParser {
+  // Its type also admits a parser that answers with a promise; Fastify's JSON parser takes a callback.
+  const parse = parser as BodyParser;
   return (request, body, done) => {
     if (body.length === 0) return done(null, undefined);
     parse(request, body, (error, parsed) => {

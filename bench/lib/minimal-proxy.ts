@@ -5,7 +5,7 @@
  * Usage: node --import tsx minimal-proxy.ts <jupyterUrl> <token>; prints the port once listening.
  */
 import { once } from 'node:events';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { KernelAPI, KernelConnection, type KernelMessage } from '@jupyterlab/services';
 import { ServicesKernel } from './services-kernel.js';
 
@@ -19,7 +19,9 @@ const kernel = new KernelConnection({ model: await KernelAPI.startNew({ name: 'p
 await kernel.info;
 
 const line = (event: unknown) => `${JSON.stringify(event)}\n`;
-const server = createServer(async (request, response) => {
+// No error handling, as said above: a failure is an unhandled rejection, which ends the process.
+const server = createServer((request, response) => void answer(request, response));
+async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
   const { code } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code: string };
@@ -36,7 +38,7 @@ const server = createServer(async (request, response) => {
   await future.done;
   future.dispose();
   response.end(line({ type: 'end_of_execution' }));
-});
+}
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
 process.stdout.write(`${(server.address() as { port: number }).port}\n`);

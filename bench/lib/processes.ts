@@ -164,7 +164,7 @@ export async function spawnHelper(script: string, args: string[]): Promise<{ chi
   const exited = once(child, 'exit').then(([code, signal]) => {
     throw new Error(`${script} exited (${String(code ?? signal)}) before listening`);
   });
-  const [line] = (await Promise.race([once(child.stdout!, 'data'), exited])) as [Buffer];
+  const [line] = (await Promise.race([once(child.stdout, 'data'), exited])) as [Buffer];
   exited.catch(() => undefined);
   return { child, url: `http://127.0.0.1:${line.toString().trim()}` };
 }

@@ -102,12 +102,12 @@ function encodeV1(channel: string, parts: Buffer[]): Buffer {
 function decodeV1(frame: Buffer): JupyterMessage {
   const count = Number(frame.readBigUInt64LE(0));
   const offsets = Array.from({ length: count }, (_, i) => Number(frame.readBigUInt64LE(8 * (i + 1))));
-  const part = (i: number) => frame.subarray(offsets[i]!, i + 1 < count ? offsets[i + 1]! : frame.length);
+  const part = (i: number) => frame.subarray(offsets[i], i + 1 < count ? offsets[i + 1]! : frame.length);
   const json = (i: number) => JSON.parse(part(i).toString('utf8')) as Record<string, unknown>;
   return {
     channel: part(0).toString('utf8'),
     header: json(1) as JupyterMessage['header'],
-    parent_header: json(2) as JupyterMessage['parent_header'],
+    parent_header: json(2),
     content: json(4),
   };
 }
@@ -126,7 +126,7 @@ export class RawKernelClient {
         this.onMessage(decodeV1(data as Buffer));
       } else if (!isBinary) {
         // With the JSON protocol, binary frames carry messages with buffers only; none here.
-        this.onMessage(JSON.parse(data.toString()) as JupyterMessage);
+        this.onMessage(JSON.parse((data as Buffer).toString('utf8')) as JupyterMessage);
       }
     });
     socket.on('close', () => this.failAll(new Error('kernel WebSocket closed')));

@@ -258,7 +258,8 @@ export class KernelContext {
       await this.replaceKernel(new KernelLostError('JupyterRestarted'));
     } else if (!channel.isConnected) {
       this.reconnect(channel, new KernelLostError('JupyterUnavailable'), { waitForOld: false, restarted: false });
-      await this.replacing;
+      // reconnect() has just set it; TypeScript still holds it undefined from the check above.
+      await (this.replacing as Promise<void> | undefined);
     }
   }
 

@@ -218,7 +218,7 @@ export class KernelPool {
     const mine = [...this.slots].filter((slot) => slot.language === spec.language && !slot.claimed);
     // One start at a time per language: kernels starting side by side slow each other and
     // whatever runs, and the pool refills faster than contexts are usually asked for.
-    if (mine.length >= size || mine.some((slot) => slot.starting) || !this.options.hasRoom()) return;
+    if (mine.length >= size || mine.some((slot) => slot.starting !== undefined) || !this.options.hasRoom()) return;
     const slot: Slot = { language: spec.language, claimed: false, discarded: false };
     this.slots.add(slot);
     slot.starting = this.start(spec, slot).then(

@@ -76,8 +76,10 @@ export class KernelChannel {
     private events: ChannelEvents,
     private readonly logger: Logger,
   ) {
+    /* eslint-disable @typescript-eslint/unbound-method -- a Lumino signal calls the slot with the thisArg given beside it */
     connection.statusChanged.connect(this.onStatus, this);
     connection.connectionStatusChanged.connect(this.onConnectionStatus, this);
+    /* eslint-enable @typescript-eslint/unbound-method */
   }
 
   /** Opens a channel to a running kernel; resolves once the kernel answers. */
@@ -260,8 +262,10 @@ export class KernelChannel {
     this.disposed = true;
     clearTimeout(this.reconnectWatchdog);
     const connection = this.connection;
+    /* eslint-disable @typescript-eslint/unbound-method -- the same slot and thisArg that were connected */
     connection.statusChanged.disconnect(this.onStatus, this);
     connection.connectionStatusChanged.disconnect(this.onConnectionStatus, this);
+    /* eslint-enable @typescript-eslint/unbound-method */
     if (connection.isDisposed) return;
     if (connection.connectionStatus !== 'connecting') {
       connection.dispose();

@@ -76,11 +76,11 @@ export function decodeStreamMessage(frame: Buffer): KernelMessage.IMessage | und
     return {
       channel: part(0) as KernelMessage.Channel,
       header,
-      parent_header: JSON.parse(part(2)),
-      metadata: JSON.parse(part(3)),
+      parent_header: JSON.parse(part(2)) as KernelMessage.IMessage['parent_header'],
+      metadata: JSON.parse(part(3)) as KernelMessage.IMessage['metadata'],
       content,
       buffers: [],
-    } as unknown as KernelMessage.IMessage;
+    };
   } catch {
     // Whatever this decoder cannot read, the library's decoder reads, or reports, as it always did.
     return undefined;

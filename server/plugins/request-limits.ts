@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
@@ -119,7 +119,7 @@ export default fp<{ config: Config }>(
         });
         limited.once('close', done);
         payload.pipe(limited);
-        return limited as Readable;
+        return limited;
       });
     }
 

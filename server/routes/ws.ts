@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import websocket, { type WebsocketPluginOptions } from '@fastify/websocket';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
@@ -96,7 +95,7 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
       const log = request.log.child({ socket: request.id });
       log.info('websocket opened');
       socket.once('close', app.metrics.openSession('websocket'));
-      new SocketSession(socket, request.raw.socket as Socket, {
+      new SocketSession(socket, request.raw.socket, {
         executions: app.executions,
         log,
         socketId: request.id,

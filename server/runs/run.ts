@@ -52,8 +52,9 @@ export interface RunControl {
   /** Aborts while running: the kernel is interrupted; the reason is a StopReason. */
   stop: AbortSignal;
   onStarted(): void;
-  onInputRequest(request: InputRequest | undefined): void;
-  onUsage(usage: ExecutionUsage): void;
+  // Callbacks, handed on unbound to the run.
+  onInputRequest: (request: InputRequest | undefined) => void;
+  onUsage: (usage: ExecutionUsage) => void;
 }
 
 /** What an execution needs from the context it runs in. */

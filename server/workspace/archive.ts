@@ -78,7 +78,7 @@ async function addDirectory(pack: Pack, directory: string, prefix: string, linkI
   const names = (await readdir(directory, { encoding: 'buffer' })).filter(
     (name) => isServableName(name) && !isInternalName(name.toString('utf8')),
   );
-  names.sort(Buffer.compare);
+  names.sort((a, b) => Buffer.compare(a, b));
   for (const raw of names) {
     if (pack.destroyed) return;
     const name = `${prefix}${raw.toString('utf8')}`;

@@ -40,6 +40,7 @@ export interface ExtractResult {
 
 /** Directory descriptors kept open while unpacking; past this many they are closed and reopened. */
 const MAX_OPEN_DIRECTORIES = 128;
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Tar's unit: headers and padded data come in blocks of this many bytes. */
 const BLOCK = 512;

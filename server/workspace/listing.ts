@@ -118,8 +118,9 @@ function encodeCursor(candidate: Candidate): string {
 function decodeCursor(cursor: string): Candidate {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === 2 && (value[0] === 'dir' || value[0] === 'file') && typeof value[1] === 'string') {
-      return { kind: value[0], name: value[1] };
+    if (Array.isArray(value) && value.length === 2) {
+      const [kind, name] = value as unknown[];
+      if ((kind === 'dir' || kind === 'file') && typeof name === 'string') return { kind, name };
     }
   } catch {
     // Reported below.

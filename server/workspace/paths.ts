@@ -19,6 +19,7 @@ const ENCODED_SEPARATOR = /%(?:2e|2f|5c|00)/i;
  * or shown in JSON faithfully. The API refuses to create or address other names, and
  * listings and archives leave them out (see {@link isServableName}).
  */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const CONTROL = /[\u0001-\u001f\u007f]/;
 
 /** Whether a name read from the disk (as bytes) is one the API can list, serve and archive. */

@@ -79,13 +79,13 @@ describe('AUTH_MODE=token', () => {
     const wrong: string[] = [];
     for (const route of routes.filter((r) => !isPublic(r))) {
       const response = await app.inject({ method: route.method as 'GET', url: concrete(route.url) });
-      const body = route.method === 'HEAD' ? undefined : (response.json() as { code: string; statusCode: number });
+      const body = route.method === 'HEAD' ? undefined : response.json<{ code: string; statusCode: number }>();
       if (
         response.statusCode !== 401 ||
         response.headers['www-authenticate'] !== 'Bearer' ||
         (body !== undefined && (body.code !== 'ERR_UNAUTHORIZED' || body.statusCode !== 401))
       ) {
-        wrong.push(`${label(route)} -> ${response.statusCode} ${response.headers['www-authenticate']} ${response.body}`);
+        wrong.push(`${label(route)} -> ${response.statusCode} ${String(response.headers['www-authenticate'])} ${response.body}`);
       }
     }
     expect(wrong).toEqual([]);

@@ -73,7 +73,7 @@ describe('CORS_ORIGINS allow-list', () => {
     for (const origin of [OTHER, `${ALLOWED}.evil.example.net`, 'http://app.example.com', 'null']) {
       const response = await preflight(app, '/execute', origin);
       expect(response.statusCode, origin).toBe(403);
-      expect(response.json().code, origin).toBe('ERR_ORIGIN_NOT_ALLOWED');
+      expect(response.json<{ code: string }>().code, origin).toBe('ERR_ORIGIN_NOT_ALLOWED');
       expect(response.headers['access-control-allow-origin'], origin).toBeUndefined();
       expect(response.headers['access-control-allow-headers'], origin).toBeUndefined();
     }
@@ -98,7 +98,7 @@ describe('CORS_ORIGINS allow-list', () => {
     const app = await start(env);
     const response = await app.inject({ method: 'GET', url: '/contexts', headers: { origin: OTHER, authorization: `Bearer ${TOKEN}` } });
     expect(response.statusCode).toBe(403);
-    expect(response.json().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
+    expect(response.json<{ code: string }>().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
     expect(response.headers['access-control-allow-origin']).toBeUndefined();
   });
 

@@ -9,7 +9,7 @@ describe('POST /execute refuses what it cannot honour', () => {
   async function post(body: Record<string, unknown>, env: Record<string, string> = {}) {
     const { app } = await startOffline(env);
     const response = await app.inject({ method: 'POST', url: '/execute', payload: body });
-    return { status: response.statusCode, body: response.json() as { code: string; message: string } };
+    return { status: response.statusCode, body: response.json<{ code: string; message: string }>() };
   }
 
   it('refuses timeouts a timer cannot hold instead of firing them at once', async () => {

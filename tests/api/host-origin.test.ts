@@ -34,7 +34,7 @@ describe('Origin', () => {
     const app = await start();
     const response = await app.inject({ method: 'GET', url: '/contexts', headers: { origin } });
     expect(response.statusCode).toBe(403);
-    expect(response.json().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
+    expect(response.json<{ code: string }>().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
   });
 
   it('lets requests without Origin through: curl, SDKs and servers send none', async () => {
@@ -89,7 +89,7 @@ describe('Origin', () => {
     const app = await start({ ACCESS_TOKEN: TOKEN, CORS_ORIGINS: 'https://app.example.com' });
     const response = await crossSiteExecute(app, { origin: EVIL, authorization: `Bearer ${TOKEN}` });
     expect(response.statusCode).toBe(403);
-    expect(response.json().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
+    expect(response.json<{ code: string }>().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
     const anyOrigin = await start({ ACCESS_TOKEN: TOKEN, CORS_ORIGINS: '*' });
     expect((await anyOrigin.inject({ method: 'GET', url: '/contexts', headers: { origin: EVIL, authorization: `Bearer ${TOKEN}` } })).statusCode).toBe(200);
   });
@@ -121,7 +121,7 @@ describe('Host without authentication (DNS rebinding)', () => {
       const app = await start();
       const response = await app.inject({ method: 'GET', url: '/contexts', headers: { host } });
       expect(response.statusCode).toBe(403);
-      expect(response.json().code).toBe('ERR_HOST_NOT_ALLOWED');
+      expect(response.json<{ code: string }>().code).toBe('ERR_HOST_NOT_ALLOWED');
     },
   );
 
@@ -159,7 +159,7 @@ describe('claim mode', () => {
     // Still unclaimed: the one it was meant for gets the token.
     const claimed = await app.inject({ method: 'POST', url: '/claim' });
     expect(claimed.statusCode).toBe(200);
-    expect(claimed.json().token).toEqual(expect.any(String));
+    expect(claimed.json<{ token: string }>().token).toEqual(expect.any(String));
   });
 });
 

@@ -181,9 +181,9 @@ describe('access to GET /metrics', () => {
     const { app } = await startOffline({ ACCESS_TOKEN: TOKEN, METRICS_PUBLIC: 'true' });
     expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/contexts' })).statusCode).toBe(401);
-    const document = (await app.inject({ method: 'GET', url: '/openapi.json', headers: { authorization: `Bearer ${TOKEN}` } })).json() as {
+    const document = (await app.inject({ method: 'GET', url: '/openapi.json', headers: { authorization: `Bearer ${TOKEN}` } })).json<{
       paths: Record<string, { get?: { security?: unknown } }>;
-    };
+    }>();
     expect(document.paths['/metrics']!.get!.security).toEqual([]);
   });
 

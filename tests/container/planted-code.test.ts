@@ -90,7 +90,7 @@ describe('code planted where kernels can write (container)', () => {
     files[`${userSite}/planted.pth`] = 'import planted_marker; planted_marker._planted_record("pth")\n';
     files[`${userSite}/usercustomize.py`] = `${recordSource}\n_planted_record("usercustomize")\n`;
     files[`${userSite}/planted_extension.py`] = `${recordSource}\n_planted_record("extension")\ndef _load_jupyter_server_extension(app):\n    pass\n`;
-    files['/home/user/planted_extension.py'] = files[`${userSite}/planted_extension.py`];
+    files['/home/user/planted_extension.py'] = files[`${userSite}/planted_extension.py`]!;
     const config = `${recordSource}\n_planted_record("jupyter-config-py")\n`;
     const extension = JSON.stringify({ ServerApp: { jpserver_extensions: { planted_extension: true } } });
     for (const dir of ['/home/user/.jupyter', '/home/user/.local/etc/jupyter']) {

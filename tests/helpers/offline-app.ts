@@ -40,7 +40,7 @@ export async function startOffline(
     ...options,
     onRoute(route) {
       routes.push(route);
-      options.onRoute?.call(this, route);
+      return options.onRoute?.call(this, route);
     },
   });
   apps.push(app);

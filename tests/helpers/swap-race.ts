@@ -15,7 +15,7 @@ export async function startSwapRace(a: string, b: string): Promise<ChildProcess>
   const racer = spawn('/usr/bin/python3', ['-c', code, a, b], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     racer.once('error', reject);
-    racer.stdout!.once('data', () => resolve());
+    racer.stdout.once('data', () => resolve());
   });
   return racer;
 }

@@ -28,7 +28,7 @@ describe('web pages other than the allowed ones', () => {
       JSON.stringify({ code: marker(name) }),
     );
     expect(answer.status).toBe(403);
-    expect(JSON.parse(answer.body).code).toBe('ERR_ORIGIN_NOT_ALLOWED');
+    expect((JSON.parse(answer.body) as { code: string }).code).toBe('ERR_ORIGIN_NOT_ALLOWED');
     // The code never ran: the file it would have written does not exist.
     expect((await request('GET', `/files/${name}`)).status).toBe(404);
   });
@@ -45,7 +45,7 @@ describe('web pages other than the allowed ones', () => {
       JSON.stringify({ code: marker(name) }),
     );
     expect(answer.status).toBe(403);
-    expect(JSON.parse(answer.body).code).toBe('ERR_HOST_NOT_ALLOWED');
+    expect((JSON.parse(answer.body) as { code: string }).code).toBe('ERR_HOST_NOT_ALLOWED');
     expect((await request('GET', `/files/${name}`)).status).toBe(404);
   });
 

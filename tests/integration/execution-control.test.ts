@@ -152,7 +152,7 @@ describe('output volume', () => {
       // 200 MiB in 1 MiB lines.
       code: 'import sys\nline = "x" * (1024 * 1024 - 1) + "\\n"\nfor _ in range(200):\n    sys.stdout.write(line)\nsys.stdout.flush()\nprint("tail")',
     });
-    const reader = response.body!.getReader();
+    const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     const decoder = new TextDecoder();
     let text = '';
     let stdoutBytes = 0;

@@ -25,14 +25,14 @@ afterAll(async () => {
   await Promise.all([pooled?.stop(), fresh?.stop()]);
 });
 
-async function call<T = any>(server: StartedServer, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function call<T = unknown>(server: StartedServer, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
   const response = await fetch(`${server.baseUrl}${route}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
 async function run(server: StartedServer, body: Record<string, unknown>): Promise<ExecutionEvent[]> {
@@ -87,22 +87,25 @@ const SNAPSHOT: Record<string, string> = {
   javascript: 'console.log(JSON.stringify({ cwd: Deno.cwd(), names: Object.getOwnPropertyNames(globalThis).sort(), env: Deno.env.toObject() }))',
 };
 
-async function snapshot(server: StartedServer, language: string, cwd: string | undefined): Promise<{ count: unknown; state: any }> {
+/** What SNAPSHOT prints: the kernel's cwd, its environment and more, compared whole. */
+type KernelState = { cwd: string; env: Record<string, string | undefined> } & Record<string, unknown>;
+
+async function snapshot(server: StartedServer, language: string, cwd: string | undefined): Promise<{ count: unknown; state: KernelState }> {
   const created = await call<{ id: string }>(server, 'POST', '/contexts', { language, cwd });
   expect(created.status).toBe(200);
   const events = await run(server, { context_id: created.body.id, code: SNAPSHOT[language] });
   const count = events.find((event) => 'execution_count' in event)?.execution_count;
-  const state = JSON.parse(stdout(events));
+  const state = JSON.parse(stdout(events)) as KernelState;
   await call(server, 'DELETE', `/contexts/${created.body.id}`);
   // Paths and values that differ between any two servers or kernel processes, not between a
   // pooled and a fresh kernel: the workspace, IPython and Jupyter directories (start-up.sh makes
   // them per server), the launcher's pid.
-  const ipythonDir = state.env?.IPYTHONDIR as string | undefined;
-  const jupyterDirs = (state.env?.JUPYTER_RUNTIME_DIR as string | undefined)?.replace(/\/runtime$/, '');
+  const ipythonDir = state.env?.IPYTHONDIR;
+  const jupyterDirs = state.env?.JUPYTER_RUNTIME_DIR?.replace(/\/runtime$/, '');
   let text = JSON.stringify(state).replaceAll(server.workspaceDir, '<workspace>');
   if (ipythonDir) text = text.replaceAll(ipythonDir, '<ipythondir>');
   if (jupyterDirs) text = text.replaceAll(jupyterDirs, '<jupyter-dirs>');
-  const normal = JSON.parse(text);
+  const normal = JSON.parse(text) as KernelState;
   delete normal.env.JPY_PARENT_PID;
   delete normal.env.R_SESSION_TMPDIR;
   return { count, state: normal };

@@ -52,7 +52,7 @@ async function launch(command: string[], env: Record<string, string>): Promise<S
   });
   started.push(child);
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const exited = once(child, 'exit').then(() => child.exitCode);
   return { child, baseUrl: `http://127.0.0.1:${port}`, stderr: () => stderr, exited };
 }

@@ -27,10 +27,13 @@ const headers = (): Record<string, string> => {
   return { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
 };
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+/** The fields these tests read from the API's answers: a context or an error. */
+type Answer = { id: string; code: string; message: string };
+
+async function call<T = Answer>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
   const response = await fetch(`${baseUrl}${path}`, { method, headers: headers(), body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
 async function kernelsInJupyter(): Promise<number | undefined> {
@@ -42,8 +45,8 @@ async function kernelsInJupyter(): Promise<number | undefined> {
 describe('MAX_CONTEXTS', () => {
   it('refuses the context beyond the limit with 429, saying how many exist and how to free one', async () => {
     // The default Python context is created at start-up; wait for it, then fill up.
-    for (let i = 0; i < 100 && (await call('GET', '/contexts')).body.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-    const before = (await call('GET', '/contexts')).body as Array<{ id: string }>;
+    for (let i = 0; i < 100 && (await call<unknown[]>('GET', '/contexts')).body.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    const before = (await call<Array<{ id: string }>>('GET', '/contexts')).body;
     expect(before.length).toBeGreaterThan(0);
     expect(before.length).toBeLessThan(LIMIT);
     const free = LIMIT - before.length;
@@ -78,7 +81,7 @@ describe('MAX_CONTEXTS', () => {
   });
 
   it('refuses a bad request with its own 400 rather than 429 when full', async () => {
-    const contexts = (await call('GET', '/contexts')).body as unknown[];
+    const contexts = (await call<unknown[]>('GET', '/contexts')).body;
     const filler = await Promise.all(Array.from({ length: LIMIT - contexts.length }, () => call('POST', '/contexts', {})));
     try {
       expect((await call('POST', '/contexts', { language: 'cobol' })).status).toBe(400);

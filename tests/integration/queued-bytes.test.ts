@@ -13,14 +13,17 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; headers: Headers; body: any }> {
+/** The fields these tests read from the API's answers: a context, an execution or an error. */
+type Answer = { id: string; execution_id: string; state: string; code: string; message: string };
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; headers: Headers; body: Answer }> {
   const response = await fetch(`${server.baseUrl}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+  return { status: response.status, headers: response.headers, body: (text ? JSON.parse(text) : undefined) as Answer };
 }
 
 /** 300 KiB of code that runs at once: a long comment, then a value. */
@@ -36,7 +39,7 @@ async function waitForState(id: string, state: string): Promise<void> {
 
 describe('MAX_QUEUED_BYTES', () => {
   it('refuses code beyond the bytes waiting over all contexts with 429 ERR_QUEUE_FULL, and takes it again once the queues drain', async () => {
-    const contexts = [(await call('POST', '/contexts', {})).body.id as string, (await call('POST', '/contexts', {})).body.id as string];
+    const contexts = [(await call('POST', '/contexts', {})).body.id, (await call('POST', '/contexts', {})).body.id];
     // Each context busy with code that waits, so that what follows queues behind it.
     const busy: string[] = [];
     for (const context_id of contexts) {
@@ -51,7 +54,7 @@ describe('MAX_QUEUED_BYTES', () => {
     for (const [index, context_id] of [contexts[0], contexts[0], contexts[1]].entries()) {
       const answer = await call('POST', '/execute', { code: bulky(index), context_id, background: true });
       expect(answer.status).toBe(202);
-      queued.push(answer.body.execution_id as string);
+      queued.push(answer.body.execution_id);
     }
     // A fourth would make 1200 KiB: refused, whichever context it names, and nothing is queued.
     for (const context_id of contexts) {

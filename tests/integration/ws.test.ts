@@ -54,7 +54,7 @@ describe('GET /ws: executions', () => {
     expect(stdoutOf(eventsB1!)).toBe('b1\n');
     expect(mainResultOf(eventsA2!)?.text).toBe('2');
     expect(mainResultOf(eventsB2!)?.text).toBe('11');
-    for (const [id, events] of [[a1, eventsA1], [b1, eventsB1], [a2, eventsA2], [b2, eventsB2]] as const) {
+    for (const [id, events] of [[a1, eventsA1!], [b1, eventsB1!], [a2, eventsA2!], [b2, eventsB2!]] as const) {
       expect(events[0]).toMatchObject({ type: 'number_of_executions', execution_id: id });
       expect(events.at(-1)).toEqual({ type: 'end_of_execution', execution_id: id });
       expect(events.every((event) => event.execution_id === id)).toBe(true);
@@ -126,7 +126,7 @@ describe('GET /ws: executions', () => {
     });
     expect(response.status).toBe(200);
     // The first line names the execution; then the HTTP client goes away.
-    const reader = response.body!.getReader();
+    const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     let head = '';
     while (!head.includes('\n')) head += new TextDecoder().decode((await reader.read()).value);
     const executionId = (JSON.parse(head.split('\n')[0]!) as { execution_id: string }).execution_id;

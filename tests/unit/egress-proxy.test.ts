@@ -31,7 +31,7 @@ describe('the egress proxy', () => {
   beforeAll(async () => {
     target = http.createServer((request, response) => {
       targetRequests++;
-      response.end(`${request.method} ${request.url} host=${request.headers.host} proxy-connection=${request.headers['proxy-connection'] ?? '-'}`);
+      response.end(`${request.method} ${request.url} host=${request.headers.host} proxy-connection=${String(request.headers['proxy-connection'] ?? '-')}`);
     });
     target.listen(0, '127.0.0.1');
     await once(target, 'listening');

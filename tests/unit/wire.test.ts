@@ -163,7 +163,7 @@ describe('the stream message decoder', () => {
     const json = JSON.stringify({ channel: 'iopub', header, parent_header: parent, metadata: {}, content: { name: 'stdout', text: 'a' } });
     expect(serializer.deserialize(json as unknown as ArrayBuffer, '')).toEqual(library.deserialize(json as unknown as ArrayBuffer, ''));
     // Messages to the kernel are the library's business alone.
-    const request = { ...(library.deserialize(status, V1) as KernelMessage.IMessage), channel: 'shell' } as KernelMessage.IMessage;
+    const request = { ...library.deserialize(status, V1), channel: 'shell' } as KernelMessage.IMessage;
     expect(Buffer.from(serializer.serialize(request, V1) as ArrayBuffer)).toEqual(Buffer.from(library.serialize(request, V1) as ArrayBuffer));
   });
 

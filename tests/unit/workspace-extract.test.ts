@@ -416,7 +416,7 @@ describe('extract', () => {
       const outcome = await Promise.race([
         extract('target', archive, format).then(
           () => 'extracted',
-          (error: { code?: string }) => error.code ?? String(error),
+          (error: Error & { code?: string }) => error.code ?? String(error),
         ),
         new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000)),
       ]);

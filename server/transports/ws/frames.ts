@@ -44,7 +44,7 @@ export function parseFrame(text: string): ClientFrame | FrameRefusal {
     return new FrameRefusal(new InvalidFrameError(`Unknown frame: ${got}; expected one of ${FRAME_TYPES.join(', ')}`), ids);
   }
   const validator = validators[type as keyof typeof CLIENT_FRAMES];
-  if (validator.Check(record)) return record as ClientFrame;
+  if (validator.Check(record)) return record;
   return new FrameRefusal(new ValidationError(describeFirstError(type, validator.Errors(record))), ids);
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { streamExecution } from '../execution/ndjson-response.js';
+import { streamExecution } from '../transports/http/ndjson-response.js';
 import { BackgroundExecution, ExecuteBody } from '../schemas/execute.js';
 import { errorResponses } from '../schemas/common.js';
 

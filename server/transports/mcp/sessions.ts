@@ -3,11 +3,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { KernelContext } from '../contexts/context.js';
-import type { ContextRegistry } from '../contexts/registry.js';
-import type { ExecutionManager } from '../execution/manager.js';
-import type { Logger } from '../logger.js';
-import type { WorkspaceFiles } from '../workspace/files.js';
+import type { KernelContext } from '../../contexts/context.js';
+import type { ContextRegistry } from '../../contexts/registry.js';
+import type { ExecutionManager } from '../../execution/manager.js';
+import type { Logger } from '../../logger.js';
+import type { WorkspaceFiles } from '../../workspace/files.js';
 import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './tools.js';
 
 export interface SessionsOptions extends ToolOptions {

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { serializeEvent } from './events.js';
-import type { Execution } from './execution.js';
+import { serializeEvent } from '../../execution/events.js';
+import type { Execution } from '../../execution/execution.js';
 
 /**
  * The body of a `POST /execute` response, written straight to the socket: each event is one

@@ -1,4 +1,4 @@
-import type { OutputEvent } from '../execution/events.js';
+import type { OutputEvent } from '../../execution/events.js';
 
 export interface ProgressNotice {
   progress: number;

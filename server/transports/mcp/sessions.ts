@@ -6,6 +6,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { KernelContext } from '../../contexts/context.js';
 import type { ContextRegistry } from '../../contexts/registry.js';
 import type { ExecutionManager } from '../../execution/manager.js';
+import { ContextNotFoundError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { WorkspaceFiles } from '../../workspace/files.js';
 import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './tools.js';
@@ -277,7 +278,7 @@ class McpSession implements ToolHost {
       await this.contexts.delete(id);
     } catch (error) {
       // Deleted already (DELETE /contexts/{id}): nothing left to do.
-      if ((error as { code?: unknown }).code !== 'ERR_CONTEXT_NOT_FOUND') this.logger.warn({ err: error, context: id }, 'could not delete a context of a closed MCP session');
+      if (!(error instanceof ContextNotFoundError)) this.logger.warn({ err: error, context: id }, 'could not delete a context of a closed MCP session');
     }
   }
 }

@@ -8,6 +8,7 @@ import type { ExecutionManager } from '../../execution/manager.js';
 import type { Logger } from '../../logger.js';
 import type { WorkspaceFiles } from '../../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../../workspace/listing.js';
+import { contractErrorOf } from '../errors.js';
 import { formatBytes, json, text, textError } from './answers.js';
 import { deleteFile, listFiles, readFile, writeFile } from './file-tools.js';
 import { ExecutionOutput } from './output.js';
@@ -273,10 +274,10 @@ function describeContext(info: ContextInfo, host: ToolHost) {
  * change; anything else as an internal error, logged with its stack and not shown.
  */
 function toolError(tool: string, error: unknown, logger: Logger): CallToolResult {
-  const { code, message, statusCode } = (error ?? {}) as { code?: unknown; message?: unknown; statusCode?: unknown };
-  if (typeof code === 'string' && code.startsWith('ERR_') && typeof message === 'string') {
-    if (typeof statusCode === 'number' && statusCode >= 500) logger.warn({ err: error, tool }, 'tool failed');
-    return textError(`${message} (${code})`);
+  const answer = contractErrorOf(error);
+  if (answer) {
+    if (answer.statusCode >= 500) logger.warn({ err: error, tool }, 'tool failed');
+    return textError(`${answer.message} (${answer.code})`);
   }
   logger.error({ err: error, tool }, 'tool failed');
   return textError(`Internal error in ${tool}; the server log has the details.`);

@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 import { AlreadyAttachedError, InvalidFrameError } from '../../errors.js';
 import type { ExecutionManager, StartExecution } from '../../execution/manager.js';
 import type { Logger } from '../../logger.js';
-import { errorBody, toContractError } from '../../plugins/error-handler.js';
+import { toContractError } from '../errors.js';
 import type { AttachFrame, ExecuteFrame, InputFrame, InterruptFrame } from '../../schemas/ws.js';
 import { FrameRefusal, parseFrame, type FrameIds } from './frames.js';
 import { FrameSender, REPLY_ALLOWANCE_BYTES, SOCKET_HIGH_WATER_BYTES } from './sender.js';
@@ -173,7 +173,7 @@ export class SocketSession {
 
   /** `request_error` with the status and code HTTP answers the same request with. */
   private refuse(error: unknown, ids: FrameIds): void {
-    const answer = errorBody(toContractError(error, { id: this.options.socketId, headers: {} }));
+    const answer = toContractError(error, { id: this.options.socketId, headers: {} }).toBody();
     if (answer.statusCode >= 500) this.options.log.error({ err: error, code: answer.code }, 'websocket request failed');
     else this.options.log.debug({ code: answer.code, message: answer.message }, 'websocket request refused');
     this.sendJson({ type: 'request_error', ...ids, status: answer.statusCode, code: answer.code, message: answer.message });

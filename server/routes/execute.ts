@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { streamExecution } from '../transports/http/ndjson-response.js';
+import { toStartExecution } from '../transports/start-execution.js';
 import { BackgroundExecution, ExecuteBody } from '../schemas/execute.js';
 import { errorResponses } from '../schemas/common.js';
 
@@ -31,16 +32,8 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
     },
     async (request, reply) => {
       const body = request.body;
-      const execution = await app.executions.start({
-        code: body.code,
-        contextId: body.context_id,
-        language: body.language,
-        envVars: body.env_vars,
-        timeoutSeconds: body.timeout,
-        stdin: body.stdin,
-        onDisconnect: body.background ? 'continue' : body.on_disconnect,
-        stats: body.stats,
-      });
+      // Nobody follows a background execution as it runs: the client's going away ends nothing.
+      const execution = await app.executions.start(toStartExecution(body.background ? { ...body, on_disconnect: 'continue' } : body));
       reply.header('x-execution-id', execution.id);
       if (body.background) {
         return reply.code(202).send({

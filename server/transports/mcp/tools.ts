@@ -9,6 +9,7 @@ import type { Logger } from '../../logger.js';
 import type { WorkspaceFiles } from '../../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../../workspace/listing.js';
 import { contractErrorOf } from '../errors.js';
+import { toStartExecution } from '../start-execution.js';
 import { formatBytes, json, text, textError } from './answers.js';
 import { deleteFile, listFiles, readFile, writeFile } from './file-tools.js';
 import { ExecutionOutput } from './output.js';
@@ -112,7 +113,7 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       try {
         // The call is the execution's requester: nothing of its output is dropped for it, and
         // when the client cancels the call (the signal aborts) the code is interrupted.
-        const execution = await host.executions.start({ code, contextId: context.id, timeoutSeconds: timeout, onDisconnect: 'interrupt' });
+        const execution = await host.executions.start(toStartExecution({ code, context_id: context.id, timeout, on_disconnect: 'interrupt' }));
         const output = new ExecutionOutput({ maxTextChars: host.options.maxTextChars });
         for await (const { event } of execution.read({ requester: true, signal: extra.signal })) {
           output.add(event);

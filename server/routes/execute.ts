@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { streamExecution } from '../transports/http/ndjson-response.js';
@@ -56,4 +57,4 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
   );
 };
 
-export default execute;
+export default fp(execute, { name: 'execute-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });

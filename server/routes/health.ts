@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import { JupyterUnavailableError } from '../errors.js';
 
@@ -57,4 +58,4 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
   );
 };
 
-export default health;
+export default fp(health, { name: 'health-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { McpSessions } from '../transports/mcp/sessions.js';
@@ -142,4 +143,4 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
   );
 };
 
-export default mcp;
+export default fp(mcp, { name: 'mcp-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'] });

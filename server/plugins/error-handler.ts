@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { HeadersTooLargeError, InvalidRequestError, MethodNotAllowedError, RequestTimeoutError, RouteNotFoundError } from '../errors.js';
-import { toContractError } from '../transports/errors.js';
+import { InvalidRequestError, MethodNotAllowedError, RouteNotFoundError } from '../errors.js';
+import { contractErrorOf, toContractError } from '../transports/errors.js';
 
 /** Answers `error` as the contract says, logging it: refusals briefly, failures in full. */
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -22,12 +22,7 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
  */
 export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const answer =
-    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new RequestTimeoutError('The request was not received in time')
-      : error.code === 'HPE_HEADER_OVERFLOW'
-        ? new HeadersTooLargeError()
-        : new InvalidRequestError('Malformed HTTP request');
+  const answer = contractErrorOf(error) ?? new InvalidRequestError('Malformed HTTP request');
   const body = answer.toBody();
   this.log.debug({ err: error, code: body.code }, 'malformed request');
   if (socket.writable) {

@@ -2,9 +2,11 @@ import { FastifyError } from '@fastify/error';
 import {
   ApiError,
   BodyTooLargeError,
+  HeadersTooLargeError,
   InternalError,
   InvalidJsonError,
   InvalidRequestError,
+  RequestTimeoutError,
   UnsupportedMediaTypeError,
   UrlTooLongError,
   ValidationError,
@@ -76,6 +78,11 @@ export function contractErrorOf(error: unknown, request: Omit<FailedRequest, 'id
       return new InvalidRequestError('This method needs a Content-Type');
     case 'FST_ERR_ROUTE_MISSING_CONTENT':
       return new InvalidRequestError('This method needs a body');
+    // Node's HTTP server, for requests too malformed to reach the framework.
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new RequestTimeoutError('The request was not received in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return new HeadersTooLargeError();
     default:
       return undefined;
   }

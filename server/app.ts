@@ -104,14 +104,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, jsonOrNothing(app.getDefaultJsonParser('error', 'error')));
 
-  // Metrics before CORS and access control: every request is counted, refused ones included.
+  // Each plugin names those it must follow (fastify-plugin's `dependencies`, with the reason
+  // beside them), and registering out of order fails at boot. Their onRequest hooks reach every
+  // route (plugins registered below inherit them; root-level routes such as /openapi.json get
+  // them when the app is ready) and the 404 handler.
   await app.register(metricsPlugin);
-  // CORS first: it answers preflights, which carry no credentials, before auth would refuse them.
-  // Their onRequest hooks reach every route (plugins registered below inherit them; root-level
-  // routes such as /openapi.json get them when the app is ready) and the 404 handler.
-  // Which pages and host names may call at all comes before CORS: its refusals need no CORS headers.
-  // Request limits before anything that refuses: an upgrade request's socket is closed after
-  // its answer, refusals included.
   await app.register(requestLimitsPlugin, { config });
   await app.register(hostOriginPlugin, { config });
   await app.register(corsPlugin, { config });

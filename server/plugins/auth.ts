@@ -175,5 +175,6 @@ export default fp<{ config: Config }>(
       throw new UnauthorizedError('Missing access token: send Authorization: Bearer <token> or X-Access-Token: <token>');
     });
   },
-  { name: 'auth' },
+  // After CORS, which answers preflights (they carry no credentials) before access control would refuse them.
+  { name: 'auth', dependencies: ['cors'] },
 );

@@ -51,5 +51,6 @@ export default fp<{ config: Config }>(
       maxAge: 600,
     });
   },
-  { name: 'cors' },
+  // After the host and origin checks: their refusals need no CORS headers.
+  { name: 'cors', dependencies: ['host-origin'] },
 );

@@ -95,5 +95,6 @@ export default fp<{ config: Config }>(
       refuse(reply, new OriginNotAllowedError(JSON.stringify(origin.slice(0, 256))));
     });
   },
-  { name: 'host-origin' },
+  // After the request limits, which close an upgrade request's socket after its answer, refusals included.
+  { name: 'host-origin', dependencies: ['request-limits'] },
 );

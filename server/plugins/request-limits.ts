@@ -129,5 +129,6 @@ export default fp<{ config: Config }>(
       return payload;
     });
   },
-  { name: 'request-limits' },
+  // After the metrics, whose hook counts the requests this plugin refuses too.
+  { name: 'request-limits', dependencies: ['metrics'] },
 );

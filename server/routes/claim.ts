@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 
 const ClaimResponse = Type.Object(
@@ -48,4 +49,4 @@ const claim: FastifyPluginAsyncTypebox = async (app) => {
   );
 };
 
-export default claim;
+export default fp(claim, { name: 'claim-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth'] });

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import { errorResponses } from '../schemas/common.js';
 import { ContextParams, CreateContextBody } from '../schemas/contexts.js';
@@ -93,4 +94,4 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
   );
 };
 
-export default contexts;
+export default fp(contexts, { name: 'context-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { streamExecution } from '../execution/ndjson-response.js';
+import { streamExecution } from '../transports/http/ndjson-response.js';
+import { toStartExecution } from '../transports/start-execution.js';
 import { BackgroundExecution, ExecuteBody } from '../schemas/execute.js';
 import { errorResponses } from '../schemas/common.js';
 
@@ -31,16 +33,8 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
     },
     async (request, reply) => {
       const body = request.body;
-      const execution = await app.executions.start({
-        code: body.code,
-        contextId: body.context_id,
-        language: body.language,
-        envVars: body.env_vars,
-        timeoutSeconds: body.timeout,
-        stdin: body.stdin,
-        onDisconnect: body.background ? 'continue' : body.on_disconnect,
-        stats: body.stats,
-      });
+      // Nobody follows a background execution as it runs: the client's going away ends nothing.
+      const execution = await app.executions.start(toStartExecution(body.background ? { ...body, on_disconnect: 'continue' } : body));
       reply.header('x-execution-id', execution.id);
       if (body.background) {
         return reply.code(202).send({
@@ -63,4 +57,4 @@ const execute: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
   );
 };
 
-export default execute;
+export default fp(execute, { name: 'execute-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { streamExecution } from '../execution/ndjson-response.js';
+import { streamExecution } from '../transports/http/ndjson-response.js';
 import { errorResponses } from '../schemas/common.js';
 import { EventsQuery, ExecutionParams, InputBody } from '../schemas/execute.js';
 
@@ -104,4 +105,4 @@ const executions: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   );
 };
 
-export default executions;
+export default fp(executions, { name: 'execution-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });

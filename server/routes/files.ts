@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import mime from 'mime-types';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { BodyTooLargeError, InvalidJsonError, InvalidRequestError, RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
@@ -307,4 +308,4 @@ function header(request: FastifyRequest, name: string): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
-export default files;
+export default fp(files, { name: 'file-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'metrics'] });

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import { JupyterUnavailableError } from '../errors.js';
-import { errorBody } from '../plugins/error-handler.js';
 
 /** Liveness (`/health`: the process serves) and readiness (`/ready`: Jupyter answers too). */
 const health: FastifyPluginAsyncTypebox = async (app) => {
@@ -51,11 +51,11 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
         // Whatever Jupyter answered (connection refused, 500 while it starts, 403 for a wrong
         // token), readiness is this server's to answer: 503 and its own code, never Jupyter's status.
         const detail = error instanceof Error && error.message ? error.message.replace(/^Jupyter Server is unavailable: /, '') : String(error);
-        const body = errorBody(new JupyterUnavailableError(detail));
+        const body = new JupyterUnavailableError(detail).toBody();
         return reply.code(503).send({ status: 'unavailable' as const, ...body, statusCode: 503 as const, code: 'ERR_JUPYTER_UNAVAILABLE' as const });
       }
     },
   );
 };
 
-export default health;
+export default fp(health, { name: 'health-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });

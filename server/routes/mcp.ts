@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { McpSessions } from '../mcp/sessions.js';
+import { McpSessions } from '../transports/mcp/sessions.js';
 import { packageVersion } from '../plugins/openapi.js';
 import { errorResponses } from '../schemas/common.js';
 
@@ -39,7 +40,7 @@ const jsonRpcError = (description: string) => ({
  * The Model Context Protocol endpoint (Streamable HTTP): the same contexts, executions and
  * workspace as the HTTP API, offered as tools. Access control and CORS have run in their
  * hooks by the time a request gets here; what follows is the SDK's transport, handed the
- * parsed body, and the sessions in server/mcp.
+ * parsed body, and the sessions in server/transports/mcp.
  */
 const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const sessions = new McpSessions({
@@ -141,4 +142,4 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
   );
 };
 
-export default mcp;
+export default fp(mcp, { name: 'mcp-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'] });

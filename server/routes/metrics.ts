@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { errorResponses } from '../schemas/common.js';
@@ -37,4 +38,4 @@ const metrics: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { con
   );
 };
 
-export default metrics;
+export default fp(metrics, { name: 'metrics-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'metrics'] });

@@ -1,5 +1,6 @@
 import websocket, { type WebsocketPluginOptions } from '@fastify/websocket';
 import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
 import { InvalidRequestError, UpgradeRequiredError } from '../errors.js';
@@ -24,7 +25,7 @@ function websocketOptions(): WebsocketPluginOptions {
       request.log.info({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'websocket error');
       if (socket.readyState === socket.CONNECTING || socket.readyState === socket.OPEN) socket.terminate();
     },
-    // Registered after the contexts plugin, whose preClose gives running executions their grace
+    // After the contexts plugin (a dependency), whose preClose gives running executions their grace
     // period first: whatever sockets remain are then told why they close.
     preClose(done) {
       for (const client of this.websocketServer.clients) client.close(1001, 'The server is shutting down');
@@ -105,4 +106,4 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
   });
 };
 
-export default wsRoutes;
+export default fp(wsRoutes, { name: 'ws-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'] });

@@ -1,3 +1,4 @@
+import { ApiError, ContextNotFoundError, JupyterUnavailableError, KernelError, ShuttingDownError } from '../errors.js';
 import { toErrorEvent, type ErrorEvent } from './events.js';
 
 /** How an execution ended, as `GET /executions/{id}` and the metrics report it. */
@@ -35,13 +36,13 @@ export const FAILURES = {
 
 export type FailureName = keyof typeof FAILURES;
 
-/** The error codes of errors.ts that can end an execution, and the failure each one reports. */
-const FAILURE_OF_CODE: Record<string, FailureName> = {
-  ERR_JUPYTER_UNAVAILABLE: 'JupyterUnavailable',
-  ERR_SERVER_SHUTTING_DOWN: 'ServerShuttingDown',
-  ERR_KERNEL: 'KernelLost',
-  ERR_CONTEXT_NOT_FOUND: 'ContextDeleted',
-};
+/** The coded errors of errors.ts that can end an execution, and the failure each one reports. */
+const FAILURE_OF_ERROR: ReadonlyArray<readonly [abstract new (...args: never[]) => ApiError, FailureName]> = [
+  [JupyterUnavailableError, 'JupyterUnavailable'],
+  [ShuttingDownError, 'ServerShuttingDown'],
+  [KernelError, 'KernelLost'],
+  [ContextNotFoundError, 'ContextDeleted'],
+];
 
 /** Why the kernel went away under an execution; carried as a context's life-signal reason. */
 export class KernelLostError extends Error {
@@ -70,8 +71,6 @@ export function outcomeOfFailure(name: string): Outcome | undefined {
  */
 export function toFailureEvent(error: unknown): ErrorEvent {
   if (error instanceof KernelLostError) return failureEvent(error.errorName, error.message);
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  const name = typeof code === 'string' ? FAILURE_OF_CODE[code] : undefined;
-  if (name !== undefined) return failureEvent(name, typeof message === 'string' ? message : FAILURES[name].message);
-  return failureEvent('ExecutionError');
+  const name = FAILURE_OF_ERROR.find(([type]) => error instanceof type)?.[1];
+  return name === undefined ? failureEvent('ExecutionError') : failureEvent(name, (error as ApiError).message);
 }

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header } from 'tar-stream';
 import {
+  ApiError,
   AlreadyExistsError,
   ExtractTooLargeError,
   InvalidArchiveError,
@@ -187,7 +188,7 @@ async function checkLinks(root: string, target: ResolvedPath, staging: Staging, 
 
 /** Coded errors pass; the parser's and zlib's become a 400 that says the archive is broken. */
 function archiveError(error: unknown, format: ArchiveFormat): unknown {
-  if (typeof (error as { statusCode?: unknown }).statusCode === 'number') return error;
+  if (error instanceof ApiError) return error;
   const code = (error as NodeJS.ErrnoException).code;
   if (code?.startsWith('Z_') || !code) return new InvalidArchiveError(format, (error as Error).message);
   return error;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.js';
 import { toResultEvent } from '../../server/runs/events.js';
-import { BoundedText, ExecutionOutput, MAX_RESULT_BLOCKS, resultContent, stripAnsi } from '../../server/mcp/output.js';
+import { BoundedText, ExecutionOutput, MAX_RESULT_BLOCKS, resultContent, stripAnsi } from '../../server/transports/mcp/output.js';
 
 const marker = (cut: number) => `[${cut} cut]`;
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFile as writeFileTool } from '../../server/mcp/file-tools.js';
+import { writeFile as writeFileTool } from '../../server/transports/mcp/file-tools.js';
 import { WorkspaceFiles } from '../../server/workspace/files.js';
 import { startSwapRace } from '../helpers/swap-race.js';
 

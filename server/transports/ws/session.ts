@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { AlreadyAttachedError, InvalidFrameError } from '../../errors.js';
-import type { ExecutionManager, StartExecution } from '../../executions/manager.js';
+import type { ExecutionManager } from '../../executions/manager.js';
 import type { Logger } from '../../logger.js';
-import { errorBody, toContractError } from '../../plugins/error-handler.js';
+import { toContractError } from '../errors.js';
+import { toStartExecution } from '../start-execution.js';
 import type { AttachFrame, ExecuteFrame, InputFrame, InterruptFrame } from '../../schemas/ws.js';
 import { FrameRefusal, parseFrame, type FrameIds } from './frames.js';
 import { FrameSender, REPLY_ALLOWANCE_BYTES, SOCKET_HIGH_WATER_BYTES } from './sender.js';
@@ -96,16 +97,7 @@ export class SocketSession {
 
   private execute(frame: ExecuteFrame): void {
     const ids = { request_id: frame.request_id ?? null };
-    const request: StartExecution = {
-      code: frame.code,
-      contextId: frame.context_id,
-      language: frame.language,
-      envVars: frame.env_vars,
-      timeoutSeconds: frame.timeout,
-      stdin: frame.stdin,
-      onDisconnect: frame.on_disconnect,
-      stats: frame.stats,
-    };
+    const request = toStartExecution(frame);
     // A socket closed while earlier frames were starting runs nothing more.
     const started = this.starting.then(() => (this.closed ? undefined : this.options.executions.start(request)));
     this.starting = started.catch(() => undefined);
@@ -173,7 +165,7 @@ export class SocketSession {
 
   /** `request_error` with the status and code HTTP answers the same request with. */
   private refuse(error: unknown, ids: FrameIds): void {
-    const answer = errorBody(toContractError(error, { id: this.options.socketId, headers: {} }));
+    const answer = toContractError(error, { id: this.options.socketId, headers: {} }).toBody();
     if (answer.statusCode >= 500) this.options.log.error({ err: error, code: answer.code }, 'websocket request failed');
     else this.options.log.debug({ code: answer.code, message: answer.message }, 'websocket request refused');
     this.sendJson({ type: 'request_error', ...ids, status: answer.statusCode, code: answer.code, message: answer.message });

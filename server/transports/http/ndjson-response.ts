@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { serializeEvent } from '../runs/events.js';
-import type { Execution } from '../executions/execution.js';
+import { serializeEvent } from '../../runs/events.js';
+import type { Execution } from '../../executions/execution.js';
 
 /**
  * The body of a `POST /execute` response, written straight to the socket: each event is one

@@ -1,4 +1,4 @@
-import type { OutputEvent } from '../runs/events.js';
+import type { OutputEvent } from '../../runs/events.js';
 
 export interface ProgressNotice {
   progress: number;

@@ -3,13 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { KernelContext } from '../contexts/context.js';
-import { DefaultContexts } from '../contexts/default-contexts.js';
-import type { ContextRegistry } from '../contexts/registry.js';
-import type { TargetSelector } from '../executions/execution.js';
-import type { ExecutionManager } from '../executions/manager.js';
-import type { Logger } from '../logger.js';
-import type { WorkspaceFiles } from '../workspace/files.js';
+import type { KernelContext } from '../../contexts/context.js';
+import { DefaultContexts } from '../../contexts/default-contexts.js';
+import type { ContextRegistry } from '../../contexts/registry.js';
+import type { TargetSelector } from '../../executions/execution.js';
+import type { ExecutionManager } from '../../executions/manager.js';
+import { ContextNotFoundError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { WorkspaceFiles } from '../../workspace/files.js';
 import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './tools.js';
 
 export interface SessionsOptions extends ToolOptions {
@@ -267,7 +268,7 @@ class McpSession implements ToolHost {
       await this.contexts.delete(id);
     } catch (error) {
       // Deleted already (DELETE /contexts/{id}): nothing left to do.
-      if ((error as { code?: unknown }).code !== 'ERR_CONTEXT_NOT_FOUND') this.logger.warn({ err: error, context: id }, 'could not delete a context of a closed MCP session');
+      if (!(error instanceof ContextNotFoundError)) this.logger.warn({ err: error, context: id }, 'could not delete a context of a closed MCP session');
     }
   }
 }

@@ -2,13 +2,15 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
-import type { ContextInfo, KernelContext } from '../contexts/context.js';
-import type { ContextRegistry } from '../contexts/registry.js';
-import type { TargetResolver } from '../executions/execution.js';
-import type { ExecutionManager } from '../executions/manager.js';
-import type { Logger } from '../logger.js';
-import type { WorkspaceFiles } from '../workspace/files.js';
-import { MAX_LIST_LIMIT } from '../workspace/listing.js';
+import type { ContextInfo, KernelContext } from '../../contexts/context.js';
+import type { ContextRegistry } from '../../contexts/registry.js';
+import type { TargetResolver } from '../../executions/execution.js';
+import type { ExecutionManager } from '../../executions/manager.js';
+import type { Logger } from '../../logger.js';
+import type { WorkspaceFiles } from '../../workspace/files.js';
+import { MAX_LIST_LIMIT } from '../../workspace/listing.js';
+import { contractErrorOf } from '../errors.js';
+import { toStartExecution } from '../start-execution.js';
 import { formatBytes, json, text, textError } from './answers.js';
 import { deleteFile, listFiles, readFile, writeFile } from './file-tools.js';
 import { ExecutionOutput } from './output.js';
@@ -112,7 +114,7 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       try {
         // The call is the execution's requester: nothing of its output is dropped for it, and
         // when the client cancels the call (the signal aborts) the code is interrupted.
-        const execution = await host.executions.start({ code, contextId: id, language, timeoutSeconds: timeout, onDisconnect: 'interrupt' }, host);
+        const execution = await host.executions.start(toStartExecution({ code, context_id: id, language, timeout, on_disconnect: 'interrupt' }), host);
         const output = new ExecutionOutput({ maxTextChars: host.options.maxTextChars });
         for await (const { event } of execution.read({ requester: true, signal: extra.signal })) {
           output.add(event);
@@ -274,10 +276,10 @@ function describeContext(info: ContextInfo, host: ToolHost) {
  * change; anything else as an internal error, logged with its stack and not shown.
  */
 function toolError(tool: string, error: unknown, logger: Logger): CallToolResult {
-  const { code, message, statusCode } = (error ?? {}) as { code?: unknown; message?: unknown; statusCode?: unknown };
-  if (typeof code === 'string' && code.startsWith('ERR_') && typeof message === 'string') {
-    if (typeof statusCode === 'number' && statusCode >= 500) logger.warn({ err: error, tool }, 'tool failed');
-    return textError(`${message} (${code})`);
+  const answer = contractErrorOf(error);
+  if (answer) {
+    if (answer.statusCode >= 500) logger.warn({ err: error, tool }, 'tool failed');
+    return textError(`${answer.message} (${answer.code})`);
   }
   logger.error({ err: error, tool }, 'tool failed');
   return textError(`Internal error in ${tool}; the server log has the details.`);

@@ -1,5 +1,5 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { ErrorEvent, OutputEvent, ResultEvent } from '../runs/events.js';
+import type { ErrorEvent, OutputEvent, ResultEvent } from '../../runs/events.js';
 
 type Content = CallToolResult['content'][number];
 

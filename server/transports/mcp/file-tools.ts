@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import mime from 'mime-types';
-import { InvalidRequestError } from '../errors.js';
-import type { OpenFile, WorkspaceFiles } from '../workspace/files.js';
+import { InvalidRequestError } from '../../errors.js';
+import type { OpenFile, WorkspaceFiles } from '../../workspace/files.js';
 import { formatBytes, text } from './answers.js';
 
 /** Images a model can look at: the formats MCP clients pass on as images. */

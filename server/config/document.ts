@@ -1,4 +1,4 @@
-import { GROUP_TITLES, LAUNCHER_SETTINGS, SETTINGS, type Group, type Setting } from './settings.js';
+import { GROUP_TITLES, LAUNCHER_SETTINGS, SETTINGS, settingsOf, type Group, type Setting } from './settings.js';
 
 /** A markdown table cell: a `|` inside would end it. */
 function cell(text: string): string {
@@ -20,7 +20,7 @@ function table(rows: readonly { env: string; defaultText: string; doc: string }[
 /** docs/configuration.md, as `npm run docs` writes it: the settings table, rendered. */
 export function configurationDoc(): string {
   const groups = (Object.keys(SETTINGS) as Group[]).map((group) => {
-    const settings = Object.values(SETTINGS[group]) as Setting<unknown>[];
+    const settings = settingsOf(group);
     const rows = settings.map((setting) => ({ env: setting.env, defaultText: defaultOf(setting), doc: setting.doc }));
     return `## ${GROUP_TITLES[group]}\n\n${table(rows)}\n`;
   });

@@ -304,6 +304,16 @@ export const SETTINGS = {
 
 export type Group = keyof typeof SETTINGS;
 
+/** The settings of one group, in the table's order. */
+export function settingsOf(group: Group): Setting<unknown>[] {
+  return Object.values(SETTINGS[group]) as Setting<unknown>[];
+}
+
+/** Every setting of the table, group by group. */
+export function everySetting(): Setting<unknown>[] {
+  return (Object.keys(SETTINGS) as Group[]).flatMap(settingsOf);
+}
+
 /** Titles of the groups in docs/configuration.md, in the table's order. */
 export const GROUP_TITLES: Record<Group, string> = {
   server: 'Server',

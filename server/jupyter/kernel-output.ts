@@ -56,12 +56,12 @@ export function toKernelOutput(msg: KernelMessage.IIOPubMessage): KernelOutput |
     }
     case 'execute_result': {
       const content = msg.content as KernelMessage.IExecuteResultMsg['content'];
-      return { kind: 'result', main: true, data: content.data as Record<string, unknown> };
+      return { kind: 'result', main: true, data: content.data };
     }
     case 'display_data':
     case 'update_display_data': {
       const content = msg.content as KernelMessage.IDisplayDataMsg['content'];
-      return { kind: 'result', main: false, data: content.data as Record<string, unknown> };
+      return { kind: 'result', main: false, data: content.data };
     }
     case 'error': {
       const content = msg.content as KernelMessage.IErrorMsg['content'];

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SETTINGS } from '../../server/config/settings.js';
+import { everySetting } from '../../server/config/settings.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
@@ -16,7 +16,7 @@ function serverOnlyVars(): string[] {
 describe("start-up.sh's list of variables kernels must not inherit", () => {
   it('names every variable the API reads', () => {
     // The settings table is all the API reads (server/config.ts reads nothing else).
-    const read_ = Object.values(SETTINGS).flatMap((group) => Object.values(group).map((setting) => setting.env));
+    const read_ = everySetting().map((setting) => setting.env);
     expect(read_.length).toBeGreaterThan(10);
     expect(read_.filter((name) => !serverOnlyVars().includes(name)), 'add them to SERVER_ONLY_VARS in start-up.sh').toEqual([]);
   });

@@ -44,7 +44,7 @@ async function open(options: { keepaliveIntervalMs?: number } = {}): Promise<Ope
   let serverSocket: WebSocket | undefined;
   wss.on('connection', (socket, request) => {
     serverSocket = socket;
-    new SocketSession(socket, request.socket as Socket, {
+    new SocketSession(socket, request.socket, {
       executions: manager.asManager(),
       log,
       socketId: 'socket-1',

@@ -70,7 +70,11 @@ function progress(message: string): void {
 const allSuites: Suite[] = [latency, ws, throughput, streaming, files, filesArchive, contexts, abandoned, mcp, coldStart];
 
 function selectSuites(): Suite[] {
-  const names = (list: string | undefined) => (list ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const names = (list: string | undefined) =>
+    (list ?? '')
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name !== '');
   const known = new Set(allSuites.map((suite) => suite.name));
   for (const name of [...names(options.only), ...names(options.skip)]) {
     if (!known.has(name)) throw new Error(`unknown benchmark "${name}"; known: ${[...known].join(', ')}`);
@@ -96,7 +100,9 @@ function ensureBuild(): void {
   walk(path.join(root, 'server'));
   if (stale.length === 0) return;
   if (options['no-build']) {
-    throw new Error(`dist/ is missing or older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ', ...' : ''}: run \`npm run build\` first (or drop --no-build)`);
+    throw new Error(
+      `dist/ is missing or older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ', ...' : ''}: run \`npm run build\` first (or drop --no-build)`,
+    );
   }
   progress(`dist/ is missing or stale (${stale.length} source file(s) newer): npm run build`);
   const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', process.stderr, process.stderr] });
@@ -115,7 +121,13 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promi
   }
 }
 
-function render(machine: MachineInfo, loadAfter: number[], results: Map<Suite, SuiteResult>, errors: Map<string, string>, profile: string | undefined): string {
+function render(
+  machine: MachineInfo,
+  loadAfter: number[],
+  results: Map<Suite, SuiteResult>,
+  errors: Map<string, string>,
+  profile: string | undefined,
+): string {
   const summary = [...results.values()].flatMap((result) => result.summary);
   const met = (value: boolean | undefined) => (value === undefined ? '' : value ? 'yes' : '**no**');
   const parts = [
@@ -130,10 +142,16 @@ function render(machine: MachineInfo, loadAfter: number[], results: Map<Suite, S
         ['OS', `${machine.os}, Linux ${machine.kernel}`],
         ['Node', machine.node],
         ['Python', machine.python],
-        ['jupyter_server / jupyter_client / ipykernel / tornado', `${machine.jupyterServer} / ${machine.jupyterClient} / ${machine.ipykernel} / ${machine.tornado}`],
+        [
+          'jupyter_server / jupyter_client / ipykernel / tornado',
+          `${machine.jupyterServer} / ${machine.jupyterClient} / ${machine.ipykernel} / ${machine.tornado}`,
+        ],
         ['Commit', machine.commit],
         ['Server LOG_LEVEL', logLevel],
-        ['Load average (1/5/15 min) before → after', `${machine.loadAverage.map((v) => v.toFixed(2)).join(' ')} → ${loadAfter.map((v) => v.toFixed(2)).join(' ')}`],
+        [
+          'Load average (1/5/15 min) before → after',
+          `${machine.loadAverage.map((v) => v.toFixed(2)).join(' ')} → ${loadAfter.map((v) => v.toFixed(2)).join(' ')}`,
+        ],
         ['Duration', `${((Date.now() - started) / 1000).toFixed(0)} s`],
       ],
     ),
@@ -249,7 +267,10 @@ async function main(): Promise<number> {
   if (options.out) await writeFile(options.out, report);
   if (options.json) {
     const data = Object.fromEntries([...results].map(([suite, result]) => [suite.name, result.data]));
-    await writeFile(options.json, `${JSON.stringify({ quick, logLevel, machine, results: data, errors: Object.fromEntries(errors) }, null, 2)}\n`);
+    await writeFile(
+      options.json,
+      `${JSON.stringify({ quick, logLevel, machine, results: data, errors: Object.fromEntries(errors) }, null, 2)}\n`,
+    );
   }
   await rm(tmpDir, { recursive: true, force: true });
   if (errors.size > 0) {

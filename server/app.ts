@@ -151,9 +151,9 @@ function jsonOrNothing(parser: ReturnType<FastifyInstance['getDefaultJsonParser'
     parse(request, body, (error, parsed) => {
       const problem = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? prototypeKeyProblem(body) : undefined;
       if (problem === 'env-var') return done(new InvalidEnvVarError('name "__proto__"', PROTO_NAME_PROBLEM));
-      if (problem === 'key') return done(new InvalidJsonError('The body has a "__proto__" key, or a "constructor" with a "prototype": neither is accepted'));
+      if (problem === 'key')
+        return done(new InvalidJsonError('The body has a "__proto__" key, or a "constructor" with a "prototype": neither is accepted'));
       done(error, parsed);
     });
   };
 }
-

@@ -44,7 +44,9 @@ export function enableCompileCache(): CompileCacheOutcome {
   const { ENABLED, ALREADY_ENABLED } = node.constants.compileCacheStatus;
   const result = node.enableCompileCache(directory);
   const enabled = result.status === ENABLED || result.status === ALREADY_ENABLED;
-  outcome = enabled ? { enabled, directory: result.directory ?? directory } : { enabled, reason: result.message ?? 'disabled (NODE_DISABLE_COMPILE_CACHE)' };
+  outcome = enabled
+    ? { enabled, directory: result.directory ?? directory }
+    : { enabled, reason: result.message ?? 'disabled (NODE_DISABLE_COMPILE_CACHE)' };
   return outcome;
 }
 

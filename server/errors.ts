@@ -86,11 +86,7 @@ export const InvalidEnvVarError = coded('ERR_INVALID_ENV_VAR', 'Invalid environm
 
 // Contexts
 export const ContextNotFoundError = coded('ERR_CONTEXT_NOT_FOUND', 'Context %s not found', 404);
-export const UnknownLanguageError = coded(
-  'ERR_UNKNOWN_LANGUAGE',
-  'No kernel is installed for language "%s"; available: %s',
-  400,
-);
+export const UnknownLanguageError = coded('ERR_UNKNOWN_LANGUAGE', 'No kernel is installed for language "%s"; available: %s', 400);
 export const InvalidCwdError = coded('ERR_INVALID_CWD', 'cwd %s', 400);
 export const ContextBusyError = coded('ERR_CONTEXT_BUSY', 'Context %s has %s executions waiting already; try again later', 429);
 export const QueueFullError = coded(
@@ -105,7 +101,11 @@ export const TooManyContextsError = coded(
 );
 
 // Executions
-export const ExecutionNotFoundError = coded('ERR_EXECUTION_NOT_FOUND', 'Execution %s not found (finished executions are kept for a while only)', 404);
+export const ExecutionNotFoundError = coded(
+  'ERR_EXECUTION_NOT_FOUND',
+  'Execution %s not found (finished executions are kept for a while only)',
+  404,
+);
 export const InputNotPendingError = coded('ERR_INPUT_NOT_PENDING', 'Execution %s is not waiting for input%s', 409);
 
 // Jupyter
@@ -155,7 +155,11 @@ export const HostNotAllowedError = coded(
 export const InvalidFrameError = coded('ERR_INVALID_FRAME', '%s', 400);
 /** An `attach` to an execution whose events this socket receives already. */
 export const AlreadyAttachedError = coded('ERR_ALREADY_ATTACHED', 'This socket receives the events of execution %s already', 409);
-export const UpgradeRequiredError = coded('ERR_UPGRADE_REQUIRED', 'GET %s is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket', 426);
+export const UpgradeRequiredError = coded(
+  'ERR_UPGRADE_REQUIRED',
+  'GET %s is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket',
+  426,
+);
 
 // Anything else: the details go to the log only, under the request id the message names.
 export const InternalError = coded('ERR_INTERNAL', 'Internal server error (request id %s)', 500);

@@ -77,7 +77,10 @@ export function serializeRequest(request: LoggedRequest): Record<string, unknown
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
-    redact: { paths: ['req.headers.authorization', 'req.headers["x-access-token"]', 'req.headers["sec-websocket-protocol"]'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers["x-access-token"]', 'req.headers["sec-websocket-protocol"]'],
+      censor: '[redacted]',
+    },
     serializers: { req: serializeRequest },
   };
 }

@@ -22,7 +22,9 @@ async function main(): Promise<void> {
   }
   const workspaceProblem = await prepareWorkspace(config.workspace.dir);
   if (workspaceProblem) {
-    process.stderr.write(`Invalid configuration: WORKSPACE_DIR=${config.workspace.dir} ${workspaceProblem}; set WORKSPACE_DIR to a writable directory\n`);
+    process.stderr.write(
+      `Invalid configuration: WORKSPACE_DIR=${config.workspace.dir} ${workspaceProblem}; set WORKSPACE_DIR to a writable directory\n`,
+    );
     process.exit(2);
   }
 
@@ -67,7 +69,12 @@ async function main(): Promise<void> {
 
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.info(
-    { workspace: config.workspace.dir, jupyter: config.jupyter.url, auth: config.access.mode, defaultLanguage: config.contexts.defaultLanguage },
+    {
+      workspace: config.workspace.dir,
+      jupyter: config.jupyter.url,
+      auth: config.access.mode,
+      defaultLanguage: config.contexts.defaultLanguage,
+    },
     'code interpreter ready',
   );
 
@@ -81,9 +88,7 @@ async function main(): Promise<void> {
   });
   // Once the start's own work is done (the first kernel is up, or not coming): writing the
   // cache takes CPU that the first execution should have.
-  void (app.defaultContextWarmUp ?? Promise.resolve())
-    .catch(() => undefined)
-    .then(() => setTimeout(flushCompileCache, 1000).unref());
+  void (app.defaultContextWarmUp ?? Promise.resolve()).catch(() => undefined).then(() => setTimeout(flushCompileCache, 1000).unref());
 }
 
 /**

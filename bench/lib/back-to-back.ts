@@ -59,7 +59,13 @@ export async function measureBackToBack(
   return Object.fromEntries(
     sides.map((side) => {
       const all = samples.get(side.key)!;
-      const stats: BackToBackStats = { p50: percentile(all, 50), p90: percentile(all, 90), p99: percentile(all, 99), n: all.length, roundP50: roundP50.get(side.key)! };
+      const stats: BackToBackStats = {
+        p50: percentile(all, 50),
+        p90: percentile(all, 90),
+        p99: percentile(all, 99),
+        n: all.length,
+        roundP50: roundP50.get(side.key)!,
+      };
       return [side.key, stats];
     }),
   );
@@ -69,7 +75,12 @@ export async function measureBackToBack(
  * The table of a back-to-back benchmark: each side's percentiles, its p50 against the side
  * `baseKey`, and the per-round p50 ratios (median, min–max).
  */
-export function backToBackTable(sides: readonly BackToBackSide[], stats: Record<string, BackToBackStats>, baseKey: string, baseName: string): string {
+export function backToBackTable(
+  sides: readonly BackToBackSide[],
+  stats: Record<string, BackToBackStats>,
+  baseKey: string,
+  baseName: string,
+): string {
   const base = stats[baseKey]!;
   const rows = sides.map((side) => {
     const s = stats[side.key]!;

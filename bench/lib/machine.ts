@@ -34,7 +34,8 @@ export function machineInfo(): MachineInfo {
     'import json, platform, jupyter_server, jupyter_client, ipykernel, tornado; ' +
       'print(json.dumps([platform.python_version(), jupyter_server.__version__, jupyter_client.__version__, ipykernel.__version__, tornado.version]))',
   ]);
-  const [python, jupyterServer, jupyterClient, ipykernel, tornado] = versions === 'unknown' ? Array<string>(5).fill('unknown') : (JSON.parse(versions) as string[]);
+  const [python, jupyterServer, jupyterClient, ipykernel, tornado] =
+    versions === 'unknown' ? Array<string>(5).fill('unknown') : (JSON.parse(versions) as string[]);
   let osName = os.type();
   try {
     osName = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? osName;

@@ -15,7 +15,11 @@ console.log = console.info = console.debug = () => undefined;
 const [url, token] = process.argv.slice(2);
 if (!url || !token) throw new Error('usage: minimal-proxy.ts <jupyterUrl> <token>');
 const settings = ServicesKernel.settings(url, token);
-const kernel = new KernelConnection({ model: await KernelAPI.startNew({ name: 'python3' }, settings), serverSettings: settings, handleComms: false });
+const kernel = new KernelConnection({
+  model: await KernelAPI.startNew({ name: 'python3' }, settings),
+  serverSettings: settings,
+  handleComms: false,
+});
 await kernel.info;
 
 const line = (event: unknown) => `${JSON.stringify(event)}\n`;
@@ -29,7 +33,8 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
   const future = kernel.requestExecute({ code, silent: false, store_history: true, allow_stdin: false, stop_on_error: false }, true);
   future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
     const content = msg.content as Record<string, unknown>;
-    if (msg.header.msg_type === 'execute_input') response.write(line({ type: 'number_of_executions', execution_count: content.execution_count }));
+    if (msg.header.msg_type === 'execute_input')
+      response.write(line({ type: 'number_of_executions', execution_count: content.execution_count }));
     else if (msg.header.msg_type === 'stream') response.write(line({ type: content.name, text: content.text, timestamp: msg.header.date }));
     else if (msg.header.msg_type === 'execute_result') {
       response.write(line({ type: 'result', is_main_result: true, text: (content.data as Record<string, string>)['text/plain'] ?? null }));

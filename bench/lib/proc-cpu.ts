@@ -42,7 +42,7 @@ export function descendantsOf(parent: number): number[] {
     else childrenByParent.set(ppid, [Number(entry)]);
   }
   const found: number[] = [];
-  for (let queue = [parent]; queue.length > 0; ) {
+  for (let queue = [parent]; queue.length > 0;) {
     const children = childrenByParent.get(queue.pop()!) ?? [];
     found.push(...children);
     queue.push(...children);

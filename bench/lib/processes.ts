@@ -42,7 +42,8 @@ export class ServerUnderTest {
     const logFile = path.join(options.dir, `server-${apiPort}.log`);
     const log = openSync(logFile, 'a');
     const apiCommand = [process.execPath, ...(options.nodeArgs ?? []), path.join(root, 'dist/server/main.js')];
-    if (apiCommand.some((arg) => /\s/.test(arg))) throw new Error(`API_COMMAND is split on whitespace; a path holds some: ${apiCommand.join(' ')}`);
+    if (apiCommand.some((arg) => /\s/.test(arg)))
+      throw new Error(`API_COMMAND is split on whitespace; a path holds some: ${apiCommand.join(' ')}`);
     const child = spawn(path.join(root, 'start-up.sh'), {
       cwd: root,
       env: {
@@ -63,7 +64,14 @@ export class ServerUnderTest {
       stdio: ['ignore', log, log],
     });
     closeSync(log);
-    return new ServerUnderTest(child, `http://127.0.0.1:${apiPort}`, `http://127.0.0.1:${jupyterPort}`, jupyterToken, workspaceDir, logFile);
+    return new ServerUnderTest(
+      child,
+      `http://127.0.0.1:${apiPort}`,
+      `http://127.0.0.1:${jupyterPort}`,
+      jupyterToken,
+      workspaceDir,
+      logFile,
+    );
   }
 
   /** Waits for /health (the API listens), finds both pids, then waits for /ready. */
@@ -88,7 +96,9 @@ export class ServerUnderTest {
   /** Fails with the server's log when start-up.sh is no longer running. */
   assertRunning(): void {
     if (this.child.exitCode !== null || this.child.signalCode !== null) {
-      throw new Error(`start-up.sh exited (${this.child.exitCode ?? this.child.signalCode})\n--- server log (last lines) ---\n${tail(this.logFile)}`);
+      throw new Error(
+        `start-up.sh exited (${this.child.exitCode ?? this.child.signalCode})\n--- server log (last lines) ---\n${tail(this.logFile)}`,
+      );
     }
   }
 
@@ -160,7 +170,10 @@ export class JupyterUnderTest {
  */
 export async function spawnHelper(script: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
   // From the repository root, where `tsx` resolves whatever directory the bench was started from.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, script), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, script), ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = once(child, 'exit').then(([code, signal]) => {
     throw new Error(`${script} exited (${String(code ?? signal)}) before listening`);
   });

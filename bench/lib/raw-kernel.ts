@@ -169,14 +169,27 @@ export class RawKernelClient {
   private request(msgType: string, content: Record<string, unknown>, onPending?: (entry: Pending) => void): Promise<JupyterMessage> {
     if (this.closedError) return Promise.reject(this.closedError);
     const msgId = randomUUID();
-    const header = { msg_id: msgId, msg_type: msgType, username: 'bench', session: this.session, date: new Date().toISOString(), version: '5.3' };
+    const header = {
+      msg_id: msgId,
+      msg_type: msgType,
+      username: 'bench',
+      session: this.session,
+      date: new Date().toISOString(),
+      version: '5.3',
+    };
     const frame =
       this.protocol === 'v1'
-        ? encodeV1('shell', [header, {}, {}, content].map((part) => Buffer.from(JSON.stringify(part), 'utf8')))
+        ? encodeV1(
+            'shell',
+            [header, {}, {}, content].map((part) => Buffer.from(JSON.stringify(part), 'utf8')),
+          )
         : JSON.stringify({ header, parent_header: {}, metadata: {}, content, channel: 'shell', buffers: [] });
     return new Promise<JupyterMessage>((resolve, reject) => {
       // A benchmark must end with an error, never hang, when the kernel stops answering.
-      const timer = setTimeout(() => this.fail(msgId, new Error(`no ${msgType.replace('_request', '_reply')} and idle within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => this.fail(msgId, new Error(`no ${msgType.replace('_request', '_reply')} and idle within ${REQUEST_TIMEOUT_MS / 1000} s`)),
+        REQUEST_TIMEOUT_MS,
+      );
       const entry: Pending = {
         reply: undefined,
         idle: false,

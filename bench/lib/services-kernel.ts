@@ -36,7 +36,10 @@ export class ServicesKernel {
   /** Runs code; resolves when the future is done (execute_reply and IOPub idle). */
   async execute(code: string): Promise<{ status: string; result: string | undefined }> {
     let result: string | undefined;
-    const future = this.connection.requestExecute({ code, silent: false, store_history: true, allow_stdin: false, stop_on_error: false }, true);
+    const future = this.connection.requestExecute(
+      { code, silent: false, store_history: true, allow_stdin: false, stop_on_error: false },
+      true,
+    );
     future.onIOPub = (msg) => {
       if (msg.header.msg_type === 'execute_result') {
         result = (msg.content as { data: Record<string, string> }).data['text/plain'];

@@ -58,8 +58,18 @@ export const abandoned: Suite = {
         table(
           ['', 'after warm-up', `after ${count} more`, 'change'],
           [
-            ['API RSS', `${formatNumber(before.memory.rss / MiB, 1)} MiB`, `${formatNumber(after.memory.rss / MiB, 1)} MiB`, `${growth >= 0 ? '+' : ''}${formatNumber(growth, 1)} MiB`],
-            ['API open descriptors', String(before.fds), String(after.fds), `${after.fds - before.fds >= 0 ? '+' : ''}${after.fds - before.fds}`],
+            [
+              'API RSS',
+              `${formatNumber(before.memory.rss / MiB, 1)} MiB`,
+              `${formatNumber(after.memory.rss / MiB, 1)} MiB`,
+              `${growth >= 0 ? '+' : ''}${formatNumber(growth, 1)} MiB`,
+            ],
+            [
+              'API open descriptors',
+              String(before.fds),
+              String(after.fds),
+              `${after.fds - before.fds >= 0 ? '+' : ''}${after.fds - before.fds}`,
+            ],
           ],
         ),
         '',

@@ -17,7 +17,10 @@ interface Side {
 }
 
 /** A server of this benchmark's own, started with the given pool. */
-async function startServer(env: BenchEnv, pool: string): Promise<{ server: ServerUnderTest; api: ApiClient; rest: JupyterRest; dir: string }> {
+async function startServer(
+  env: BenchEnv,
+  pool: string,
+): Promise<{ server: ServerUnderTest; api: ApiClient; rest: JupyterRest; dir: string }> {
   const dir = await mkdtemp(path.join(env.tmpDir, 'contexts-'));
   const server = await ServerUnderTest.spawn({ dir, logLevel: env.logLevel, env: { KERNEL_POOL: pool } });
   await server.waitUntilReady();
@@ -118,10 +121,11 @@ export const contexts: Suite = {
         {
           key: 'rawCreate',
           label: 'Jupyter: `POST /api/kernels` + WebSocket + kernel_info_reply',
-          run: () => rawKernel(async (started) => {
-            const id = await raw.startKernel(none.server.workspaceDir);
-            return { id, started };
-          }),
+          run: () =>
+            rawKernel(async (started) => {
+              const id = await raw.startKernel(none.server.workspaceDir);
+              return { id, started };
+            }),
         },
         { key: 'create0', label: 'API `POST /contexts`, no pool', run: create(none) },
         { key: 'create1', label: 'API `POST /contexts`, pool python=1', run: create(pooled) },
@@ -129,12 +133,13 @@ export const contexts: Suite = {
         {
           key: 'rawRestart',
           label: 'Jupyter: `POST /api/kernels/{id}/restart` + WebSocket + kernel_info_reply',
-          run: () => rawKernel(async () => {
-            const id = await raw.startKernel(none.server.workspaceDir);
-            const started = now();
-            await raw.restartKernel(id);
-            return { id, started };
-          }),
+          run: () =>
+            rawKernel(async () => {
+              const id = await raw.startKernel(none.server.workspaceDir);
+              const started = now();
+              await raw.restartKernel(id);
+              return { id, started };
+            }),
         },
         { key: 'restart0', label: 'API `POST /contexts/{id}/restart`, no pool', run: restart(none) },
         { key: 'restart1', label: 'API `POST /contexts/{id}/restart`, pool python=1', run: restart(pooled) },

@@ -84,7 +84,10 @@ export const filesArchive: Suite = {
               if (bytes < size) throw new Error(`the archive held ${bytes} bytes, less than the tree's ${size}`);
             }),
         },
-        { key: 'tar', run: () => timed(undefined, async () => void execFileSync('sh', ['-c', `tar -cf - -C '${tree}' . | cat > /dev/null`])) },
+        {
+          key: 'tar',
+          run: () => timed(undefined, async () => void execFileSync('sh', ['-c', `tar -cf - -C '${tree}' . | cat > /dev/null`])),
+        },
       ];
       let round = 0;
       const upload: { key: Side; run: () => Promise<Timed> }[] = [
@@ -133,13 +136,21 @@ export const filesArchive: Suite = {
       const details = [
         `A ${label} tree of ${files} files (15/16 of the bytes in 16 MiB files, the rest in 32 KiB files over 36 directories), random bytes; ` +
           `${rounds} round(s), the sides alternated, \`sync\` before each timed step. The download is read to its end by an undici client; ` +
-          'the upload streams a tar made once by GNU tar. Rates are of the tree\'s bytes. Baselines: GNU tar on the same tree and disk, ' +
+          "the upload streams a tar made once by GNU tar. Rates are of the tree's bytes. Baselines: GNU tar on the same tree and disk, " +
           'without HTTP, checks or staging. RSS of the API process sampled every 10 ms with VmHWM reset before each step.',
         '',
         table(
           ['Direction', 'Side', 'MiB/s', 'API / tar', 'RSS before', 'peak RSS', 'peak − before'],
           directions.flatMap((d) => [
-            [d.direction, LABELS[d.direction].api, formatNumber(d.api, 0), formatRatio(ratio(d.api, d.tar)), formatMiB(d.idle), formatMiB(d.peak), formatMiB(d.growth)],
+            [
+              d.direction,
+              LABELS[d.direction].api,
+              formatNumber(d.api, 0),
+              formatRatio(ratio(d.api, d.tar)),
+              formatMiB(d.idle),
+              formatMiB(d.peak),
+              formatMiB(d.growth),
+            ],
             ['', LABELS[d.direction].tar, formatNumber(d.tar, 0), '', '', '', ''],
           ]),
         ),

@@ -98,7 +98,10 @@ export const files: Suite = {
       const upload: { key: SideKey; run: () => Promise<Timed> }[] = [
         { key: 'api', run: () => timed(server.apiPid, async () => void (await api.putFile(route, source, size))) },
         { key: 'plain', run: () => timed(plain.child.pid, async () => void (await plainClient.putFile('upload.bin', source, size))) },
-        { key: 'disk', run: () => timed(undefined, () => pipeline(createReadStream(source, { highWaterMark: MiB }), createWriteStream(copied))) },
+        {
+          key: 'disk',
+          run: () => timed(undefined, () => pipeline(createReadStream(source, { highWaterMark: MiB }), createWriteStream(copied))),
+        },
       ];
       const download: { key: SideKey; run: () => Promise<Timed> }[] = [
         { key: 'api', run: () => timed(server.apiPid, async () => check(await api.getFile(route), `GET /files/${route}`)) },
@@ -119,7 +122,11 @@ export const files: Suite = {
       const rate = (list: Timed[]) => median(list.map((run) => size / MiB / run.seconds));
       const memoryOf = (list: Timed[]) => {
         const memory = list.map((run) => run.memory!);
-        return { idle: median(memory.map((m) => m.before)), peak: max(memory.map((m) => m.peak)), growth: max(memory.map((m) => m.peak - m.before)) };
+        return {
+          idle: median(memory.map((m) => m.before)),
+          peak: max(memory.map((m) => m.peak)),
+          growth: max(memory.map((m) => m.peak - m.before)),
+        };
       };
       const directions = (['upload', 'download'] as const).map((direction) => ({
         direction,
@@ -140,7 +147,15 @@ export const files: Suite = {
         table(
           ['Direction', 'Side', 'MiB/s', 'API / side', 'RSS before', 'peak RSS', 'peak − before'],
           directions.flatMap((d) => [
-            [d.direction, SIDE_LABELS.api[d.direction], formatNumber(d.api, 0), '', formatMiB(d.memory.idle), formatMiB(d.memory.peak), formatMiB(d.memory.growth)],
+            [
+              d.direction,
+              SIDE_LABELS.api[d.direction],
+              formatNumber(d.api, 0),
+              '',
+              formatMiB(d.memory.idle),
+              formatMiB(d.memory.peak),
+              formatMiB(d.memory.growth),
+            ],
             [
               '',
               SIDE_LABELS.plain[d.direction],

@@ -7,7 +7,6 @@ import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
 import { ServicesKernel } from '../lib/services-kernel.js';
 import { type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
-
 const TARGET = 1.15;
 
 /**
@@ -32,10 +31,22 @@ export const latency: Suite = {
     try {
       const sides: BackToBackSide[] = [
         { key: 'raw', label: 'raw kernel WebSocket (`ws`, JSON protocol)', run: async () => (await raw.client.execute('1+1')).result },
-        { key: 'rawV1', label: 'raw kernel WebSocket (`ws`, v1 binary protocol)', run: async () => (await rawV1.client.execute('1+1')).result },
+        {
+          key: 'rawV1',
+          label: 'raw kernel WebSocket (`ws`, v1 binary protocol)',
+          run: async () => (await rawV1.client.execute('1+1')).result,
+        },
         { key: 'services', label: '@jupyterlab/services KernelConnection', run: async () => (await services.execute('1+1')).result },
-        { key: 'proxy', label: 'minimal `node:http` + @jupyterlab/services proxy', run: async () => (await proxyClient.execute({ code: '1+1' })).result },
-        { key: 'api', label: 'API `POST /execute` (context_id)', run: async () => (await api.execute({ code: '1+1', context_id: contextId })).result },
+        {
+          key: 'proxy',
+          label: 'minimal `node:http` + @jupyterlab/services proxy',
+          run: async () => (await proxyClient.execute({ code: '1+1' })).result,
+        },
+        {
+          key: 'api',
+          label: 'API `POST /execute` (context_id)',
+          run: async () => (await api.execute({ code: '1+1', context_id: contextId })).result,
+        },
         { key: 'apiDefault', label: 'API `POST /execute` (default context)', run: async () => (await api.execute({ code: '1+1' })).result },
       ];
 
@@ -45,8 +56,8 @@ export const latency: Suite = {
       const details = [
         `${rounds} rounds of ${perRound} back-to-back executions per side, sides interleaved (order rotated each round), ` +
           `after ${warmUp} warm-up executions per side. Each side has a kernel of its own on the same Jupyter. ` +
-          'An execution is complete when the raw client has both `execute_reply` and IOPub `idle`, and when the API\'s NDJSON has been read to `end_of_execution`. ' +
-          'Percentiles pool every round. The minimal proxy (bench/lib/minimal-proxy.ts: `node:http` and @jupyterlab/services with no framework, validation, logging or queue, in a process of its own) prices the extra hop itself; the API\'s own cost is what remains above it. The baseline is the raw client on the JSON protocol; @jupyterlab/services, and so the API, negotiate the v1 binary protocol, which spares Jupyter decoding and re-encoding each message.',
+          "An execution is complete when the raw client has both `execute_reply` and IOPub `idle`, and when the API's NDJSON has been read to `end_of_execution`. " +
+          "Percentiles pool every round. The minimal proxy (bench/lib/minimal-proxy.ts: `node:http` and @jupyterlab/services with no framework, validation, logging or queue, in a process of its own) prices the extra hop itself; the API's own cost is what remains above it. The baseline is the raw client on the JSON protocol; @jupyterlab/services, and so the API, negotiate the v1 binary protocol, which spares Jupyter decoding and re-encoding each message.",
         '',
         backToBackTable(sides, stats, 'raw', 'raw'),
       ].join('\n');

@@ -5,7 +5,6 @@ import { backToBackTable, measureBackToBack, type BackToBackSide } from '../lib/
 import { formatNumber, formatRatio, ratio } from '../lib/stats.js';
 import { type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
-
 /**
  * What MCP costs on top of the HTTP API: back-to-back `1+1` through the official SDK's client
  * (`execute_code`, answered as one SSE message) against `POST /execute` with its NDJSON read to
@@ -32,19 +31,29 @@ export const mcp: Suite = {
         return first?.type === 'text' ? first.text : undefined;
       };
       const sides: BackToBackSide[] = [
-        { key: 'api', label: 'API `POST /execute` (context_id)', run: async () => (await api.execute({ code: '1+1', context_id: contextId })).result ?? undefined },
-        { key: 'mcp', label: 'MCP `execute_code` (the session\'s context)', run: () => callTool({ code: '1+1' }) },
-        { key: 'mcpProgress', label: 'MCP `execute_code` with a progress token', run: async () => {
-          const result = (await client.callTool({ name: 'execute_code', arguments: { code: '1+1' } }, undefined, { onprogress: () => undefined })) as CallToolResult;
-          const first = result.content[0];
-          return first?.type === 'text' ? first.text : undefined;
-        } },
+        {
+          key: 'api',
+          label: 'API `POST /execute` (context_id)',
+          run: async () => (await api.execute({ code: '1+1', context_id: contextId })).result ?? undefined,
+        },
+        { key: 'mcp', label: "MCP `execute_code` (the session's context)", run: () => callTool({ code: '1+1' }) },
+        {
+          key: 'mcpProgress',
+          label: 'MCP `execute_code` with a progress token',
+          run: async () => {
+            const result = (await client.callTool({ name: 'execute_code', arguments: { code: '1+1' } }, undefined, {
+              onprogress: () => undefined,
+            })) as CallToolResult;
+            const first = result.content[0];
+            return first?.type === 'text' ? first.text : undefined;
+          },
+        },
       ];
       const stats = await measureBackToBack(env, 'mcp', sides, { rounds, perRound, warmUp });
       const base = stats.api!;
       const details = [
         `${rounds} rounds of ${perRound} back-to-back \`1+1\` per side, sides interleaved (order rotated each round), after ${warmUp} warm-up executions. ` +
-          'The MCP side is the SDK\'s `Client` with `StreamableHTTPClientTransport`, in one session; a call is complete when its result has been parsed. ' +
+          "The MCP side is the SDK's `Client` with `StreamableHTTPClientTransport`, in one session; a call is complete when its result has been parsed. " +
           'The API side reads the NDJSON to `end_of_execution`. Each side has a context of its own.',
         '',
         backToBackTable(sides, stats, 'api', 'API'),

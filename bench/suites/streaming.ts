@@ -9,7 +9,14 @@ const MEMORY_BUDGET = 64 * MiB;
 
 /** Python that prints `chunks` lines of 1 MiB each, flushing each so that each is one message. */
 function printCode(chunks: number): string {
-  return ['import sys', "_chunk = 'x' * (1024 * 1024 - 1) + '\\n'", `for _ in range(${chunks}):`, '    sys.stdout.write(_chunk)', '    sys.stdout.flush()', 'del _chunk'].join('\n');
+  return [
+    'import sys',
+    "_chunk = 'x' * (1024 * 1024 - 1) + '\\n'",
+    `for _ in range(${chunks}):`,
+    '    sys.stdout.write(_chunk)',
+    '    sys.stdout.flush()',
+    'del _chunk',
+  ].join('\n');
 }
 
 interface Run {
@@ -44,7 +51,8 @@ export const streaming: Suite = {
           const started = now();
           const outcome = await kernel.client.execute(code);
           const seconds = (now() - started) / 1000;
-          if (outcome.streamChars !== expected) throw new Error(`raw client (${kernel.client.protocol}) received ${outcome.streamChars} of ${expected} bytes`);
+          if (outcome.streamChars !== expected)
+            throw new Error(`raw client (${kernel.client.protocol}) received ${outcome.streamChars} of ${expected} bytes`);
           return { seconds };
         },
       });
@@ -99,7 +107,8 @@ export const streaming: Suite = {
       const bigOutcome = await api.execute({ code: printCode(bigChunks), context_id: contextId });
       const bigSeconds = (now() - bigStarted) / 1000;
       const big = bigSampler.stop();
-      if (bigOutcome.streamChars !== bigChunks * MiB) throw new Error(`API client received ${bigOutcome.streamChars} of ${bigChunks * MiB} bytes`);
+      if (bigOutcome.streamChars !== bigChunks * MiB)
+        throw new Error(`API client received ${bigOutcome.streamChars} of ${bigChunks * MiB} bytes`);
 
       const rate = (list: Run[]) => list.map((run) => expected / MiB / run.seconds);
       const apiRate = median(rate(runs.api));
@@ -116,18 +125,38 @@ export const streaming: Suite = {
       const details = [
         `The kernel prints ${chunks} MiB as ${chunks} lines of 1 MiB, flushing each (one IOPub message each). ` +
           `${rounds} rounds per side, alternated, after a warm-up; MiB/s of stdout text, median over the rounds. ` +
-          'The API process\'s RSS is read from /proc/<pid>/status every 10 ms during each run, and its VmHWM (reset through /proc/<pid>/clear_refs before each run) catches peaks between samples. ' +
+          "The API process's RSS is read from /proc/<pid>/status every 10 ms during each run, and its VmHWM (reset through /proc/<pid>/clear_refs before each run) catches peaks between samples. " +
           '"Peak − before" is the largest growth of any run over the RSS just before it: the first fast run usually grows V8\'s heap to a working size that later runs reuse, so the median run says whether memory keeps growing.',
         '',
         table(
           ['Side', 'MiB/s (median)', 'rounds MiB/s', 'API RSS before', 'API peak RSS', 'API peak − before'],
           [
-            ['raw kernel WebSocket, JSON protocol (the baseline)', formatNumber(rawRate), rate(runs.raw).map((v) => v.toFixed(0)).join(', '), '', '', ''],
-            ['raw kernel WebSocket, v1 binary protocol', formatNumber(rawV1Rate), rate(runs.rawV1).map((v) => v.toFixed(0)).join(', '), '', '', ''],
+            [
+              'raw kernel WebSocket, JSON protocol (the baseline)',
+              formatNumber(rawRate),
+              rate(runs.raw)
+                .map((v) => v.toFixed(0))
+                .join(', '),
+              '',
+              '',
+              '',
+            ],
+            [
+              'raw kernel WebSocket, v1 binary protocol',
+              formatNumber(rawV1Rate),
+              rate(runs.rawV1)
+                .map((v) => v.toFixed(0))
+                .join(', '),
+              '',
+              '',
+              '',
+            ],
             [
               'API `POST /execute`',
               formatNumber(apiRate),
-              rate(runs.api).map((v) => v.toFixed(0)).join(', '),
+              rate(runs.api)
+                .map((v) => v.toFixed(0))
+                .join(', '),
               formatMiB(idle),
               formatMiB(peak),
               `${formatMiB(growth)} (median run ${formatMiB(medianGrowth)})`,
@@ -140,7 +169,14 @@ export const streaming: Suite = {
               formatMiB(slowApi.peak),
               formatMiB(slowGrowth),
             ],
-            [`API, ${bigChunks} MiB in one run`, formatNumber(bigChunks / bigSeconds), '', formatMiB(big.before), formatMiB(big.peak), formatMiB(big.peak - big.before)],
+            [
+              `API, ${bigChunks} MiB in one run`,
+              formatNumber(bigChunks / bigSeconds),
+              '',
+              formatMiB(big.before),
+              formatMiB(big.peak),
+              formatMiB(big.peak - big.before),
+            ],
           ],
         ),
         '',
@@ -149,9 +185,12 @@ export const streaming: Suite = {
         table(
           ['Side', 'API process ms/MiB', 'Jupyter ms/MiB', 'kernel ms/MiB', 'client ms/MiB'],
           (['raw', 'rawV1', 'api'] as const).map((key) => {
-            const per = (pick: (cpu: CpuUsage) => number) => formatNumber(median(runs[key].map((run) => (pick(run.cpu!) * 1000) / (expected / MiB))), 1);
+            const per = (pick: (cpu: CpuUsage) => number) =>
+              formatNumber(median(runs[key].map((run) => (pick(run.cpu!) * 1000) / (expected / MiB))), 1);
             return [
-              { raw: 'raw kernel WebSocket, JSON protocol', rawV1: 'raw kernel WebSocket, v1 binary protocol', api: 'API `POST /execute`' }[key],
+              { raw: 'raw kernel WebSocket, JSON protocol', rawV1: 'raw kernel WebSocket, v1 binary protocol', api: 'API `POST /execute`' }[
+                key
+              ],
               key === 'api' ? per((cpu) => cpu.api) : '',
               per((cpu) => cpu.jupyter),
               per((cpu) => cpu.kernels),
@@ -192,7 +231,12 @@ export const streaming: Suite = {
           },
         ],
         details,
-        data: { chunks, runs, slow: { rate: slowRate, seconds: slowSeconds, api: slowApi, jupyter: slowJupyter }, big: { chunks: bigChunks, seconds: bigSeconds, api: big } },
+        data: {
+          chunks,
+          runs,
+          slow: { rate: slowRate, seconds: slowSeconds, api: slowApi, jupyter: slowJupyter },
+          big: { chunks: bigChunks, seconds: bigSeconds, api: big },
+        },
       };
     } finally {
       await api.deleteContext(contextId).catch(() => undefined);

@@ -54,18 +54,24 @@ export const throughput: Suite = {
       // A few at a time: faster than one by one, without starving the machine.
       for (let i = 0; i < most; i += 2) {
         rawKernels.push(...(await Promise.all([startRawKernel(rest, server.workspaceDir), startRawKernel(rest, server.workspaceDir)])));
-        v1Kernels.push(...(await Promise.all([startRawKernel(rest, server.workspaceDir, 'v1'), startRawKernel(rest, server.workspaceDir, 'v1')])));
+        v1Kernels.push(
+          ...(await Promise.all([startRawKernel(rest, server.workspaceDir, 'v1'), startRawKernel(rest, server.workspaceDir, 'v1')])),
+        );
         contexts.push(...(await Promise.all([api.createContext(), api.createContext()])));
       }
 
-      const rawLane = (kernel: RawKernel): Lane => async () => {
-        const { result } = await kernel.client.execute('1+1');
-        if (result !== '2') throw new Error(`raw client: 1+1 gave ${JSON.stringify(result)}`);
-      };
-      const apiLane = (contextId: string): Lane => async () => {
-        const { result } = await api.execute({ code: '1+1', context_id: contextId });
-        if (result !== '2') throw new Error(`API: 1+1 gave ${JSON.stringify(result)}`);
-      };
+      const rawLane =
+        (kernel: RawKernel): Lane =>
+        async () => {
+          const { result } = await kernel.client.execute('1+1');
+          if (result !== '2') throw new Error(`raw client: 1+1 gave ${JSON.stringify(result)}`);
+        };
+      const apiLane =
+        (contextId: string): Lane =>
+        async () => {
+          const { result } = await api.execute({ code: '1+1', context_id: contextId });
+          if (result !== '2') throw new Error(`API: 1+1 gave ${JSON.stringify(result)}`);
+        };
 
       const results: ({ lanes: number } & Record<SideKey, number[]>)[] = [];
       // CPU seconds per process, summed over every measured round, and the executions they ran.
@@ -114,7 +120,10 @@ export const throughput: Suite = {
         `Each lane runs \`1+1\` back to back on a kernel of its own (a context through the API; a kernel started through Jupyter's REST API for the raw clients). ` +
           `${rounds} rounds of ${durationMs / 1000} s per side and lane count, sides alternated, after a ${warmUpMs / 1000} s warm-up; the table shows medians over the rounds.`,
         '',
-        table(['Lanes', 'API exec/s', 'raw JSON exec/s', 'raw v1 exec/s', 'API / raw JSON', 'API / raw v1', 'API rounds', 'raw JSON rounds'], rows),
+        table(
+          ['Lanes', 'API exec/s', 'raw JSON exec/s', 'raw v1 exec/s', 'API / raw JSON', 'API / raw v1', 'API rounds', 'raw JSON rounds'],
+          rows,
+        ),
         '',
         `CPU time per execution, over every measured round (all lane counts), from /proc/<pid>/stat. This machine has ${os.cpus().length} CPUs: ` +
           'once they are saturated, throughput is their number divided by the total, so this says what an execution costs and who pays. "client" is the benchmark process itself.',
@@ -124,7 +133,14 @@ export const throughput: Suite = {
           (['raw', 'rawV1', 'api'] as const).map((key) => {
             const c = cpu[key];
             const per = (seconds: number) => formatNumber((seconds * 1000) / c.count, 2);
-            return [SIDE_LABELS[key], key === 'api' ? per(c.api) : '', per(c.jupyter), per(c.kernels), per(c.client), per((key === 'api' ? c.api : 0) + c.jupyter + c.kernels + c.client)];
+            return [
+              SIDE_LABELS[key],
+              key === 'api' ? per(c.api) : '',
+              per(c.jupyter),
+              per(c.kernels),
+              per(c.client),
+              per((key === 'api' ? c.api : 0) + c.jupyter + c.kernels + c.client),
+            ];
           }),
         ),
       ].join('\n');

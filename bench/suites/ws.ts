@@ -13,7 +13,15 @@ const TARGET = 1.15;
  * parsed, as a client must to find that one.
  */
 class ApiSocket {
-  private pending: { id?: string; requestId: string; result: string | undefined; resolve: (result: string | undefined) => void; reject: (error: Error) => void } | undefined;
+  private pending:
+    | {
+        id?: string;
+        requestId: string;
+        result: string | undefined;
+        resolve: (result: string | undefined) => void;
+        reject: (error: Error) => void;
+      }
+    | undefined;
   private counter = 0;
 
   private constructor(private readonly socket: WebSocket) {
@@ -62,7 +70,6 @@ class ApiSocket {
   }
 }
 
-
 /**
  * Back-to-back `1+1` over one WebSocket to the API, against the raw kernel WebSocket client,
  * with POST /execute beside them: what a persistent socket saves over a request per execution.
@@ -84,9 +91,17 @@ export const ws: Suite = {
     try {
       const sides: BackToBackSide[] = [
         { key: 'raw', label: 'raw kernel WebSocket (`ws`, JSON protocol)', run: async () => (await raw.client.execute('1+1')).result },
-        { key: 'rawV1', label: 'raw kernel WebSocket (`ws`, v1 binary protocol)', run: async () => (await rawV1.client.execute('1+1')).result },
+        {
+          key: 'rawV1',
+          label: 'raw kernel WebSocket (`ws`, v1 binary protocol)',
+          run: async () => (await rawV1.client.execute('1+1')).result,
+        },
         { key: 'ws', label: 'API `GET /ws` (one socket, `execute` frames)', run: () => socket.execute('1+1', wsContext) },
-        { key: 'http', label: 'API `POST /execute` (context_id)', run: async () => (await api.execute({ code: '1+1', context_id: httpContext })).result },
+        {
+          key: 'http',
+          label: 'API `POST /execute` (context_id)',
+          run: async () => (await api.execute({ code: '1+1', context_id: httpContext })).result,
+        },
       ];
 
       const stats = await measureBackToBack(env, 'ws', sides, { rounds, perRound, warmUp });

@@ -68,7 +68,15 @@ export function wholeSecondsMs(max: number): Parser<number> {
 }
 
 const UNITS: Record<string, number> = {
-  b: 1, kb: 1e3, kib: 2 ** 10, mb: 1e6, mib: 2 ** 20, gb: 1e9, gib: 2 ** 30, tb: 1e12, tib: 2 ** 40,
+  b: 1,
+  kb: 1e3,
+  kib: 2 ** 10,
+  mb: 1e6,
+  mib: 2 ** 20,
+  gb: 1e9,
+  gib: 2 ** 30,
+  tb: 1e12,
+  tib: 2 ** 40,
 };
 
 /** Parses sizes such as `1048576`, `64MiB`, `512MB`, `2GiB`. */
@@ -175,10 +183,14 @@ const HOST_NAME = /^\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[
 
 /** Host names (`api.example.com`, `.example.com`, `*`), lower-cased, without trailing dots. */
 export const hostNames: Parser<readonly string[]> = (raw, name) => {
-  const hosts = list(raw).map((host) => host.toLowerCase().replace(/\.$/, '')).filter((host) => host !== '');
+  const hosts = list(raw)
+    .map((host) => host.toLowerCase().replace(/\.$/, ''))
+    .filter((host) => host !== '');
   for (const host of hosts) {
     if (host !== '*' && !HOST_NAME.test(host)) {
-      throw new ConfigError(`${name} entries must be host names without scheme or port, such as api.example.com, .example.com or *, got "${host}"`);
+      throw new ConfigError(
+        `${name} entries must be host names without scheme or port, such as api.example.com, .example.com or *, got "${host}"`,
+      );
     }
   }
   return hosts;

@@ -63,7 +63,7 @@ export const SETTINGS = {
       env: 'REQUEST_TIMEOUT',
       parse: timerMs(),
       default: '60',
-      doc: 'seconds a client has to send a request\'s headers, and then as long again for its body; later: 408 `ERR_REQUEST_TIMEOUT` and the connection closes. Uploads (`PUT /files`) are exempt (they time out after 120 s without data), and answers are never limited: execution streams last as long as the code runs. `0` turns it off',
+      doc: "seconds a client has to send a request's headers, and then as long again for its body; later: 408 `ERR_REQUEST_TIMEOUT` and the connection closes. Uploads (`PUT /files`) are exempt (they time out after 120 s without data), and answers are never limited: execution streams last as long as the code runs. `0` turns it off",
     },
     maxConnections: {
       env: 'MAX_CONNECTIONS',
@@ -158,7 +158,7 @@ export const SETTINGS = {
       env: 'KERNEL_IDS',
       parse: kernelIds,
       defaultText: 'set by `start-up.sh` from `KERNEL_USER`',
-      doc: '`uid:gid,gid...` of the user the kernels run as, by which the API judges whether the kernels can enter a context\'s `cwd`; set it yourself when you start the API as another user than the kernels without `start-up.sh`',
+      doc: "`uid:gid,gid...` of the user the kernels run as, by which the API judges whether the kernels can enter a context's `cwd`; set it yourself when you start the API as another user than the kernels without `start-up.sh`",
     },
   },
   execution: {
@@ -204,7 +204,7 @@ export const SETTINGS = {
       env: 'MAX_QUEUED_BYTES',
       parse: bytes(),
       default: '256MiB',
-      doc: 'bytes of code and `env_vars` that executions waiting to start may hold over all contexts together; one more is 429 `ERR_QUEUE_FULL` (a single execution\'s code is at most 16 MiB)',
+      doc: "bytes of code and `env_vars` that executions waiting to start may hold over all contexts together; one more is 429 `ERR_QUEUE_FULL` (a single execution's code is at most 16 MiB)",
     },
     bufferBytes: {
       env: 'EXECUTION_BUFFER_BYTES',
@@ -343,7 +343,11 @@ export const LAUNCHER_SETTINGS: readonly LauncherSetting[] = [
   },
   { env: 'API_USER', defaultText: 'unset; the image: `code-interpreter`', doc: 'the user the API runs as (see `KERNEL_USER`)' },
   { env: 'EGRESS_USER', defaultText: 'unset; the image: `egress`', doc: 'the user the egress proxy runs as (see `KERNEL_USER`)' },
-  { env: 'WORKSPACE_GROUP', defaultText: 'unset; the image: `workspace`', doc: 'the group through which kernels and API share the workspace (see `KERNEL_USER`)' },
+  {
+    env: 'WORKSPACE_GROUP',
+    defaultText: 'unset; the image: `workspace`',
+    doc: 'the group through which kernels and API share the workspace (see `KERNEL_USER`)',
+  },
   {
     env: 'EGRESS_ALLOW',
     defaultText: 'unset (unrestricted)',

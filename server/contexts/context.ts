@@ -110,9 +110,9 @@ export class KernelContext {
         if (channel !== this.channel || this.closed) return;
         this.logger.warn({ kernel: channel.kernelId }, 'kernel is gone; starting a replacement');
         this.options.events?.emit('kernel_died', { language: this.language });
-        void this.replaceKernel(this.kernelDeath('The kernel was shut down or lost and was replaced by a new one; its state was lost')).catch(
-          (error: unknown) => this.logger.error({ err: error }, 'could not replace the kernel'),
-        );
+        void this.replaceKernel(
+          this.kernelDeath('The kernel was shut down or lost and was replaced by a new one; its state was lost'),
+        ).catch((error: unknown) => this.logger.error({ err: error }, 'could not replace the kernel'));
       },
       onConnectionLost: (channel) => {
         if (channel !== this.channel) return;
@@ -124,7 +124,10 @@ export class KernelContext {
       onMessageTooLarge: (channel) => {
         // Jupyter would replay the same message to the same session forever: a new connection
         // (a new session) starts clean. The kernel keeps its state.
-        this.logger.warn({ kernel: channel.kernelId, limit: this.options.maxMessageBytes }, 'the kernel sent a message over the size limit; reconnecting');
+        this.logger.warn(
+          { kernel: channel.kernelId, limit: this.options.maxMessageBytes },
+          'the kernel sent a message over the size limit; reconnecting',
+        );
         this.reconnect(
           channel,
           new KernelLostError(

@@ -15,8 +15,14 @@ export function oomKillCount(): number | undefined {
   } catch {
     return fromFile('/proc/vmstat');
   }
-  const v2 = lines.find((line) => line.startsWith('0::'))?.slice(3).replace(/\/$/, '');
-  const v1 = lines.find((line) => /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:/.test(line))?.replace(/^[^:]*:[^:]*:/, '').replace(/\/$/, '');
+  const v2 = lines
+    .find((line) => line.startsWith('0::'))
+    ?.slice(3)
+    .replace(/\/$/, '');
+  const v1 = lines
+    .find((line) => /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:/.test(line))
+    ?.replace(/^[^:]*:[^:]*:/, '')
+    .replace(/\/$/, '');
   const candidates = [
     ...(v2 !== undefined ? [`/sys/fs/cgroup${v2}/memory.events`] : []),
     // v1: the path seen from the host; a container mounts its own cgroup at the root instead.

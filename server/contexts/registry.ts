@@ -157,7 +157,10 @@ export class ContextRegistry implements ContextSource {
       try {
         context = await KernelContext.create({ ...this.contextOptions(spec, directory), warm: kernel });
       } catch (error) {
-        this.options.logger.warn({ err: error, kernel: kernel.channel.kernelId }, 'a pooled kernel could not be used; starting one instead');
+        this.options.logger.warn(
+          { err: error, kernel: kernel.channel.kernelId },
+          'a pooled kernel could not be used; starting one instead',
+        );
         void this.pool.release(kernel.channel.kernelId, kernel.channel);
       }
     }
@@ -216,7 +219,8 @@ export class ContextRegistry implements ContextSource {
         spec = await this.resolveLanguage(language);
       } catch (error) {
         if (!(error instanceof UnknownLanguageError)) throw error;
-        if (size > 0) this.options.logger.error({ err: error }, `KERNEL_POOL names ${language}, which has no kernel; no kernels are kept for it`);
+        if (size > 0)
+          this.options.logger.error({ err: error }, `KERNEL_POOL names ${language}, which has no kernel; no kernels are kept for it`);
         continue;
       }
       const known = targets.get(spec.language);
@@ -315,14 +319,16 @@ export class ContextRegistry implements ContextSource {
   private kernelSpecs(): Promise<KernelSpecInfo[]> {
     // Every kernel start asks for the specs first: one asked for while Jupyter is still starting
     // waits for it, like the warm-up, instead of failing with 503.
-    this.specs ??= (this.jupyterStarting ?? Promise.resolve()).then(() => this.options.jupyter.kernelSpecs()).then(
-      // Jupyter's default kernelspec first, so it wins among several of one language.
-      ({ default: preferred, specs }) => [...specs].sort((a, b) => Number(b.name === preferred) - Number(a.name === preferred)),
-      (error: unknown) => {
-        this.specs = undefined;
-        throw error;
-      },
-    );
+    this.specs ??= (this.jupyterStarting ?? Promise.resolve())
+      .then(() => this.options.jupyter.kernelSpecs())
+      .then(
+        // Jupyter's default kernelspec first, so it wins among several of one language.
+        ({ default: preferred, specs }) => [...specs].sort((a, b) => Number(b.name === preferred) - Number(a.name === preferred)),
+        (error: unknown) => {
+          this.specs = undefined;
+          throw error;
+        },
+      );
     return this.specs;
   }
 

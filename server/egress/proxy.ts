@@ -57,7 +57,16 @@ export async function egressVerdict(host: string, options: EgressProxyOptions): 
   };
 }
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade'];
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'upgrade',
+];
 
 function deniedMessage(host: string): string {
   return `egress to ${host} is not allowed (EGRESS_ALLOW)\n`;
@@ -160,7 +169,10 @@ export function createEgressProxy(options: EgressProxyOptions): http.Server {
       });
       upstream.once('error', (error) => {
         if (connected) client.destroy();
-        else client.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ncannot reach ${authority.host}: ${error.message}\n`);
+        else
+          client.end(
+            `HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ncannot reach ${authority.host}: ${error.message}\n`,
+          );
       });
       client.on('error', () => upstream.destroy());
       client.on('close', () => upstream.destroy());

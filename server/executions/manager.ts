@@ -1,11 +1,5 @@
 import { EventEmitter } from 'node:events';
-import {
-  ContextAndLanguageError,
-  ExecutionNotFoundError,
-  InvalidEnvVarError,
-  InvalidRequestError,
-  QueueFullError,
-} from '../errors.js';
+import { ContextAndLanguageError, ExecutionNotFoundError, InvalidEnvVarError, InvalidRequestError, QueueFullError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
 import type { OutputEvent } from '../runs/events.js';
@@ -109,7 +103,8 @@ export class ExecutionManager {
     }
     context.assertAcceptsWork();
     const size = Buffer.byteLength(request.code) + envBytes;
-    if (this.queuedBytes + size > this.options.maxQueuedBytes) throw new QueueFullError(this.queuedBytes, size, this.options.maxQueuedBytes);
+    if (this.queuedBytes + size > this.options.maxQueuedBytes)
+      throw new QueueFullError(this.queuedBytes, size, this.options.maxQueuedBytes);
 
     const execution = new Execution(
       context,

@@ -1,12 +1,5 @@
 import path from 'node:path';
-import {
-  KernelAPI,
-  KernelConnection,
-  KernelSpecAPI,
-  ServerConnection,
-  type Kernel,
-  type KernelSpec,
-} from '@jupyterlab/services';
+import { KernelAPI, KernelConnection, KernelSpecAPI, ServerConnection, type Kernel, type KernelSpec } from '@jupyterlab/services';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { JupyterError, JupyterUnavailableError } from '../errors.js';

@@ -153,7 +153,10 @@ export class KernelChannel {
         if (status === 'connected') done();
         else if (status === 'disconnected') done(new JupyterUnavailableError('the kernel connection is down'));
       };
-      const timer = setTimeout(() => done(new JupyterUnavailableError(`no kernel connection within ${timeoutMs / 1000} seconds`)), timeoutMs);
+      const timer = setTimeout(
+        () => done(new JupyterUnavailableError(`no kernel connection within ${timeoutMs / 1000} seconds`)),
+        timeoutMs,
+      );
       connection.connectionStatusChanged.connect(onChange);
     });
   }
@@ -241,7 +244,9 @@ export class KernelChannel {
     const reply = await this.execute({ code, silent: true }, { signal: deadline });
     if (reply === undefined) {
       throw new KernelError(
-        deadline.aborted ? `kernel ${this.kernelId} did not answer within ${timeoutMs} ms` : `kernel ${this.kernelId}: the request was cancelled`,
+        deadline.aborted
+          ? `kernel ${this.kernelId} did not answer within ${timeoutMs} ms`
+          : `kernel ${this.kernelId}: the request was cancelled`,
       );
     }
     if (reply.status !== 'ok') {

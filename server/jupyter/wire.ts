@@ -148,7 +148,7 @@ export function decodeStreamContent(json: Buffer): Record<string, string> | unde
 
 /** Index just past the closing quote of the string literal opening at `start`. */
 function stringEnd(json: Buffer, start: number): number {
-  for (let from = start + 1; ; ) {
+  for (let from = start + 1; ;) {
     const quote = json.indexOf(QUOTE, from);
     if (quote === -1) throw new SyntaxError('unterminated string');
     // Escaped when an odd number of backslashes precede it.

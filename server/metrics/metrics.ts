@@ -93,14 +93,22 @@ export class ServerMetrics {
       help: 'Executions running in a kernel now (awaiting input included)',
       labelNames: ['language'],
       registers,
-      collect: countByLanguage(() => source()?.list().filter((execution) => execution.state === 'running' || execution.state === 'awaiting_input')),
+      collect: countByLanguage(() =>
+        source()
+          ?.list()
+          .filter((execution) => execution.state === 'running' || execution.state === 'awaiting_input'),
+      ),
     });
     new Gauge({
       name: `${PREFIX}executions_queued`,
       help: 'Executions waiting behind another one in their context now',
       labelNames: ['language'],
       registers,
-      collect: countByLanguage(() => source()?.list().filter((execution) => execution.state === 'queued')),
+      collect: countByLanguage(() =>
+        source()
+          ?.list()
+          .filter((execution) => execution.state === 'queued'),
+      ),
     });
     const contexts = () => this.contextSource;
     new Gauge({
@@ -189,7 +197,10 @@ export class ServerMetrics {
       registers,
       collect() {
         for (const [transport, { open, counters }] of sessions) {
-          this.set({ transport }, counters.reduce((sum, count) => sum + count(), open));
+          this.set(
+            { transport },
+            counters.reduce((sum, count) => sum + count(), open),
+          );
         }
       },
     });
@@ -210,7 +221,8 @@ export class ServerMetrics {
       const labels = { language: execution.language, outcome: execution.outcome ?? 'failed' };
       this.executionsFinished.inc(labels);
       // One that never started (cancelled or abandoned in the queue) has no duration to tell.
-      if (execution.started_at !== undefined && execution.wall_ms !== undefined) this.executionDuration.observe(labels, execution.wall_ms / 1000);
+      if (execution.started_at !== undefined && execution.wall_ms !== undefined)
+        this.executionDuration.observe(labels, execution.wall_ms / 1000);
     });
     source.lifecycle.on('output', (_language: string, event: OutputEvent) => {
       if (event.type === 'stdout' || event.type === 'stderr') this.output(event.type, textBytes(event));

@@ -23,7 +23,9 @@ export function hostName(header: string): string | undefined {
  */
 export function hostAllowed(name: string, allowed: readonly string[]): boolean {
   if (name === 'localhost' || isIP(name) !== 0) return true;
-  return allowed.some((entry) => entry === '*' || entry === name || (entry.startsWith('.') && (name === entry.slice(1) || name.endsWith(entry))));
+  return allowed.some(
+    (entry) => entry === '*' || entry === name || (entry.startsWith('.') && (name === entry.slice(1) || name.endsWith(entry))),
+  );
 }
 
 /** `scheme://host[:port]` of a URL, default ports left out, for comparing origins. */

@@ -63,7 +63,12 @@ export default fp<{ config: Config }>(
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <token>' },
-            accessTokenHeader: { type: 'apiKey', in: 'header', name: 'X-Access-Token', description: 'The same token, in a header of its own' },
+            accessTokenHeader: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'X-Access-Token',
+              description: 'The same token, in a header of its own',
+            },
           },
         },
         // Either header will do. The requirement is stated only when this server asks for a
@@ -142,7 +147,10 @@ function toOpenapi30Bounds<T>(node: T): T {
     node.forEach(toOpenapi30Bounds);
   } else if (typeof node === 'object' && node !== null) {
     const schema = node as Record<string, unknown>;
-    for (const [exclusive, inclusive] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
+    for (const [exclusive, inclusive] of [
+      ['exclusiveMinimum', 'minimum'],
+      ['exclusiveMaximum', 'maximum'],
+    ] as const) {
       if (typeof schema[exclusive] === 'number') {
         schema[inclusive] = schema[exclusive];
         schema[exclusive] = true;

@@ -26,7 +26,8 @@ const claim: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Claim this server: the first call gets its access token, later calls a 404',
-        description: 'Exists only with AUTH_MODE=claim. Needs no credentials; until it succeeds, every other route but the health checks answers 403.',
+        description:
+          'Exists only with AUTH_MODE=claim. Needs no credentials; until it succeeds, every other route but the health checks answers 403.',
         operationId: 'claim',
         tags: ['access'],
         security: [],

@@ -94,7 +94,11 @@ const executions: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
         tags: ['execution'],
         params: ExecutionParams,
         body: InputBody,
-        response: { 200: Type.Ref('ExecutionInfo'), 409: Type.Ref('ErrorResponse', { description: 'No input is pending' }), ...errorResponses },
+        response: {
+          200: Type.Ref('ExecutionInfo'),
+          409: Type.Ref('ErrorResponse', { description: 'No input is pending' }),
+          ...errorResponses,
+        },
       },
     },
     async (request) => {
@@ -105,4 +109,8 @@ const executions: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   );
 };
 
-export default fp(executions, { name: 'execution-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });
+export default fp(executions, {
+  name: 'execution-routes',
+  encapsulate: true,
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts'],
+});

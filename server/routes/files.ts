@@ -6,9 +6,27 @@ import mime from 'mime-types';
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { Config } from '../config.js';
-import { BodyTooLargeError, InvalidJsonError, InvalidRequestError, RangeNotSatisfiableError, UploadAbortedError, UploadTimeoutError, UploadTooLargeError } from '../errors.js';
+import {
+  BodyTooLargeError,
+  InvalidJsonError,
+  InvalidRequestError,
+  RangeNotSatisfiableError,
+  UploadAbortedError,
+  UploadTimeoutError,
+  UploadTooLargeError,
+} from '../errors.js';
 import { errorResponses } from '../schemas/common.js';
-import { DirectoryListing, DownloadQuery, ExtractResult, FileActionBody, FileActionResult, FilePathParams, ListFilesQuery, UploadQuery, UploadResult } from '../schemas/files.js';
+import {
+  DirectoryListing,
+  DownloadQuery,
+  ExtractResult,
+  FileActionBody,
+  FileActionResult,
+  FilePathParams,
+  ListFilesQuery,
+  UploadQuery,
+  UploadResult,
+} from '../schemas/files.js';
 import { lastModified, planDownload } from '../workspace/download.js';
 import type { ArchiveFormat } from '../workspace/archive.js';
 import type { WorkspaceFiles } from '../workspace/files.js';
@@ -80,7 +98,9 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     async (request, reply) => {
       const { path: raw = '.', limit, cursor, format } = request.query;
       if (format !== undefined) return sendArchive(workspace, raw, format, request, reply);
-      return reply.type('application/json').send(await workspace.list(raw, { limit: limit === undefined ? undefined : listLimit(limit), cursor }));
+      return reply
+        .type('application/json')
+        .send(await workspace.list(raw, { limit: limit === undefined ? undefined : listLimit(limit), cursor }));
     },
   );
 
@@ -103,7 +123,10 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     // HEAD is its own route below: Fastify's automatic one would read the whole file to discard it.
     exposeHeadRoute: false,
   } as const;
-  const getOrHead = async (request: FastifyRequest<{ Params: { '*': string }; Querystring: { format?: ArchiveFormat } }>, reply: FastifyReply) => {
+  const getOrHead = async (
+    request: FastifyRequest<{ Params: { '*': string }; Querystring: { format?: ArchiveFormat } }>,
+    reply: FastifyReply,
+  ) => {
     const raw = request.params['*'];
     if (request.query.format !== undefined) return sendArchive(workspace, raw, request.query.format, request, reply);
     return sendFile(workspace, raw, request, reply);
@@ -117,14 +140,15 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
       // Uploads may take as long as they need while data keeps coming: UPLOAD_IDLE_TIMEOUT_MS.
       config: { streamsBody: true },
       schema: {
-        summary: 'Create or overwrite a file with the raw request body (parent directories are created), or unpack an archive into a directory (extract)',
+        summary:
+          'Create or overwrite a file with the raw request body (parent directories are created), or unpack an archive into a directory (extract)',
         description:
           'With `?extract=tar` or `?extract=tar.gz` the body is an archive, unpacked into the directory all or nothing: ' +
           'an unsafe entry (absolute path, `..`, a link out of the workspace, an entry under a link, a device or FIFO) refuses ' +
           'the whole archive with 400 naming it; a body that is no archive or is cut short (it must end with the end-of-archive block) is 400 ' +
           'ERR_INVALID_ARCHIVE; over MAX_EXTRACT_ENTRIES or MAX_EXTRACT_BYTES is 413; a file or directory in ' +
           'the way is 409 (403 for a directory the server may not write into), all with nothing written; if the target changes while the archive ' +
-          'is moved into place, 409 ERR_PATH_CHANGED, and what was moved before stays, each file whole. The archive\'s files replace those of ' +
+          "is moved into place, 409 ERR_PATH_CHANGED, and what was moved before stays, each file whole. The archive's files replace those of " +
           'the same name, its directories merge, the rest of the target stays.',
         tags: ['files'],
         params: FilePathParams,
@@ -151,7 +175,10 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
           return reply.code(200).send(result);
         }
         const result = await workspace.write(raw, body, { maxBytes: config.workspace.maxUploadBytes, signal: idle.signal });
-        reply.code(result.created ? 201 : 200).header('etag', result.etag).header('last-modified', lastModified(result.mtimeMs));
+        reply
+          .code(result.created ? 201 : 200)
+          .header('etag', result.etag)
+          .header('last-modified', lastModified(result.mtimeMs));
         return { path: result.path, size: result.size, modified: result.mtimeMs / 1000 };
       } catch (error) {
         if (request.raw.complete) throw error;
@@ -233,7 +260,10 @@ async function sendArchive(
   const filename = `${base}.${format}`;
   reply
     .type(format === 'tar' ? 'application/x-tar' : 'application/gzip')
-    .header('content-disposition', `attachment; filename="${filename.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(filename)}`)
+    .header(
+      'content-disposition',
+      `attachment; filename="${filename.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(filename)}`,
+    )
     .header('cache-control', 'no-store')
     .header('x-content-type-options', 'nosniff');
   if (request.method === 'HEAD') {

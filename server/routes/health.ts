@@ -38,7 +38,10 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
               error: Type.String({ description: 'HTTP status text' }),
               message: Type.String(),
             },
-            { description: 'Jupyter does not answer yet, or answers with an error (as it may while it starts): ERR_JUPYTER_UNAVAILABLE, whatever it answered' },
+            {
+              description:
+                'Jupyter does not answer yet, or answers with an error (as it may while it starts): ERR_JUPYTER_UNAVAILABLE, whatever it answered',
+            },
           ),
         },
       },
@@ -50,9 +53,12 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       } catch (error) {
         // Whatever Jupyter answered (connection refused, 500 while it starts, 403 for a wrong
         // token), readiness is this server's to answer: 503 and its own code, never Jupyter's status.
-        const detail = error instanceof Error && error.message ? error.message.replace(/^Jupyter Server is unavailable: /, '') : String(error);
+        const detail =
+          error instanceof Error && error.message ? error.message.replace(/^Jupyter Server is unavailable: /, '') : String(error);
         const body = new JupyterUnavailableError(detail).toBody();
-        return reply.code(503).send({ status: 'unavailable' as const, ...body, statusCode: 503 as const, code: 'ERR_JUPYTER_UNAVAILABLE' as const });
+        return reply
+          .code(503)
+          .send({ status: 'unavailable' as const, ...body, statusCode: 503 as const, code: 'ERR_JUPYTER_UNAVAILABLE' as const });
       }
     },
   );

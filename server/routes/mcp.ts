@@ -142,4 +142,8 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
   );
 };
 
-export default fp(mcp, { name: 'mcp-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'] });
+export default fp(mcp, {
+  name: 'mcp-routes',
+  encapsulate: true,
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'],
+});

@@ -106,4 +106,8 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
   });
 };
 
-export default fp(wsRoutes, { name: 'ws-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'] });
+export default fp(wsRoutes, {
+  name: 'ws-routes',
+  encapsulate: true,
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'],
+});

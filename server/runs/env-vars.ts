@@ -139,8 +139,7 @@ const r: EnvVarDialect = {
 };
 
 const DENO_PREVIOUS = 'Symbol.for("code-interpreter.previous-env")';
-const DENO_DECODE =
-  '(h) => new TextDecoder().decode(new Uint8Array((h.match(/../g) ?? []).map((b) => parseInt(b, 16))))';
+const DENO_DECODE = '(h) => new TextDecoder().decode(new Uint8Array((h.match(/../g) ?? []).map((b) => parseInt(b, 16))))';
 
 /** JavaScript and TypeScript, both run by Deno's kernel (which has no user_expressions). */
 const deno: EnvVarDialect = {

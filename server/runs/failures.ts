@@ -2,7 +2,17 @@ import { ApiError, ContextNotFoundError, JupyterUnavailableError, KernelError, S
 import { toErrorEvent, type ErrorEvent } from './events.js';
 
 /** How an execution ended, as `GET /executions/{id}` and the metrics report it. */
-export const OUTCOMES = ['ok', 'error', 'timeout', 'interrupted', 'kernel_died', 'out_of_memory', 'abandoned', 'cancelled', 'failed'] as const;
+export const OUTCOMES = [
+  'ok',
+  'error',
+  'timeout',
+  'interrupted',
+  'kernel_died',
+  'out_of_memory',
+  'abandoned',
+  'cancelled',
+  'failed',
+] as const;
 
 export type Outcome = (typeof OUTCOMES)[number];
 

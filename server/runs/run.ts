@@ -258,9 +258,15 @@ class Run {
     }
     if (stop?.kind === 'interrupted') return 'interrupted';
     if (stateLost) {
-      const reason = this.lifeSignal.aborted ? (this.lifeSignal.reason as KernelLostError) : new KernelLostError('KernelDied', 'The kernel stopped before the execution finished');
+      const reason = this.lifeSignal.aborted
+        ? (this.lifeSignal.reason as KernelLostError)
+        : new KernelLostError('KernelDied', 'The kernel stopped before the execution finished');
       this.write(failureEvent(reason.errorName, reason.message));
-      return reason.errorName === 'OutOfMemory' ? 'out_of_memory' : reason.errorName === 'KernelDied' || reason.errorName === 'KernelLost' ? 'kernel_died' : 'failed';
+      return reason.errorName === 'OutOfMemory'
+        ? 'out_of_memory'
+        : reason.errorName === 'KernelDied' || reason.errorName === 'KernelLost'
+          ? 'kernel_died'
+          : 'failed';
     }
     return undefined;
   }
@@ -371,7 +377,11 @@ class Run {
    * A request with no output and no history entry; resolves with the reply content, or
    * undefined if the kernel went away or (unless `evenIfStopped`) the execution was stopped.
    */
-  private async silentRequest(code: string, userExpressions: Record<string, string>, evenIfStopped = false): Promise<ExecuteReply | undefined> {
+  private async silentRequest(
+    code: string,
+    userExpressions: Record<string, string>,
+    evenIfStopped = false,
+  ): Promise<ExecuteReply | undefined> {
     if (this.lifeSignal.aborted || (this.stopped && !evenIfStopped)) return undefined;
     this.silentPending = !evenIfStopped;
     const unanswered = this.watchForAnswer();

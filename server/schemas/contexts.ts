@@ -13,8 +13,12 @@ export const CreateContextBody = Type.Object(
   {
     language: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Kernel language (default: python)' })),
     cwd: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 4096, description:
-          "Where the kernel starts: any existing directory the kernels' user can enter, inside the workspace or outside it (e.g. /tmp); relative paths are taken from the workspace, and a missing directory is created inside the workspace only (default: the workspace)" }),
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        description:
+          "Where the kernel starts: any existing directory the kernels' user can enter, inside the workspace or outside it (e.g. /tmp); relative paths are taken from the workspace, and a missing directory is created inside the workspace only (default: the workspace)",
+      }),
     ),
   },
   { additionalProperties: false },

@@ -15,15 +15,20 @@ export const ExecuteBody = Type.Object(
     timeout: Type.Optional(
       Type.Number({
         exclusiveMinimum: 0,
-        description: 'Time limit in seconds (at least 1 ms, at most MAX_EXECUTION_TIMEOUT); on expiry the kernel is interrupted and a TimeoutError reported',
+        description:
+          'Time limit in seconds (at least 1 ms, at most MAX_EXECUTION_TIMEOUT); on expiry the kernel is interrupted and a TimeoutError reported',
       }),
     ),
     stdin: Type.Optional(
-      Type.Boolean({ description: 'Let the code ask for input (input(), getpass()): the stream emits input_request, answered by POST /executions/{id}/input' }),
+      Type.Boolean({
+        description:
+          'Let the code ask for input (input(), getpass()): the stream emits input_request, answered by POST /executions/{id}/input',
+      }),
     ),
     on_disconnect: Type.Optional(
       Type.Union([Type.Literal('interrupt'), Type.Literal('continue')], {
-        description: 'What happens when the client goes away: interrupt the code (default) or let it run on, to be re-attached through /executions/{id}/events',
+        description:
+          'What happens when the client goes away: interrupt the code (default) or let it run on, to be re-attached through /executions/{id}/events',
       }),
     ),
     background: Type.Optional(
@@ -44,15 +49,12 @@ function literals<const T extends readonly string[]>(values: T): { -readonly [K 
   return values.map((value) => Type.Literal(value)) as { -readonly [K in keyof T]: TLiteral<T[K] & string> };
 }
 
-export const ExecutionOutcome = Type.Union(
-  literals(OUTCOMES),
-  {
-    description:
-      'ok: ran to the end; error: the code raised; timeout: the time limit was hit; interrupted: somebody interrupted it; ' +
-      'kernel_died / out_of_memory: the kernel died under it; abandoned: its client went away and it was interrupted; ' +
-      'cancelled: interrupted while still queued; failed: ended by a failure around the code (context deleted or restarted, Jupyter lost, shutdown)',
-  },
-);
+export const ExecutionOutcome = Type.Union(literals(OUTCOMES), {
+  description:
+    'ok: ran to the end; error: the code raised; timeout: the time limit was hit; interrupted: somebody interrupted it; ' +
+    'kernel_died / out_of_memory: the kernel died under it; abandoned: its client went away and it was interrupted; ' +
+    'cancelled: interrupted while still queued; failed: ended by a failure around the code (context deleted or restarted, Jupyter lost, shutdown)',
+});
 
 export const ExecutionInfo = Type.Object(
   {
@@ -87,7 +89,8 @@ export const EventsQuery = Type.Object(
     from: Type.Optional(
       Type.String({
         pattern: '^[0-9]{1,15}$',
-        description: 'Index of the first event to send: the number of events already held (an events_dropped line counts as its count). Default 0',
+        description:
+          'Index of the first event to send: the number of events already held (an events_dropped line counts as its count). Default 0',
       }),
     ),
   },
@@ -101,7 +104,8 @@ export const InputBody = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: 64,
-        description: "The input_request's input_id this answers: 409 unless that very prompt is pending (a retried answer never lands in the next prompt). Without it, the pending prompt, whichever it is",
+        description:
+          "The input_request's input_id this answers: 409 unless that very prompt is pending (a retried answer never lands in the next prompt). Without it, the pending prompt, whichever it is",
       }),
     ),
   },
@@ -153,7 +157,10 @@ export const ExecutionEvent = Type.Union(
         results_dropped: Type.Optional(Type.Integer({ description: 'results (display data, plots) dropped, when any' })),
         limit_bytes: Type.Integer(),
       },
-      { title: 'OutputTruncated', description: 'Output beyond the per-execution budget (MAX_OUTPUT_BYTES, text and results together) was dropped' },
+      {
+        title: 'OutputTruncated',
+        description: 'Output beyond the per-execution budget (MAX_OUTPUT_BYTES, text and results together) was dropped',
+      },
     ),
     Type.Object(
       {

@@ -27,7 +27,11 @@ export const InputFrame = Type.Object(
     execution_id: executionId,
     value: Type.String({ maxLength: 1024 * 1024, description: 'The answer to the pending input() or getpass(), without a newline' }),
     input_id: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 64, description: "The input_request's input_id this answers: refused (409) unless that prompt is pending" }),
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: "The input_request's input_id this answers: refused (409) unless that prompt is pending",
+      }),
     ),
   },
   { additionalProperties: false, title: 'InputFrame', description: 'Answer an `input_request`' },
@@ -79,8 +83,10 @@ export const AcceptedFrame = Type.Object(
 export const RequestErrorFrame = Type.Object(
   {
     type: Type.Literal('request_error'),
-    request_id: Type.Union([Type.String(), Type.Null()], { description: 'The refused frame\'s, or null when it had none or could not be read' }),
-    execution_id: Type.Optional(Type.String({ description: 'The refused frame\'s, when it named one' })),
+    request_id: Type.Union([Type.String(), Type.Null()], {
+      description: "The refused frame's, or null when it had none or could not be read",
+    }),
+    execution_id: Type.Optional(Type.String({ description: "The refused frame's, when it named one" })),
     status: Type.Integer({ description: 'The HTTP status the same request gets over HTTP' }),
     code: Type.String({ description: 'The same stable code as over HTTP, e.g. ERR_CONTEXT_NOT_FOUND' }),
     message: Type.String(),

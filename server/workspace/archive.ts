@@ -74,7 +74,13 @@ export async function archiveDirectory(
  */
 type LinkCheck = (target: string, prefix: string) => Promise<boolean>;
 
-async function addDirectory(pack: Pack, directory: string, prefix: string, linkInside: LinkCheck, onFileBytes?: (count: number) => void): Promise<void> {
+async function addDirectory(
+  pack: Pack,
+  directory: string,
+  prefix: string,
+  linkInside: LinkCheck,
+  onFileBytes?: (count: number) => void,
+): Promise<void> {
   const names = (await readdir(directory, { encoding: 'buffer' })).filter(
     (name) => isServableName(name) && !isInternalName(name.toString('utf8')),
   );
@@ -94,7 +100,8 @@ async function addDirectory(pack: Pack, directory: string, prefix: string, linkI
       const target = await readlink(child).catch(() => undefined);
       // Links that lead out of the workspace stay out, as in listings: the archive would be
       // refused on its way back in.
-      if (target !== undefined && (await linkInside(target, prefix))) await addEntry(pack, { name, type: 'symlink', linkname: target, mode: stats.mode & 0o7777, mtime: stats.mtime });
+      if (target !== undefined && (await linkInside(target, prefix)))
+        await addEntry(pack, { name, type: 'symlink', linkname: target, mode: stats.mode & 0o7777, mtime: stats.mtime });
     } else if (stats.isDirectory()) {
       const handle = await openOrSkip(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       if (!handle) continue;

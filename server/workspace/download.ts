@@ -19,11 +19,7 @@ export interface DownloadHeaders {
   ifModifiedSince?: string | undefined;
 }
 
-export type DownloadPlan =
-  | { status: 304 }
-  | { status: 200 }
-  | { status: 206; start: number; end: number }
-  | { status: 416 };
+export type DownloadPlan = { status: 304 } | { status: 200 } | { status: 206; start: number; end: number } | { status: 416 };
 
 /** HTTP dates have whole seconds: Last-Modified and If-Modified-Since compare at that grain. */
 export function lastModified(mtimeMs: number): string {

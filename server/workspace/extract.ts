@@ -67,7 +67,12 @@ const BLOCK = 512;
  *
  * The staging directory is removed on every path out, success or failure.
  */
-export async function extractArchive(workspace: Workspace, raw: string, body: AsyncIterable<Buffer>, options: ExtractOptions): Promise<ExtractResult> {
+export async function extractArchive(
+  workspace: Workspace,
+  raw: string,
+  body: AsyncIterable<Buffer>,
+  options: ExtractOptions,
+): Promise<ExtractResult> {
   const target = await workspace.resolve(raw);
   if (target.stats && !target.stats.isDirectory()) throw new NotADirectoryError(quote(target.display));
   const root = await workspace.realRoot();
@@ -94,7 +99,11 @@ export async function extractArchive(workspace: Workspace, raw: string, body: As
 /** A symlink of the archive: its entry's name and target, by its path under the target. */
 type ArchiveLinks = Map<string, { name: string; target: string }>;
 
-async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, staging: Staging): Promise<{ entries: number; bytes: number; links: ArchiveLinks }> {
+async function unpack(
+  body: AsyncIterable<Buffer>,
+  options: ExtractOptions,
+  staging: Staging,
+): Promise<{ entries: number; bytes: number; links: ArchiveLinks }> {
   const extract = tarExtract();
   // Headers, pax records and padding on top of the content: an archive that inflates past
   // this is no honest archive within the limits, whatever its headers claim.
@@ -122,13 +131,15 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
       if (++entries > options.maxEntries) throw new ExtractTooLargeError(`${options.maxEntries} entries (MAX_EXTRACT_ENTRIES)`);
       for (let i = 1; i < segments.length; i++) {
         const prefix = segments.slice(0, i).join('/');
-        if (links.has(prefix)) throw new UnsafeArchiveEntryError(quote(name), `it would be written through the symlink ${quote(prefix)} of the archive`);
+        if (links.has(prefix))
+          throw new UnsafeArchiveEntryError(quote(name), `it would be written through the symlink ${quote(prefix)} of the archive`);
       }
       switch (header.type) {
         case 'file':
         case 'contiguous-file':
           bytes += header.size;
-          if (bytes > options.maxExtractBytes) throw new ExtractTooLargeError(`${options.maxExtractBytes} bytes of content (MAX_EXTRACT_BYTES)`);
+          if (bytes > options.maxExtractBytes)
+            throw new ExtractTooLargeError(`${options.maxExtractBytes} bytes of content (MAX_EXTRACT_BYTES)`);
           if (segments.length === 0) throw new UnsafeArchiveEntryError(quote(name), 'a file cannot replace the target directory');
           await staging.writeFile(segments, name, entry as unknown as Readable, header, stop.signal);
           links.delete(segments.join('/'));
@@ -156,14 +167,18 @@ async function unpack(body: AsyncIterable<Buffer>, options: ExtractOptions, stag
           break;
         }
         default:
-          throw new UnsafeArchiveEntryError(quote(name), `it is a ${header.type ?? 'entry of unknown type'}; only files, directories and links are extracted`);
+          throw new UnsafeArchiveEntryError(
+            quote(name),
+            `it is a ${header.type ?? 'entry of unknown type'}; only files, directories and links are extracted`,
+          );
       }
     }
     await feeding;
     // The parser accepts a stream cut right after an entry's data, or after a long-name header
     // whose entry never came; so would the extraction, taking the first half of an archive for
     // the whole. Every tar writer ends an archive with zero blocks, and GNU tar is content with one.
-    if (counter.total < Math.max(dataEnd, counter.contentEnd) + BLOCK) throw new InvalidArchiveError(options.format, 'it ends before the end-of-archive marker: cut short?');
+    if (counter.total < Math.max(dataEnd, counter.contentEnd) + BLOCK)
+      throw new InvalidArchiveError(options.format, 'it ends before the end-of-archive marker: cut short?');
   } catch (error) {
     extract.destroy();
     throw archiveError(stop.signal.aborted ? stop.signal.reason : error, options.format);
@@ -231,7 +246,8 @@ function entryPath(name: string): string[] {
   if (segments.some((segment) => Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)) {
     throw new UnsafeArchiveEntryError(quote(name), `a name in its path is longer than ${MAX_SEGMENT_BYTES} bytes`);
   }
-  if (Buffer.byteLength(segments.join('/')) > MAX_PATH_BYTES) throw new UnsafeArchiveEntryError(quote(name), `its path is longer than ${MAX_PATH_BYTES} bytes`);
+  if (Buffer.byteLength(segments.join('/')) > MAX_PATH_BYTES)
+    throw new UnsafeArchiveEntryError(quote(name), `its path is longer than ${MAX_PATH_BYTES} bytes`);
   return segments;
 }
 
@@ -293,7 +309,11 @@ class Staging {
     const parent = await this.dir(segments.slice(0, -1), entry);
     const child = await this.makeRoom(parent, segments.at(-1)!, entry);
     // As a file written by PUT (0666 less the umask), executable where the archive says so.
-    const handle = await open(child, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666 | (header.mode & 0o111));
+    const handle = await open(
+      child,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o666 | (header.mode & 0o111),
+    );
     try {
       // The write stream closes the descriptor when it finishes or fails.
       await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }), { signal });
@@ -315,7 +335,8 @@ class Staging {
   async hardlink(segments: string[], source: string[], entry: string, linkname: string): Promise<void> {
     const from = childOf(await this.dir(source.slice(0, -1), entry), source.at(-1)!);
     const stats = await lstat(from).catch(() => undefined);
-    if (!stats?.isFile()) throw new UnsafeArchiveEntryError(quote(entry), `it is a hardlink to ${quote(linkname)}, which is no file earlier in the archive`);
+    if (!stats?.isFile())
+      throw new UnsafeArchiveEntryError(quote(entry), `it is a hardlink to ${quote(linkname)}, which is no file earlier in the archive`);
     const parent = await this.dir(segments.slice(0, -1), entry);
     await link(from, await this.makeRoom(parent, segments.at(-1)!, entry));
   }
@@ -405,7 +426,9 @@ async function moveIntoPlace(workspace: Workspace, rootDirectory: DirectoryHandl
 const CHANGED = ['ENOENT', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EEXIST', 'ELOOP'];
 
 function changedWhileMoving(here: string): Error {
-  return new PathChangedError(`${quote(here)} (while the archive was moved into place: what was moved before stays, each file whole; the rest was not extracted)`);
+  return new PathChangedError(
+    `${quote(here)} (while the archive was moved into place: what was moved before stays, each file whole; the rest was not extracted)`,
+  );
 }
 
 /**
@@ -418,7 +441,9 @@ async function merge(from: string, to: string, display: string, move: boolean): 
   // A read-only directory of the target (one a kernel made, say) would stop the moves halfway.
   if (!move && names.length > 0) {
     await access(to, constants.W_OK | constants.X_OK).catch((error: unknown) => {
-      throw isErrno(error, 'EACCES') || isErrno(error, 'EROFS') ? new PermissionDeniedError(`${quote(display)}; nothing was written`) : error;
+      throw isErrno(error, 'EACCES') || isErrno(error, 'EROFS')
+        ? new PermissionDeniedError(`${quote(display)}; nothing was written`)
+        : error;
     });
   }
   for (const name of names) {

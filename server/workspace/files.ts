@@ -4,13 +4,7 @@ import { link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:f
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  FileNotFoundError,
-  InvalidPathError,
-  IsADirectoryError,
-  UploadTooLargeError,
-  WorkspaceRootError,
-} from '../errors.js';
+import { FileNotFoundError, InvalidPathError, IsADirectoryError, UploadTooLargeError, WorkspaceRootError } from '../errors.js';
 import { archiveDirectory, type ArchiveFormat, type DirectoryArchive } from './archive.js';
 import { extractArchive, type ExtractOptions, type ExtractResult } from './extract.js';
 import { listDirectory, type DirectoryListing, type ListOptions } from './listing.js';
@@ -259,7 +253,12 @@ async function commit(directory: DirectoryHandle, temp: string, name: string, di
       return true;
     } catch (error) {
       if (!isErrno(error, 'EEXIST') && !isErrno(error, 'EPERM') && !isErrno(error, 'ENOTSUP') && !isErrno(error, 'EMLINK')) throw error;
-      const existed = isErrno(error, 'EEXIST') || (await lstat(to).then(() => true, () => false));
+      const existed =
+        isErrno(error, 'EEXIST') ||
+        (await lstat(to).then(
+          () => true,
+          () => false,
+        ));
       await rename(from, to);
       return !existed;
     }
@@ -314,7 +313,10 @@ function nextOrAbort(chunks: AsyncIterator<Buffer>, signal: AbortSignal | undefi
     }
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    chunks.next().then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    chunks
+      .next()
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 

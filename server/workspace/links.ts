@@ -8,10 +8,7 @@ const MAX_SYMLINKS = 40;
 
 /** What stands at a path, as far as resolving a link cares; `stats` when it was read from the disk. */
 export type Kind =
-  | { type: 'directory'; stats?: Stats }
-  | { type: 'link'; target: string; stats?: Stats }
-  | { type: 'other'; stats?: Stats }
-  | undefined;
+  { type: 'directory'; stats?: Stats } | { type: 'link'; target: string; stats?: Stats } | { type: 'other'; stats?: Stats } | undefined;
 
 /** Looks at one absolute path without following a link in its last segment. */
 export type Look = (absolute: string) => Promise<Kind>;
@@ -75,7 +72,8 @@ export async function walk(start: string, segments: readonly string[], look: Loo
       continue;
     }
     if (kind === undefined) return { real: path.join(next, ...pending.reverse()), kind, missing: true };
-    if (!last && kind.type !== 'directory') return { real: path.join(next, ...pending.reverse()), kind: undefined, missing: false, blockedAt: next };
+    if (!last && kind.type !== 'directory')
+      return { real: path.join(next, ...pending.reverse()), kind: undefined, missing: false, blockedAt: next };
     current = next;
   }
   return { real: current, kind, missing: false };

@@ -133,7 +133,13 @@ function decodeCursor(cursor: string): Candidate {
  * entries gone since readdir, sockets, FIFOs and devices, and symlinks that dangle or lead out
  * of the workspace (whose target is none of the client's business).
  */
-async function kindOf(workspace: Workspace, directory: DirectoryHandle, segments: string[], name: string, dirent: Dirent<Buffer>): Promise<Kind | undefined> {
+async function kindOf(
+  workspace: Workspace,
+  directory: DirectoryHandle,
+  segments: string[],
+  name: string,
+  dirent: Dirent<Buffer>,
+): Promise<Kind | undefined> {
   if (dirent.isDirectory()) return 'dir';
   if (dirent.isFile()) return 'file';
   if (!dirent.isSymbolicLink() && !unknownType(dirent)) return undefined;
@@ -146,7 +152,12 @@ function unknownType(dirent: Dirent<Buffer>): boolean {
   return !dirent.isFIFO() && !dirent.isSocket() && !dirent.isBlockDevice() && !dirent.isCharacterDevice();
 }
 
-async function entryOf(workspace: Workspace, directory: DirectoryHandle, segments: string[], name: string): Promise<DirectoryEntry | undefined> {
+async function entryOf(
+  workspace: Workspace,
+  directory: DirectoryHandle,
+  segments: string[],
+  name: string,
+): Promise<DirectoryEntry | undefined> {
   const stats = await statOf(workspace, directory, segments, name);
   if (stats?.isDirectory()) return { name, type: 'dir', size: null, modified: stats.mtimeMs / 1000 };
   if (stats?.isFile()) return { name, type: 'file', size: stats.size, modified: stats.mtimeMs / 1000 };

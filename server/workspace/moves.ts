@@ -139,7 +139,13 @@ async function bothEnds(
  * through the tree's other links (the tree laid over the destination). Links that lead out
  * already (a virtual environment's `python -> /usr/bin/python3`) go as they are.
  */
-async function checkLinks(workspace: Workspace, sourceParent: DirectoryHandle, source: ResolvedPath, target: ResolvedPath, moving: boolean): Promise<void> {
+async function checkLinks(
+  workspace: Workspace,
+  sourceParent: DirectoryHandle,
+  source: ResolvedPath,
+  target: ResolvedPath,
+  moving: boolean,
+): Promise<void> {
   const root = await workspace.realRoot();
   const look = overlay(target.real, source.real, moving ? { gone: source.real } : {});
   const checkLink = async (child: Buffer | string, relative: string[]): Promise<void> => {
@@ -147,7 +153,10 @@ async function checkLinks(workspace: Workspace, sourceParent: DirectoryHandle, s
     if (await linkLeadsInside(root, path.dirname(path.join(target.real, ...relative)), linkTarget, look)) return;
     if (await linkLeadsInside(root, path.dirname(path.join(source.real, ...relative)), linkTarget)) {
       const display = [target.display, ...relative].join('/');
-      throw new InvalidPathError(quote(target.display), `the link ${quote(display)} to ${quote(linkTarget)} would lead outside the workspace from there`);
+      throw new InvalidPathError(
+        quote(target.display),
+        `the link ${quote(display)} to ${quote(linkTarget)} would lead outside the workspace from there`,
+      );
     }
   };
   // Types from readdir: a tree of files costs one readdir per directory, not one lstat per file.

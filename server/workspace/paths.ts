@@ -42,7 +42,8 @@ export function isInternalName(name: string): boolean {
   return INTERNAL_NAME.test(name);
 }
 
-export const RESERVED = 'names like .upload-….part, .extract-… and .copy-… (a dot, the word, a dash and 24 hex digits) are reserved for the server\'s work in progress';
+export const RESERVED =
+  "names like .upload-….part, .extract-… and .copy-… (a dot, the word, a dash and 24 hex digits) are reserved for the server's work in progress";
 
 /** A request path checked and split: `segments` is [] for the workspace root. */
 export interface WorkspacePath {

@@ -113,7 +113,12 @@ export class Workspace {
   }
 
   /** Resolves the real location of `segments` under `root`, following symlinks one by one. */
-  private async walk(root: string, segments: string[], followLastLink: boolean, raw: string): Promise<{ real: string; stats: Stats | undefined }> {
+  private async walk(
+    root: string,
+    segments: string[],
+    followLastLink: boolean,
+    raw: string,
+  ): Promise<{ real: string; stats: Stats | undefined }> {
     let end: WalkEnd;
     try {
       end = await walk(root, segments, lookOnDisk, followLastLink);
@@ -156,7 +161,13 @@ export class Workspace {
           handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
         } catch (error) {
           // With O_DIRECTORY, Linux reports a symlink as ENOTDIR rather than ELOOP.
-          if (isErrno(error, 'ENOTDIR') && (await lstat(child).then((stats) => stats.isSymbolicLink(), () => false))) {
+          if (
+            isErrno(error, 'ENOTDIR') &&
+            (await lstat(child).then(
+              (stats) => stats.isSymbolicLink(),
+              () => false,
+            ))
+          ) {
             throw new PathChangedError(quote(relative));
           }
           throw translateErrno(error, relative);

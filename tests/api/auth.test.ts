@@ -41,7 +41,12 @@ const isClaim = (route: Route) => route.method === 'POST' && route.url === '/cla
 const label = (route: Route) => `${route.method} ${route.url}`;
 
 /** Calls each route and returns those whose status `ok` rejects, with the status they got. */
-async function offenders(app: FastifyInstance, routes: Route[], headers: Record<string, string>, ok: (status: number) => boolean): Promise<string[]> {
+async function offenders(
+  app: FastifyInstance,
+  routes: Route[],
+  headers: Record<string, string>,
+  ok: (status: number) => boolean,
+): Promise<string[]> {
   const found: string[] = [];
   for (const route of routes) {
     const response = await app.inject({ method: route.method as 'GET', url: concrete(route.url), headers });
@@ -101,7 +106,14 @@ describe('AUTH_MODE=token', () => {
 
   it.each(WRONG_CREDENTIALS)('refuses every guarded route with wrong credentials %j', async (headers) => {
     const { app, routes } = await start(env);
-    expect(await offenders(app, routes.filter((r) => !isPublic(r)), headers, (status) => status === 401)).toEqual([]);
+    expect(
+      await offenders(
+        app,
+        routes.filter((r) => !isPublic(r)),
+        headers,
+        (status) => status === 401,
+      ),
+    ).toEqual([]);
     const response = await app.inject({ method: 'GET', url: '/contexts', headers });
     expect(response.json()).toMatchObject({ statusCode: 401, code: 'ERR_UNAUTHORIZED', error: 'Unauthorized' });
     if (headers.authorization?.startsWith('Bearer ') || headers['x-access-token'] !== undefined) {
@@ -165,25 +177,45 @@ describe('AUTH_MODE=token', () => {
 });
 
 describe('secrets in the URL', () => {
-  const names = ['token', 'TOKEN', 'access_token', 'api_key', 'apikey', 'API-KEY', 'authorization', 'x-access-token', 'X-Access-Token', 'secret', 'password', 'Password', 'session_id'];
+  const names = [
+    'token',
+    'TOKEN',
+    'access_token',
+    'api_key',
+    'apikey',
+    'API-KEY',
+    'authorization',
+    'x-access-token',
+    'X-Access-Token',
+    'secret',
+    'password',
+    'Password',
+    'session_id',
+  ];
 
-  it.each<Record<string, string>>([{}, { ACCESS_TOKEN: TOKEN }])('never reach the log, whatever the name and its case (%o)', async (env) => {
-    const logs: string[] = [];
-    const { app } = await start(env, logs);
-    for (const [index, name] of names.entries()) {
-      await app.inject({ method: 'GET', url: `/files?path=notes&${encodeURIComponent(name)}=secret-value-${index}-0123456789` });
-    }
-    const requests = logs.filter((line) => line.includes('request completed'));
-    expect(requests).toHaveLength(names.length);
-    expect(logs.filter((line) => line.includes('secret-value-'))).toEqual([]);
-    // What is not a secret stays readable.
-    expect(requests.every((line) => line.includes('/files?path=notes&'))).toBe(true);
-  });
+  it.each<Record<string, string>>([{}, { ACCESS_TOKEN: TOKEN }])(
+    'never reach the log, whatever the name and its case (%o)',
+    async (env) => {
+      const logs: string[] = [];
+      const { app } = await start(env, logs);
+      for (const [index, name] of names.entries()) {
+        await app.inject({ method: 'GET', url: `/files?path=notes&${encodeURIComponent(name)}=secret-value-${index}-0123456789` });
+      }
+      const requests = logs.filter((line) => line.includes('request completed'));
+      expect(requests).toHaveLength(names.length);
+      expect(logs.filter((line) => line.includes('secret-value-'))).toEqual([]);
+      // What is not a secret stays readable.
+      expect(requests.every((line) => line.includes('/files?path=notes&'))).toBe(true);
+    },
+  );
 
-  it('log the values of the API\'s own query parameters only, whatever the others are named', async () => {
+  it("log the values of the API's own query parameters only, whatever the others are named", async () => {
     const logs: string[] = [];
     const { app } = await start({}, logs);
-    await app.inject({ method: 'GET', url: '/files?path=notes&limit=5&bearer=value-one-0123456789&private_key=value-two-0123456789&x=value-three' });
+    await app.inject({
+      method: 'GET',
+      url: '/files?path=notes&limit=5&bearer=value-one-0123456789&private_key=value-two-0123456789&x=value-three',
+    });
     await app.inject({ method: 'GET', url: '/executions/abc/events?from=3&sig2=value-four-0123456789' });
     const requests = logs.filter((line) => line.includes('request completed'));
     expect(requests).toHaveLength(2);
@@ -220,7 +252,9 @@ describe('AUTH_MODE=claim', () => {
     const { app } = await start(env);
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     const responses = await Promise.all(Array.from({ length: 25 }, () => fetch(`${base}/claim`, { method: 'POST' })));
-    const bodies = await Promise.all(responses.map(async (response) => ({ status: response.status, body: (await response.json()) as Record<string, unknown> })));
+    const bodies = await Promise.all(
+      responses.map(async (response) => ({ status: response.status, body: (await response.json()) as Record<string, unknown> })),
+    );
     const winners = bodies.filter((answer) => answer.status === 200);
     expect(winners).toHaveLength(1);
     expect(bodies.filter((answer) => answer.status === 404)).toHaveLength(24);
@@ -287,7 +321,9 @@ describe('AUTH_MODE=none', () => {
   });
 
   const warnings = (logs: string[]) =>
-    logs.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level === 40 && /AUTHENTICATION IS OFF/.test(entry.msg));
+    logs
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .filter((entry) => entry.level === 40 && /AUTHENTICATION IS OFF/.test(entry.msg));
 
   it('warns, naming how to turn auth on, when it listens beyond loopback', async () => {
     const logs: string[] = [];

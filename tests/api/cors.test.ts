@@ -53,7 +53,9 @@ describe('CORS_ORIGINS allow-list', () => {
       const response = await preflight(app, url, ALLOWED);
       expect(response.statusCode).toBe(204);
       expect(response.headers['access-control-allow-origin']).toBe(ALLOWED);
-      expect(list(response.headers['access-control-allow-headers'])).toEqual(expect.arrayContaining(['authorization', 'x-access-token', 'content-type']));
+      expect(list(response.headers['access-control-allow-headers'])).toEqual(
+        expect.arrayContaining(['authorization', 'x-access-token', 'content-type']),
+      );
       expect(list(response.headers['access-control-allow-methods'])).toEqual(expect.arrayContaining(['get', 'post', 'put', 'delete']));
       expect(list(response.headers.vary)).toContain('origin');
       // Tokens travel in headers: no cookies, so no credentialed CORS.

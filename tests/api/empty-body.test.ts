@@ -34,7 +34,12 @@ describe('an empty body with a JSON content type', () => {
 
   it('still refuses a body that is not JSON', async () => {
     const { app } = await startOffline();
-    const response = await app.inject({ method: 'DELETE', url: '/contexts/nope', headers: { 'content-type': 'application/json' }, payload: '{' });
+    const response = await app.inject({
+      method: 'DELETE',
+      url: '/contexts/nope',
+      headers: { 'content-type': 'application/json' },
+      payload: '{',
+    });
     expect(response.statusCode).toBe(400);
   });
 });

@@ -51,7 +51,11 @@ async function start(): Promise<{ app: FastifyInstance; logs: string[] }> {
       throw 'a thrown string';
     });
     // The framework's own runtime error: a reply that cannot be serialized.
-    app.get('/test/framework', { schema: { response: { 200: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } } } }, async () => ({}));
+    app.get(
+      '/test/framework',
+      { schema: { response: { 200: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } } } },
+      async () => ({}),
+    );
     app.get('/test/contract', async () => {
       throw new errors.ContextNotFoundError('abc');
     });
@@ -73,7 +77,12 @@ describe('the error contract: every code a client sees is in errors.ts', () => {
       expect(response.statusCode).toBe(500);
       const body = response.json<{ code: string; message: string }>();
       expectErrorShape(body);
-      expect(body).toEqual({ statusCode: 500, code: 'ERR_INTERNAL', error: 'Internal Server Error', message: 'Internal server error (request id req-under-test-1)' });
+      expect(body).toEqual({
+        statusCode: 500,
+        code: 'ERR_INTERNAL',
+        error: 'Internal Server Error',
+        message: 'Internal server error (request id req-under-test-1)',
+      });
       const failure = logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'request failed');
       expect(failure).toMatchObject({ level: 50, reqId: 'req-under-test-1', code: 'ERR_INTERNAL' });
     },
@@ -104,24 +113,82 @@ describe('the error contract: every code a client sees is in errors.ts', () => {
   it("passes the server's own errors through with their status and message, logged as refusals", async () => {
     const { app, logs } = await start();
     const response = await app.inject({ method: 'GET', url: '/test/contract' });
-    expect(response.json()).toEqual({ statusCode: 404, code: 'ERR_CONTEXT_NOT_FOUND', error: 'Not Found', message: 'Context abc not found' });
+    expect(response.json()).toEqual({
+      statusCode: 404,
+      code: 'ERR_CONTEXT_NOT_FOUND',
+      error: 'Not Found',
+      message: 'Context abc not found',
+    });
     expect(logs.some((line) => line.includes('"msg":"request refused"') && line.includes('ERR_CONTEXT_NOT_FOUND'))).toBe(true);
   });
 });
 
 describe("the framework's refusals, mapped onto the contract", () => {
   const cases: Array<[string, InjectOptions, number, string, RegExp]> = [
-    ['schema validation', { method: 'POST', url: '/execute', payload: { language: 'python' } }, 400, 'ERR_VALIDATION', /body must have required property 'code'/],
+    [
+      'schema validation',
+      { method: 'POST', url: '/execute', payload: { language: 'python' } },
+      400,
+      'ERR_VALIDATION',
+      /body must have required property 'code'/,
+    ],
     ['a field of the wrong type', { method: 'POST', url: '/execute', payload: { code: 42 } }, 400, 'ERR_VALIDATION', /code must be string/],
-    ['invalid JSON', { method: 'POST', url: '/execute', headers: { 'content-type': 'application/json' }, payload: '{"code":' }, 400, 'ERR_INVALID_JSON', /not valid JSON/],
-    ['an empty body where one is needed', { method: 'POST', url: '/execute', headers: { 'content-type': 'application/json' }, payload: '' }, 400, 'ERR_VALIDATION', /body/],
-    ['a body too large', { method: 'POST', url: '/contexts', headers: { 'content-type': 'application/json' }, payload: `{"cwd":"${'x'.repeat(32 * 1024 * 1024)}"}` }, 413, 'ERR_BODY_TOO_LARGE', /33554432 bytes/],
-    ['a malformed Content-Type', { method: 'POST', url: '/execute', headers: { 'content-type': '/json' }, payload: '{"code":"1"}' }, 415, 'ERR_UNSUPPORTED_MEDIA_TYPE', /"\/json"/],
+    [
+      'invalid JSON',
+      { method: 'POST', url: '/execute', headers: { 'content-type': 'application/json' }, payload: '{"code":' },
+      400,
+      'ERR_INVALID_JSON',
+      /not valid JSON/,
+    ],
+    [
+      'an empty body where one is needed',
+      { method: 'POST', url: '/execute', headers: { 'content-type': 'application/json' }, payload: '' },
+      400,
+      'ERR_VALIDATION',
+      /body/,
+    ],
+    [
+      'a body too large',
+      {
+        method: 'POST',
+        url: '/contexts',
+        headers: { 'content-type': 'application/json' },
+        payload: `{"cwd":"${'x'.repeat(32 * 1024 * 1024)}"}`,
+      },
+      413,
+      'ERR_BODY_TOO_LARGE',
+      /33554432 bytes/,
+    ],
+    [
+      'a malformed Content-Type',
+      { method: 'POST', url: '/execute', headers: { 'content-type': '/json' }, payload: '{"code":"1"}' },
+      415,
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+      /"\/json"/,
+    ],
     ['an unknown route', { method: 'GET', url: '/nowhere?x=1' }, 404, 'ERR_ROUTE_NOT_FOUND', /^Route GET \/nowhere not found$/],
-    ['an unknown route, with an empty JSON body', { method: 'POST', url: '/nowhere', headers: { 'content-type': 'application/json' }, payload: '' }, 404, 'ERR_ROUTE_NOT_FOUND', /nowhere/],
-    ['a method the path does not have', { method: 'PATCH', url: '/contexts/abc/restart' }, 405, 'ERR_METHOD_NOT_ALLOWED', /PATCH.*allowed: POST$/],
+    [
+      'an unknown route, with an empty JSON body',
+      { method: 'POST', url: '/nowhere', headers: { 'content-type': 'application/json' }, payload: '' },
+      404,
+      'ERR_ROUTE_NOT_FOUND',
+      /nowhere/,
+    ],
+    [
+      'a method the path does not have',
+      { method: 'PATCH', url: '/contexts/abc/restart' },
+      405,
+      'ERR_METHOD_NOT_ALLOWED',
+      /PATCH.*allowed: POST$/,
+    ],
     ['a malformed URL', { method: 'GET', url: '/contexts/%E0%A4%A' }, 400, 'ERR_INVALID_REQUEST', /URL is malformed/],
-    ['a path parameter over the router limit', { method: 'DELETE', url: `/contexts/${'a'.repeat(101)}` }, 414, 'ERR_URL_TOO_LONG', /100 characters/],
+    [
+      'a path parameter over the router limit',
+      { method: 'DELETE', url: `/contexts/${'a'.repeat(101)}` },
+      414,
+      'ERR_URL_TOO_LONG',
+      /100 characters/,
+    ],
   ];
 
   it.each(cases)('%s', async (_label, request, status, code, message) => {
@@ -189,7 +256,9 @@ describe("the framework's refusals, mapped onto the contract", () => {
 
 describe('the list of codes', () => {
   it('holds every createError of errors.ts, each with its status', () => {
-    const constructors = Object.values(errors).filter((value) => typeof value === 'function' && value !== errorCatalog && value !== errors.ApiError);
+    const constructors = Object.values(errors).filter(
+      (value) => typeof value === 'function' && value !== errorCatalog && value !== errors.ApiError,
+    );
     expect(catalog).toHaveLength(constructors.length);
     for (const { code, statusCode } of catalog) {
       expect(code).toMatch(/^ERR_[A-Z_]+$/);
@@ -200,13 +269,18 @@ describe('the list of codes', () => {
 
   it('is the enum of ErrorResponse.code in /openapi.json', async () => {
     const { app } = await start();
-    const document = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{ components: { schemas: Record<string, { properties: { code: { enum: string[] } } }> } }>();
+    const document = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      components: { schemas: Record<string, { properties: { code: { enum: string[] } } }> };
+    }>();
     expect(document.components.schemas.ErrorResponse!.properties.code.enum).toEqual(codes);
   });
 
   it('is in docs/api.md, each code with its status', () => {
     const page = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
-    const listed = [...page.matchAll(/^\| `(ERR_[A-Z_]+)` \| (\d{3}) \|/gm)].map(([, code, status]) => ({ code, statusCode: Number(status) }));
+    const listed = [...page.matchAll(/^\| `(ERR_[A-Z_]+)` \| (\d{3}) \|/gm)].map(([, code, status]) => ({
+      code,
+      statusCode: Number(status),
+    }));
     expect(listed.sort((a, b) => a.code!.localeCompare(b.code!))).toEqual(catalog);
   });
 });

@@ -74,7 +74,11 @@ describe('Origin', () => {
 
   it('refuses the same host on another port: that is another origin', async () => {
     const app = await start();
-    const response = await app.inject({ method: 'GET', url: '/contexts', headers: { origin: 'http://localhost:5173', host: 'localhost:49999' } });
+    const response = await app.inject({
+      method: 'GET',
+      url: '/contexts',
+      headers: { origin: 'http://localhost:5173', host: 'localhost:49999' },
+    });
     expect(response.statusCode).toBe(403);
   });
 
@@ -91,7 +95,9 @@ describe('Origin', () => {
     expect(response.statusCode).toBe(403);
     expect(response.json<{ code: string }>().code).toBe('ERR_ORIGIN_NOT_ALLOWED');
     const anyOrigin = await start({ ACCESS_TOKEN: TOKEN, CORS_ORIGINS: '*' });
-    expect((await anyOrigin.inject({ method: 'GET', url: '/contexts', headers: { origin: EVIL, authorization: `Bearer ${TOKEN}` } })).statusCode).toBe(200);
+    expect(
+      (await anyOrigin.inject({ method: 'GET', url: '/contexts', headers: { origin: EVIL, authorization: `Bearer ${TOKEN}` } })).statusCode,
+    ).toBe(200);
   });
 });
 
@@ -107,13 +113,20 @@ describe('Host without authentication (DNS rebinding)', () => {
     expect(get.statusCode).toBe(403);
   });
 
-  it.each(['localhost', 'localhost:49999', 'LOCALHOST.:49999', '127.0.0.1:49999', '127.1.2.3', '[::1]:49999', '[::ffff:127.0.0.1]', '10.0.0.5:49999', '[fd00::5]'])(
-    'accepts Host: %s',
-    async (host) => {
-      const app = await start();
-      expect((await app.inject({ method: 'GET', url: '/contexts', headers: { host } })).statusCode).toBe(200);
-    },
-  );
+  it.each([
+    'localhost',
+    'localhost:49999',
+    'LOCALHOST.:49999',
+    '127.0.0.1:49999',
+    '127.1.2.3',
+    '[::1]:49999',
+    '[::ffff:127.0.0.1]',
+    '10.0.0.5:49999',
+    '[fd00::5]',
+  ])('accepts Host: %s', async (host) => {
+    const app = await start();
+    expect((await app.inject({ method: 'GET', url: '/contexts', headers: { host } })).statusCode).toBe(200);
+  });
 
   it.each(['example.com', 'localhost.example.com:49999', 'app.localhost', '[::1', '::1', 'a:1:2', 'localhost:port', '[not-an-ip]:80'])(
     'refuses Host: %s',
@@ -141,7 +154,9 @@ describe('Host without authentication (DNS rebinding)', () => {
     expect((await open.inject({ method: 'GET', url: '/contexts', headers })).statusCode).toBe(200);
     const listed = await start({ ACCESS_TOKEN: TOKEN, ALLOWED_HOSTS: 'api.example.com' });
     expect((await listed.inject({ method: 'GET', url: '/contexts', headers })).statusCode).toBe(403);
-    expect((await listed.inject({ method: 'GET', url: '/contexts', headers: { ...headers, host: 'api.example.com' } })).statusCode).toBe(200);
+    expect((await listed.inject({ method: 'GET', url: '/contexts', headers: { ...headers, host: 'api.example.com' } })).statusCode).toBe(
+      200,
+    );
   });
 });
 

@@ -29,7 +29,12 @@ describe('/mcp', () => {
 
   it('opens a session with the token, answering the initialize request', async () => {
     const { app } = await startOffline({ ACCESS_TOKEN: TOKEN });
-    const response = await app.inject({ method: 'POST', url: '/mcp', headers: { ...mcpHeaders, 'x-access-token': TOKEN }, payload: initialize });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/mcp',
+      headers: { ...mcpHeaders, 'x-access-token': TOKEN },
+      payload: initialize,
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['mcp-session-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(response.body).toContain('"serverInfo":{"name":"code-interpreter"');
@@ -40,10 +45,16 @@ describe('/mcp', () => {
     const preflight = await app.inject({
       method: 'OPTIONS',
       url: '/mcp',
-      headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,mcp-session-id,mcp-protocol-version' },
+      headers: {
+        origin: ALLOWED,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type,mcp-session-id,mcp-protocol-version',
+      },
     });
     expect(preflight.statusCode).toBe(204);
-    expect(list(preflight.headers['access-control-allow-headers'])).toEqual(expect.arrayContaining(['mcp-session-id', 'mcp-protocol-version', 'last-event-id']));
+    expect(list(preflight.headers['access-control-allow-headers'])).toEqual(
+      expect.arrayContaining(['mcp-session-id', 'mcp-protocol-version', 'last-event-id']),
+    );
 
     const response = await app.inject({
       method: 'POST',
@@ -87,7 +98,12 @@ describe('/mcp', () => {
     expect(malformed.statusCode).toBe(400);
     const notRpc = await app.inject({ method: 'POST', url: '/mcp', headers: mcpHeaders, payload: { hello: 'world' } });
     expect(notRpc.statusCode).toBe(400);
-    const accept = await app.inject({ method: 'POST', url: '/mcp', headers: { ...mcpHeaders, accept: 'application/json' }, payload: initialize });
+    const accept = await app.inject({
+      method: 'POST',
+      url: '/mcp',
+      headers: { ...mcpHeaders, accept: 'application/json' },
+      payload: initialize,
+    });
     expect(accept.statusCode).toBe(406);
     expect(accept.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
   });
@@ -105,10 +121,20 @@ describe('/mcp', () => {
     expect(foreign.headers['mcp-session-id']).toBeUndefined();
 
     const open = (await startOffline()).app;
-    const rebound = await open.inject({ method: 'POST', url: '/mcp', headers: { ...mcpHeaders, host: 'attacker.example:49999' }, payload: initialize });
+    const rebound = await open.inject({
+      method: 'POST',
+      url: '/mcp',
+      headers: { ...mcpHeaders, host: 'attacker.example:49999' },
+      payload: initialize,
+    });
     expect(rebound.statusCode).toBe(403);
     expect(rebound.json()).toMatchObject({ code: 'ERR_HOST_NOT_ALLOWED' });
-    const local = await open.inject({ method: 'POST', url: '/mcp', headers: { ...mcpHeaders, host: 'localhost:49999' }, payload: initialize });
+    const local = await open.inject({
+      method: 'POST',
+      url: '/mcp',
+      headers: { ...mcpHeaders, host: 'localhost:49999' },
+      payload: initialize,
+    });
     expect(local.statusCode).toBe(200);
   });
 });

@@ -78,37 +78,44 @@ describe('GET /metrics', () => {
     expect(text).not.toContain('nowhere');
   });
 
-  it.each([{}, { ACCESS_TOKEN: TOKEN }] as Record<string, string>[])('adds no label values for 1,000 distinct unknown paths (%j)', async (env) => {
-    const { app } = await startOffline(env);
-    const headers: Record<string, string> = 'ACCESS_TOKEN' in env ? { authorization: `Bearer ${TOKEN}` } : {};
-    // A first round of each kind of request, so that every series they can make exists.
-    const requests = (i: number) => [
-      { method: 'GET', url: `/unknown-${i}/x?y=${i}` },
-      { method: 'POST', url: `/contexts/${i}/nothing-here` },
-      { method: 'GET', url: `/files/no-such-${i}.txt` },
-      { method: 'DELETE', url: `/contexts/ctx-${i}` },
-      { method: 'GET', url: `/${'%2e'.repeat(i % 7)}${i}` },
-    ];
-    const send = async (i: number) => {
-      for (const request of requests(i)) {
-        await app.inject({ ...(request as { method: 'GET'; url: string }), headers });
-        await app.inject({ ...(request as { method: 'GET'; url: string }) });
-      }
-    };
-    await send(0);
-    await scrape(app, headers);
-    const before = await scrape(app, headers);
-    for (let i = 1; i <= 1000; i++) await send(i);
-    const after = await scrape(app, headers);
-    expect(series(after, 'code_interpreter_http_requests_total')).toEqual(series(before, 'code_interpreter_http_requests_total'));
-    expect(series(after, 'code_interpreter_http_request_duration_seconds_count')).toEqual(
-      series(before, 'code_interpreter_http_request_duration_seconds_count'),
-    );
-    // The requests were counted all the same.
-    const total = (text: string) =>
-      series(text, 'code_interpreter_http_requests_total').reduce((sum, labels) => sum + value(text, 'code_interpreter_http_requests_total', labels), 0);
-    expect(total(after) - total(before)).toBe(1000 * 10 + 1);
-  }, 60_000);
+  it.each([{}, { ACCESS_TOKEN: TOKEN }] as Record<string, string>[])(
+    'adds no label values for 1,000 distinct unknown paths (%j)',
+    async (env) => {
+      const { app } = await startOffline(env);
+      const headers: Record<string, string> = 'ACCESS_TOKEN' in env ? { authorization: `Bearer ${TOKEN}` } : {};
+      // A first round of each kind of request, so that every series they can make exists.
+      const requests = (i: number) => [
+        { method: 'GET', url: `/unknown-${i}/x?y=${i}` },
+        { method: 'POST', url: `/contexts/${i}/nothing-here` },
+        { method: 'GET', url: `/files/no-such-${i}.txt` },
+        { method: 'DELETE', url: `/contexts/ctx-${i}` },
+        { method: 'GET', url: `/${'%2e'.repeat(i % 7)}${i}` },
+      ];
+      const send = async (i: number) => {
+        for (const request of requests(i)) {
+          await app.inject({ ...(request as { method: 'GET'; url: string }), headers });
+          await app.inject({ ...(request as { method: 'GET'; url: string }) });
+        }
+      };
+      await send(0);
+      await scrape(app, headers);
+      const before = await scrape(app, headers);
+      for (let i = 1; i <= 1000; i++) await send(i);
+      const after = await scrape(app, headers);
+      expect(series(after, 'code_interpreter_http_requests_total')).toEqual(series(before, 'code_interpreter_http_requests_total'));
+      expect(series(after, 'code_interpreter_http_request_duration_seconds_count')).toEqual(
+        series(before, 'code_interpreter_http_request_duration_seconds_count'),
+      );
+      // The requests were counted all the same.
+      const total = (text: string) =>
+        series(text, 'code_interpreter_http_requests_total').reduce(
+          (sum, labels) => sum + value(text, 'code_interpreter_http_requests_total', labels),
+          0,
+        );
+      expect(total(after) - total(before)).toBe(1000 * 10 + 1);
+    },
+    60_000,
+  );
 });
 
 describe('open sessions', () => {
@@ -194,7 +201,9 @@ describe('access to GET /metrics', () => {
     expect(() => loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: 'has a space in it, 16+' })).toThrow(/printable ASCII/);
     expect(() => loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: SCRAPER, METRICS_PUBLIC: 'true' })).toThrow(/METRICS_PUBLIC/);
     expect(() => loadConfig({ ...base, METRICS_PUBLIC: 'maybe' })).toThrow(/METRICS_PUBLIC must be true or false/);
-    expect(loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: SCRAPER })).toMatchObject({ metrics: { token: SCRAPER, public: false } });
+    expect(loadConfig({ ...base, ACCESS_TOKEN: TOKEN, METRICS_TOKEN: SCRAPER })).toMatchObject({
+      metrics: { token: SCRAPER, public: false },
+    });
     expect(loadConfig({ ...base, METRICS_PUBLIC: 'true' })).toMatchObject({ metrics: { token: undefined, public: true } });
   });
 });

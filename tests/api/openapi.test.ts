@@ -46,7 +46,7 @@ function callableOperations(routes: RouteOptions[]): Array<{ method: string; pat
     .map(({ method, route }) => ({
       method: method.toLowerCase(),
       path: route.url.replace(/:(\w+)/g, '{$1}').replace(/\*$/, '{path}'),
-      hidden: (route.schema)?.hide === true,
+      hidden: route.schema?.hide === true,
     }))
     .filter((operation) => !operation.hidden)
     .map(({ method, path }) => ({ method, path }));

@@ -75,7 +75,10 @@ describe('slow requests (REQUEST_TIMEOUT)', () => {
     const { port } = await listen({ REQUEST_TIMEOUT: '1' });
     const slow = await rawClient(port);
     slow.socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n');
-    const sent = slow.trickle(Array.from({ length: 100 }, (_, index) => `X-Header-${index}: y\r\n`), 200);
+    const sent = slow.trickle(
+      Array.from({ length: 100 }, (_, index) => `X-Header-${index}: y\r\n`),
+      200,
+    );
     const silent = await rawClient(port);
     expect(statusOf(await slow.closed)).toBe(408);
     expect(await sent).toBeLessThan(100);
@@ -112,7 +115,9 @@ describe('refused requests', () => {
     // A long limit: only the 401 may close this connection.
     const { port } = await listen({ ACCESS_TOKEN: TOKEN, REQUEST_TIMEOUT: '600' });
     const client = await rawClient(port);
-    client.socket.write('POST /execute HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"code":');
+    client.socket.write(
+      'POST /execute HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"code":',
+    );
     const sent = client.trickle(bytes(100), 100);
     const answer = await client.closed;
     expect(statusOf(answer)).toBe(401);

@@ -36,19 +36,37 @@ describe('the egress allow-list (container)', () => {
     const container = `${network}-${name}`;
     targets.push(container);
     await mustDocker([
-      'run', '-d', '--name', container, '--network', network, '--network-alias', name,
+      'run',
+      '-d',
+      '--name',
+      container,
+      '--network',
+      network,
+      '--network-alias',
+      name,
       ...(alias ? ['--network-alias', alias] : []),
-      '-e', `NAME=${name}`,
+      '-e',
+      `NAME=${name}`,
       targetImage,
-      'node', '-e', "require('http').createServer((q, r) => r.end(process.env.NAME)).listen(80)",
+      'node',
+      '-e',
+      "require('http').createServer((q, r) => r.end(process.env.NAME)).listen(80)",
     ]);
     address[name] = await mustDocker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container]);
   }
 
   beforeAll(async () => {
     await mustDocker(['network', 'create', '--subnet', `${subnet}.0/24`, network]);
-    await Promise.all([startTarget('target-a'), startTarget('target-b'), startTarget('target-c'), startTarget('target-w', 'api.wild.test')]);
-    const hosts = Object.entries({ ...specialNames, 'listed.wild.test': '127.0.0.2' }).flatMap(([name, ip]) => ['--add-host', `${name}:${ip}`]);
+    await Promise.all([
+      startTarget('target-a'),
+      startTarget('target-b'),
+      startTarget('target-c'),
+      startTarget('target-w', 'api.wild.test'),
+    ]);
+    const hosts = Object.entries({ ...specialNames, 'listed.wild.test': '127.0.0.2' }).flatMap(([name, ip]) => [
+      '--add-host',
+      `${name}:${ip}`,
+    ]);
     container = await startContainer(['--network', network, '--ip', ownAddress, ...hosts, '--cap-add', 'NET_ADMIN'], {
       EGRESS_ALLOW: `target-a, *.wild.test, ${address['target-b']}, 127.0.0.2`,
     });
@@ -165,7 +183,9 @@ describe('the egress allow-list (container)', () => {
     for (const [name, ip] of Object.entries(specialNames)) {
       // The resolver may answer an IPv4-mapped address in either form.
       const shown = `(::ffff:)?${ip.replace(/^::ffff:/, '').replace(/\./g, '\\.')}`;
-      expect(result[name]?.[0], name).toMatch(new RegExp(`^HTTP 403: egress to ${name.replace(/\./g, '\\.')} is not allowed: it resolves to ${shown} \\(.+ address\\)`));
+      expect(result[name]?.[0], name).toMatch(
+        new RegExp(`^HTTP 403: egress to ${name.replace(/\./g, '\\.')} is not allowed: it resolves to ${shown} \\(.+ address\\)`),
+      );
       expected[name] = [result[name]![0], '403 Forbidden'];
     }
     expected['listed.wild.test'] = ['"OK"', '200 Connection Established'];

@@ -50,7 +50,9 @@ describe('kernels apart from the server (container)', () => {
 
   it('cannot signal the API', async () => {
     const out = await container.run(
-      [findApi, 'try:', '    os.kill(api, signal.SIGKILL)', '    print("killed")', 'except PermissionError:', '    print("denied")'].join('\n'),
+      [findApi, 'try:', '    os.kill(api, signal.SIGKILL)', '    print("killed")', 'except PermissionError:', '    print("denied")'].join(
+        '\n',
+      ),
     );
     expect(out).toBe('denied\n');
     expect((await container.fetch('/health')).status).toBe(200);

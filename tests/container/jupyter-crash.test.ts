@@ -30,7 +30,10 @@ describe('kernels when Jupyter dies (container)', () => {
       '        found[pid] = cmdline',
       'print(json.dumps(found))',
     ].join('\n');
-    return JSON.parse(await mustDocker(['exec', '-u', 'root', '-w', '/', container.name, '/usr/bin/python3', '-I', '-c', code])) as Record<string, string>;
+    return JSON.parse(await mustDocker(['exec', '-u', 'root', '-w', '/', container.name, '/usr/bin/python3', '-I', '-c', code])) as Record<
+      string,
+      string
+    >;
   }
 
   it('takes the kernels of a Jupyter killed with SIGKILL down with it', async () => {
@@ -50,7 +53,9 @@ describe('kernels when Jupyter dies (container)', () => {
       const now = await kernelProcesses();
       left = kernels.filter((pid) => pid in now && now[pid] === before[pid]);
     }
-    console.log(`after kill -9 of Jupyter in the container: ${kernels.length} kernel processes, ${left.length} left after ${Date.now() - started} ms`);
+    console.log(
+      `after kill -9 of Jupyter in the container: ${kernels.length} kernel processes, ${left.length} left after ${Date.now() - started} ms`,
+    );
     expect(left).toEqual([]);
 
     // The server recovers with a new Jupyter and new kernels.

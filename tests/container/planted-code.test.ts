@@ -81,15 +81,22 @@ describe('code planted where kernels can write (container)', () => {
   });
 
   async function plant(): Promise<void> {
-    const pythonVersion = await asUser(['/usr/bin/python3', '-I', '-c', 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")']);
+    const pythonVersion = await asUser([
+      '/usr/bin/python3',
+      '-I',
+      '-c',
+      'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")',
+    ]);
     const userSite = `/home/user/.local/lib/python${pythonVersion}/site-packages`;
     const files: Record<string, string> = {};
     files[SHADOW] = shadowSource;
-    for (const name of modules) files[`/home/user/${name}.py`] = `exec(compile(open(${JSON.stringify(SHADOW)}).read(), __file__, "exec"))\n`;
+    for (const name of modules)
+      files[`/home/user/${name}.py`] = `exec(compile(open(${JSON.stringify(SHADOW)}).read(), __file__, "exec"))\n`;
     files[`${userSite}/planted_marker.py`] = recordSource;
     files[`${userSite}/planted.pth`] = 'import planted_marker; planted_marker._planted_record("pth")\n';
     files[`${userSite}/usercustomize.py`] = `${recordSource}\n_planted_record("usercustomize")\n`;
-    files[`${userSite}/planted_extension.py`] = `${recordSource}\n_planted_record("extension")\ndef _load_jupyter_server_extension(app):\n    pass\n`;
+    files[`${userSite}/planted_extension.py`] =
+      `${recordSource}\n_planted_record("extension")\ndef _load_jupyter_server_extension(app):\n    pass\n`;
     files['/home/user/planted_extension.py'] = files[`${userSite}/planted_extension.py`]!;
     const config = `${recordSource}\n_planted_record("jupyter-config-py")\n`;
     const extension = JSON.stringify({ ServerApp: { jpserver_extensions: { planted_extension: true } } });
@@ -108,7 +115,19 @@ describe('code planted where kernels can write (container)', () => {
       '    with open(path, "w") as handle:',
       '        handle.write(text)',
     ].join('\n');
-    const result = await docker(['exec', '-u', 'user', '-w', '/', container.name, '/usr/bin/python3', '-I', '-c', writer, JSON.stringify(files)]);
+    const result = await docker([
+      'exec',
+      '-u',
+      'user',
+      '-w',
+      '/',
+      container.name,
+      '/usr/bin/python3',
+      '-I',
+      '-c',
+      writer,
+      JSON.stringify(files),
+    ]);
     expect(result.code, result.stderr).toBe(0);
   }
 
@@ -118,7 +137,9 @@ describe('code planted where kernels can write (container)', () => {
     // The launcher creates the kernels' virtual environment (python3 -m venv) when it is missing.
     await asUser(['rm', '-rf', '/home/user/.venv']);
     const killed = await asUser([
-      '/usr/bin/python3', '-I', '-c',
+      '/usr/bin/python3',
+      '-I',
+      '-c',
       [
         'import os, signal',
         'for pid in filter(str.isdigit, os.listdir("/proc")):',

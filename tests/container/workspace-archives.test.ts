@@ -121,7 +121,9 @@ describe('archives in the image (API and kernels under different users)', () => 
     ]);
     const answer = await extract('kro', archive);
     expect(answer.status).toBe(403);
-    expect(await container.run('import os\nprint(sorted(os.listdir("/home/user/kro")), os.listdir("/home/user/kro/sub"))')).toBe("['sub'] []\n");
+    expect(await container.run('import os\nprint(sorted(os.listdir("/home/user/kro")), os.listdir("/home/user/kro/sub"))')).toBe(
+      "['sub'] []\n",
+    );
     expect(await stagingLeft()).toBe('[]\n');
   });
 });

@@ -67,7 +67,9 @@ export async function readEvents(response: Response, onEvent?: (event: Execution
       if (line.trim() === '') continue;
       const event = JSON.parse(line) as ExecutionEvent;
       if (validate && !validate(event)) {
-        throw new Error(`event does not match the documented ExecutionEvent schema: ${line.slice(0, 300)}\n${JSON.stringify(validate.errors?.slice(0, 5))}`);
+        throw new Error(
+          `event does not match the documented ExecutionEvent schema: ${line.slice(0, 300)}\n${JSON.stringify(validate.errors?.slice(0, 5))}`,
+        );
       }
       events.push(event);
       onEvent?.(event);

@@ -56,7 +56,10 @@ export async function startContainer(args: string[] = [], env: Record<string, st
     const port = (await mustDocker(['port', name, '49999/tcp'])).split('\n')[0]!.replace(/.*:/, '');
     const baseUrl = `http://127.0.0.1:${port}`;
     const authorized = (path: string, init: RequestInit = {}) =>
-      fetch(`${baseUrl}${path}`, { ...init, headers: { authorization: `Bearer ${accessToken}`, ...(init.headers as Record<string, string>) } });
+      fetch(`${baseUrl}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${accessToken}`, ...(init.headers as Record<string, string>) },
+      });
     const events = async (code: string, signal?: AbortSignal) => {
       const response = await authorized('/execute', {
         method: 'POST',

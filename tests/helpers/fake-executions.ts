@@ -93,7 +93,8 @@ export class FakeExecutionManager {
   readonly started: StartExecution[] = [];
   readonly executions = new Map<string, FakeExecution>();
   /** What `start` does; by default a new execution that the test drives. */
-  onStart: (request: StartExecution) => Promise<FakeExecution> = async () => this.add(new FakeExecution(`exec-${this.executions.size + 1}`));
+  onStart: (request: StartExecution) => Promise<FakeExecution> = async () =>
+    this.add(new FakeExecution(`exec-${this.executions.size + 1}`));
 
   add(execution: FakeExecution): FakeExecution {
     this.executions.set(execution.id, execution);

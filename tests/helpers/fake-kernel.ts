@@ -4,7 +4,14 @@ import type { ExecutionTarget, TargetResolver, TargetSelector } from '../../serv
 import type { CodeRequest, ExecuteOptions } from '../../server/jupyter/kernel-channel.js';
 import type { ExecuteReply, KernelOutput } from '../../server/jupyter/kernel-output.js';
 import { KernelLostError, type Outcome } from '../../server/runs/failures.js';
-import { runExecution, type EventSink, type ExecuteRequest, type KernelRunner, type RunControl, type RunOptions } from '../../server/runs/run.js';
+import {
+  runExecution,
+  type EventSink,
+  type ExecuteRequest,
+  type KernelRunner,
+  type RunControl,
+  type RunOptions,
+} from '../../server/runs/run.js';
 
 /** What a script sees of the kernel it plays: it emits outputs, asks for input, hears interrupts. */
 export interface KernelSide {
@@ -47,7 +54,9 @@ export class FakeKernel implements KernelRunner {
     };
     const script = this.scripts.get(request.code) ?? (async (kernel: KernelSide) => (kernel.print(request.code), 'ok' as const));
     const status = script(side).then((value): ExecuteReply => ({ status: value, userExpressions: {} }));
-    const stopped = new Promise<undefined>((resolve) => options.signal?.addEventListener('abort', () => resolve(undefined), { once: true }));
+    const stopped = new Promise<undefined>((resolve) =>
+      options.signal?.addEventListener('abort', () => resolve(undefined), { once: true }),
+    );
     try {
       return await Promise.race([status, stopped]);
     } finally {
@@ -103,7 +112,10 @@ export class FakeTarget implements ExecutionTarget, TargetResolver {
         setPaused: () => undefined,
         verifyKernel: async () => undefined,
       };
-      return runExecution(host, request, sink, control.stop, this.options, { onInputRequest: control.onInputRequest, onUsage: control.onUsage });
+      return runExecution(host, request, sink, control.stop, this.options, {
+        onInputRequest: control.onInputRequest,
+        onUsage: control.onUsage,
+      });
     }, control.cancel);
   }
 

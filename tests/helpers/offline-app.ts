@@ -34,7 +34,12 @@ export async function startOffline(
   extend?: (app: FastifyInstance) => void,
 ): Promise<{ app: FastifyInstance; routes: RouteOptions[] }> {
   workspace ??= mkdtemp(path.join(tmpdir(), 'offline-app-'));
-  const config = loadConfig({ JUPYTER_URL: `http://127.0.0.1:${await freePort()}`, JUPYTER_WAIT_SECONDS: '0', WORKSPACE_DIR: await workspace, ...env });
+  const config = loadConfig({
+    JUPYTER_URL: `http://127.0.0.1:${await freePort()}`,
+    JUPYTER_WAIT_SECONDS: '0',
+    WORKSPACE_DIR: await workspace,
+    ...env,
+  });
   const routes: RouteOptions[] = [];
   const app = await buildApp(config, {
     ...options,

@@ -45,7 +45,9 @@ function processes(): ProcInfo[] {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // The command name may hold spaces and parentheses: the fields we want follow the last ')'.
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((arg) => arg !== '');
       found.push({ pid: Number(entry), ppid, argv });
     } catch {
       // exited while we looked
@@ -93,7 +95,13 @@ export function residentBytes(pid: number): number {
 }
 
 /** Waits until `url` answers 2xx; fails early when `child` exits. */
-export async function waitForHttp(url: string, child: ChildProcess, deadlineMs: number, intervalMs = 20, headers: Record<string, string> = {}): Promise<void> {
+export async function waitForHttp(
+  url: string,
+  child: ChildProcess,
+  deadlineMs: number,
+  intervalMs = 20,
+  headers: Record<string, string> = {},
+): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -128,4 +136,3 @@ export function tail(file: string, lines = 30): string {
     return '';
   }
 }
-

@@ -46,7 +46,9 @@ export async function upgradeFlood(options: {
   headers?: Record<string, string>;
 }): Promise<FloodResult> {
   const result: FloodResult = { statuses: {}, unanswered: 0, sockets: [] };
-  const extra = Object.entries(options.headers ?? {}).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const extra = Object.entries(options.headers ?? {})
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   let next = 0;
   const one = (path: string) =>
     new Promise<void>((resolve) => {

@@ -1,6 +1,17 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { authHeaders, baseUrl, createContext, deleteContext, errorsOf, execute, json, mainResult, request, stdoutOf } from '../helpers/api.js';
+import {
+  authHeaders,
+  baseUrl,
+  createContext,
+  deleteContext,
+  errorsOf,
+  execute,
+  json,
+  mainResult,
+  request,
+  stdoutOf,
+} from '../helpers/api.js';
 
 const created: string[] = [];
 afterAll(async () => {
@@ -103,7 +114,10 @@ describe('contexts', () => {
     const directory = stdoutOf(await execute({ code: 'import tempfile\nprint(tempfile.mkdtemp(dir="/tmp"))' })).trim();
     expect(directory).toMatch(/^\/tmp\//);
     for (const cwd of ['/tmp', directory, '/']) {
-      const { status, body: context } = await json<{ id: string; language: string; cwd: string }>('POST', '/contexts', { language: 'python', cwd });
+      const { status, body: context } = await json<{ id: string; language: string; cwd: string }>('POST', '/contexts', {
+        language: 'python',
+        cwd,
+      });
       expect({ cwd, status }).toEqual({ cwd, status: 200 });
       created.push(context.id);
       expect(context.cwd).toBe(cwd);
@@ -134,7 +148,7 @@ describe('contexts', () => {
     await request('DELETE', '/files/link-out');
   });
 
-  it('refuses, with 400, a directory the kernels\' user cannot enter', async (test) => {
+  it("refuses, with 400, a directory the kernels' user cannot enter", async (test) => {
     // Only where the kernels do not run as root (the image): root enters every directory.
     const identity = stdoutOf(await execute({ code: 'import os\nprint(os.geteuid(), os.access("/root", os.X_OK))' })).trim();
     if (identity.split(' ')[0] === '0') test.skip('the kernels run as root here, and root may enter any directory');
@@ -231,7 +245,9 @@ describe('contexts', () => {
     // Python's default exists already; delete it so that the next uses race to create it.
     const defaults = before.body.filter((entry) => entry.language === 'python' && !created.includes(entry.id));
     for (const entry of defaults) await request('DELETE', `/contexts/${entry.id}`);
-    const results = await Promise.all(Array.from({ length: 5 }, () => execute({ code: 'import os; print(os.getpid())', language: 'python' })));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => execute({ code: 'import os; print(os.getpid())', language: 'python' })),
+    );
     const pids = new Set(results.map((events) => stdoutOf(events).trim()));
     expect(pids.size).toBe(1);
     const after = await json<Array<{ id: string; language: string }>>('GET', '/contexts');

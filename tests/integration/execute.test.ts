@@ -32,7 +32,12 @@ describe('POST /execute', () => {
 
   it('reports stderr separately', async () => {
     const events = await execute({ code: 'import sys\nprint("oops", file=sys.stderr)' });
-    expect(events.filter((event) => event.type === 'stderr').map((event) => event.text).join('')).toBe('oops\n');
+    expect(
+      events
+        .filter((event) => event.type === 'stderr')
+        .map((event) => event.text)
+        .join(''),
+    ).toBe('oops\n');
   });
 
   it("returns the cell's value as the main result, with one pair of quotes stripped", async () => {
@@ -65,7 +70,11 @@ describe('POST /execute', () => {
     });
     const png = events.find((event) => event.type === 'result' && typeof event.png === 'string');
     expect(png).toBeDefined();
-    expect(Buffer.from(png!.png as string, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    expect(
+      Buffer.from(png!.png as string, 'base64')
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG');
     expect(events.filter((event) => event.type === 'stderr')).toEqual([]);
     expect(errorsOf(events)).toEqual([]);
   });

@@ -191,9 +191,7 @@ describe('queueing', () => {
     const context = await newContext();
     const running = request('POST', '/execute', { context_id: context, code: 'import time\ntime.sleep(4)' });
     await sleep(300);
-    const attempts = await Promise.all(
-      Array.from({ length: 40 }, () => request('POST', '/execute', { context_id: context, code: '1' })),
-    );
+    const attempts = await Promise.all(Array.from({ length: 40 }, () => request('POST', '/execute', { context_id: context, code: '1' })));
     const refused = attempts.filter((response) => response.status === 429);
     expect(refused.length).toBeGreaterThan(0);
     // When to try again, as RFC 9110 has it for 429.

@@ -23,7 +23,10 @@ async function streamOf(response: Response, onEvent?: (event: ExecutionEvent) =>
   return events;
 }
 
-async function background(body: Record<string, unknown>, base = baseUrl): Promise<{ execution_id: string; context_id: string; events_url: string }> {
+async function background(
+  body: Record<string, unknown>,
+  base = baseUrl,
+): Promise<{ execution_id: string; context_id: string; events_url: string }> {
   const response = await fetch(`${base}/execute`, { method: 'POST', body: JSON.stringify({ ...body, background: true }) });
   expect(response.status).toBe(202);
   return (await response.json()) as { execution_id: string; context_id: string; events_url: string };
@@ -154,8 +157,14 @@ describe('executions as resources', () => {
     expect(asked[0]!.input_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(asked[1]!.input_id).not.toBe(asked[0]!.input_id);
     expect(refusals).toEqual([
-      { status: 409, body: expect.objectContaining({ code: 'ERR_INPUT_NOT_PENDING', message: expect.stringContaining(asked[0]!.input_id) }) },
-      { status: 409, body: expect.objectContaining({ code: 'ERR_INPUT_NOT_PENDING', message: expect.stringContaining('answered already') }) },
+      {
+        status: 409,
+        body: expect.objectContaining({ code: 'ERR_INPUT_NOT_PENDING', message: expect.stringContaining(asked[0]!.input_id) }),
+      },
+      {
+        status: 409,
+        body: expect.objectContaining({ code: 'ERR_INPUT_NOT_PENDING', message: expect.stringContaining('answered already') }),
+      },
     ]);
     expect(stdoutOf(events)).toBe("'hunter2' 'second answer'\n");
   });

@@ -40,7 +40,10 @@ describe('Jupyter itself dies', () => {
     try {
       await execute({ context_id: context.id, code: 'state = 1' });
       // The kernel's parent process is Jupyter Server: kill -9 it from inside.
-      const events = await execute({ context_id: context.id, code: 'import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)' });
+      const events = await execute({
+        context_id: context.id,
+        code: 'import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)',
+      });
       const [error] = errorsOf(events);
       expect(error?.name).toMatch(/JupyterUnavailable|KernelDied/);
       expect(events.at(-1)).toEqual({ type: 'end_of_execution' });

@@ -98,7 +98,9 @@ describe('files: directories as archives', () => {
     expect(refused.status).toBe(400);
     expect(jsonOf(refused)).toMatchObject({ code: 'ERR_UNSAFE_ARCHIVE_ENTRY', message: expect.stringContaining('../../escaped.txt') });
     expect((await get(`${dir}/gnu/sub/b.txt`)).status).toBe(404);
-    const leftovers = await python(`import os\nprint(sorted(n for n in os.listdir(".") if n.startswith(".extract-")), os.path.exists("../escaped.txt"))`);
+    const leftovers = await python(
+      `import os\nprint(sorted(n for n in os.listdir(".") if n.startswith(".extract-")), os.path.exists("../escaped.txt"))`,
+    );
     expect(leftovers.trim()).toBe('[] False');
 
     // Cut right after the header of its file: the upload once hung here until the idle timeout

@@ -28,7 +28,11 @@ describe('files: paths that try to leave the workspace', () => {
     const [method, rawPath] = line.split(' ') as [string, string];
     const response = await send(method, rawPath, method === 'PUT' ? 'pwned' : undefined);
     expect(response.status).toBe(400);
-    expect(jsonOf(response)).toMatchObject({ statusCode: 400, code: 'ERR_PATH_OUTSIDE_WORKSPACE', message: expect.stringMatching(/outside the workspace/) });
+    expect(jsonOf(response)).toMatchObject({
+      statusCode: 400,
+      code: 'ERR_PATH_OUTSIDE_WORKSPACE',
+      message: expect.stringMatching(/outside the workspace/),
+    });
     expect(response.body.toString()).not.toMatch(/root:.*:0:0:/);
   });
 
@@ -122,11 +126,14 @@ describe('files: symlinks', () => {
     }
   });
 
-  it.each(['to-sibling/new.txt', 'to-sibling/secret.txt', 'dangling-out', 'relative-out/new.txt'])('refuses to write through %s', async (name) => {
-    const response = await put(`${dir}/links/${name}`, 'pwned');
-    expect(response.status).toBe(400);
-    expect(jsonOf(response)).toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
-  });
+  it.each(['to-sibling/new.txt', 'to-sibling/secret.txt', 'dangling-out', 'relative-out/new.txt'])(
+    'refuses to write through %s',
+    async (name) => {
+      const response = await put(`${dir}/links/${name}`, 'pwned');
+      expect(response.status).toBe(400);
+      expect(jsonOf(response)).toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
+    },
+  );
 
   it.each(['to-sibling/secret.txt', 'relative-out/passwd'])('refuses to delete %s', async (name) => {
     const response = await del(`${dir}/links/${name}`);
@@ -135,7 +142,9 @@ describe('files: symlinks', () => {
   });
 
   it('left the sibling and its secret as they were', async () => {
-    const out = await python(`import os\nprint(sorted(os.listdir(${JSON.stringify(sibling)})), open(os.path.join(${JSON.stringify(sibling)}, "secret.txt")).read())`);
+    const out = await python(
+      `import os\nprint(sorted(os.listdir(${JSON.stringify(sibling)})), open(os.path.join(${JSON.stringify(sibling)}, "secret.txt")).read())`,
+    );
     expect(out.trim()).toBe("['secret.txt'] SIBLING-SECRET");
   });
 

@@ -104,10 +104,19 @@ describe('files: upload, download, list, delete', () => {
     await put(`${dir}/errs/file.txt`, 'x');
     const file = await list(`${dir}/errs/file.txt`);
     expect(file.status).toBe(400);
-    expect(jsonOf(file)).toMatchObject({ statusCode: 400, code: 'ERR_NOT_A_DIRECTORY', error: 'Bad Request', message: expect.stringMatching(/Not a directory/) });
+    expect(jsonOf(file)).toMatchObject({
+      statusCode: 400,
+      code: 'ERR_NOT_A_DIRECTORY',
+      error: 'Bad Request',
+      message: expect.stringMatching(/Not a directory/),
+    });
     const missing = await list(`${dir}/errs/nope`);
     expect(missing.status).toBe(404);
-    expect(jsonOf(missing)).toMatchObject({ statusCode: 404, code: 'ERR_FILE_NOT_FOUND', message: expect.stringMatching(/No such file or directory/) });
+    expect(jsonOf(missing)).toMatchObject({
+      statusCode: 404,
+      code: 'ERR_FILE_NOT_FOUND',
+      message: expect.stringMatching(/No such file or directory/),
+    });
   });
 
   it('answers downloading a directory with 400 and a missing file with 404', async () => {
@@ -146,7 +155,9 @@ describe('files: upload, download, list, delete', () => {
   });
 
   it('shares one root with the kernel, both ways', async () => {
-    await python(`import os\nos.makedirs("${dir}/shared", exist_ok=True)\nopen("${dir}/shared/from-kernel.txt", "w").write("written by python")`);
+    await python(
+      `import os\nos.makedirs("${dir}/shared", exist_ok=True)\nopen("${dir}/shared/from-kernel.txt", "w").write("written by python")`,
+    );
     expect((await get(`${dir}/shared/from-kernel.txt`)).body.toString()).toBe('written by python');
     expect(jsonOf<Listing>(await list(`${dir}/shared`)).entries.map((entry) => entry.name)).toEqual(['from-kernel.txt']);
 

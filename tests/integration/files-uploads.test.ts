@@ -7,7 +7,21 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authHeaders, baseUrl } from '../helpers/api.js';
-import { del, dir, files, get, jsonOf, list, type Listing, put, python, type RawResponse, sha256, target, useFilesContext } from '../helpers/files.js';
+import {
+  del,
+  dir,
+  files,
+  get,
+  jsonOf,
+  list,
+  type Listing,
+  put,
+  python,
+  type RawResponse,
+  sha256,
+  target,
+  useFilesContext,
+} from '../helpers/files.js';
 
 /** The file API: big, broken and concurrent uploads, and MAX_UPLOAD_BYTES. */
 useFilesContext();
@@ -97,7 +111,13 @@ describe('files: big and broken uploads', () => {
     );
     const status = await new Promise<number>((resolve, reject) => {
       const request = http.request(
-        { host: target.hostname, port: target.port, method: 'PUT', path: files(`${dir}/big/stream.bin`), headers: authHeaders({ 'content-length': String(size) }) },
+        {
+          host: target.hostname,
+          port: target.port,
+          method: 'PUT',
+          path: files(`${dir}/big/stream.bin`),
+          headers: authHeaders({ 'content-length': String(size) }),
+        },
         (response) => {
           response.resume();
           response.on('end', () => resolve(response.statusCode!));
@@ -162,7 +182,11 @@ describe('files: uploads over a small MAX_UPLOAD_BYTES', () => {
         },
       );
       // The server may close early on a refusal; its answer is what counts.
-      request.on('error', (error) => (error as NodeJS.ErrnoException).code === 'EPIPE' || (error as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(error));
+      request.on('error', (error) =>
+        (error as NodeJS.ErrnoException).code === 'EPIPE' || (error as NodeJS.ErrnoException).code === 'ECONNRESET'
+          ? undefined
+          : reject(error),
+      );
       void pipeline(
         Readable.from(
           (function* () {
@@ -183,7 +207,10 @@ describe('files: uploads over a small MAX_UPLOAD_BYTES', () => {
     await upload('kept.bin', 10, false);
     const response = await upload('kept.bin', 3 * 2 ** 20, true);
     expect(response.status).toBe(413);
-    expect(JSON.parse(response.body.toString())).toMatchObject({ code: 'ERR_UPLOAD_TOO_LARGE', message: expect.stringMatching(/1048576 bytes/) });
+    expect(JSON.parse(response.body.toString())).toMatchObject({
+      code: 'ERR_UPLOAD_TOO_LARGE',
+      message: expect.stringMatching(/1048576 bytes/),
+    });
     const listing = await fetch(new URL('/files?path=.', url)).then((answer) => answer.json() as Promise<Listing>);
     expect(listing.entries.find((entry) => entry.name === 'kept.bin')?.size).toBe(10);
     const { readdir } = await import('node:fs/promises');

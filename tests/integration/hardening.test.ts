@@ -66,7 +66,7 @@ describe('kernels and outputs beyond the limits', () => {
     expect(stdoutOf(after)).toBe('mended\n');
     expect(await currentKernel()).not.toBe(target);
 
-    expect((await jupyter(`/api/kernels/${(await currentKernel())}`, 'DELETE')).status).toBe(204);
+    expect((await jupyter(`/api/kernels/${await currentKernel()}`, 'DELETE')).status).toBe(204);
     const restart = await fetch(`${server.baseUrl}/contexts/${context.id}/restart`, { method: 'POST' });
     expect(restart.status).toBe(200);
     expect(stdoutOf(await run({ context_id: context.id, code: 'print("restarted")' }))).toBe('restarted\n');
@@ -87,10 +87,12 @@ describe('kernels and outputs beyond the limits', () => {
   it('ends an execution whose single output is larger than any execution may output, and keeps the context', async () => {
     const context = (await (await fetch(`${server.baseUrl}/contexts`, { method: 'POST' })).json()) as { id: string };
     await run({ context_id: context.id, code: 'kept = "state"' });
-    const events = await run({ context_id: context.id, code: 'from IPython.display import display, HTML\ndisplay(HTML("x" * 20_000_000))' });
+    const events = await run({
+      context_id: context.id,
+      code: 'from IPython.display import display, HTML\ndisplay(HTML("x" * 20_000_000))',
+    });
     expect(errorsOf(events)[0]).toMatchObject({ name: 'OutputTooLarge' });
     expect(events.at(-1)).toEqual({ type: 'end_of_execution' });
     expect(stdoutOf(await run({ context_id: context.id, code: 'print(kept)' }))).toBe('state\n');
   });
 });
-

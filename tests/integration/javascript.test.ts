@@ -31,7 +31,10 @@ describe.each(['javascript', 'typescript'])('%s contexts', (language) => {
 
   it('reports errors with their name, message and stack', async () => {
     const context = await newContext(language);
-    const events = await execute({ context_id: context, code: 'function inner() { return null.field; }\nfunction outer() { return inner(); }\nouter()' });
+    const events = await execute({
+      context_id: context,
+      code: 'function inner() { return null.field; }\nfunction outer() { return inner(); }\nouter()',
+    });
     const [error] = errorsOf(events);
     expect(error).toMatchObject({ name: 'TypeError' });
     expect(error!.value).toMatch(/null/);
@@ -58,7 +61,10 @@ describe.each(['javascript', 'typescript'])('%s contexts', (language) => {
     });
     expect(errorsOf(during)).toEqual([]);
     expect(JSON.parse(stdoutOf(during))).toEqual([value, 'temporary']);
-    const after = await execute({ context_id: context, code: 'JSON.stringify([Deno.env.get("NEW_VAR") ?? null, Deno.env.get("KEPT_VAR")])' });
+    const after = await execute({
+      context_id: context,
+      code: 'JSON.stringify([Deno.env.get("NEW_VAR") ?? null, Deno.env.get("KEPT_VAR")])',
+    });
     expect(JSON.parse(mainResult(after)!.text as string)).toEqual([null, 'original']);
     // Restored even when the code throws.
     await execute({ context_id: context, code: 'throw new Error("x")', env_vars: { KEPT_VAR: 'temporary' } });

@@ -20,7 +20,11 @@ describe('kernels when Jupyter dies', () => {
   }
 
   async function newContext(server: StartedServer): Promise<string> {
-    const response = await fetch(`${server.baseUrl}/contexts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const response = await fetch(`${server.baseUrl}/contexts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(response.status).toBe(200);
     return ((await response.json()) as { id: string }).id;
   }

@@ -17,7 +17,11 @@ let fresh: StartedServer;
 
 beforeAll(async () => {
   [pooled, fresh] = await Promise.all([
-    startServer({ KERNEL_POOL: Object.entries(POOL).map(([language, size]) => `${language}=${size}`).join(',') }),
+    startServer({
+      KERNEL_POOL: Object.entries(POOL)
+        .map(([language, size]) => `${language}=${size}`)
+        .join(','),
+    }),
     startServer({ KERNEL_POOL: 'python=0' }),
   ]);
 }, 120_000);
@@ -25,7 +29,12 @@ afterAll(async () => {
   await Promise.all([pooled?.stop(), fresh?.stop()]);
 });
 
-async function call<T = unknown>(server: StartedServer, method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function call<T = unknown>(
+  server: StartedServer,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const response = await fetch(`${server.baseUrl}${route}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -44,7 +53,10 @@ async function run(server: StartedServer, body: Record<string, unknown>): Promis
 function stdout(events: ExecutionEvent[]): string {
   const errors = events.filter((event) => event.type === 'error');
   expect(errors).toEqual([]);
-  return events.filter((event) => event.type === 'stdout').map((event) => event.text as string).join('');
+  return events
+    .filter((event) => event.type === 'stdout')
+    .map((event) => event.text as string)
+    .join('');
 }
 
 async function metric(server: StartedServer, name: string, labels: Record<string, string>): Promise<number> {
@@ -66,7 +78,11 @@ async function eventually<T>(what: string, probe: () => Promise<T>, done: (value
 }
 
 const poolReady = (server: StartedServer, language: string, size = 1) =>
-  eventually(`${language} kernels ready in the pool`, () => ready(server, language), (count) => count === size);
+  eventually(
+    `${language} kernels ready in the pool`,
+    () => ready(server, language),
+    (count) => count === size,
+  );
 
 async function kernelIdOf(server: StartedServer, contextId: string): Promise<string> {
   return stdout(await run(server, { context_id: contextId, code: PYTHON_KERNEL_ID_CODE })).trim();
@@ -84,7 +100,8 @@ const SNAPSHOT: Record<string, string> = {
     '  "env": dict(_o.environ)}))',
   ].join('\n'),
   r: 'cat(jsonlite::toJSON(list(cwd = getwd(), names = ls(all.names = TRUE), env = as.list(Sys.getenv())), auto_unbox = TRUE))',
-  javascript: 'console.log(JSON.stringify({ cwd: Deno.cwd(), names: Object.getOwnPropertyNames(globalThis).sort(), env: Deno.env.toObject() }))',
+  javascript:
+    'console.log(JSON.stringify({ cwd: Deno.cwd(), names: Object.getOwnPropertyNames(globalThis).sort(), env: Deno.env.toObject() }))',
 };
 
 /** What SNAPSHOT prints: the kernel's cwd, its environment and more, compared whole. */
@@ -131,7 +148,11 @@ describe('KERNEL_POOL', () => {
   it('moves a pooled kernel to a directory whose name holds quotes, a dollar sign and non-ASCII characters', async () => {
     const name = 'it\'s "odd" $HOME é 𝄞';
     await mkdir(path.join(pooled.workspaceDir, name), { recursive: true });
-    const cwdOf: Record<string, string> = { python: 'import os\nprint(os.getcwd())', r: 'cat(getwd(), "\\n", sep = "")', javascript: 'console.log(Deno.cwd())' };
+    const cwdOf: Record<string, string> = {
+      python: 'import os\nprint(os.getcwd())',
+      r: 'cat(getwd(), "\\n", sep = "")',
+      javascript: 'console.log(Deno.cwd())',
+    };
     for (const language of Object.keys(POOL)) {
       await poolReady(pooled, language);
       const before = await hits(pooled, language);
@@ -176,12 +197,20 @@ describe('KERNEL_POOL', () => {
   }, 120_000);
 
   it('refills after each hand-out and never holds more than its size', async () => {
-    const pythonKernels = async () => (await jupyterKernels(pooled.jupyterUrl, pooled.jupyterToken)).filter((kernel) => kernel.name === 'python3').length;
+    const pythonKernels = async () =>
+      (await jupyterKernels(pooled.jupyterUrl, pooled.jupyterToken)).filter((kernel) => kernel.name === 'python3').length;
     await poolReady(pooled, 'python');
     const contexts = (await call<unknown[]>(pooled, 'GET', '/contexts')).body.length;
     const created: string[] = [];
     let most = 0;
-    const watch = setInterval(() => void pythonKernels().then((count) => (most = Math.max(most, count)), () => undefined), 50);
+    const watch = setInterval(
+      () =>
+        void pythonKernels().then(
+          (count) => (most = Math.max(most, count)),
+          () => undefined,
+        ),
+      50,
+    );
     try {
       for (let i = 0; i < 3; i++) {
         created.push((await call<{ id: string }>(pooled, 'POST', '/contexts', { language: 'python' })).body.id);
@@ -198,7 +227,9 @@ describe('KERNEL_POOL', () => {
 
   it('recreates a deleted default context from the pool', async () => {
     await poolReady(pooled, 'python');
-    const defaults = (await call<Array<{ id: string; language: string }>>(pooled, 'GET', '/contexts')).body.filter((context) => context.language === 'python');
+    const defaults = (await call<Array<{ id: string; language: string }>>(pooled, 'GET', '/contexts')).body.filter(
+      (context) => context.language === 'python',
+    );
     const before = await hits(pooled, 'python');
     // The first Python context the server made is the default one.
     const previous = defaults[0]!;
@@ -215,7 +246,9 @@ describe('KERNEL_POOL', () => {
     for (const context of (await call<Array<{ id: string; language: string }>>(pooled, 'GET', '/contexts')).body) {
       if (context.language === 'python') inContexts.add(await kernelIdOf(pooled, context.id));
     }
-    const waiting = (await jupyterKernels(pooled.jupyterUrl, pooled.jupyterToken)).filter((kernel) => kernel.name === 'python3' && !inContexts.has(kernel.id));
+    const waiting = (await jupyterKernels(pooled.jupyterUrl, pooled.jupyterToken)).filter(
+      (kernel) => kernel.name === 'python3' && !inContexts.has(kernel.id),
+    );
     expect(waiting).toHaveLength(1);
     const victim = waiting[0]!.id;
     const pids = await kernelPids(victim);

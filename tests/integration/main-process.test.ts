@@ -101,7 +101,13 @@ describe('the module compile cache', () => {
   it('is kept in a private directory of the temporary directory, never in the workspace', async () => {
     const temporary = await scratch();
     const workspace = await scratch();
-    const server = await launch(api, { WORKSPACE_DIR: workspace, TMPDIR: temporary, LOG_LEVEL: 'debug', NODE_COMPILE_CACHE: '', JUPYTER_WAIT_SECONDS: '0' });
+    const server = await launch(api, {
+      WORKSPACE_DIR: workspace,
+      TMPDIR: temporary,
+      LOG_LEVEL: 'debug',
+      NODE_COMPILE_CACHE: '',
+      JUPYTER_WAIT_SECONDS: '0',
+    });
     const outcome = await compileCacheLine(server);
     if (!nodeHasCompileCache) {
       expect(outcome).toEqual({ enabled: false, reason: expect.stringContaining('has no compile cache') });
@@ -146,11 +152,24 @@ describe('a request while Jupyter is still starting', () => {
     await waitForHttp(`${server.baseUrl}/health`, server.child, 30_000, 20);
     // The API answers before Jupyter does, as it often does under start-up.sh.
     expect((await fetch(`${server.baseUrl}/ready`)).status).toBe(503);
-    const answer = fetch(`${server.baseUrl}/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: '1+1' }) });
+    const answer = fetch(`${server.baseUrl}/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ code: '1+1' }),
+    });
     await new Promise((resolve) => setTimeout(resolve, 300));
     const jupyter = spawn(
       jupyterPython,
-      ['-m', 'jupyter_server', `--config=${path.join(root, 'jupyter_server_config.py')}`, '--ServerApp.ip=127.0.0.1', `--ServerApp.port=${jupyterPort}`, '--ServerApp.port_retries=0', '--ServerApp.log_level=WARN', '--no-browser'],
+      [
+        '-m',
+        'jupyter_server',
+        `--config=${path.join(root, 'jupyter_server_config.py')}`,
+        '--ServerApp.ip=127.0.0.1',
+        `--ServerApp.port=${jupyterPort}`,
+        '--ServerApp.port_retries=0',
+        '--ServerApp.log_level=WARN',
+        '--no-browser',
+      ],
       { cwd: workspace, env: { ...process.env, JUPYTER_TOKEN: token }, stdio: 'ignore' },
     );
     started.push(jupyter);
@@ -181,6 +200,8 @@ describe('DEFAULT_LANGUAGE', () => {
     const code = await exitWithin(server, 60_000);
     expect(code).not.toBe('running');
     expect(code).not.toBe(0);
-    expect(server.stderr()).toMatch(/Invalid configuration: DEFAULT_LANGUAGE=cobol: No kernel is installed for language "cobol"; available: .*python/);
+    expect(server.stderr()).toMatch(
+      /Invalid configuration: DEFAULT_LANGUAGE=cobol: No kernel is installed for language "cobol"; available: .*python/,
+    );
   }, 90_000);
 });

@@ -31,7 +31,11 @@ const headers = (): Record<string, string> => {
 type Answer = { id: string; code: string; message: string };
 
 async function call<T = Answer>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${baseUrl}${path}`, { method, headers: headers(), body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: headers(),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
@@ -45,7 +49,8 @@ async function kernelsInJupyter(): Promise<number | undefined> {
 describe('MAX_CONTEXTS', () => {
   it('refuses the context beyond the limit with 429, saying how many exist and how to free one', async () => {
     // The default Python context is created at start-up; wait for it, then fill up.
-    for (let i = 0; i < 100 && (await call<unknown[]>('GET', '/contexts')).body.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && (await call<unknown[]>('GET', '/contexts')).body.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
     const before = (await call<Array<{ id: string }>>('GET', '/contexts')).body;
     expect(before.length).toBeGreaterThan(0);
     expect(before.length).toBeLessThan(LIMIT);

@@ -101,7 +101,10 @@ describe('MCP session expiry (MCP_SESSION_IDLE=2)', () => {
   it('does not expire a session while one of its calls runs longer than MCP_SESSION_IDLE', async () => {
     const { client } = await connect({ authorization: `Bearer ${TOKEN}` });
     await client.callTool({ name: 'execute_code', arguments: { code: 'kept = "yes"' } });
-    const long = (await client.callTool({ name: 'execute_code', arguments: { code: 'import time\ntime.sleep(4)\nprint(kept)' } })) as CallToolResult;
+    const long = (await client.callTool({
+      name: 'execute_code',
+      arguments: { code: 'import time\ntime.sleep(4)\nprint(kept)' },
+    })) as CallToolResult;
     expect(textOf(long)).toBe('yes\n');
     // Right after the long call, the session and its state are still there.
     const after = (await client.callTool({ name: 'execute_code', arguments: { code: 'print(kept)' } })) as CallToolResult;

@@ -34,7 +34,15 @@ describe('MCP_MAX_SESSIONS', () => {
     await opened.text();
     const session = opened.headers.get('mcp-session-id')!;
 
-    const call = post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'execute_code', arguments: { code: 'import time\ntime.sleep(4)\nprint("done")' } } }, session);
+    const call = post(
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'execute_code', arguments: { code: 'import time\ntime.sleep(4)\nprint("done")' } },
+      },
+      session,
+    );
     const running = await call;
     expect(running.status).toBe(200);
     // The answer streams; until it ends the call runs. Give the kernel a moment to start it.
@@ -44,7 +52,10 @@ describe('MCP_MAX_SESSIONS', () => {
     const refused = await post(initialize);
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
-    expect(await refused.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, message: expect.stringContaining('MCP_MAX_SESSIONS') } });
+    expect(await refused.json()).toMatchObject({
+      jsonrpc: '2.0',
+      error: { code: -32000, message: expect.stringContaining('MCP_MAX_SESSIONS') },
+    });
 
     expect(await answer).toContain('done');
     const admitted = await post(initialize);

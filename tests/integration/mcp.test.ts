@@ -55,7 +55,17 @@ describe('MCP over Streamable HTTP', () => {
     const { tools } = await client.listTools();
     const byName = new Map(tools.map((tool) => [tool.name, tool]));
     expect([...byName.keys()].sort()).toEqual(
-      ['create_context', 'delete_file', 'execute_code', 'interrupt', 'list_contexts', 'list_files', 'read_file', 'restart_context', 'write_file'].sort(),
+      [
+        'create_context',
+        'delete_file',
+        'execute_code',
+        'interrupt',
+        'list_contexts',
+        'list_files',
+        'read_file',
+        'restart_context',
+        'write_file',
+      ].sort(),
     );
     for (const tool of tools) {
       expect(tool.description!.length, tool.name).toBeGreaterThan(40);
@@ -138,7 +148,10 @@ describe('MCP over Streamable HTTP', () => {
     const { client } = await connect();
     const notices: Progress[] = [];
     const result = (await client.callTool(
-      { name: 'execute_code', arguments: { code: 'import time\nfor i in range(6):\n    print(f"tick {i}", flush=True)\n    time.sleep(0.5)' } },
+      {
+        name: 'execute_code',
+        arguments: { code: 'import time\nfor i in range(6):\n    print(f"tick {i}", flush=True)\n    time.sleep(0.5)' },
+      },
       undefined,
       { onprogress: (progress) => notices.push(progress), resetTimeoutOnProgress: true },
     )) as CallToolResult;
@@ -182,7 +195,10 @@ describe('MCP over Streamable HTTP', () => {
   it('interrupts a running execution from another call', async () => {
     const { client } = await connect();
     const created = JSON.parse(textOf(await call(client, 'create_context', {}))) as { id: string };
-    const running = call(client, 'execute_code', { code: 'import time\nprint("started", flush=True)\ntime.sleep(30)', context_id: created.id });
+    const running = call(client, 'execute_code', {
+      code: 'import time\nprint("started", flush=True)\ntime.sleep(30)',
+      context_id: created.id,
+    });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await call(client, 'interrupt', { context_id: created.id });
     const result = await running;
@@ -194,7 +210,9 @@ describe('MCP over Streamable HTTP', () => {
     const { client } = await connect();
     await call(client, 'execute_code', { code: 'state = "kept"' });
     const cancel = new AbortController();
-    const running = client.callTool({ name: 'execute_code', arguments: { code: 'import time\ntime.sleep(30)' } }, undefined, { signal: cancel.signal });
+    const running = client.callTool({ name: 'execute_code', arguments: { code: 'import time\ntime.sleep(30)' } }, undefined, {
+      signal: cancel.signal,
+    });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     cancel.abort();
     await expect(running).rejects.toThrow();
@@ -211,14 +229,18 @@ describe('MCP over Streamable HTTP', () => {
     expect(textOf(await call(client, 'write_file', { path: 'mcp-test/notes.txt', content: 'héllo\nwörld\n' }))).toMatch(/^Replaced/);
     expect(textOf(await call(client, 'read_file', { path: 'mcp-test/notes.txt' }))).toBe('héllo\nwörld\n');
     // The kernel sees the same file at the same relative path.
-    expect(textOf(await call(client, 'execute_code', { code: 'print(open("mcp-test/notes.txt", encoding="utf-8").read(), end="")' }))).toBe('héllo\nwörld\n');
+    expect(textOf(await call(client, 'execute_code', { code: 'print(open("mcp-test/notes.txt", encoding="utf-8").read(), end="")' }))).toBe(
+      'héllo\nwörld\n',
+    );
     expect(textOf(await call(client, 'list_files', { path: 'mcp-test' }))).toMatch(/^mcp-test: 1 entry\nnotes.txt {2}14 bytes {2}\d{4}-/);
 
     // Valid UTF-8 as it happens (UTF-16 text), but NUL bytes say binary.
     const bytes = Buffer.from('AB\n', 'utf16le');
     await call(client, 'write_file', { path: 'mcp-test/data.bin', content: bytes.toString('base64'), encoding: 'base64' });
     const read = await call(client, 'read_file', { path: 'mcp-test/data.bin' });
-    const resource = read.content.find((block) => block.type === 'resource') as { resource: { blob: string; uri: string; mimeType: string } };
+    const resource = read.content.find((block) => block.type === 'resource') as {
+      resource: { blob: string; uri: string; mimeType: string };
+    };
     expect(Buffer.from(resource.resource.blob, 'base64').equals(bytes)).toBe(true);
     expect(resource.resource.uri).toBe(`${baseUrl}/files/mcp-test/data.bin`);
     // No NUL byte, but not UTF-8 either (Latin-1 text, say): still bytes, not mangled text.
@@ -238,7 +260,9 @@ describe('MCP over Streamable HTTP', () => {
     const { client } = await connect();
     for (const name of ['a.txt', 'b.txt', 'c.txt']) await call(client, 'write_file', { path: `mcp-pages/${name}`, content: name });
     const first = textOf(await call(client, 'list_files', { path: 'mcp-pages', limit: 2 }));
-    expect(first).toMatch(/^mcp-pages: 2 entries\na.txt .*\nb.txt .*\n\[more entries follow: call list_files with path "mcp-pages" and cursor "(.+)"\]$/);
+    expect(first).toMatch(
+      /^mcp-pages: 2 entries\na.txt .*\nb.txt .*\n\[more entries follow: call list_files with path "mcp-pages" and cursor "(.+)"\]$/,
+    );
     const cursor = /cursor "(.+)"/.exec(first)![1]!;
     const second = textOf(await call(client, 'list_files', { path: 'mcp-pages', limit: 2, cursor }));
     expect(second).toMatch(/^mcp-pages: continued, 1 entry\nc.txt {2}5 bytes/);
@@ -252,7 +276,9 @@ describe('MCP over Streamable HTTP', () => {
     });
     const long = textOf(await call(client, 'read_file', { path: 'mcp-long.txt' }));
     expect(long.startsWith('line\n'.repeat(4000))).toBe(true);
-    expect(long).toMatch(/\[\.\.\. cut: mcp-long.txt is 50,000 bytes; the first 20,000 characters are shown\. .*GET \S+\/files\/mcp-long.txt\.\]$/);
+    expect(long).toMatch(
+      /\[\.\.\. cut: mcp-long.txt is 50,000 bytes; the first 20,000 characters are shown\. .*GET \S+\/files\/mcp-long.txt\.\]$/,
+    );
 
     const big = textOf(await call(client, 'read_file', { path: 'mcp-big.bin' }));
     expect(big).toMatch(/^mcp-big.bin is 2,097,152 bytes of application\/octet-stream, more than the 1 MiB this tool returns\./);
@@ -270,7 +296,11 @@ describe('MCP over Streamable HTTP', () => {
     });
     const read = await call(client, 'read_file', { path: 'mcp-plot.png' });
     expect(read.content[0]).toMatchObject({ type: 'image', mimeType: 'image/png' });
-    expect(Buffer.from((read.content[0] as { data: string }).data, 'base64').subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
+    expect(
+      Buffer.from((read.content[0] as { data: string }).data, 'base64')
+        .subarray(0, 8)
+        .equals(PNG_SIGNATURE),
+    ).toBe(true);
     await call(client, 'delete_file', { path: 'mcp-plot.png' });
   });
 
@@ -343,7 +373,11 @@ describe('MCP over Streamable HTTP', () => {
     // The session is gone: its id is answered 404, as MCP asks, so that clients start over.
     const stale = await fetch(`${baseUrl}/mcp`, {
       method: 'POST',
-      headers: authHeaders({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId ?? '' }),
+      headers: authHeaders({
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': transport.sessionId ?? '',
+      }),
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     });
     expect(stale.status).toBe(404);

@@ -10,7 +10,10 @@ const { newContext } = fileContexts();
 describe('CONTEXT_MEMORY_LIMIT', () => {
   it('gives Python a MemoryError beyond the cap, and the context keeps its state', async () => {
     const context = await newContext('python');
-    const limit = await execute({ context_id: context, code: 'import resource\nkept = "still here"\nresource.getrlimit(resource.RLIMIT_AS)[0]' });
+    const limit = await execute({
+      context_id: context,
+      code: 'import resource\nkept = "still here"\nresource.getrlimit(resource.RLIMIT_AS)[0]',
+    });
     const bytes = Number(mainResult(limit)?.text);
     expect(bytes).toBeGreaterThan(0); // -1 would be RLIM_INFINITY: no cap
     expect(bytes).toBeLessThanOrEqual(2 ** 40);
@@ -26,7 +29,9 @@ describe('CONTEXT_MEMORY_LIMIT', () => {
   it('gives R an allocation error beyond the cap, and the context keeps its state', async () => {
     const context = await newContext('r');
     await execute({ context_id: context, code: 'kept <- "still here"' });
-    const limits = stdoutOf(await execute({ context_id: context, code: 'cat(grep("^Max address space", readLines("/proc/self/limits"), value = TRUE))' }));
+    const limits = stdoutOf(
+      await execute({ context_id: context, code: 'cat(grep("^Max address space", readLines("/proc/self/limits"), value = TRUE))' }),
+    );
     expect(limits).toMatch(/^Max address space\s+\d+\s+\d+\s+bytes/);
     const [error] = errorsOf(await execute({ context_id: context, code: 'hog <- numeric(8e9)' }));
     expect(error?.value).toMatch(/cannot allocate/);
@@ -35,9 +40,13 @@ describe('CONTEXT_MEMORY_LIMIT', () => {
 
   it('caps the V8 heap of JavaScript kernels at the same size', async () => {
     const python = await newContext('python');
-    const cap = Number(mainResult(await execute({ context_id: python, code: 'import resource\nresource.getrlimit(resource.RLIMIT_AS)[0]' }))?.text);
+    const cap = Number(
+      mainResult(await execute({ context_id: python, code: 'import resource\nresource.getrlimit(resource.RLIMIT_AS)[0]' }))?.text,
+    );
     const js = await newContext('javascript');
-    const heap = Number(mainResult(await execute({ context_id: js, code: '(await import("node:v8")).getHeapStatistics().heap_size_limit' }))?.text);
+    const heap = Number(
+      mainResult(await execute({ context_id: js, code: '(await import("node:v8")).getHeapStatistics().heap_size_limit' }))?.text,
+    );
     // V8 adds its young generation to the old-space limit it was given.
     expect(heap).toBeGreaterThan(cap * 0.9);
     expect(heap).toBeLessThan(cap * 1.1);
@@ -59,7 +68,9 @@ describe('out-of-memory priority', () => {
     ].join('\n');
     expect(stdoutOf(await execute({ context_id: python, code }))).toBe('1000 True\n');
     const js = await newContext('typescript');
-    expect(mainResult(await execute({ context_id: js, code: 'Deno.readTextFileSync("/proc/self/oom_score_adj").trim()' }))?.text).toBe('1000');
+    expect(mainResult(await execute({ context_id: js, code: 'Deno.readTextFileSync("/proc/self/oom_score_adj").trim()' }))?.text).toBe(
+      '1000',
+    );
     const r = await newContext('r');
     expect(stdoutOf(await execute({ context_id: r, code: 'cat(readLines("/proc/self/oom_score_adj"))' }))).toBe('1000');
   });

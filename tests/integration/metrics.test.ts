@@ -1,7 +1,18 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { authHeaders, baseUrl, createContext, deleteContext, errorsOf, execute, json, readEvents, request, type ExecutionEvent } from '../helpers/api.js';
+import {
+  authHeaders,
+  baseUrl,
+  createContext,
+  deleteContext,
+  errorsOf,
+  execute,
+  json,
+  readEvents,
+  request,
+  type ExecutionEvent,
+} from '../helpers/api.js';
 import { changes, key, parseSamples, type Samples } from '../helpers/prometheus.js';
 import { startServer } from '../helpers/start-server.js';
 import { WsClient } from './ws-client.js';
@@ -120,7 +131,9 @@ describe('metrics after a known workload', () => {
       expect((await waitForState(abandoned, 'finished')).outcome).toBe('abandoned');
 
       // a killed kernel, then a requested restart once it is back
-      expect(errorsOf(await execute({ ...on, code: 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)' }))[0]?.name).toBe('KernelDied');
+      expect(errorsOf(await execute({ ...on, code: 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)' }))[0]?.name).toBe(
+        'KernelDied',
+      );
       await execute({ ...on, code: '1' });
       await poolSettled();
       expect((await json('POST', `/contexts/${context.id}/restart`)).status).toBe(200);
@@ -237,7 +250,11 @@ describe('execution_stats', () => {
   it('is still there, with what could not be measured as null, when the kernel dies', async () => {
     const context = await createContext();
     try {
-      const events = await execute({ context_id: context.id, code: 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)', stats: true });
+      const events = await execute({
+        context_id: context.id,
+        code: 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)',
+        stats: true,
+      });
       expect(events.at(-2)).toMatchObject({ type: 'execution_stats', cpu_ms: null, peak_memory_bytes: null });
       expect(typeof events.at(-2)?.wall_ms).toBe('number');
     } finally {
@@ -262,8 +279,8 @@ describe('output beyond MAX_OUTPUT_BYTES', () => {
       const after = await scrape(server.baseUrl);
       expect(moved(before, after)).toMatchObject({
         [key('code_interpreter_output_bytes_total', { stream: 'stdout' })]: 1000,
-        'code_interpreter_output_truncations_total': 1,
-        'code_interpreter_output_dropped_bytes_total': 2000,
+        code_interpreter_output_truncations_total: 1,
+        code_interpreter_output_dropped_bytes_total: 2000,
       });
     } finally {
       await server.stop();

@@ -16,7 +16,11 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
   return { status: response.status, text: await response.text() };
 }
 
-const events = (text: string) => text.trim().split('\n').map((line) => JSON.parse(line) as { type: string; name?: string; value?: string; text?: string });
+const events = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { type: string; name?: string; value?: string; text?: string });
 
 describe.skipIf(!target)('a kernel the out-of-memory killer takes (needs OOM_BASE_URL: a container run with -m)', () => {
   it('is reported as OutOfMemory, the context gets a new kernel, and the API and Jupyter live on', async () => {

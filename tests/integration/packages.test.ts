@@ -52,13 +52,18 @@ describe('Python packages at runtime', () => {
     );
 
     // Where they went: the kernel's environment, which the user owns, not the system's Python.
-    const where = await run(context, `import sys, ${names.magic}\nprint(sys.prefix != sys.base_prefix, ${names.magic}.__file__.startswith(sys.prefix))`);
+    const where = await run(
+      context,
+      `import sys, ${names.magic}\nprint(sys.prefix != sys.base_prefix, ${names.magic}.__file__.startswith(sys.prefix))`,
+    );
     expect(where.trim()).toBe('True True');
   });
 
   it('imports what one context installed from another context, and after a restart', async () => {
     const other = await newContext('python');
-    const imports = Object.values(names).map((name) => `import ${name}; print(${name}.VALUE)`).join('\n');
+    const imports = Object.values(names)
+      .map((name) => `import ${name}; print(${name}.VALUE)`)
+      .join('\n');
     expect(await run(other, imports)).toBe(`${value}\n`.repeat(3));
     expect((await json('POST', `/contexts/${other}/restart`)).status).toBe(200);
     expect(await run(other, imports)).toBe(`${value}\n`.repeat(3));
@@ -66,7 +71,9 @@ describe('Python packages at runtime', () => {
 
   it('still sees the system packages', async () => {
     const context = await newContext('python');
-    expect(mainResult(await execute({ context_id: context, code: 'import numpy, pandas, matplotlib\nnumpy.__name__' }))?.text).toBe('numpy');
+    expect(mainResult(await execute({ context_id: context, code: 'import numpy, pandas, matplotlib\nnumpy.__name__' }))?.text).toBe(
+      'numpy',
+    );
   });
 });
 

@@ -39,7 +39,10 @@ describe('start-up.sh and the API process', () => {
   it('ends executions that outlast the grace period with an error, and still exits 0', async () => {
     const server = await startServer({ SHUTDOWN_GRACE: '1' });
     try {
-      const response = await fetch(`${server.baseUrl}/execute`, { method: 'POST', body: JSON.stringify({ code: 'import time\ntime.sleep(60)' }) });
+      const response = await fetch(`${server.baseUrl}/execute`, {
+        method: 'POST',
+        body: JSON.stringify({ code: 'import time\ntime.sleep(60)' }),
+      });
       const events = readEvents(response);
       await new Promise((resolve) => setTimeout(resolve, 700));
       server.process.kill('SIGTERM');

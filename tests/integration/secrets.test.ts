@@ -51,7 +51,17 @@ describe('kernels and the server secrets', () => {
 
   it("leaves the server's variables out of the kernels' environment", async () => {
     const environment = JSON.parse(await run('import json, os\nprint(json.dumps(dict(os.environ)))')) as Record<string, string>;
-    for (const name of ['ACCESS_TOKEN', 'JUPYTER_TOKEN', 'JUPYTER_URL', 'HOST', 'PORT', 'WORKSPACE_DIR', 'CORS_ORIGINS', 'MAX_OUTPUT_BYTES', 'EXECUTION_TIMEOUT']) {
+    for (const name of [
+      'ACCESS_TOKEN',
+      'JUPYTER_TOKEN',
+      'JUPYTER_URL',
+      'HOST',
+      'PORT',
+      'WORKSPACE_DIR',
+      'CORS_ORIGINS',
+      'MAX_OUTPUT_BYTES',
+      'EXECUTION_TIMEOUT',
+    ]) {
       expect(environment, name).not.toHaveProperty(name);
     }
     const values = Object.values(environment).join('\n');
@@ -86,11 +96,22 @@ describe('kernels and the server secrets', () => {
 
   it('Jupyter serves only what the API uses', async () => {
     const jupyter = (pathname: string, method = 'GET') =>
-      fetch(`${server.jupyterUrl}${pathname}`, { method, headers: { authorization: `token ${server.jupyterToken}` } }).then((response) => response.status);
+      fetch(`${server.jupyterUrl}${pathname}`, { method, headers: { authorization: `token ${server.jupyterToken}` } }).then(
+        (response) => response.status,
+      );
     expect(await jupyter('/api/status')).toBe(200);
     expect(await jupyter('/api/kernelspecs')).toBe(200);
     expect(await jupyter('/api/kernels')).toBe(200);
-    for (const pathname of ['/api/contents', '/api/contents/etc/passwd', '/files/etc/passwd', '/api/sessions', '/api/config/notebook', '/api/nbconvert', '/view/x', '/login']) {
+    for (const pathname of [
+      '/api/contents',
+      '/api/contents/etc/passwd',
+      '/files/etc/passwd',
+      '/api/sessions',
+      '/api/config/notebook',
+      '/api/nbconvert',
+      '/view/x',
+      '/login',
+    ]) {
       expect(await jupyter(pathname), pathname).toBe(404);
     }
     expect(await jupyter('/api/shutdown', 'POST')).toBe(404);

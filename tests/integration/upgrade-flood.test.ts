@@ -37,7 +37,9 @@ describe('refused WebSocket upgrades', () => {
     try {
       await sleep(2000);
       const closeWait = await closeWaitSockets(port);
-      console.log(`upgrade flood: 1100 requests in ${Math.round(elapsed)} ms, answers ${JSON.stringify(flood.statuses)}, unanswered ${flood.unanswered}; CLOSE-WAIT after 2 s: ${closeWait}`);
+      console.log(
+        `upgrade flood: 1100 requests in ${Math.round(elapsed)} ms, answers ${JSON.stringify(flood.statuses)}, unanswered ${flood.unanswered}; CLOSE-WAIT after 2 s: ${closeWait}`,
+      );
       // A foreign Origin is refused before anything else, on every route.
       expect(flood.statuses).toEqual({ 403: 1100 });
       expect(closeWait).toBe(0);

@@ -32,7 +32,9 @@ export class WsClient {
     });
   }
 
-  static async open(options: { url?: string; headers?: Record<string, string>; protocols?: string[]; autoPong?: boolean } = {}): Promise<WsClient> {
+  static async open(
+    options: { url?: string; headers?: Record<string, string>; protocols?: string[]; autoPong?: boolean } = {},
+  ): Promise<WsClient> {
     const socket = new WebSocket(options.url ?? wsUrl(), options.protocols ?? [], {
       headers: options.headers ?? authHeaders(),
       autoPong: options.autoPong ?? true,
@@ -49,7 +51,9 @@ export class WsClient {
   /** Sends `execute` and resolves with its `accepted` (or throws with the `request_error`). */
   async execute(requestId: string, fields: Record<string, unknown>): Promise<string> {
     this.send({ type: 'execute', request_id: requestId, ...fields });
-    const answer = await this.waitFor((frame) => frame.request_id === requestId && (frame.type === 'accepted' || frame.type === 'request_error'));
+    const answer = await this.waitFor(
+      (frame) => frame.request_id === requestId && (frame.type === 'accepted' || frame.type === 'request_error'),
+    );
     if (answer.type !== 'accepted') throw new Error(`execute ${requestId} refused: ${JSON.stringify(answer)}`);
     return answer.execution_id as string;
   }
@@ -103,7 +107,11 @@ export class WsClient {
 }
 
 /** Connects and resolves with the HTTP answer of a refused upgrade. */
-export async function refusedUpgrade(options: { url?: string; headers?: Record<string, string>; protocols?: string[] }): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function refusedUpgrade(options: {
+  url?: string;
+  headers?: Record<string, string>;
+  protocols?: string[];
+}): Promise<{ status: number; body: Record<string, unknown> }> {
   const socket = new WebSocket(options.url ?? wsUrl(), options.protocols ?? [], { headers: options.headers ?? {} });
   socket.on('error', () => undefined);
   const [, response] = (await Promise.race([

@@ -40,7 +40,9 @@ describe('GET /ws: access control', () => {
     expect(none).toMatchObject({ status: 401, body: { code: 'ERR_UNAUTHORIZED' } });
     expect(none.body.message).toMatch(/bearer\.<token>/);
     expect(await refusedUpgrade({ url, headers: { authorization: 'Bearer wrong-token-0123456789' } })).toMatchObject({ status: 401 });
-    expect(await refusedUpgrade({ url, protocols: ['code-interpreter.v1', 'bearer.wrong-token-0123456789'] })).toMatchObject({ status: 401 });
+    expect(await refusedUpgrade({ url, protocols: ['code-interpreter.v1', 'bearer.wrong-token-0123456789'] })).toMatchObject({
+      status: 401,
+    });
     expect(await refusedUpgrade({ url: `${url}?token=${TOKEN}` })).toMatchObject({ status: 401, body: { code: 'ERR_UNAUTHORIZED' } });
     expect(await refusedUpgrade({ url: `${url}?access_token=${TOKEN}` })).toMatchObject({ status: 401 });
   });
@@ -63,7 +65,11 @@ describe('GET /ws: backpressure', () => {
 
   it('holds back the execution of a socket that does not read, and nobody else', async () => {
     const newContext = async () => {
-      const response = await fetch(`${server.baseUrl}/contexts`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
+      const response = await fetch(`${server.baseUrl}/contexts`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: '{}',
+      });
       return ((await response.json()) as { id: string }).id;
     };
     const [slowContext, fastContext] = [await newContext(), await newContext()];
@@ -78,7 +84,8 @@ describe('GET /ws: backpressure', () => {
       slow.socket.pause();
       // The kernel waits for the reader: the log stops growing, far short of the 64 lines, and
       // stays where it is (unhindered, the kernel would go on printing meanwhile).
-      const info = async () => (await (await fetch(`${server.baseUrl}/executions/${slowId}`, { headers })).json()) as { state: string; event_count: number };
+      const info = async () =>
+        (await (await fetch(`${server.baseUrl}/executions/${slowId}`, { headers })).json()) as { state: string; event_count: number };
       await sleep(2000);
       const first = await info();
       await sleep(1500);

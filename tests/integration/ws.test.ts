@@ -39,12 +39,19 @@ describe('GET /ws: executions', () => {
     const client = await open();
     // Sent back to back: the first context's second cell must wait for its first, while the
     // other context runs meanwhile.
-    client.send({ type: 'execute', request_id: 'a1', context_id: first, code: 'import time\nprint("a1 start", flush=True)\ntime.sleep(1.5)\nx = 1\nprint("a1 end")' });
+    client.send({
+      type: 'execute',
+      request_id: 'a1',
+      context_id: first,
+      code: 'import time\nprint("a1 start", flush=True)\ntime.sleep(1.5)\nx = 1\nprint("a1 end")',
+    });
     client.send({ type: 'execute', request_id: 'b1', context_id: second, code: 'y = 10\nprint("b1")' });
     client.send({ type: 'execute', request_id: 'a2', context_id: first, code: 'x + 1' });
     client.send({ type: 'execute', request_id: 'b2', context_id: second, code: 'y + 1' });
 
-    const accepted = await Promise.all(['a1', 'b1', 'a2', 'b2'].map((id) => client.waitFor((frame) => frame.type === 'accepted' && frame.request_id === id)));
+    const accepted = await Promise.all(
+      ['a1', 'b1', 'a2', 'b2'].map((id) => client.waitFor((frame) => frame.type === 'accepted' && frame.request_id === id)),
+    );
     const [a1, b1, a2, b2] = accepted.map((frame) => frame.execution_id as string) as [string, string, string, string];
     expect(accepted.map((frame) => frame.context_id)).toEqual([first, second, first, second]);
     expect(new Set([a1, b1, a2, b2]).size).toBe(4);
@@ -54,7 +61,12 @@ describe('GET /ws: executions', () => {
     expect(stdoutOf(eventsB1!)).toBe('b1\n');
     expect(mainResultOf(eventsA2!)?.text).toBe('2');
     expect(mainResultOf(eventsB2!)?.text).toBe('11');
-    for (const [id, events] of [[a1, eventsA1!], [b1, eventsB1!], [a2, eventsA2!], [b2, eventsB2!]] as const) {
+    for (const [id, events] of [
+      [a1, eventsA1!],
+      [b1, eventsB1!],
+      [a2, eventsA2!],
+      [b2, eventsB2!],
+    ] as const) {
       expect(events[0]).toMatchObject({ type: 'number_of_executions', execution_id: id });
       expect(events.at(-1)).toEqual({ type: 'end_of_execution', execution_id: id });
       expect(events.every((event) => event.execution_id === id)).toBe(true);
@@ -136,8 +148,16 @@ describe('GET /ws: executions', () => {
     client.send({ type: 'attach', request_id: 'att', execution_id: executionId, from: 0 });
     // Attaching twice on one socket would double every event.
     client.send({ type: 'attach', request_id: 'again', execution_id: executionId });
-    expect(await client.waitFor((frame) => frame.request_id === 'att')).toMatchObject({ type: 'accepted', execution_id: executionId, context_id: context });
-    expect(await client.waitFor((frame) => frame.request_id === 'again')).toMatchObject({ type: 'request_error', status: 409, code: 'ERR_ALREADY_ATTACHED' });
+    expect(await client.waitFor((frame) => frame.request_id === 'att')).toMatchObject({
+      type: 'accepted',
+      execution_id: executionId,
+      context_id: context,
+    });
+    expect(await client.waitFor((frame) => frame.request_id === 'again')).toMatchObject({
+      type: 'request_error',
+      status: 409,
+      code: 'ERR_ALREADY_ATTACHED',
+    });
     const events = await client.events(executionId);
     expect(stdoutOf(events)).toBe('before\nafter\n');
     expect(mainResultOf(events)?.text).toBe('42');
@@ -146,7 +166,12 @@ describe('GET /ws: executions', () => {
     // Once it has ended, the socket may read it again, from any index.
     client.send({ type: 'attach', request_id: 'replay', execution_id: executionId, from: 1 });
     expect(await client.waitFor((frame) => frame.request_id === 'replay')).toMatchObject({ type: 'accepted' });
-    await client.waitFor((frame) => frame.execution_id === executionId && frame.type === 'end_of_execution' && client.frames.indexOf(frame) > client.frames.findIndex((f) => f.request_id === 'replay'));
+    await client.waitFor(
+      (frame) =>
+        frame.execution_id === executionId &&
+        frame.type === 'end_of_execution' &&
+        client.frames.indexOf(frame) > client.frames.findIndex((f) => f.request_id === 'replay'),
+    );
     const replayed = client.frames.slice(client.frames.findIndex((frame) => frame.request_id === 'replay') + 1);
     expect(replayed.map((frame) => frame.type)).toEqual(events.slice(1).map((frame) => frame.type));
   });
@@ -156,7 +181,12 @@ describe('GET /ws: executions', () => {
     const id = await client.execute('done', { code: 'print("done")' });
     const events = await client.events(id);
     const count = events.length;
-    const attaches = [count, count + 5, count - 1].map((from, index) => ({ type: 'attach', request_id: `end-${index}`, execution_id: id, from }));
+    const attaches = [count, count + 5, count - 1].map((from, index) => ({
+      type: 'attach',
+      request_id: `end-${index}`,
+      execution_id: id,
+      from,
+    }));
     // One TCP write (the client's socket corked around the three sends): the server reads the
     // frames together, before the first reader has ended.
     const tcp = (client.socket as unknown as { _socket: import('node:net').Socket })._socket;
@@ -171,7 +201,11 @@ describe('GET /ws: executions', () => {
     while (ends() < 1 + attaches.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(ends()).toBe(1 + attaches.length);
     const afterRun = client.frames.slice(client.frames.findIndex((frame) => frame.request_id === 'end-0'));
-    expect(afterRun.filter((frame) => frame.type !== 'accepted').map((frame) => frame.type)).toEqual(['end_of_execution', 'end_of_execution', 'end_of_execution']);
+    expect(afterRun.filter((frame) => frame.type !== 'accepted').map((frame) => frame.type)).toEqual([
+      'end_of_execution',
+      'end_of_execution',
+      'end_of_execution',
+    ]);
     expect(client.frames.filter((frame) => frame.type === 'request_error')).toEqual([]);
     await expectStillServes(client, 'after-attach-at-end');
   });
@@ -181,9 +215,15 @@ describe('GET /ws: executions', () => {
     const id = await client.execute('ask2', { code: 'a = input("A? ")\nb = input("B? ")\nprint(a, b)', stdin: true });
     const first = await client.waitFor((frame) => frame.execution_id === id && frame.type === 'input_request');
     client.send({ type: 'input', execution_id: id, input_id: first.input_id, value: 'one' });
-    const second = await client.waitFor((frame) => frame.execution_id === id && frame.type === 'input_request' && frame.input_id !== first.input_id);
+    const second = await client.waitFor(
+      (frame) => frame.execution_id === id && frame.type === 'input_request' && frame.input_id !== first.input_id,
+    );
     client.send({ type: 'input', request_id: 'retry', execution_id: id, input_id: first.input_id, value: 'one' });
-    expect(await client.waitFor((frame) => frame.request_id === 'retry')).toMatchObject({ type: 'request_error', status: 409, code: 'ERR_INPUT_NOT_PENDING' });
+    expect(await client.waitFor((frame) => frame.request_id === 'retry')).toMatchObject({
+      type: 'request_error',
+      status: 409,
+      code: 'ERR_INPUT_NOT_PENDING',
+    });
     client.send({ type: 'input', execution_id: id, input_id: second.input_id, value: 'two' });
     expect(stdoutOf(await client.events(id))).toBe('one two\n');
   });
@@ -226,18 +266,36 @@ describe('GET /ws: refused frames', () => {
       ['{"request_id": "r-untyped"}', { request_id: 'r-untyped', status: 400, code: 'ERR_INVALID_FRAME' }],
       ['{"type": "execute", "request_id": "r-missing"}', { request_id: 'r-missing', status: 400, code: 'ERR_VALIDATION' }],
       ['{"type": "execute", "request_id": "r-type", "code": 5}', { request_id: 'r-type', status: 400, code: 'ERR_VALIDATION' }],
-      ['{"type": "execute", "request_id": "r-extra", "code": "1", "cod": "2"}', { request_id: 'r-extra', status: 400, code: 'ERR_VALIDATION' }],
+      [
+        '{"type": "execute", "request_id": "r-extra", "code": "1", "cod": "2"}',
+        { request_id: 'r-extra', status: 400, code: 'ERR_VALIDATION' },
+      ],
       ['{"type": "input", "request_id": "r-input", "value": "x"}', { request_id: 'r-input', status: 400, code: 'ERR_VALIDATION' }],
       [
         JSON.stringify({ type: 'execute', request_id: 'r-long', code: 'x'.repeat(16 * 1024 * 1024 + 1) }),
         { request_id: 'r-long', status: 400, code: 'ERR_VALIDATION' },
       ],
       // Refused by the execution manager, with the codes and statuses HTTP answers with.
-      ['{"type": "execute", "request_id": "r-both", "code": "1", "context_id": "c", "language": "python"}', { request_id: 'r-both', status: 400, code: 'ERR_CONTEXT_AND_LANGUAGE' }],
-      ['{"type": "execute", "request_id": "r-ctx", "code": "1", "context_id": "no-such-context"}', { request_id: 'r-ctx', status: 404, code: 'ERR_CONTEXT_NOT_FOUND' }],
-      ['{"type": "execute", "request_id": "r-lang", "code": "1", "language": "cobol"}', { request_id: 'r-lang', status: 400, code: 'ERR_UNKNOWN_LANGUAGE' }],
-      ['{"type": "interrupt", "request_id": "r-int", "execution_id": "nope"}', { request_id: 'r-int', execution_id: 'nope', status: 404, code: 'ERR_EXECUTION_NOT_FOUND' }],
-      ['{"type": "attach", "request_id": "r-att", "execution_id": "nope"}', { request_id: 'r-att', execution_id: 'nope', status: 404, code: 'ERR_EXECUTION_NOT_FOUND' }],
+      [
+        '{"type": "execute", "request_id": "r-both", "code": "1", "context_id": "c", "language": "python"}',
+        { request_id: 'r-both', status: 400, code: 'ERR_CONTEXT_AND_LANGUAGE' },
+      ],
+      [
+        '{"type": "execute", "request_id": "r-ctx", "code": "1", "context_id": "no-such-context"}',
+        { request_id: 'r-ctx', status: 404, code: 'ERR_CONTEXT_NOT_FOUND' },
+      ],
+      [
+        '{"type": "execute", "request_id": "r-lang", "code": "1", "language": "cobol"}',
+        { request_id: 'r-lang', status: 400, code: 'ERR_UNKNOWN_LANGUAGE' },
+      ],
+      [
+        '{"type": "interrupt", "request_id": "r-int", "execution_id": "nope"}',
+        { request_id: 'r-int', execution_id: 'nope', status: 404, code: 'ERR_EXECUTION_NOT_FOUND' },
+      ],
+      [
+        '{"type": "attach", "request_id": "r-att", "execution_id": "nope"}',
+        { request_id: 'r-att', execution_id: 'nope', status: 404, code: 'ERR_EXECUTION_NOT_FOUND' },
+      ],
     ];
     for (const [index, [frame, expected]] of refusals.entries()) {
       const before = client.frames.length;

@@ -17,7 +17,10 @@ function aptDir(files: Record<string, string>): string {
 }
 
 function mirrors(dir: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync('bash', [script, '--print-mirrors'], { env: { PATH: process.env.PATH, APT_DIR: dir, ...env }, encoding: 'utf8' });
+  const result = spawnSync('bash', [script, '--print-mirrors'], {
+    env: { PATH: process.env.PATH, APT_DIR: dir, ...env },
+    encoding: 'utf8',
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -67,7 +70,9 @@ describe('scripts/build-base-image.sh reads the Debian mirror from the machine',
         '',
       ].join('\n'),
     });
-    expect(mirrors(dir).stdout).toBe('DEBIAN_MIRROR=http://oneline.example/debian\nDEBIAN_SECURITY_MIRROR=http://oneline.example/debian-security\n');
+    expect(mirrors(dir).stdout).toBe(
+      'DEBIAN_MIRROR=http://oneline.example/debian\nDEBIAN_SECURITY_MIRROR=http://oneline.example/debian-security\n',
+    );
   });
 
   it('in the order apt reads them: sources.list first, then sources.list.d by name', () => {
@@ -90,7 +95,10 @@ describe('scripts/build-base-image.sh reads the Debian mirror from the machine',
   });
 
   it('asks for DEBIAN_MIRROR where none is configured', () => {
-    for (const dir of [aptDir({}), aptDir({ 'sources.list.d/vendor.sources': THIRD_PARTY_SOURCES, 'sources.list.d/vendor.list': THIRD_PARTY_LIST })]) {
+    for (const dir of [
+      aptDir({}),
+      aptDir({ 'sources.list.d/vendor.sources': THIRD_PARTY_SOURCES, 'sources.list.d/vendor.list': THIRD_PARTY_LIST }),
+    ]) {
       const { status, stdout, stderr } = mirrors(dir);
       expect(status).toBe(1);
       expect(stdout).toBe('');

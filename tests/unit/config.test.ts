@@ -27,7 +27,9 @@ describe('loadConfig', () => {
   });
 
   it('reads REQUEST_TIMEOUT (never rounded down to no limit) and MAX_CONNECTIONS', () => {
-    expect(loadConfig({ REQUEST_TIMEOUT: '2.5', MAX_CONNECTIONS: '64' })).toMatchObject({ server: { requestTimeoutMs: 2500, maxConnections: 64 } });
+    expect(loadConfig({ REQUEST_TIMEOUT: '2.5', MAX_CONNECTIONS: '64' })).toMatchObject({
+      server: { requestTimeoutMs: 2500, maxConnections: 64 },
+    });
     expect(loadConfig({ REQUEST_TIMEOUT: '0.0001' }).server.requestTimeoutMs).toBe(1);
     expect(loadConfig({ REQUEST_TIMEOUT: '0' }).server.requestTimeoutMs).toBe(0);
     expect(() => loadConfig({ REQUEST_TIMEOUT: '1e9' })).toThrow(/REQUEST_TIMEOUT/);
@@ -137,7 +139,11 @@ describe('loadConfig: access control', () => {
   });
 
   it('never repeats the token in its errors', () => {
-    for (const env of [{ ACCESS_TOKEN: 'short-secret' }, { ACCESS_TOKEN: 'has a space inside it' }, { ACCESS_TOKEN: TOKEN, AUTH_MODE: 'none' }]) {
+    for (const env of [
+      { ACCESS_TOKEN: 'short-secret' },
+      { ACCESS_TOKEN: 'has a space inside it' },
+      { ACCESS_TOKEN: TOKEN, AUTH_MODE: 'none' },
+    ]) {
       let message = '';
       try {
         loadConfig(env);
@@ -164,7 +170,11 @@ describe('loadConfig: access control', () => {
 
   it('reads ALLOWED_HOSTS as host names, lower-cased, without trailing dots; unset is undefined', () => {
     expect(loadConfig({}).access.allowedHosts).toBeUndefined();
-    expect(loadConfig({ ALLOWED_HOSTS: 'API.example.com., .internal, *' }).access.allowedHosts).toEqual(['api.example.com', '.internal', '*']);
+    expect(loadConfig({ ALLOWED_HOSTS: 'API.example.com., .internal, *' }).access.allowedHosts).toEqual([
+      'api.example.com',
+      '.internal',
+      '*',
+    ]);
   });
 
   it.each(['https://api.example.com', 'api.example.com:8080', 'api.example.com/x', '[::1]', 'a b'])('refuses ALLOWED_HOSTS=%s', (hosts) => {

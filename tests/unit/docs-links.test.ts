@@ -4,7 +4,14 @@ import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
-const pages = ['README.md', ...readdirSync(path.join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`), 'bench/README.md', 'bench/BENCHMARKS.md'];
+const pages = [
+  'README.md',
+  ...readdirSync(path.join(root, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => `docs/${name}`),
+  'bench/README.md',
+  'bench/BENCHMARKS.md',
+];
 
 /** The page's text outside fenced code blocks, where `#` starts a comment, not a heading. */
 function prose(markdown: string): string[] {
@@ -22,7 +29,11 @@ function anchors(file: string): Set<string> {
   for (const line of prose(readFileSync(file, 'utf8'))) {
     const heading = /^#{1,6}\s+(.*)$/.exec(line);
     if (!heading) continue;
-    const slug = heading[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const slug = heading[1]!
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
     const count = seen.get(slug) ?? 0;
     seen.set(slug, count + 1);
     result.add(count === 0 ? slug : `${slug}-${count}`);
@@ -31,7 +42,9 @@ function anchors(file: string): Set<string> {
 }
 
 function links(file: string): string[] {
-  const text = prose(readFileSync(path.join(root, file), 'utf8')).join('\n').replace(/`[^`\n]*`/g, (code) => (code.includes('](') ? '' : code));
+  const text = prose(readFileSync(path.join(root, file), 'utf8'))
+    .join('\n')
+    .replace(/`[^`\n]*`/g, (code) => (code.includes('](') ? '' : code));
   return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((match) => match[1]!).filter((target) => !/^[a-z]+:/i.test(target));
 }
 

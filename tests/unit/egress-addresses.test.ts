@@ -92,7 +92,8 @@ describe('addresses an allowed name must not lead to', () => {
       'mixed.wild.test': 'to 203.0.113.7',
     });
     expect(await verdict('self.wild.test', '*.wild.test')).toMatchObject({
-      message: "egress to self.wild.test is not allowed: it resolves to 203.0.113.50 (this container's own address); list that address or its range in EGRESS_ALLOW to allow it\n",
+      message:
+        "egress to self.wild.test is not allowed: it resolves to 203.0.113.50 (this container's own address); list that address or its range in EGRESS_ALLOW to allow it\n",
     });
   });
 

@@ -66,14 +66,16 @@ describe('EGRESS_ALLOW', () => {
 
 describe('the firewall rules', () => {
   it('reads the name servers of resolv.conf', () => {
-    expect(resolversOf('# c\nnameserver 127.0.0.11\noptions ndots:0\nnameserver fe80::1%eth0\nnameserver bogus\nnameserver 127.0.0.11\n')).toEqual([
-      '127.0.0.11',
-      'fe80::1',
-    ]);
+    expect(
+      resolversOf('# c\nnameserver 127.0.0.11\noptions ndots:0\nnameserver fe80::1%eth0\nnameserver bogus\nnameserver 127.0.0.11\n'),
+    ).toEqual(['127.0.0.11', 'fe80::1']);
   });
 
   it('filter only the kernels, replacing the whole table in one transaction', () => {
-    const ruleset = renderRuleset(parseAllowList('packages.example.org,10.0.0.0/8,10.1.0.0/16,2001:db8::/32'), { kernelUid: 1001, resolvers: ['10.255.255.53', 'fd00::53'] });
+    const ruleset = renderRuleset(parseAllowList('packages.example.org,10.0.0.0/8,10.1.0.0/16,2001:db8::/32'), {
+      kernelUid: 1001,
+      resolvers: ['10.255.255.53', 'fd00::53'],
+    });
     expect(ruleset).toBe(
       [
         'add table inet code_interpreter_egress',

@@ -31,7 +31,9 @@ describe('the egress proxy', () => {
   beforeAll(async () => {
     target = http.createServer((request, response) => {
       targetRequests++;
-      response.end(`${request.method} ${request.url} host=${request.headers.host} proxy-connection=${String(request.headers['proxy-connection'] ?? '-')}`);
+      response.end(
+        `${request.method} ${request.url} host=${request.headers.host} proxy-connection=${String(request.headers['proxy-connection'] ?? '-')}`,
+      );
     });
     target.listen(0, '127.0.0.1');
     await once(target, 'listening');
@@ -55,12 +57,15 @@ describe('the egress proxy', () => {
   /** An absolute-form request through the proxy, as HTTP clients send with http_proxy set. */
   function viaProxy(url: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const request = http.request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host, 'proxy-connection': 'keep-alive' } }, (response) => {
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-      });
+      const request = http.request(
+        { host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host, 'proxy-connection': 'keep-alive' } },
+        (response) => {
+          let body = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => (body += chunk));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        },
+      );
       request.on('error', reject);
       request.end();
     });

@@ -54,7 +54,9 @@ describe('python env-var code', () => {
   it('ignores user_expressions it does not recognise', () => {
     expect(dialect.previousFrom(undefined)).toBeUndefined();
     expect(dialect.previousFrom(userExpressionsOf({ previous_env: { status: 'error' } }))).toBeUndefined();
-    expect(dialect.previousFrom(userExpressionsOf({ previous_env: { status: 'ok', data: { 'text/plain': "'not hex; code()'" } } }))).toBeUndefined();
+    expect(
+      dialect.previousFrom(userExpressionsOf({ previous_env: { status: 'ok', data: { 'text/plain': "'not hex; code()'" } } })),
+    ).toBeUndefined();
   });
 });
 
@@ -72,7 +74,10 @@ describe('r env-var code', () => {
     const names = Object.keys(hostile);
     const show = `cat(paste0(sapply(c(${names.map((n) => JSON.stringify(n)).join(', ')}), function(n) { v <- Sys.getenv(n, unset = NA); if (is.na(v)) "<unset>" else v }), collapse = "\u0001"))`;
     const script = `${code}\n${show}\ncat("\u0002")\n${dialect.restore(hostile, undefined)}\n${show}\ncat("\u0002", exists(".code_interpreter_previous_env"))\n`;
-    const out = execFileSync('Rscript', ['-e', script], { env: { PATH: process.env.PATH ?? '', QUOTES: 'was here', LANG: 'C.UTF-8' }, encoding: 'utf8' });
+    const out = execFileSync('Rscript', ['-e', script], {
+      env: { PATH: process.env.PATH ?? '', QUOTES: 'was here', LANG: 'C.UTF-8' },
+      encoding: 'utf8',
+    });
     const [during, after, leftover] = out.split('\u0002');
     expect(during!.split('\u0001')).toEqual(Object.values(hostile));
     const restored = names.map((name) => (name === 'QUOTES' ? 'was here' : '<unset>'));

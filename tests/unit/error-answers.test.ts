@@ -13,7 +13,12 @@ describe('the coded errors', () => {
     expect(error).toBeInstanceOf(ContextNotFoundError);
     expect(error).not.toBeInstanceOf(KernelError);
     expect(error).toMatchObject({ code: 'ERR_CONTEXT_NOT_FOUND', statusCode: 404, message: 'Context abc not found' });
-    expect(error.toBody()).toEqual({ statusCode: 404, code: 'ERR_CONTEXT_NOT_FOUND', error: 'Not Found', message: 'Context abc not found' });
+    expect(error.toBody()).toEqual({
+      statusCode: 404,
+      code: 'ERR_CONTEXT_NOT_FOUND',
+      error: 'Not Found',
+      message: 'Context abc not found',
+    });
     expect(String(error.stack)).toMatch(/^ERR_CONTEXT_NOT_FOUND: Context abc not found/);
   });
 
@@ -39,20 +44,33 @@ describe('the one mapping of errors to answers', () => {
 
   it("takes no error for the contract's because its code starts with ERR_", () => {
     // Node's own errors carry codes of that shape: their message says things of the server's internals.
-    const nodeError = Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE', statusCode: 400 });
+    const nodeError = Object.assign(new TypeError('The "path" argument must be of type string'), {
+      code: 'ERR_INVALID_ARG_TYPE',
+      statusCode: 400,
+    });
     expect(contractErrorOf(nodeError)).toBeUndefined();
     const lookalike = Object.assign(new Error('Context abc not found'), { code: 'ERR_CONTEXT_NOT_FOUND', statusCode: 404 });
     expect(contractErrorOf(lookalike)).toBeUndefined();
     const answer = toContractError(nodeError, request);
     expect(answer).toBeInstanceOf(InternalError);
-    expect(answer.toBody()).toEqual({ statusCode: 500, code: 'ERR_INTERNAL', error: 'Internal Server Error', message: 'Internal server error (request id req-1)' });
+    expect(answer.toBody()).toEqual({
+      statusCode: 500,
+      code: 'ERR_INTERNAL',
+      error: 'Internal Server Error',
+      message: 'Internal server error (request id req-1)',
+    });
   });
 
   it("gives an error made elsewhere with a contract code the contract's status", () => {
     const Elsewhere = createError('ERR_CONTEXT_NOT_FOUND', 'Context %s not found', 418);
     const answer = contractErrorOf(new Elsewhere('x'));
     expect(answer).toBeInstanceOf(ContextNotFoundError);
-    expect(answer?.toBody()).toEqual({ statusCode: 404, code: 'ERR_CONTEXT_NOT_FOUND', error: 'Not Found', message: 'Context x not found' });
+    expect(answer?.toBody()).toEqual({
+      statusCode: 404,
+      code: 'ERR_CONTEXT_NOT_FOUND',
+      error: 'Not Found',
+      message: 'Context x not found',
+    });
   });
 
   it('names the failure event of a coded error by its class, not its code', () => {

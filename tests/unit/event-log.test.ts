@@ -8,15 +8,22 @@ import { kernelMessageSerializer } from '../../server/jupyter/wire.js';
 /** A stream message as the server decodes it from the kernel's v1 frame (see wire.test.ts). */
 function decodedStream(text: string): KernelMessage.IIOPubMessage {
   const header = { msg_id: 'm', msg_type: 'stream', username: 'u', session: 's', date: '2026-11-22T00:00:00.000000Z', version: '5.3' };
-  const parts = ['iopub', JSON.stringify(header), '{}', '{}', `{"name": "stdout", "text": ${JSON.stringify(text)}}`].map((part) => Buffer.from(part));
+  const parts = ['iopub', JSON.stringify(header), '{}', '{}', `{"name": "stdout", "text": ${JSON.stringify(text)}}`].map((part) =>
+    Buffer.from(part),
+  );
   const offsets = [8 * (parts.length + 2)];
   for (const part of parts) offsets.push(offsets.at(-1)! + part.length);
   const frame = Buffer.alloc(offsets.at(-1)!);
   frame.writeBigUInt64LE(BigInt(offsets.length), 0);
   offsets.forEach((offset, i) => frame.writeBigUInt64LE(BigInt(offset), 8 * (i + 1)));
   parts.forEach((part, i) => part.copy(frame, offsets[i]));
-  const serializer = kernelMessageSerializer(ServerConnection.makeSettings({ baseUrl: 'http://localhost/', wsUrl: 'ws://localhost/' }).serializer);
-  return serializer.deserialize(frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.length), 'v1.kernel.websocket.jupyter.org') as KernelMessage.IIOPubMessage;
+  const serializer = kernelMessageSerializer(
+    ServerConnection.makeSettings({ baseUrl: 'http://localhost/', wsUrl: 'ws://localhost/' }).serializer,
+  );
+  return serializer.deserialize(
+    frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.length),
+    'v1.kernel.websocket.jupyter.org',
+  ) as KernelMessage.IIOPubMessage;
 }
 
 describe('EventLog', () => {
@@ -27,7 +34,20 @@ describe('EventLog', () => {
     const events: OutputEvent[] = [
       ...texts.map((text) => ({ type: 'stderr' as const, text, timestamp: 't' })),
       ...texts.slice(0, -1).map((text) => toOutputEvent(decodedStream(text))!),
-      { type: 'result', is_main_result: true, text: 'é', html: null, markdown: null, svg: null, png: null, jpeg: null, pdf: null, latex: null, json: { a: [1] }, javascript: null },
+      {
+        type: 'result',
+        is_main_result: true,
+        text: 'é',
+        html: null,
+        markdown: null,
+        svg: null,
+        png: null,
+        jpeg: null,
+        pdf: null,
+        latex: null,
+        json: { a: [1] },
+        javascript: null,
+      },
       { type: 'end_of_execution' },
     ];
     for (const event of events) log.append(event);

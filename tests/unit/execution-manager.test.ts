@@ -106,7 +106,9 @@ describe('ExecutionManager over fake contexts', () => {
       executions.lifecycle.on(name, (info) => seen.push(`${name}:${info.state}${info.outcome ? `:${info.outcome}` : ''}`));
     }
     executions.lifecycle.on('output', (language, event) => seen.push(`output:${language}:${event.type}`));
-    await (await executions.start({ code: 'hi' })).finished;
+    await (
+      await executions.start({ code: 'hi' })
+    ).finished;
     expect(seen).toEqual(['queued:queued', 'started:running', 'output:python:stdout', 'finished:finished:ok']);
   });
 

@@ -12,7 +12,11 @@ import { FakeTarget, type Script } from '../helpers/fake-kernel.js';
 
 const OPTIONS: ExecutionOptions = { bufferBytes: 1024 * 1024, onDisconnect: 'interrupt' };
 
-function started(target: FakeTarget, request: Partial<ExecuteRequest> & { code: string }, options: Partial<ExecutionOptions> = {}): Execution {
+function started(
+  target: FakeTarget,
+  request: Partial<ExecuteRequest> & { code: string },
+  options: Partial<ExecutionOptions> = {},
+): Execution {
   const execution = new Execution(target, { timeoutMs: 0, ...request }, { ...OPTIONS, ...options });
   execution.start(() => undefined);
   return execution;
@@ -167,7 +171,10 @@ describe('Execution over a fake kernel', () => {
     target.kernel.scripts.set('stuck', () => new Promise(() => undefined));
     const execution = started(target, { code: 'stuck', timeoutMs: 30 });
     const events = await collect(execution.read());
-    expect(events.at(-2)).toMatchObject({ name: 'TimeoutError', value: expect.stringMatching(/ignored the interrupt and was restarted, so its state was lost$/) });
+    expect(events.at(-2)).toMatchObject({
+      name: 'TimeoutError',
+      value: expect.stringMatching(/ignored the interrupt and was restarted, so its state was lost$/),
+    });
     expect(execution.info.outcome).toBe('timeout');
     expect(target.kernel.interrupts).toBe(1);
     expect(target.restarts).toBe(1);

@@ -45,7 +45,8 @@ function unitOf(file: string): string {
 
 function rankOf(unit: string): number {
   const rank = LAYERS.findIndex((layer) => layer.includes(unit));
-  if (rank === -1) throw new Error(`server/${unit} is in no layer: add it to LAYERS in tests/unit/layers.test.ts and to docs/architecture.md`);
+  if (rank === -1)
+    throw new Error(`server/${unit} is in no layer: add it to LAYERS in tests/unit/layers.test.ts and to docs/architecture.md`);
   return rank;
 }
 

@@ -40,12 +40,20 @@ describe('resultContent', () => {
   });
 
   it('gives SVG and HTML as text, and plain text before HTML unless it is a default repr', () => {
-    expect(resultContent(toResultEvent({ 'image/svg+xml': '<svg/>', 'text/plain': '<Figure size 1x1>' }, false), 100)).toEqual({ type: 'text', text: '<svg/>' });
-    expect(resultContent(toResultEvent({ 'text/html': '<b>x</b>', 'text/plain': '<IPython.core.display.HTML object>' }, false), 100)).toEqual({
+    expect(resultContent(toResultEvent({ 'image/svg+xml': '<svg/>', 'text/plain': '<Figure size 1x1>' }, false), 100)).toEqual({
+      type: 'text',
+      text: '<svg/>',
+    });
+    expect(
+      resultContent(toResultEvent({ 'text/html': '<b>x</b>', 'text/plain': '<IPython.core.display.HTML object>' }, false), 100),
+    ).toEqual({
       type: 'text',
       text: '<b>x</b>',
     });
-    expect(resultContent(toResultEvent({ 'text/html': '<table/>', 'text/plain': '   a\n0  1' }, true), 100)).toEqual({ type: 'text', text: '   a\n0  1' });
+    expect(resultContent(toResultEvent({ 'text/html': '<table/>', 'text/plain': '   a\n0  1' }, true), 100)).toEqual({
+      type: 'text',
+      text: '   a\n0  1',
+    });
   });
 
   it('cuts a long text result', () => {
@@ -105,7 +113,9 @@ describe('stripAnsi', () => {
 
 describe('MCP settings', () => {
   it('has the documented defaults', () => {
-    expect(loadConfig({})).toMatchObject({ mcp: { sessionIdleMs: 30 * 60 * 1000, maxSessions: 100, maxTextChars: 20_000, maxFileBytes: 2 ** 20 } });
+    expect(loadConfig({})).toMatchObject({
+      mcp: { sessionIdleMs: 30 * 60 * 1000, maxSessions: 100, maxTextChars: 20_000, maxFileBytes: 2 ** 20 },
+    });
   });
 
   it('reads and checks them', () => {

@@ -99,7 +99,16 @@ async function setUp(options: Partial<SessionsOptions> = {}): Promise<Setup> {
     files: {} as WorkspaceFiles,
     executions: manager.asManager(),
     logger: log,
-    options: { idleMs: 0, maxSessions: 10, maxTextChars: 10_000, maxFileBytes: 1024, maxUploadBytes: 1024, heartbeatMs: 0, version: '0.0.0-test', ...options },
+    options: {
+      idleMs: 0,
+      maxSessions: 10,
+      maxTextChars: 10_000,
+      maxFileBytes: 1024,
+      maxUploadBytes: 1024,
+      heartbeatMs: 0,
+      version: '0.0.0-test',
+      ...options,
+    },
   });
   allSessions.push(sessions);
   const server = createServer((request, response) => {
@@ -176,10 +185,17 @@ describe('MCP sessions', () => {
     const { id } = JSON.parse(textOf(await call(client, 'create_context'))) as { id: string };
     await until(() => sessions.size === 0);
     await until(() => registry.deleted.includes(id));
-    expect(log.lines.find((line) => line.message === 'MCP session closed')?.data).toMatchObject({ reason: 'unused for 0.1 s', contexts: 1 });
+    expect(log.lines.find((line) => line.message === 'MCP session closed')?.data).toMatchObject({
+      reason: 'unused for 0.1 s',
+      contexts: 1,
+    });
     const stale = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId! },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': transport.sessionId!,
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
     });
     expect(stale.status).toBe(404);
@@ -245,7 +261,9 @@ describe('MCP sessions', () => {
     expect(refused.isError).toBe(true);
     expect(textOf(refused)).toBe('Context nope not found (ERR_CONTEXT_NOT_FOUND)');
     // Node's own errors carry ERR_ codes too; theirs say things of the server's insides.
-    registry.failCreate = Object.assign(new TypeError('The "path" argument must be of type string. Received /secret/place'), { code: 'ERR_INVALID_ARG_TYPE' });
+    registry.failCreate = Object.assign(new TypeError('The "path" argument must be of type string. Received /secret/place'), {
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
     const failed = await call(client, 'create_context');
     expect(failed.isError).toBe(true);
     expect(textOf(failed)).toBe('Internal error in create_context; the server log has the details.');

@@ -23,7 +23,10 @@ describe('scripts/setup.sh (npm start, npm test)', () => {
   chmodSync(copy, 0o755);
 
   it('as a user who is not root, names the missing Debian packages, prints the exact command and stops before npm', () => {
-    writeFileSync(path.join(copy, 'image/debian-packages.txt'), '# a comment\npython3-ipykernel   # installed\nno-such-package-for-setup-test\n\n');
+    writeFileSync(
+      path.join(copy, 'image/debian-packages.txt'),
+      '# a comment\npython3-ipykernel   # installed\nno-such-package-for-setup-test\n\n',
+    );
     const { status, stderr } = runSetup();
     expect(status).toBe(1);
     expect(stderr).toContain('missing Debian packages: no-such-package-for-setup-test\n');
@@ -32,7 +35,10 @@ describe('scripts/setup.sh (npm start, npm test)', () => {
   });
 
   it('reads the package list that .ci/run and the README point to', () => {
-    const list = spawnSync('grep', ['-rl', 'debian-packages.txt', 'README.md', '.ci/run', 'scripts/setup.sh'], { cwd: root, encoding: 'utf8' });
+    const list = spawnSync('grep', ['-rl', 'debian-packages.txt', 'README.md', '.ci/run', 'scripts/setup.sh'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     expect(list.stdout.trim().split('\n').sort()).toEqual(['.ci/run', 'README.md', 'scripts/setup.sh']);
   });
 });

@@ -18,12 +18,18 @@ describe("start-up.sh's list of variables kernels must not inherit", () => {
     // The settings table is all the API reads (server/config.ts reads nothing else).
     const read_ = everySetting().map((setting) => setting.env);
     expect(read_.length).toBeGreaterThan(10);
-    expect(read_.filter((name) => !serverOnlyVars().includes(name)), 'add them to SERVER_ONLY_VARS in start-up.sh').toEqual([]);
+    expect(
+      read_.filter((name) => !serverOnlyVars().includes(name)),
+      'add them to SERVER_ONLY_VARS in start-up.sh',
+    ).toEqual([]);
   });
 
   it('names every variable of the configuration tables in docs/configuration.md', () => {
     const names = [...read('docs/configuration.md').matchAll(/^\| `([A-Z][A-Z0-9_]*)`/gm)].map((match) => match[1]!);
     expect(names.length).toBeGreaterThan(10);
-    expect(names.filter((name) => !serverOnlyVars().includes(name)), 'add them to SERVER_ONLY_VARS in start-up.sh').toEqual([]);
+    expect(
+      names.filter((name) => !serverOnlyVars().includes(name)),
+      'add them to SERVER_ONLY_VARS in start-up.sh',
+    ).toEqual([]);
   });
 });

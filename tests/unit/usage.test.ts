@@ -27,7 +27,8 @@ function measure(during: string, before = ''): { begin: UsageSample; end: UsageS
     `print(json.dumps([repr(begin), repr(end), sorted(set(globals()) - names - {"begin", "end", "names"})]))`,
   ].join('\n');
   const [begin, end, leftovers] = JSON.parse(execFileSync(python, ['-c', source], { encoding: 'utf8' })) as [string, string, string[]];
-  const sample = (plain: string) => dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': plain } } }))!;
+  const sample = (plain: string) =>
+    dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': plain } } }))!;
   return { begin: sample(begin), end: sample(end), leftovers };
 }
 
@@ -60,7 +61,11 @@ describe('python usage probes, run by a real Python', { timeout: 60_000 }, () =>
 });
 
 describe('usageBetween', () => {
-  const sample = (cpuSeconds: number, highWaterBytes: number | null, reset: boolean): UsageSample => ({ cpuSeconds, highWaterBytes, reset });
+  const sample = (cpuSeconds: number, highWaterBytes: number | null, reset: boolean): UsageSample => ({
+    cpuSeconds,
+    highWaterBytes,
+    reset,
+  });
 
   it('reports the peak after a reset as it is', () => {
     expect(usageBetween(sample(1.5, 500, true), sample(2.25, 300, false))).toEqual({ cpu_ms: 750, peak_memory_bytes: 300 });
@@ -82,9 +87,13 @@ describe('python usage replies', () => {
   it('ignore what they do not recognise', () => {
     expect(dialect.sampleFrom(undefined)).toBeUndefined();
     expect(dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'error', ename: 'NameError' } }))).toBeUndefined();
-    expect(dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': "'zz; code()'" } } }))).toBeUndefined();
+    expect(
+      dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': "'zz; code()'" } } })),
+    ).toBeUndefined();
     const notJson = Buffer.from('{cpu', 'utf8').toString('hex');
-    expect(dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': `'${notJson}'` } } }))).toBeUndefined();
+    expect(
+      dialect.sampleFrom(userExpressionsOf({ code_interpreter_usage: { status: 'ok', data: { 'text/plain': `'${notJson}'` } } })),
+    ).toBeUndefined();
   });
 
   it('are measured only for languages that have probes', () => {

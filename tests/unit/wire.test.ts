@@ -80,7 +80,9 @@ describe('the stream message decoder', () => {
   it("writes the same bytes as JSON.stringify for Python's encoding of the text", () => {
     for (const [, text] of TEXTS) {
       const msg = decode(streamFrame(pythonJson({ name: 'stderr', text })));
-      expect(lineOf(msg).line.equals(Buffer.from(`${JSON.stringify({ type: 'stderr', text, timestamp: header.date })}\n`, 'utf8'))).toBe(true);
+      expect(lineOf(msg).line.equals(Buffer.from(`${JSON.stringify({ type: 'stderr', text, timestamp: header.date })}\n`, 'utf8'))).toBe(
+        true,
+      );
     }
   });
 
@@ -156,7 +158,13 @@ describe('the stream message decoder', () => {
   });
 
   it('leaves every other message, and the JSON protocol, to the library', () => {
-    const status = frame(['iopub', JSON.stringify({ ...header, msg_type: 'status' }), JSON.stringify(parent), '{}', '{"execution_state": "idle"}']);
+    const status = frame([
+      'iopub',
+      JSON.stringify({ ...header, msg_type: 'status' }),
+      JSON.stringify(parent),
+      '{}',
+      '{"execution_state": "idle"}',
+    ]);
     expect(decodeStreamMessage(Buffer.from(status))).toBeUndefined();
     expect(decode(status)).toEqual(library.deserialize(status, V1));
     // The JSON protocol hands the decoder a string, whatever the typings say.
@@ -164,7 +172,9 @@ describe('the stream message decoder', () => {
     expect(serializer.deserialize(json as unknown as ArrayBuffer, '')).toEqual(library.deserialize(json as unknown as ArrayBuffer, ''));
     // Messages to the kernel are the library's business alone.
     const request = { ...library.deserialize(status, V1), channel: 'shell' } as KernelMessage.IMessage;
-    expect(Buffer.from(serializer.serialize(request, V1) as ArrayBuffer)).toEqual(Buffer.from(library.serialize(request, V1) as ArrayBuffer));
+    expect(Buffer.from(serializer.serialize(request, V1) as ArrayBuffer)).toEqual(
+      Buffer.from(library.serialize(request, V1) as ArrayBuffer),
+    );
   });
 
   it('forgets the literal once the text was replaced', () => {

@@ -64,12 +64,15 @@ async function tree(): Promise<void> {
 }
 
 describe('archive', () => {
-  it.each(['tar', 'tar.gz'] as const)('round-trips a tree through GNU tar (%s): bytes, modes, empty dirs, links, long and Unicode names', async (format) => {
-    await tree();
-    const file = await download('proj', format);
-    const extracted = await extractWithTar(file);
-    expect(await snapshot(extracted)).toEqual(await snapshot(at('proj')));
-  });
+  it.each(['tar', 'tar.gz'] as const)(
+    'round-trips a tree through GNU tar (%s): bytes, modes, empty dirs, links, long and Unicode names',
+    async (format) => {
+      await tree();
+      const file = await download('proj', format);
+      const extracted = await extractWithTar(file);
+      expect(await snapshot(extracted)).toEqual(await snapshot(at('proj')));
+    },
+  );
 
   it('leaves out FIFOs, links that lead out, names that are not UTF-8 or hold control characters, and uploads in progress', async () => {
     await mkdir(at('proj'));

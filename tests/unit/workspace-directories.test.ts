@@ -29,7 +29,11 @@ describe('directoryInWorkspace', () => {
   it('takes names that begin with two dots for the names they are, inside the workspace', async () => {
     for (const name of ['..data', '...']) {
       const resolved = await directoryInWorkspace(workspace, path.join(root, name));
-      expect({ name, segments: resolved?.segments, directory: resolved?.stats?.isDirectory() }).toEqual({ name, segments: [name], directory: true });
+      expect({ name, segments: resolved?.segments, directory: resolved?.stats?.isDirectory() }).toEqual({
+        name,
+        segments: [name],
+        directory: true,
+      });
       expect(existsSync(path.join(root, name))).toBe(true);
     }
   });
@@ -47,13 +51,23 @@ describe('directoryInWorkspace', () => {
   });
 
   it('has nothing to say about what lies outside, by name or through a link, and creates nothing there', async () => {
-    for (const outside of [base, path.dirname(base), path.join(base, 'ws2'), path.join(base, 'ws2', 'new'), path.join(root, 'out'), path.join(root, 'out', 'new'), '/tmp']) {
+    for (const outside of [
+      base,
+      path.dirname(base),
+      path.join(base, 'ws2'),
+      path.join(base, 'ws2', 'new'),
+      path.join(root, 'out'),
+      path.join(root, 'out', 'new'),
+      '/tmp',
+    ]) {
       expect({ outside, resolved: await directoryInWorkspace(workspace, outside) }).toEqual({ outside, resolved: undefined });
     }
     expect(existsSync(path.join(base, 'ws2', 'new'))).toBe(false);
   });
 
   it('refuses names the file API refuses', async () => {
-    await expect(directoryInWorkspace(workspace, path.join(root, '.upload-0123456789abcdef01234567.part'))).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
+    await expect(directoryInWorkspace(workspace, path.join(root, '.upload-0123456789abcdef01234567.part'))).rejects.toMatchObject({
+      code: 'ERR_INVALID_PATH',
+    });
   });
 });

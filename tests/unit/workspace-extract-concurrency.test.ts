@@ -64,8 +64,17 @@ describe('extract while the target changes', () => {
       }
     };
     const { createReadStream } = await import('node:fs');
-    const refusal = files.extract('target', createReadStream(archive), { format: 'tar', maxBytes: 2 ** 30, maxEntries: 1000, maxExtractBytes: 2 ** 30 });
-    await expect(refusal).rejects.toMatchObject({ code: 'ERR_PATH_CHANGED', statusCode: 409, message: expect.stringMatching(/what was moved before stays/) });
+    const refusal = files.extract('target', createReadStream(archive), {
+      format: 'tar',
+      maxBytes: 2 ** 30,
+      maxEntries: 1000,
+      maxExtractBytes: 2 ** 30,
+    });
+    await expect(refusal).rejects.toMatchObject({
+      code: 'ERR_PATH_CHANGED',
+      statusCode: 409,
+      message: expect.stringMatching(/what was moved before stays/),
+    });
 
     const merged: string[] = [];
     for (const name of DIRECTORIES) {

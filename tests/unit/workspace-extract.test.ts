@@ -54,24 +54,27 @@ afterEach(async () => {
 });
 
 describe('extract', () => {
-  it.each(['tar', 'tar.gz'] as const)('unpacks what GNU tar packed (%s): bytes, modes, empty dirs, links, Unicode and long names', async (format) => {
-    const src = await source();
-    await mkdir(path.join(src, 'empty/nested'), { recursive: true });
-    await mkdir(path.join(src, 'data'));
-    await writeFile(path.join(src, 'data/blob.bin'), randomBytes(3 * MiB + 5));
-    await writeFile(path.join(src, 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
-    await writeFile(path.join(src, '\u00e9t\u00e9 \u6587\u5b57 \ud83d\ude80.txt'), 'unicode');
-    await mkdir(path.join(src, 'd'.repeat(150)));
-    await writeFile(path.join(src, 'd'.repeat(150), `${'n'.repeat(240)}.txt`), 'long');
-    await symlink('data/blob.bin', path.join(src, 'link'));
-    const archive = path.join(scratch, `tree.${format}`);
-    tar(format === 'tar' ? '-cf' : '-czf', archive, '-C', src, '.');
-    const result = await extract('unpacked/here', archive, format);
-    expect(result).toMatchObject({ path: 'unpacked/here', entries: 10 });
-    expect(result.bytes).toBe(3 * MiB + 5 + 10 + 7 + 4);
-    expect(await snapshot(at('unpacked/here'))).toEqual(await snapshot(src));
-    expect((await readdir(root)).sort()).toEqual(['unpacked']);
-  });
+  it.each(['tar', 'tar.gz'] as const)(
+    'unpacks what GNU tar packed (%s): bytes, modes, empty dirs, links, Unicode and long names',
+    async (format) => {
+      const src = await source();
+      await mkdir(path.join(src, 'empty/nested'), { recursive: true });
+      await mkdir(path.join(src, 'data'));
+      await writeFile(path.join(src, 'data/blob.bin'), randomBytes(3 * MiB + 5));
+      await writeFile(path.join(src, 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
+      await writeFile(path.join(src, '\u00e9t\u00e9 \u6587\u5b57 \ud83d\ude80.txt'), 'unicode');
+      await mkdir(path.join(src, 'd'.repeat(150)));
+      await writeFile(path.join(src, 'd'.repeat(150), `${'n'.repeat(240)}.txt`), 'long');
+      await symlink('data/blob.bin', path.join(src, 'link'));
+      const archive = path.join(scratch, `tree.${format}`);
+      tar(format === 'tar' ? '-cf' : '-czf', archive, '-C', src, '.');
+      const result = await extract('unpacked/here', archive, format);
+      expect(result).toMatchObject({ path: 'unpacked/here', entries: 10 });
+      expect(result.bytes).toBe(3 * MiB + 5 + 10 + 7 + 4);
+      expect(await snapshot(at('unpacked/here'))).toEqual(await snapshot(src));
+      expect((await readdir(root)).sort()).toEqual(['unpacked']);
+    },
+  );
 
   it('merges into an existing directory: archive files replace, directories merge, the rest stays', async () => {
     await mkdir(at('target/sub'), { recursive: true });
@@ -369,13 +372,11 @@ describe('extract', () => {
     await files.write('made/put.txt', Readable.from([Buffer.from('x')]), { maxBytes: MiB });
     const mode = async (p: string) => ((await lstat(at(p))).mode & 0o7777).toString(8);
     const [directory, file] = [await mode('made'), await mode('made/put.txt')];
-    expect(await Promise.all(['tree', 'tree/read-only', 'tree/read-only/closed', 'tree/read-only/closed/f.txt', 'tree/read-only/run.sh'].map(mode))).toEqual([
-      directory,
-      directory,
-      directory,
-      file,
-      directory,
-    ]);
+    expect(
+      await Promise.all(
+        ['tree', 'tree/read-only', 'tree/read-only/closed', 'tree/read-only/closed/f.txt', 'tree/read-only/run.sh'].map(mode),
+      ),
+    ).toEqual([directory, directory, directory, file, directory]);
   });
 
   describe('an archive cut short answers at once with 400 and leaves nothing', () => {
@@ -396,7 +397,14 @@ describe('extract', () => {
       // The end-of-archive marker: the first all-zero block where a header would be.
       let offset = 0;
       while (!bytes.subarray(offset, offset + 512).equals(Buffer.alloc(512))) {
-        const size = parseInt(bytes.subarray(offset + 124, offset + 136).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+        const size = parseInt(
+          bytes
+            .subarray(offset + 124, offset + 136)
+            .toString('latin1')
+            .replace(/\0.*$/, '')
+            .trim() || '0',
+          8,
+        );
         offset += 512 + Math.ceil(size / 512) * 512;
       }
       return { bytes, dataEnd: offset };

@@ -77,9 +77,11 @@ describe('write', () => {
 
   it('stops at the size limit, writes nothing and cleans up', async () => {
     await write('limited.bin', 'old');
-    const body = Readable.from((function* () {
-      for (let i = 0; i < 10; i++) yield Buffer.alloc(1000, 1);
-    })());
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 10; i++) yield Buffer.alloc(1000, 1);
+      })(),
+    );
     await expect(write('limited.bin', body, 4096)).rejects.toMatchObject({ code: 'ERR_UPLOAD_TOO_LARGE', statusCode: 413 });
     expect(await readFile(path.join(root, 'limited.bin'), 'utf8')).toBe('old');
     expect(await leftovers(root)).toEqual([]);
@@ -101,12 +103,15 @@ describe('write', () => {
   });
 
   it('never interleaves two uploads to one path: one of them wins, whole', async () => {
-    const chunks = (byte: number) => Readable.from((async function* () {
-      for (let i = 0; i < 64; i++) {
-        yield Buffer.alloc(16 * 1024, byte);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    })());
+    const chunks = (byte: number) =>
+      Readable.from(
+        (async function* () {
+          for (let i = 0; i < 64; i++) {
+            yield Buffer.alloc(16 * 1024, byte);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        })(),
+      );
     const results = await Promise.all([write('race.bin', chunks(65)), write('race.bin', chunks(66))]);
     expect(results.filter((result) => result.created)).toHaveLength(1);
     const content = await readFile(path.join(root, 'race.bin'));
@@ -143,7 +148,11 @@ describe('write', () => {
 
   it('refuses a path ending in "/" instead of creating a file under the directory\'s name', async () => {
     for (const raw of ['newdir/', 'newdir/.', 'a/b/']) {
-      await expect(write(raw, 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', statusCode: 400, message: expect.stringMatching(/mkdir/) });
+      await expect(write(raw, 'x')).rejects.toMatchObject({
+        code: 'ERR_INVALID_PATH',
+        statusCode: 400,
+        message: expect.stringMatching(/mkdir/),
+      });
     }
     expect(await readdir(root)).toEqual([]);
   });
@@ -151,7 +160,11 @@ describe('write', () => {
   it("refuses the server's own work-in-progress names, named directly, through a link or over MCP", async () => {
     const reserved = ['.upload-0123456789abcdef01234567.part', 'sub/.extract-0123456789abcdef01234567', '.copy-0123456789abcdef01234567/f'];
     for (const raw of reserved) {
-      await expect(write(raw, 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', statusCode: 400, message: expect.stringMatching(/reserved/) });
+      await expect(write(raw, 'x')).rejects.toMatchObject({
+        code: 'ERR_INVALID_PATH',
+        statusCode: 400,
+        message: expect.stringMatching(/reserved/),
+      });
       await expect(writeFileTool(files, raw, 'x', 'utf8', MiB)).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
       await expect(files.mkdir(raw)).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
     }
@@ -229,7 +242,10 @@ describe('list', () => {
       if (pages === 2) await writeFile(path.join(root, 'a-new-file-sorted-before-the-cursor'), '');
     } while (cursor);
     expect(pages).toBe(5);
-    const expected = [...Array.from({ length: 5 }, (_, i) => `d${i}`), ...Array.from({ length: 25 }, (_, i) => `f${String(i).padStart(2, '0')}`)];
+    const expected = [
+      ...Array.from({ length: 5 }, (_, i) => `d${i}`),
+      ...Array.from({ length: 25 }, (_, i) => `f${String(i).padStart(2, '0')}`),
+    ];
     expect(seen).toEqual(expected);
     expect((await files.list('.', { limit: 100 })).next_cursor).toBeNull();
     expect((await files.list('.')).entries).toHaveLength(31);
@@ -247,7 +263,10 @@ describe('list', () => {
     const listing = await files.list('.');
     expect(listing.entries.map((entry) => entry.name)).toEqual(['ok-\u00e9t\u00e9-\ufffd.txt']);
     expect(listing.omitted).toBe(3);
-    await expect(files.openFile('tab\there')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', message: expect.stringMatching(/control characters/) });
+    await expect(files.openFile('tab\there')).rejects.toMatchObject({
+      code: 'ERR_INVALID_PATH',
+      message: expect.stringMatching(/control characters/),
+    });
     await expect(write('new\nfile', 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
   });
 
@@ -282,7 +301,10 @@ describe('openFile', () => {
     await expect(files.openFile('dir')).rejects.toMatchObject({ code: 'ERR_IS_A_DIRECTORY' });
     await expect(files.openFile('.')).rejects.toMatchObject({ code: 'ERR_IS_A_DIRECTORY' });
     await expect(files.openFile('nope.txt')).rejects.toMatchObject({ code: 'ERR_FILE_NOT_FOUND', statusCode: 404 });
-    await expect(files.openFile('pipe')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', message: expect.stringMatching(/regular file/) });
+    await expect(files.openFile('pipe')).rejects.toMatchObject({
+      code: 'ERR_INVALID_PATH',
+      message: expect.stringMatching(/regular file/),
+    });
     await expect(files.openFile('passwd')).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
   });
 });

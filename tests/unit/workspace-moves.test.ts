@@ -119,7 +119,11 @@ describe('links re-anchored by a move or copy', () => {
       ['a/b', 'b'],
       ['p/q/s', 's'],
     ]) {
-      await expect(act(from!, to!)).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', statusCode: 400, message: expect.stringMatching(/would lead outside the workspace/) });
+      await expect(act(from!, to!)).rejects.toMatchObject({
+        code: 'ERR_INVALID_PATH',
+        statusCode: 400,
+        message: expect.stringMatching(/would lead outside the workspace/),
+      });
     }
     expect(await snapshot(root)).toEqual(before);
     // Where they still lead inside, and links that led out already (a venv's python), go as they are.

@@ -114,15 +114,23 @@ describe('Workspace.resolve', () => {
     expect(resolved.segments).toEqual(['passwd']);
     expect(resolved.stats?.isSymbolicLink()).toBe(true);
     // ...but links before the last are followed, and checked, as always.
-    await expect(workspace.resolve('to-sibling/secret.txt', { followLastLink: false })).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE' });
+    await expect(workspace.resolve('to-sibling/secret.txt', { followLastLink: false })).rejects.toMatchObject({
+      code: 'ERR_PATH_OUTSIDE_WORKSPACE',
+    });
   });
 
   it('refuses symlink loops with a message instead of hanging', async () => {
-    await expect(workspace.resolve('loop1')).rejects.toMatchObject({ code: 'ERR_INVALID_PATH', message: expect.stringMatching(/symbolic links/) });
+    await expect(workspace.resolve('loop1')).rejects.toMatchObject({
+      code: 'ERR_INVALID_PATH',
+      message: expect.stringMatching(/symbolic links/),
+    });
   });
 
   it('says which segment is a file where a directory is needed', async () => {
-    await expect(workspace.resolve('dir/file.txt/x')).rejects.toMatchObject({ code: 'ERR_NOT_A_DIRECTORY', message: expect.stringContaining('dir/file.txt') });
+    await expect(workspace.resolve('dir/file.txt/x')).rejects.toMatchObject({
+      code: 'ERR_NOT_A_DIRECTORY',
+      message: expect.stringContaining('dir/file.txt'),
+    });
   });
 
   it('works when the configured root is itself a symlink', async () => {

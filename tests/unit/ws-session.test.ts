@@ -77,17 +77,45 @@ async function open(options: { keepaliveIntervalMs?: number } = {}): Promise<Ope
 }
 
 const send = (client: WebSocket, frame: Frame | string) => client.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-const ofType = (type: string, requestId?: string) => (frame: Frame) => frame.type === type && (requestId === undefined || frame.request_id === requestId);
+const ofType = (type: string, requestId?: string) => (frame: Frame) =>
+  frame.type === type && (requestId === undefined || frame.request_id === requestId);
 
 describe('the WebSocket session', () => {
   it('starts an execution from an execute frame and sends its events with its id, as the requester', async () => {
     const { client, manager, next, frames } = await open();
-    send(client, { type: 'execute', request_id: 'r1', code: 'print(1)', language: 'python', timeout: 5, env_vars: { A: 'b' }, stdin: true, on_disconnect: 'continue', stats: true });
-    expect(await next(ofType('accepted', 'r1'))).toEqual({ type: 'accepted', request_id: 'r1', execution_id: 'exec-1', context_id: 'ctx-1' });
+    send(client, {
+      type: 'execute',
+      request_id: 'r1',
+      code: 'print(1)',
+      language: 'python',
+      timeout: 5,
+      env_vars: { A: 'b' },
+      stdin: true,
+      on_disconnect: 'continue',
+      stats: true,
+    });
+    expect(await next(ofType('accepted', 'r1'))).toEqual({
+      type: 'accepted',
+      request_id: 'r1',
+      execution_id: 'exec-1',
+      context_id: 'ctx-1',
+    });
     expect(manager.started).toEqual([
-      { code: 'print(1)', contextId: undefined, language: 'python', envVars: { A: 'b' }, timeoutSeconds: 5, stdin: true, onDisconnect: 'continue', stats: true },
+      {
+        code: 'print(1)',
+        contextId: undefined,
+        language: 'python',
+        envVars: { A: 'b' },
+        timeoutSeconds: 5,
+        stdin: true,
+        onDisconnect: 'continue',
+        stats: true,
+      },
     ]);
-    manager.get('exec-1').push({ type: 'stdout', text: '1\n' }, { type: 'number_of_executions', execution_count: 3, execution_id: 'exec-1' }).end();
+    manager
+      .get('exec-1')
+      .push({ type: 'stdout', text: '1\n' }, { type: 'number_of_executions', execution_count: 3, execution_id: 'exec-1' })
+      .end();
     await next(ofType('end_of_execution'));
     expect(manager.get('exec-1').reads).toMatchObject([{ from: 0, requester: true }]);
     expect(frames.filter((frame) => frame.type !== 'accepted')).toEqual([

@@ -104,8 +104,7 @@ export async function streamExecution(execution: Execution, res: ServerResponse,
     if (!res.writableFinished) gone.abort(new Error('client disconnected'));
   };
   res.on('close', onClose);
-  const keepalive =
-    options.keepaliveMs > 0 ? setInterval(() => response.writeLine(KEEPALIVE_LINE), options.keepaliveMs) : undefined;
+  const keepalive = options.keepaliveMs > 0 ? setInterval(() => response.writeLine(KEEPALIVE_LINE), options.keepaliveMs) : undefined;
   try {
     for await (const entry of execution.read({ from: options.from ?? 0, requester: options.requester === true, signal: gone.signal })) {
       if (entry.type === 'end_of_execution') {

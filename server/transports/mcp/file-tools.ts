@@ -28,8 +28,12 @@ export async function listFiles(files: WorkspaceFiles, path: string, limit: numb
   );
   const count = `${listing.entries.length} ${listing.entries.length === 1 ? 'entry' : 'entries'}`;
   const header = `${listing.path === '.' ? 'Workspace root' : listing.path}: ${cursor === undefined ? '' : 'continued, '}${count}`;
-  if (listing.next_cursor !== null) lines.push(`[more entries follow: call list_files with path ${JSON.stringify(listing.path)} and cursor ${JSON.stringify(listing.next_cursor)}]`);
-  if (listing.omitted > 0) lines.push(`[${listing.omitted} entries with names that are not valid UTF-8 or hold control characters are not listed]`);
+  if (listing.next_cursor !== null)
+    lines.push(
+      `[more entries follow: call list_files with path ${JSON.stringify(listing.path)} and cursor ${JSON.stringify(listing.next_cursor)}]`,
+    );
+  if (listing.omitted > 0)
+    lines.push(`[${listing.omitted} entries with names that are not valid UTF-8 or hold control characters are not listed]`);
   return text(lines.length === 0 ? `${header} (empty directory)` : `${header}\n${lines.join('\n')}`);
 }
 

@@ -161,7 +161,10 @@ export class ExecutionOutput {
     }
     content.push(...this.results);
     if (this.resultsLeftOut > 0) {
-      content.push({ type: 'text', text: `[${this.resultsLeftOut} more results (display outputs or figures) left out: an answer carries at most ${MAX_RESULT_BLOCKS}. ${fullOutput}]` });
+      content.push({
+        type: 'text',
+        text: `[${this.resultsLeftOut} more results (display outputs or figures) left out: an answer carries at most ${MAX_RESULT_BLOCKS}. ${fullOutput}]`,
+      });
     }
     for (const error of this.errors) {
       const traceback = new BoundedText(this.options.maxTextChars);

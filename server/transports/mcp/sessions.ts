@@ -61,11 +61,22 @@ export class McpSessions {
     if (id !== undefined) {
       const session = typeof id === 'string' ? this.sessions.get(id) : undefined;
       // 404 tells a client to start over with a new session (MCP, "Session Management").
-      if (!session) return sendJsonRpcError(response, 404, -32001, 'Session not found: it was closed or expired. Start a new session with an initialize request.');
+      if (!session)
+        return sendJsonRpcError(
+          response,
+          404,
+          -32001,
+          'Session not found: it was closed or expired. Start a new session with an initialize request.',
+        );
       return session.handle(request, response, body, baseUrl);
     }
     if (request.method !== 'POST' || !(Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body))) {
-      return sendJsonRpcError(response, 400, -32000, 'Bad Request: no Mcp-Session-Id header. Start with an initialize request, then send the Mcp-Session-Id it answers with.');
+      return sendJsonRpcError(
+        response,
+        400,
+        -32000,
+        'Bad Request: no Mcp-Session-Id header. Start with an initialize request, then send the Mcp-Session-Id it answers with.',
+      );
     }
     if (this.closing) return sendJsonRpcError(response, 503, -32000, 'The server is shutting down');
     if (!this.makeRoom()) {
@@ -257,7 +268,10 @@ class McpSession implements ToolHost {
       const owned = [...this.owned];
       if (this.deleteContexts) await Promise.all(owned.map((id) => this.deleteContext(id)));
       if (this.id !== undefined) {
-        this.logger.info({ session: this.id, reason: this.closeReason, contexts: this.deleteContexts ? owned.length : 0 }, 'MCP session closed');
+        this.logger.info(
+          { session: this.id, reason: this.closeReason, contexts: this.deleteContexts ? owned.length : 0 },
+          'MCP session closed',
+        );
       }
     })();
     return this.ended;
@@ -268,12 +282,15 @@ class McpSession implements ToolHost {
       await this.contexts.delete(id);
     } catch (error) {
       // Deleted already (DELETE /contexts/{id}): nothing left to do.
-      if (!(error instanceof ContextNotFoundError)) this.logger.warn({ err: error, context: id }, 'could not delete a context of a closed MCP session');
+      if (!(error instanceof ContextNotFoundError))
+        this.logger.warn({ err: error, context: id }, 'could not delete a context of a closed MCP session');
     }
   }
 }
 
 /** A JSON-RPC error answer written directly, as the SDK's transport writes its own. */
 function sendJsonRpcError(response: ServerResponse, status: number, code: number, message: string): void {
-  response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+  response
+    .writeHead(status, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
 }

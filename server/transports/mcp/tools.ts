@@ -58,7 +58,9 @@ const contextId = z.string().min(1).describe('Id of a context, as returned by cr
 const workspacePath = z
   .string()
   .min(1)
-  .describe("Path relative to the workspace root, with '/' separators, e.g. 'data/input.csv'. '.' is the root. Paths cannot leave the workspace.");
+  .describe(
+    "Path relative to the workspace root, with '/' separators, e.g. 'data/input.csv'. '.' is the root. Paths cannot leave the workspace.",
+  );
 
 /** Registers every tool on `server`. Handlers never throw: failures are `isError` answers. */
 export function registerTools(server: McpServer, host: ToolHost): void {
@@ -78,7 +80,7 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       title: 'Run code',
       description:
         'Run code in a persistent Jupyter kernel and get back what it printed (stdout, stderr), its results and any error. ' +
-        'State persists between calls in the same context, like notebook cells. Without context_id, the code runs in this session\'s own context of the language (Python by default), created on first use. ' +
+        "State persists between calls in the same context, like notebook cells. Without context_id, the code runs in this session's own context of the language (Python by default), created on first use. " +
         'The value of the last expression is returned as the result; matplotlib figures and other PNG/JPEG outputs come back as images. ' +
         'A failure comes back as an error with the exception name, message and traceback. Very long output is cut in the middle; write large data to a file instead of printing it.',
       inputSchema: z
@@ -88,13 +90,21 @@ export function registerTools(server: McpServer, host: ToolHost): void {
             .string()
             .min(1)
             .optional()
-            .describe("Language of this session's context to run in: 'python' (default) or another installed kernel such as 'r'. Not together with context_id."),
-          context_id: contextId.optional().describe('Run in this context (from create_context or list_contexts) instead of this session\'s own. Not together with language.'),
+            .describe(
+              "Language of this session's context to run in: 'python' (default) or another installed kernel such as 'r'. Not together with context_id.",
+            ),
+          context_id: contextId
+            .optional()
+            .describe(
+              "Run in this context (from create_context or list_contexts) instead of this session's own. Not together with language.",
+            ),
           timeout: z
             .number()
             .positive()
             .optional()
-            .describe('Seconds after which the code is interrupted and a TimeoutError returned. Variables defined before stay. Default: no limit unless the server sets one.'),
+            .describe(
+              'Seconds after which the code is interrupted and a TimeoutError returned. Variables defined before stay. Default: no limit unless the server sets one.',
+            ),
         })
         .strict(),
       annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true },
@@ -114,7 +124,10 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       try {
         // The call is the execution's requester: nothing of its output is dropped for it, and
         // when the client cancels the call (the signal aborts) the code is interrupted.
-        const execution = await host.executions.start(toStartExecution({ code, context_id: id, language, timeout, on_disconnect: 'interrupt' }), host);
+        const execution = await host.executions.start(
+          toStartExecution({ code, context_id: id, language, timeout, on_disconnect: 'interrupt' }),
+          host,
+        );
         const output = new ExecutionOutput({ maxTextChars: host.options.maxTextChars });
         for await (const { event } of execution.read({ requester: true, signal: extra.signal })) {
           output.add(event);
@@ -156,7 +169,9 @@ export function registerTools(server: McpServer, host: ToolHost): void {
             .string()
             .min(1)
             .optional()
-            .describe('Working directory of the kernel: relative to the workspace root, where a missing directory is created, or an absolute path to an existing directory (outside the workspace too, e.g. /tmp). Default: the workspace root.'),
+            .describe(
+              'Working directory of the kernel: relative to the workspace root, where a missing directory is created, or an absolute path to an existing directory (outside the workspace too, e.g. /tmp). Default: the workspace root.',
+            ),
         })
         .strict(),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
@@ -256,7 +271,8 @@ export function registerTools(server: McpServer, host: ToolHost): void {
     'delete_file',
     {
       title: 'Delete a file',
-      description: 'Delete a file or a symlink (never its target), or a directory with everything in it, from the workspace. The workspace root cannot be deleted.',
+      description:
+        'Delete a file or a symlink (never its target), or a directory with everything in it, from the workspace. The workspace root cannot be deleted.',
       inputSchema: z.object({ path: workspacePath }).strict(),
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
     },

@@ -45,7 +45,10 @@ export class SocketSession {
     private readonly options: SessionOptions,
   ) {
     this.sender = new FrameSender(socket, connection, () =>
-      options.log.info({ highWaterBytes: SOCKET_HIGH_WATER_BYTES, allowanceBytes: REPLY_ALLOWANCE_BYTES }, 'websocket closed: the client sends frames but does not read the answers'),
+      options.log.info(
+        { highWaterBytes: SOCKET_HIGH_WATER_BYTES, allowanceBytes: REPLY_ALLOWANCE_BYTES },
+        'websocket closed: the client sends frames but does not read the answers',
+      ),
     );
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     socket.on('pong', () => (this.answered = true));

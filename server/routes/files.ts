@@ -338,4 +338,4 @@ function header(request: FastifyRequest, name: string): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
-export default fp(files, { name: 'file-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'metrics'] });
+export default fp(files, { name: 'file-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'workspace'] });

@@ -145,5 +145,5 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
 export default fp(mcp, {
   name: 'mcp-routes',
   encapsulate: true,
-  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'],
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics', 'workspace'],
 });

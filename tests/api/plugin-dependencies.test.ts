@@ -31,9 +31,9 @@ const plugins: Array<[string, unknown, string[]]> = [
   ['context-routes', contextRoutes, ['openapi', 'error-handler', 'auth', 'contexts']],
   ['execute-routes', executeRoutes, ['openapi', 'error-handler', 'auth', 'contexts']],
   ['execution-routes', executionRoutes, ['openapi', 'error-handler', 'auth', 'contexts']],
-  ['file-routes', fileRoutes, ['openapi', 'error-handler', 'auth', 'metrics']],
+  ['file-routes', fileRoutes, ['openapi', 'error-handler', 'auth', 'workspace']],
   ['health-routes', healthRoutes, ['openapi', 'error-handler', 'auth', 'contexts']],
-  ['mcp-routes', mcpRoutes, ['openapi', 'error-handler', 'auth', 'contexts', 'metrics']],
+  ['mcp-routes', mcpRoutes, ['openapi', 'error-handler', 'auth', 'contexts', 'metrics', 'workspace']],
   ['metrics-routes', metricsRoutes, ['openapi', 'error-handler', 'auth', 'metrics']],
   ['ws-routes', wsRoutes, ['openapi', 'error-handler', 'auth', 'contexts', 'metrics']],
 ];

@@ -41,6 +41,8 @@ export interface ExecuteOptions {
 const KERNEL_READY_MS = 60_000;
 /** How long to wait for that answer before reopening the kernel socket. */
 const KERNEL_INFO_RETRY_MS = 1_500;
+/** The longest wait between two sockets opened for a kernel that does not answer yet. */
+const KERNEL_INFO_RETRY_MAX_MS = 8_000;
 /** How long a dropped kernel socket may take to come back before Jupyter is taken for gone. */
 const RECONNECT_GRACE_MS = 2000;
 /** How long a reconnecting connection may take to settle before it is disposed regardless. */
@@ -74,7 +76,6 @@ export class KernelChannel {
   private constructor(
     private readonly connection: Kernel.IKernelConnection,
     private events: ChannelEvents,
-    private readonly logger: Logger,
   ) {
     /* eslint-disable @typescript-eslint/unbound-method -- a Lumino signal calls the slot with the thisArg given beside it */
     connection.statusChanged.connect(this.onStatus, this);
@@ -82,21 +83,40 @@ export class KernelChannel {
     /* eslint-enable @typescript-eslint/unbound-method */
   }
 
-  /** Opens a channel to a running kernel; resolves once the kernel answers. */
+  /**
+   * Opens a channel to a running kernel; resolves once the kernel answers its kernel_info
+   * request, which proves the socket and the kernel are both up.
+   *
+   * Jupyter wires a WebSocket to the kernel's ZeroMQ ports when the socket opens; a socket
+   * opened while Jupyter is (re)starting the kernel can be wired to ports nobody answers on.
+   * Without a reply in a while, a NEW socket is opened, under a new session id, and the first
+   * closed: reopening the same one (same session id) makes Jupyter "replace a stale connection",
+   * which on Jupyter Server 1.23 can leave that session decoding our frames with the wrong
+   * protocol (a struct.error per message) and the kernel silent for a minute. The wait between
+   * attempts doubles, so a loaded machine is not flooded with sockets.
+   */
   static async open(jupyter: JupyterClient, model: Kernel.IModel, events: ChannelEvents, logger: Logger): Promise<KernelChannel> {
-    const channel = new KernelChannel(
-      jupyter.connect(model, () => channel.report('onMessageTooLarge')),
-      events,
-      logger,
-    );
-    try {
-      await channel.waitUntilAnswering();
-    } catch (error) {
+    const deadline = Date.now() + KERNEL_READY_MS;
+    for (let wait = KERNEL_INFO_RETRY_MS; ; wait = Math.min(wait * 2, KERNEL_INFO_RETRY_MAX_MS)) {
+      const channel: KernelChannel = new KernelChannel(
+        jupyter.connect(model, () => channel.report('onMessageTooLarge')),
+        events,
+      );
+      let answered: boolean;
+      try {
+        answered = await channel.answersWithin(Math.min(wait, Math.max(0, deadline - Date.now())));
+      } catch (error) {
+        channel.dispose();
+        throw error;
+      }
+      if (answered) {
+        logger.debug({ kernel: model.id }, 'kernel connected');
+        return channel;
+      }
       channel.dispose();
-      throw error;
+      if (Date.now() >= deadline) throw new KernelError(`kernel ${model.id} did not answer within ${KERNEL_READY_MS / 1000} seconds`);
+      logger.debug({ kernel: model.id }, 'no kernel_info reply yet; opening a new kernel socket');
     }
-    logger.debug({ kernel: model.id }, 'kernel connected');
-    return channel;
   }
 
   get kernelId(): string {
@@ -292,31 +312,16 @@ export class KernelChannel {
     connection.connectionStatusChanged.connect(settled);
   }
 
-  /**
-   * Resolves on the kernel's first kernel_info reply, which proves the socket and the kernel
-   * are both up. Jupyter connects a WebSocket to the kernel's ZeroMQ ports when the socket
-   * opens; a socket opened while Jupyter is restarting the kernel on new ports can be wired to
-   * the old ones and never hear back, so without a reply in a few seconds the connection is
-   * reopened, until KERNEL_READY_MS have passed.
-   */
-  private async waitUntilAnswering(): Promise<void> {
+  /** Whether the kernel answers its first kernel_info request within `timeoutMs`. */
+  private async answersWithin(timeoutMs: number): Promise<boolean> {
     const connection = this.connection;
-    const deadline = Date.now() + KERNEL_READY_MS;
-    let answered = false;
-    const info = connection.info.then(() => {
-      answered = true;
-    });
-    for (;;) {
-      const retry = new AbortController();
-      const wait = Math.min(KERNEL_INFO_RETRY_MS, Math.max(0, deadline - Date.now()));
-      await Promise.race([info, sleep(wait, undefined, { signal: retry.signal }).catch(() => undefined)]);
-      retry.abort();
-      if (answered) return;
-      if (connection.isDisposed) throw new KernelError(`the connection to kernel ${connection.id} was closed`);
-      if (Date.now() >= deadline) throw new KernelError(`kernel ${connection.id} did not answer within ${KERNEL_READY_MS / 1000} seconds`);
-      this.logger.debug({ kernel: connection.id }, 'no kernel_info reply yet; reopening the kernel socket');
-      await connection.reconnect().catch(() => undefined);
-    }
+    const answered = await untilAborted(
+      connection.info.then(() => true),
+      AbortSignal.timeout(timeoutMs),
+    );
+    if (answered === true) return true;
+    if (connection.isDisposed) throw new KernelError(`the connection to kernel ${connection.id} was closed`);
+    return false;
   }
 
   private report(event: 'onAutorestart' | 'onGone' | 'onConnectionLost' | 'onMessageTooLarge'): void {

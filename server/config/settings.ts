@@ -53,6 +53,12 @@ export const SETTINGS = {
   server: {
     host: { env: 'HOST', parse: text, default: '0.0.0.0', doc: 'address the API listens on' },
     port: { env: 'PORT', parse: integer(0, 65535), default: '49999', doc: 'port the API listens on' },
+    envdPort: {
+      env: 'ENVD_PORT',
+      parse: integer(0, 65535),
+      default: '49983',
+      doc: "port of e2b's in-sandbox daemon protocol (envd: commands and terminals for the e2b SDKs, see [e2b.md](e2b.md)); `0` turns it off",
+    },
     logLevel: {
       env: 'LOG_LEVEL',
       parse: oneOf(LOG_LEVELS),

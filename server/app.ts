@@ -11,6 +11,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import authPlugin from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
+import processesPlugin from './plugins/processes.js';
 import metricsPlugin from './plugins/metrics.js';
 import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
@@ -117,6 +118,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(workspacePlugin, { config });
   await app.register(contextsPlugin, { config });
+  await app.register(processesPlugin, { config });
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { config });
   // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.

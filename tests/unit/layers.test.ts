@@ -13,6 +13,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['runs'],
   ['contexts', 'schemas'],
   ['executions'],
+  ['processes'],
   ['metrics'],
   ['transports', 'config'],
   ['plugins'],

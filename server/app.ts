@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import type { ConnectRouter } from '@connectrpc/connect';
 import authPlugin, { type AccessControl } from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
+import processesPlugin from './plugins/processes.js';
 import metricsPlugin from './plugins/metrics.js';
 import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
@@ -103,6 +104,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(workspacePlugin, { config });
   await app.register(contextsPlugin, { config });
+  await app.register(processesPlugin, { config });
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { config });
   // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.

@@ -7,6 +7,8 @@ import { compileCacheOutcome, flushCompileCache } from './compile-cache.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { UnknownLanguageError } from './errors.js';
 import { logDestination, loggerOptions } from './logger.js';
+import { Process } from './transports/connect/gen/envd/process/process_pb.js';
+import { processService } from './transports/connect/process-service.js';
 
 /** The process: configuration, logger, listen, graceful shutdown on SIGTERM/SIGINT. main.ts loads it. */
 async function main(): Promise<void> {
@@ -47,7 +49,11 @@ async function main(): Promise<void> {
   const envd =
     config.server.envdPort === 0
       ? undefined
-      : await buildEnvdApp(config, { access: app.access, metrics: app.metrics, services: () => undefined }, { logger });
+      : await buildEnvdApp(
+          config,
+          { access: app.access, metrics: app.metrics, services: (router) => router.service(Process, processService(app.processes)) },
+          { logger },
+        );
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals | 'configuration') => {

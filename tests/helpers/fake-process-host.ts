@@ -80,7 +80,7 @@ export class FakeProcessHost {
             input: [],
             socket,
             closed,
-            send: (event) => void (socket.destroyed || socket.write(encodeControl(event))),
+            send: (event) => void (socket.destroyed || socket.writableEnded || socket.write(encodeControl(event))),
             output: (kind, data) => socket.write(encodeFrame(FrameKind[kind], typeof data === 'string' ? Buffer.from(data) : data)),
             exit: (exitCode, signal = null) => {
               process!.send({ ev: 'exit', exit_code: exitCode, signal: exitCode === null ? signal : null });

@@ -25,6 +25,7 @@ import contextRoutes from './routes/contexts.js';
 import envdRoutes from './routes/envd.js';
 import executeRoutes from './routes/execute.js';
 import executionRoutes from './routes/executions.js';
+import processRoutes from './routes/processes.js';
 import fileRoutes from './routes/files.js';
 import healthRoutes from './routes/health.js';
 import metricsRoutes from './routes/metrics.js';
@@ -36,6 +37,7 @@ import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './runs/env-vars.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
+import { ProcessEvent, ProcessInfo } from './schemas/processes.js';
 import { lazySerializers } from './schemas/serializers.js';
 import { WsClientFrame, WsServerFrame } from './schemas/ws.js';
 
@@ -76,6 +78,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addSchema(Context);
   app.addSchema(ExecutionEvent);
   app.addSchema(ExecutionInfo);
+  app.addSchema(ProcessEvent);
+  app.addSchema(ProcessInfo);
   app.addSchema(WsClientFrame);
   app.addSchema(WsServerFrame);
 
@@ -117,6 +121,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     api.addContentTypeParser(['application/json', '*'], { parseAs: 'string' }, jsonOrNothing(api.getDefaultJsonParser('error', 'error')));
     await api.register(executeRoutes, { config });
     await api.register(executionRoutes, { config });
+    await api.register(processRoutes, { config });
     await api.register(contextRoutes);
     await api.register(mcpRoutes, { config });
   });

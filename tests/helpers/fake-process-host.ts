@@ -110,8 +110,10 @@ function defaultScript(process: FakeProcess, pid: number): void {
     return;
   }
   process.send({ ev: 'started', pid });
-  if (process.start.cmd === 'echo') {
-    process.output('stdout', `${process.start.args.join(' ')}\n`);
+  const { cmd, args } = process.start;
+  const shellEcho = cmd === '/bin/bash' && args[0] === '-c' && args[1]?.startsWith('echo ');
+  if (cmd === 'echo' || shellEcho) {
+    process.output('stdout', `${shellEcho ? args[1]!.slice(5) : args.join(' ')}\n`);
     process.exit(0);
   }
 }

@@ -8,6 +8,7 @@ import {
   StreamInputRequestSchema,
   type StartResponse,
 } from '../../server/transports/connect/gen/envd/process/process_pb.js';
+import { TestProcessHost } from '../helpers/process-host.js';
 import { freePort, randomToken } from '../helpers/processes.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 
@@ -20,6 +21,7 @@ describe('the envd listener with ACCESS_TOKEN set', () => {
   const token = randomToken();
   let server: StartedServer;
   let envdUrl: string;
+  const host = new TestProcessHost();
 
   const withHeaders =
     (headers: Record<string, string>): Interceptor =>
@@ -50,11 +52,13 @@ describe('the envd listener with ACCESS_TOKEN set', () => {
 
   beforeAll(async () => {
     const port = await freePort();
-    server = await startServer({ ACCESS_TOKEN: token, ENVD_PORT: String(port) });
+    server = await startServer({ ACCESS_TOKEN: token, ENVD_PORT: String(port), PROCESS_HOST_SOCKET: host.socketPath });
+    await host.start({ WORKSPACE_DIR: server.workspaceDir });
     envdUrl = `http://127.0.0.1:${port}`;
   });
   afterAll(async () => {
     await server?.stop();
+    await host.stop();
   });
 
   it('refuses every call without the token, or with a wrong one: unauthenticated', async () => {
@@ -66,8 +70,16 @@ describe('the envd listener with ACCESS_TOKEN set', () => {
       expect(refused).toBeInstanceOf(ConnectError);
       expect((refused as ConnectError).code).toBe(Code.Unauthenticated);
     }
-    const stream = client({}).start({ process: { cmd: '/bin/echo', args: ['never'] } });
-    await expect(collect(stream)).rejects.toMatchObject({ code: Code.Unauthenticated });
+    // A streaming call, as e2b's SDK sends it (Connect's JSON envelope through fetch); nothing starts.
+    const message = Buffer.from(JSON.stringify({ process: { cmd: '/bin/echo', args: ['never'] } }));
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+    envelope.writeUInt32BE(message.length, 1);
+    const streaming = await fetch(`${envdUrl}/process.Process/Start`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/connect+json', 'connect-protocol-version': '1' },
+      body: envelope,
+    });
+    expect(streaming.status).toBe(401);
     expect((await fetch(`${envdUrl}/envs`)).status).toBe(401);
     // Open, as envd's and the API's own health checks are.
     const health = await fetch(`${envdUrl}/health`);

@@ -122,7 +122,7 @@ RUN ln -s /opt/code-interpreter/image/egress-allow /usr/local/bin/egress-allow
 # kernels under their own users (see above); nothing else runs as root.
 WORKDIR /home/user
 
-EXPOSE 49999
+EXPOSE 49999 49983
 
 # Node rather than curl: no extra package, and /health is never behind auth.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \

@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 
 export default defineConfig(
   {
-    ignores: ['dist/', 'coverage/', 'node_modules/', '.bench-tmp/'],
+    ignores: ['dist/', 'coverage/', 'node_modules/', '.bench-tmp/', 'server/transports/connect/gen/'],
   },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,

@@ -9,8 +9,10 @@ import Fastify, {
 } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
-import authPlugin from './plugins/auth.js';
+import type { ConnectRouter } from '@connectrpc/connect';
+import authPlugin, { type AccessControl } from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
+import processesPlugin from './plugins/processes.js';
 import metricsPlugin from './plugins/metrics.js';
 import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
@@ -20,18 +22,22 @@ import requestLimitsPlugin, { closeUpgradeAfterAnswer } from './plugins/request-
 import workspacePlugin from './plugins/workspace.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
+import envdRoutes from './routes/envd.js';
 import executeRoutes from './routes/execute.js';
 import executionRoutes from './routes/executions.js';
+import processRoutes from './routes/processes.js';
 import fileRoutes from './routes/files.js';
 import healthRoutes from './routes/health.js';
 import metricsRoutes from './routes/metrics.js';
 import mcpRoutes from './routes/mcp.js';
 import wsRoutes from './routes/ws.js';
+import type { ServerMetrics } from './metrics/metrics.js';
 import { InvalidEnvVarError, InvalidJsonError } from './errors.js';
 import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './runs/env-vars.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
+import { ProcessEvent, ProcessInfo } from './schemas/processes.js';
 import { lazySerializers } from './schemas/serializers.js';
 import { WsClientFrame, WsServerFrame } from './schemas/ws.js';
 
@@ -62,33 +68,18 @@ export interface BuildOptions {
  */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
-    genReqId: (request) => {
-      const supplied = request.headers['x-request-id'];
-      return typeof supplied === 'string' && /^[\w.:-]{1,128}$/.test(supplied) ? supplied : randomUUID();
-    },
-    requestIdHeader: false,
-    logController: new OneLinePerRequest(),
-    // Executions stream for as long as the code runs.
-    requestTimeout: 0,
-    // A stream is never waited for on close beyond the registry's own grace period.
-    forceCloseConnections: true,
+    ...serverOptions(options),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
     bodyLimit: 32 * 1024 * 1024,
-    // What the router refuses (a malformed URL) and what never becomes a request (malformed
-    // HTTP) answer in the same shape as everything else.
-    frameworkErrors: (error, request, reply) => {
-      closeUpgradeAfterAnswer(request.raw, reply.raw);
-      sendError(error, request, reply);
-    },
-    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addSchema(ErrorResponse);
   app.addSchema(Context);
   app.addSchema(ExecutionEvent);
   app.addSchema(ExecutionInfo);
+  app.addSchema(ProcessEvent);
+  app.addSchema(ProcessInfo);
   app.addSchema(WsClientFrame);
   app.addSchema(WsServerFrame);
 
@@ -117,6 +108,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(workspacePlugin, { config });
   await app.register(contextsPlugin, { config });
+  await app.register(processesPlugin, { config });
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { config });
   // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.
@@ -129,12 +121,74 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     api.addContentTypeParser(['application/json', '*'], { parseAs: 'string' }, jsonOrNothing(api.getDefaultJsonParser('error', 'error')));
     await api.register(executeRoutes, { config });
     await api.register(executionRoutes, { config });
+    await api.register(processRoutes, { config });
     await api.register(contextRoutes);
     await api.register(mcpRoutes, { config });
   });
   await app.register(wsRoutes, { config });
 
   return app;
+}
+
+/** What the envd listener takes from the main application, so that both are one server. */
+export interface EnvdShared {
+  /** The main application's: a token it accepts (or hands out at the claim) opens this one too. */
+  access: AccessControl;
+  metrics: ServerMetrics;
+  /** Adds the Connect services, over the main application's domain objects. */
+  services: (router: ConnectRouter) => void;
+}
+
+/** Largest Connect message either way: an input chunk, an output event (chunks are far smaller). */
+const ENVD_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The second listener, on ENVD_PORT: e2b's in-sandbox daemon protocol (docs/e2b.md) for e2b's
+ * SDKs, which send commands and terminals there. The same access control, limits, error answers
+ * and metrics as the main application, with the main application's shared objects.
+ */
+export async function buildEnvdApp(config: Config, shared: EnvdShared, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions(options));
+  if (options.onRoute) app.addHook('onRoute', options.onRoute);
+  await app.register(errorHandlerPlugin);
+  await app.register(metricsPlugin, { metrics: shared.metrics });
+  await app.register(requestLimitsPlugin, { config });
+  await app.register(hostOriginPlugin, { config });
+  await app.register(corsPlugin, { config });
+  await app.register(authPlugin, { config, access: shared.access });
+  await app.register(async (envd) => {
+    // Connect reads each request body itself, as a stream (StreamInput's lasts as long as the
+    // client sends); its own limits bound the messages.
+    envd.addHook('onRoute', (route) => {
+      route.config = { ...route.config, streamsBody: true };
+    });
+    await envd.register(envdRoutes, { services: shared.services, maxMessageBytes: ENVD_MAX_MESSAGE_BYTES });
+  });
+  return app;
+}
+
+/** What both listeners' Fastify instances share: logging, request ids, timeouts, malformed requests. */
+function serverOptions(options: BuildOptions): FastifyServerOptions {
+  return {
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    genReqId: (request) => {
+      const supplied = request.headers['x-request-id'];
+      return typeof supplied === 'string' && /^[\w.:-]{1,128}$/.test(supplied) ? supplied : randomUUID();
+    },
+    requestIdHeader: false,
+    logController: new OneLinePerRequest(),
+    // Executions stream for as long as the code runs.
+    requestTimeout: 0,
+    // A stream is never waited for on close beyond the registry's own grace period.
+    forceCloseConnections: true,
+    // What the router refuses (a malformed URL) and what never becomes a request (malformed
+    // HTTP) answer in the same shape as everything else.
+    frameworkErrors: (error, request, reply) => {
+      closeUpgradeAfterAnswer(request.raw, reply.raw);
+      sendError(error, request, reply);
+    },
+    clientErrorHandler,
+  };
 }
 
 type BodyParser = (request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void) => void;

@@ -108,6 +108,21 @@ export const ExecutionNotFoundError = coded(
 );
 export const InputNotPendingError = coded('ERR_INPUT_NOT_PENDING', 'Execution %s is not waiting for input%s', 409);
 
+// Processes (commands and terminals)
+export const ProcessNotFoundError = coded(
+  'ERR_PROCESS_NOT_FOUND',
+  'Process %s not found (finished processes are kept for a while only)',
+  404,
+);
+export const TooManyProcessesError = coded(
+  'ERR_TOO_MANY_PROCESSES',
+  '%s processes are running, the most MAX_PROCESSES allows; wait for one to end or end one (DELETE /processes/{id}), then try again',
+  429,
+);
+/** Input, close-stdin or resize that the process cannot take (exited, stdin closed, not a terminal). */
+export const ProcessInputError = coded('ERR_PROCESS_INPUT', 'Process %s %s', 409);
+export const ProcessHostUnavailableError = coded('ERR_PROCESS_HOST_UNAVAILABLE', 'The process host is unavailable: %s', 503);
+
 // Jupyter
 export const JupyterUnavailableError = coded('ERR_JUPYTER_UNAVAILABLE', 'Jupyter Server is unavailable: %s', 503);
 export const JupyterError = coded('ERR_JUPYTER', 'Jupyter Server answered %s: %s', 502);

@@ -2,11 +2,13 @@ import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import { format } from 'node:util';
 import { pino } from 'pino';
-import { buildApp } from './app.js';
+import { buildApp, buildEnvdApp } from './app.js';
 import { compileCacheOutcome, flushCompileCache } from './compile-cache.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { UnknownLanguageError } from './errors.js';
 import { logDestination, loggerOptions } from './logger.js';
+import { Process } from './transports/connect/gen/envd/process/process_pb.js';
+import { processService } from './transports/connect/process-service.js';
 
 /** The process: configuration, logger, listen, graceful shutdown on SIGTERM/SIGINT. main.ts loads it. */
 async function main(): Promise<void> {
@@ -43,6 +45,15 @@ async function main(): Promise<void> {
 
   logger.debug({ compileCache: compileCacheOutcome() }, 'module compile cache');
   const app = await buildApp(config, { logger });
+  // e2b's daemon protocol on its own port (ENVD_PORT), over the same domain objects.
+  const envd =
+    config.server.envdPort === 0
+      ? undefined
+      : await buildEnvdApp(
+          config,
+          { access: app.access, metrics: app.metrics, services: (router) => router.service(Process, processService(app.processes)) },
+          { logger },
+        );
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals | 'configuration') => {
@@ -56,6 +67,8 @@ async function main(): Promise<void> {
     }, config.server.shutdownGraceMs + 5000);
     forced.unref();
     try {
+      // envd's streams first: they read processes that the main application's close ends.
+      await envd?.close();
       await app.close();
       logger.info('stopped');
       process.exit(code);
@@ -68,10 +81,12 @@ async function main(): Promise<void> {
   process.once('SIGINT', (signal) => void stop(signal));
 
   await app.listen({ host: config.server.host, port: config.server.port });
+  await envd?.listen({ host: config.server.host, port: config.server.envdPort });
   logger.info(
     {
       workspace: config.workspace.dir,
       jupyter: config.jupyter.url,
+      envdPort: config.server.envdPort,
       auth: config.access.mode,
       defaultLanguage: config.contexts.defaultLanguage,
     },

@@ -53,6 +53,12 @@ export const SETTINGS = {
   server: {
     host: { env: 'HOST', parse: text, default: '0.0.0.0', doc: 'address the API listens on' },
     port: { env: 'PORT', parse: integer(0, 65535), default: '49999', doc: 'port the API listens on' },
+    envdPort: {
+      env: 'ENVD_PORT',
+      parse: integer(0, 65535),
+      default: '49983',
+      doc: "port of e2b's in-sandbox daemon protocol (envd: commands and terminals for the e2b SDKs, see [e2b.md](e2b.md)); `0` turns it off",
+    },
     logLevel: {
       env: 'LOG_LEVEL',
       parse: oneOf(LOG_LEVELS),
@@ -231,6 +237,20 @@ export const SETTINGS = {
       doc: 'finished executions kept at most',
     },
   },
+  processes: {
+    hostSocket: {
+      env: 'PROCESS_HOST_SOCKET',
+      parse: absolutePath,
+      defaultText: 'set by `start-up.sh`',
+      doc: "Unix socket of the process host, which runs [commands and terminals](api.md#processes) as the kernels' user; unset, `/processes` answers 503 `ERR_PROCESS_HOST_UNAVAILABLE`",
+    },
+    maxProcesses: {
+      env: 'MAX_PROCESSES',
+      parse: integer(1, 100_000),
+      default: '128',
+      doc: 'commands and terminals running at once; one more is refused with 429 `ERR_TOO_MANY_PROCESSES`. Finished ones are kept as executions are (`EXECUTION_RETENTION`, `MAX_RETAINED_EXECUTIONS`, `EXECUTION_BUFFER_BYTES`)',
+    },
+  },
   access: {
     token: {
       env: 'ACCESS_TOKEN',
@@ -321,6 +341,7 @@ export const GROUP_TITLES: Record<Group, string> = {
   workspace: 'Workspace and files',
   contexts: 'Contexts and kernels',
   execution: 'Executions',
+  processes: 'Commands and terminals',
   access: 'Access control',
   metrics: 'Metrics',
   mcp: 'MCP',

@@ -157,6 +157,42 @@ export class EventLog {
     this.wake();
   }
 
+  /**
+   * The events from index `from`, then the live ones, until `end_of_execution`; events that
+   * have left the buffer come as one `events_dropped` with their count. Ends early when
+   * `signal` aborts. `onRead` sees each stored entry before it is yielded (the pinned reader
+   * advances its pin there). Executions and processes read their logs through this one loop.
+   */
+  async *read(options: { from?: number; signal?: AbortSignal; onRead?: (entry: LogEntry) => void } = {}): AsyncGenerator<LogEntry> {
+    const { signal, onRead } = options;
+    let position = Math.max(0, options.from ?? 0);
+    while (!signal?.aborted) {
+      if (position < this.first) {
+        const count = this.first - position;
+        position = this.first;
+        const event: OutputEvent = { type: 'events_dropped', count };
+        yield { index: position - count, line: serializeEvent(event), type: event.type, event };
+        continue;
+      }
+      const entry = this.at(position);
+      if (entry) {
+        position++;
+        onRead?.(entry);
+        yield entry;
+        if (entry.type === 'end_of_execution') return;
+        continue;
+      }
+      if (this.closed && position >= this.length) {
+        // Asked for events at or past the end of a finished log: there are none left to send,
+        // but a reader always ends on the closing event.
+        const last = this.at(this.length - 1);
+        if (last) yield last;
+        return;
+      }
+      await this.changed(signal);
+    }
+  }
+
   /** Resolves on the next append (or at once when closed, or when `signal` aborts). */
   changed(signal?: AbortSignal): Promise<void> {
     if (this.closed || signal?.aborted) return Promise.resolve();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Static } from 'typebox';
 import type { ExecutionInfo as ExecutionInfoSchema, ExecutionState as ExecutionStateSchema } from '../schemas/execute.js';
-import { serializeEvent, type OutputEvent } from '../runs/events.js';
+import type { OutputEvent } from '../runs/events.js';
 import type { ExecutionUsage } from '../runs/usage.js';
 import { EventLog, type LogBudget, type LogEntry } from './event-log.js';
 import { KernelLostError, outcomeOfFailure, toFailureEvent, type Outcome } from '../runs/failures.js';
@@ -171,34 +171,11 @@ export class Execution {
    */
   async *read(options: { from?: number; requester?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogEntry> {
     const { signal, requester = false } = options;
-    let position = Math.max(0, options.from ?? 0);
-    if (requester) this.attachRequester(position, signal);
+    const from = Math.max(0, options.from ?? 0);
+    if (requester) this.attachRequester(from, signal);
+    const onRead = requester ? (entry: LogEntry) => this.requesterAttached && this.requesterRead(entry) : undefined;
     try {
-      while (!signal?.aborted) {
-        if (position < this.log.firstIndex) {
-          const count = this.log.firstIndex - position;
-          position = this.log.firstIndex;
-          const event: OutputEvent = { type: 'events_dropped', count };
-          yield { index: position - count, line: serializeEvent(event), type: event.type, event };
-          continue;
-        }
-        const entry = this.log.at(position);
-        if (entry) {
-          position++;
-          if (requester && this.requesterAttached) this.requesterRead(entry);
-          yield entry;
-          if (entry.type === 'end_of_execution') return;
-          continue;
-        }
-        if (this.log.isClosed && position >= this.log.length) {
-          // Asked for events at or past the end of a finished execution: there are none left
-          // to send, but a reader always ends on the closing event.
-          const last = this.log.at(this.log.length - 1);
-          if (last) yield last;
-          return;
-        }
-        await this.log.changed(signal);
-      }
+      yield* this.log.read({ from, signal, onRead });
     } finally {
       if (requester) this.detachRequester(signal?.aborted === true);
     }

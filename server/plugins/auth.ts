@@ -115,9 +115,11 @@ function isLoopback(address: string): boolean {
  * before any route so that it covers each one, those added later included; CORS preflights
  * are answered before it runs (see cors.ts), since browsers send them without credentials.
  */
-export default fp<{ config: Config }>(
-  async (app, { config }) => {
-    const access = new AccessControl(config.access.mode, config.access.token);
+export default fp<{ config: Config; access?: AccessControl }>(
+  async (app, options) => {
+    const { config } = options;
+    // The envd listener (ENVD_PORT) shares the main one's: a token claimed there opens both.
+    const access = options.access ?? new AccessControl(config.access.mode, config.access.token);
     app.decorate('access', access);
     // The scraper's token: it opens GET /metrics and nothing else, before a claim too.
     const scraper = config.metrics.token !== undefined ? new AccessControl('token', config.metrics.token) : undefined;

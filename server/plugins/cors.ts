@@ -32,6 +32,12 @@ export default fp<{ config: Config }>(
         'Mcp-Session-Id',
         'Mcp-Protocol-Version',
         'Last-Event-ID',
+        // Connect, on the envd listener (ENVD_PORT), and what e2b's SDK adds to its calls.
+        'Connect-Protocol-Version',
+        'Connect-Timeout-Ms',
+        'Keepalive-Ping-Interval',
+        'E2b-Sandbox-Id',
+        'E2b-Sandbox-Port',
       ],
       exposedHeaders: [
         'Content-Type',

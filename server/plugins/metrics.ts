@@ -20,9 +20,10 @@ declare module 'fastify' {
  * plugin, so that its hook sees each request, those refused by CORS or access control and the
  * ones no route serves included. The endpoint itself is routes/metrics.ts.
  */
-export default fp(
-  async (app) => {
-    const metrics = new ServerMetrics();
+export default fp<{ metrics?: ServerMetrics }>(
+  async (app, options) => {
+    // The envd listener (ENVD_PORT) counts into the same metrics as the main one.
+    const metrics = options.metrics ?? new ServerMetrics();
     app.decorate('metrics', metrics);
 
     app.addHook('onRequest', async (request, reply) => {

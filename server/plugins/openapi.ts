@@ -54,6 +54,7 @@ export default fp<{ config: Config }>(
         tags: [
           { name: 'execution', description: 'Run code and stream its output' },
           { name: 'contexts', description: 'Kernels with their own state' },
+          { name: 'processes', description: "Commands and terminals, run as the kernels' user" },
           { name: 'files', description: 'Files in the workspace' },
           { name: 'mcp', description: 'The Model Context Protocol endpoint (Streamable HTTP)' },
           { name: 'access', description: 'Access control' },

@@ -89,9 +89,15 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const context = app.contexts.get(request.params.context_id);
       await app.contexts.delete(context.id);
+      // Commands started for the context die with it, as its kernel does.
+      await app.processes.killOwnedBy({ kind: 'context', id: context.id });
       return context.info;
     },
   );
 };
 
-export default fp(contexts, { name: 'context-routes', encapsulate: true, dependencies: ['openapi', 'error-handler', 'auth', 'contexts'] });
+export default fp(contexts, {
+  name: 'context-routes',
+  encapsulate: true,
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'processes'],
+});

@@ -11,6 +11,9 @@ export type OutputEvent =
   | { type: 'input_request'; input_id: string; prompt: string; password: boolean }
   | { type: 'events_dropped'; count: number }
   | ExecutionStatsEvent
+  | ProcessStartedEvent
+  | PtyEvent
+  | ExitEvent
   | { type: 'keepalive' }
   | { type: 'end_of_execution' };
 
@@ -43,6 +46,32 @@ export interface ExecutionStatsEvent {
   queue_ms: number;
   cpu_ms: number | null;
   peak_memory_bytes: number | null;
+}
+
+/** A process (commands and terminals, processes/) has started: the first event of its log. */
+export interface ProcessStartedEvent {
+  type: 'process_started';
+  process_id: string;
+  pid: number;
+}
+
+/** A terminal's output: raw bytes (escape sequences, split characters), so base64. */
+export interface PtyEvent {
+  type: 'pty';
+  data: string;
+  timestamp: string;
+}
+
+/**
+ * How a process ended: its exit code, or the signal that killed it (then `exit_code` is null),
+ * and `status` in the words of Go's ProcessState ("exit status 1", "signal: killed") which
+ * e2b's clients show.
+ */
+export interface ExitEvent {
+  type: 'exit';
+  exit_code: number | null;
+  signal: string | null;
+  status: string;
 }
 
 export interface ErrorEvent {

@@ -27,6 +27,27 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * Whether nothing listens on the port, on either loopback address `localhost` may mean: e2b's
+ * SDK in debug mode talks to fixed ports (49999, 49983).
+ */
+export async function portIsFree(port: number): Promise<boolean> {
+  for (const host of ['127.0.0.1', '::1']) {
+    const probe = createServer();
+    probe.listen(port, host);
+    try {
+      await Promise.race([once(probe, 'listening'), once(probe, 'error').then(([error]) => Promise.reject(error))]);
+      probe.close();
+      await once(probe, 'close');
+    } catch (error) {
+      // A machine without IPv6 has no ::1 to be taken.
+      if ((error as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') continue;
+      return false;
+    }
+  }
+  return true;
+}
+
 export function randomToken(): string {
   return randomBytes(24).toString('hex');
 }

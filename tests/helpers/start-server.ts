@@ -48,6 +48,8 @@ export async function startServer(env: Record<string, string> = {}, options: Sta
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
       ACCESS_TOKEN: '',
       AUTH_MODE: '',
+      // e2b's fixed daemon port: off unless a test asks for it, so that servers run side by side.
+      ENVD_PORT: '0',
       ...env,
     },
     stdio: options.captureOutput ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],

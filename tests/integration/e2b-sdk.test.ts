@@ -1,11 +1,10 @@
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { Sandbox, type OutputMessage } from '@e2b/code-interpreter';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkContextOutsideWorkspace } from '../helpers/e2b-contexts.js';
+import { portIsFree } from '../helpers/processes.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 
 /**
@@ -14,24 +13,6 @@ import { startServer, type StartedServer } from '../helpers/start-server.js';
  * starts its own server there, and is skipped only when something else holds the port.
  */
 const SDK_PORT = 49999;
-
-/** Whether nothing listens on the port, on either loopback address `localhost` may mean. */
-async function portIsFree(port: number): Promise<boolean> {
-  for (const host of ['127.0.0.1', '::1']) {
-    const probe = createServer();
-    probe.listen(port, host);
-    try {
-      await Promise.race([once(probe, 'listening'), once(probe, 'error').then(([error]) => Promise.reject(error))]);
-      probe.close();
-      await once(probe, 'close');
-    } catch (error) {
-      // A machine without IPv6 has no ::1 to be taken.
-      if ((error as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') continue;
-      return false;
-    }
-  }
-  return true;
-}
 
 const portFree = await portIsFree(SDK_PORT);
 if (!portFree) {

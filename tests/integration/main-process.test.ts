@@ -46,6 +46,7 @@ async function launch(command: string[], env: Record<string, string>): Promise<S
       LOG_LEVEL: 'info',
       ACCESS_TOKEN: '',
       AUTH_MODE: '',
+      ENVD_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

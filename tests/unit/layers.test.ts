@@ -9,10 +9,11 @@ import { describe, expect, it } from 'vitest';
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['errors.ts', 'logger.ts'],
-  ['jupyter', 'workspace', 'egress', 'compile-cache.ts'],
+  ['jupyter', 'workspace', 'egress', 'process-host', 'compile-cache.ts'],
   ['runs'],
   ['contexts', 'schemas'],
   ['executions'],
+  ['processes'],
   ['metrics'],
   ['transports', 'config'],
   ['plugins'],

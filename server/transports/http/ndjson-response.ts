@@ -1,7 +1,12 @@
 import { once } from 'node:events';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { serializeEvent } from '../../runs/events.js';
-import type { Execution } from '../../executions/execution.js';
+import type { LogEntry } from '../../executions/event-log.js';
+
+/** What streams as NDJSON: an execution, or a process (an execution of another kind). */
+export interface EventSource {
+  read(options: { from?: number; requester?: boolean; signal?: AbortSignal }): AsyncGenerator<LogEntry>;
+}
 
 /**
  * The body of a `POST /execute` response, written straight to the socket: each event is one
@@ -92,7 +97,7 @@ export interface StreamOptions {
  * buffer is full no further event is taken from the execution (which, for the requester, makes
  * the kernel wait). Resolves when the response has ended or the client went away.
  */
-export async function streamExecution(execution: Execution, res: ServerResponse, options: StreamOptions): Promise<void> {
+export async function streamExecution(execution: EventSource, res: ServerResponse, options: StreamOptions): Promise<void> {
   const response = new NdjsonResponse(res, {
     ...options.headers,
     'content-type': 'application/x-ndjson',

@@ -1,0 +1,291 @@
+import { EventEmitter } from 'node:events';
+import {
+  InvalidCwdError,
+  InvalidEnvVarError,
+  InvalidRequestError,
+  PermissionDeniedError,
+  ProcessHostUnavailableError,
+  ProcessNotFoundError,
+  ShuttingDownError,
+  TooManyProcessesError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import { invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
+import type { PtySize, StartErrorCode } from '../process-host/protocol.js';
+import { HostConnection, type OutputStream } from './host-connection.js';
+import { ManagedProcess, type ProcessDisconnectPolicy, type ProcessInfo, type ProcessOwner } from './process.js';
+
+/** What a door asks for; field names are the domain's, in camelCase. */
+export interface StartProcess {
+  cmd: string;
+  args?: string[] | undefined;
+  envs?: Record<string, string> | undefined;
+  /** Absolute, or relative to the workspace; undefined: the workspace. */
+  cwd?: string | undefined;
+  pty?: PtySize | undefined;
+  tag?: string | undefined;
+  /** A pipe for stdin (true, the default) or /dev/null. */
+  stdin?: boolean | undefined;
+  /** The process is killed with its tree after this long; 0 or undefined: no limit. */
+  timeoutMs?: number | undefined;
+  owner?: ProcessOwner | undefined;
+  /** What its requester's going away does; `kill` unless given. */
+  onDisconnect?: ProcessDisconnectPolicy | undefined;
+}
+
+export interface ProcessManagerOptions {
+  /** The process host's socket; undefined: this server runs no commands. */
+  hostSocket: string | undefined;
+  logger: Logger;
+  /** Processes starting or running at once. */
+  maxProcesses: number;
+  /** Events kept per process, in bytes. */
+  bufferBytes: number;
+  /** Events kept over all processes, in bytes. */
+  totalBufferBytes: number;
+  /** How long a finished process is kept, in ms. */
+  retentionMs: number;
+  /** How many finished processes are kept at most. */
+  maxRetained: number;
+}
+
+export interface ProcessLifecycle {
+  started: [ProcessInfo];
+  finished: [ProcessInfo];
+  output: [stream: OutputStream, bytes: number];
+}
+
+/** Arguments, envs and cwd together: what one start may carry to the host. */
+export const MAX_START_BYTES = 512 * 1024;
+const MAX_ARGS = 4096;
+const MAX_TAG_LENGTH = 256;
+/** The longest delay a Node timer can hold (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Every process of the server, as `ExecutionManager` holds every execution: starts them (after
+ * every check that can refuse a request, and once the host said it started), finds them by id,
+ * pid or tag, kills those of an owner that goes, keeps finished ones for a while, and kills all
+ * of them at shutdown.
+ */
+export class ProcessManager {
+  readonly lifecycle = new EventEmitter<ProcessLifecycle>();
+  /** In creation order: the oldest first, which is the order in which they are forgotten. */
+  private readonly processes = new Map<string, ManagedProcess>();
+  private running = 0;
+  private bufferedBytes = 0;
+  private readonly budget = { charge: (bytes: number) => this.charge(bytes) };
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+
+  constructor(private readonly options: ProcessManagerOptions) {}
+
+  /** Resolves once the process runs (its pid known); refuses with a coded error otherwise. */
+  async start(request: StartProcess): Promise<ManagedProcess> {
+    if (this.closing) throw new ShuttingDownError();
+    const socket = this.options.hostSocket;
+    if (socket === undefined) throw new ProcessHostUnavailableError('PROCESS_HOST_SOCKET is not set: this server runs no commands');
+    const args = request.args ?? [];
+    const envs = request.envs ?? {};
+    this.check(request, args, envs);
+    if (this.running >= this.options.maxProcesses) throw new TooManyProcessesError(this.running);
+
+    const process = new ManagedProcess({
+      config: { cmd: request.cmd, args, envs, cwd: request.cwd },
+      pty: request.pty ?? null,
+      stdin: request.stdin ?? true,
+      tag: request.tag,
+      owner: request.owner ?? { kind: 'server' },
+      onDisconnect: request.onDisconnect ?? 'kill',
+      timeoutMs: request.timeoutMs ?? 0,
+      bufferBytes: this.options.bufferBytes,
+      budget: this.budget,
+      onOutput: (stream, bytes) => this.lifecycle.emit('output', stream, bytes),
+    });
+    const timeoutMs = request.timeoutMs ?? 0;
+    const connection = new HostConnection(socket, {
+      op: 'start',
+      id: process.id,
+      cmd: request.cmd,
+      args,
+      envs,
+      cwd: request.cwd ?? null,
+      pty: request.pty ?? null,
+      stdin: request.stdin ?? true,
+      // A backstop a little after the API's own deadline, which is the one that reports TimeoutError.
+      timeout_ms: timeoutMs > 0 ? Math.min(timeoutMs + 5000, MAX_TIMER_MS) : null,
+    });
+    this.running++;
+    try {
+      await process.attach(connection);
+    } catch (error) {
+      this.running--;
+      throw this.startError(error as Error & { code?: StartErrorCode }, request.cwd);
+    }
+    this.processes.set(process.id, process);
+    this.options.logger.debug({ process: process.id, pid: process.pid }, 'process started');
+    this.lifecycle.emit('started', process.info);
+    void process.finished.then(() => {
+      this.running--;
+      this.options.logger.debug({ process: process.id, exit_code: process.info.exit_code }, 'process finished');
+      this.lifecycle.emit('finished', process.info);
+      this.sweep();
+    });
+    return process;
+  }
+
+  get(id: string): ManagedProcess {
+    const process = this.processes.get(id);
+    if (!process) throw new ProcessNotFoundError(id);
+    return process;
+  }
+
+  /** The process of this pid, the running one first (pids are reused). */
+  findByPid(pid: number): ManagedProcess | undefined {
+    return this.newestFirst().find((process) => process.pid === pid && process.isRunning) ?? this.newestFirst().find((p) => p.pid === pid);
+  }
+
+  findByTag(tag: string): ManagedProcess | undefined {
+    return this.newestFirst().find((process) => process.tag === tag && process.isRunning) ?? this.newestFirst().find((p) => p.tag === tag);
+  }
+
+  /** The processes still held, newest first; `running` only those not yet exited. */
+  list(options: { running?: boolean } = {}): ManagedProcess[] {
+    const all = this.newestFirst();
+    return options.running ? all.filter((process) => process.isRunning) : all;
+  }
+
+  /** Kills a process's tree and forgets it. */
+  async remove(id: string, graceMs = 5000): Promise<void> {
+    const process = this.get(id);
+    await this.kill(process, graceMs);
+    this.forget(process);
+  }
+
+  /** Kills every process of an owner that goes (a deleted context, a closed session). */
+  async killOwnedBy(owner: ProcessOwner, graceMs = 5000): Promise<void> {
+    const owned = this.list().filter(
+      (process) =>
+        process.owner.kind === owner.kind && (owner.kind === 'server' || ('id' in process.owner && process.owner.id === owner.id)),
+    );
+    await Promise.all(owned.map((process) => this.kill(process, graceMs)));
+  }
+
+  get runningCount(): number {
+    return this.running;
+  }
+
+  get totalBufferedBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  /** Shutdown: every tree is killed, and waited for up to `graceMs`. */
+  async close(graceMs = 5000): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.sweepTimer);
+    await Promise.all(this.list().map((process) => this.kill(process, graceMs)));
+  }
+
+  /**
+   * SIGKILL to the tree and a wait for the host's exit (so the log says how it ended); past
+   * `graceMs` the connection is closed, which makes the host kill what is left.
+   */
+  private async kill(process: ManagedProcess, graceMs: number): Promise<void> {
+    if (!process.isRunning) return;
+    process.signal('kill');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([process.finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    process.close();
+  }
+
+  private check(request: StartProcess, args: string[], envs: Record<string, string>): void {
+    if (typeof request.cmd !== 'string' || request.cmd === '') throw new InvalidRequestError('cmd must be a non-empty string');
+    if (args.length > MAX_ARGS) throw new InvalidRequestError(`at most ${MAX_ARGS} args`);
+    let bytes = Buffer.byteLength(request.cmd) + Buffer.byteLength(request.cwd ?? '');
+    for (const text of [request.cmd, ...args]) {
+      if (text.includes('\0')) throw new InvalidRequestError('cmd and args must not contain NUL bytes');
+      bytes += Buffer.byteLength(text);
+    }
+    if (request.cwd?.includes('\0')) throw new InvalidCwdError('must not contain NUL bytes');
+    for (const [name, value] of Object.entries(envs)) {
+      const nameProblem = invalidEnvVarName(name);
+      if (nameProblem) throw new InvalidEnvVarError(`name ${JSON.stringify(name)}`, nameProblem);
+      const valueProblem = invalidEnvVarValue(value);
+      if (valueProblem) throw new InvalidEnvVarError(`value of ${JSON.stringify(name)}`, valueProblem);
+      bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+    }
+    if (bytes > MAX_START_BYTES) throw new InvalidRequestError(`cmd, args, cwd and envs must total at most ${MAX_START_BYTES} bytes`);
+    if (request.tag !== undefined && (request.tag.length > MAX_TAG_LENGTH || request.tag.includes('\0'))) {
+      throw new InvalidRequestError(`tag must be at most ${MAX_TAG_LENGTH} characters, without NUL`);
+    }
+    const timeout = request.timeoutMs ?? 0;
+    if (!Number.isFinite(timeout) || timeout < 0 || timeout > MAX_TIMER_MS) {
+      throw new InvalidRequestError(`timeout must be between 0 and ${Math.floor(MAX_TIMER_MS / 1000)} seconds`);
+    }
+    const size = request.pty;
+    if (size && !([size.cols, size.rows] as number[]).every((n) => Number.isInteger(n) && n >= 1 && n <= 0xffff)) {
+      throw new InvalidRequestError('pty cols and rows must be whole numbers from 1 to 65535');
+    }
+  }
+
+  private startError(error: Error & { code?: StartErrorCode }, cwd: string | undefined): Error {
+    switch (error.code) {
+      case 'ENOENT':
+      case 'ENOTDIR':
+        return new InvalidCwdError(`${cwd ?? '(the workspace)'}: ${error.message}`);
+      case 'EACCES':
+        return new PermissionDeniedError(error.message);
+      case 'EINVAL':
+        return new InvalidRequestError(error.message);
+      case 'EMFILE':
+        return new ProcessHostUnavailableError(error.message);
+      default:
+        return new ProcessHostUnavailableError(error.message);
+    }
+  }
+
+  private newestFirst(): ManagedProcess[] {
+    return [...this.processes.values()].reverse();
+  }
+
+  /** Forgets finished processes past their retention, and the oldest beyond the count cap. */
+  private sweep(): void {
+    clearTimeout(this.sweepTimer);
+    if (this.closing) return;
+    const now = Date.now();
+    const finished = [...this.processes.values()].filter((process) => !process.isRunning);
+    let excess = finished.length - this.options.maxRetained;
+    let next = Number.POSITIVE_INFINITY;
+    for (const process of finished) {
+      const expires = process.finishedAtMs! + this.options.retentionMs;
+      if (excess > 0 || expires <= now) {
+        this.forget(process);
+        excess--;
+      } else {
+        next = Math.min(next, expires);
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) {
+      this.sweepTimer = setTimeout(() => this.sweep(), Math.min(next - now + 10, MAX_TIMER_MS));
+      this.sweepTimer.unref();
+    }
+  }
+
+  private forget(process: ManagedProcess): void {
+    if (!this.processes.delete(process.id)) return;
+    process.log.release();
+  }
+
+  /** As the executions' budget: over it, the oldest events go first, from finished processes before running ones. */
+  private charge(bytes: number): void {
+    this.bufferedBytes += bytes;
+    if (bytes <= 0 || this.bufferedBytes <= this.options.totalBufferBytes) return;
+    const all = [...this.processes.values()];
+    for (const process of [...all.filter((p) => !p.isRunning), ...all.filter((p) => p.isRunning)]) {
+      const excess = this.bufferedBytes - this.options.totalBufferBytes;
+      if (excess <= 0) return;
+      process.log.trim(excess);
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { ConnectRouter } from '@connectrpc/connect';
+import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import type { FastifyPluginAsync } from 'fastify';
+import { userCheck } from '../transports/connect/wire.js';
+
+export interface EnvdRoutesOptions {
+  /** Adds the Connect services (process.Process) to the router. */
+  services: (router: ConnectRouter) => void;
+  /** Largest Connect message read or written, in bytes. */
+  maxMessageBytes: number;
+}
+
+/**
+ * e2b's in-sandbox daemon (envd) as its SDKs call it on ENVD_PORT: its health check, its
+ * environment endpoint, and the Connect services. Nothing else of envd is served (docs/e2b.md).
+ */
+const envd: FastifyPluginAsync<EnvdRoutesOptions> = async (app, { services, maxMessageBytes }) => {
+  // envd answers 204 with no-store (packages/envd/internal/api/store.go); the SDK only looks at
+  // the status. Open like the API's own /health: orchestrators probe without credentials.
+  app.get('/health', { schema: { security: [] } }, async (_request, reply) => reply.code(204).header('cache-control', 'no-store').send());
+  // envd's default variables for its commands; here commands get the kernels' environment,
+  // which the API does not hand out, so there are none to report.
+  app.get('/envs', async () => ({}));
+
+  await app.register(fastifyConnectPlugin, {
+    routes: services,
+    interceptors: [userCheck(['user'])],
+    // The Python SDK also ignores fields it does not know; a newer client's fields are no error.
+    jsonOptions: { ignoreUnknownFields: true },
+    readMaxBytes: maxMessageBytes,
+    writeMaxBytes: maxMessageBytes,
+  });
+};
+
+export default envd;

@@ -80,6 +80,24 @@ describe('process host', () => {
     expect(collected.events.at(-1)).toEqual({ ev: 'exit', exit_code: 0, signal: null });
   });
 
+  it('ends a process that never read its open stdin', async () => {
+    const client = await host.connect();
+    client.start({ cmd: 'echo', args: ['done'], stdin: true });
+    const collected = await client.closed;
+    expect(collected.stdout).toBe('done\n');
+    expect(collected.events.at(-1)).toEqual({ ev: 'exit', exit_code: 0, signal: null });
+  });
+
+  it('closes the connection on a frame the API may not send, and kills the process', async () => {
+    const client = await host.connect();
+    client.start({ cmd: 'sleep', args: ['1000'] });
+    await client.until((collected) => collected.events.length > 0);
+    const pid = client.pid();
+    client.socket.write(Buffer.from([0, 0, 0, 2, 1, 0x41])); // a stdout frame, host-bound
+    await client.closed;
+    expect(await waitGone([pid])).toEqual([]);
+  });
+
   it('gives a process without stdin /dev/null', async () => {
     const client = await host.connect();
     client.start({ cmd: 'cat', stdin: false });

@@ -62,11 +62,13 @@ describe('process host', () => {
 
   it('gives the process no variable of the host', async () => {
     const client = await host.connect();
-    client.start({ cmd: 'env' });
+    client.start({ cmd: 'env', envs: { CODE_INTERPRETER_PROCESS_ID: 'mine', CODE_INTERPRETER_PROCESS_HOST: 'mine' } });
     const { stdout } = await client.closed;
     expect(stdout).not.toMatch(/^PROCESS_HOST_SOCKET=/m);
     expect(stdout).not.toMatch(/^WORKSPACE_DIR=/m);
+    // The markers are the host's, whatever the caller asked for.
     expect(stdout).toMatch(/^CODE_INTERPRETER_PROCESS_ID=[0-9a-f-]{36}$/m);
+    expect(stdout).toContain(`CODE_INTERPRETER_PROCESS_HOST=${host.socketPath}\n`);
   });
 
   it('writes stdin and closes it', async () => {

@@ -55,7 +55,9 @@ RUN useradd --create-home --home-dir /home/user --shell /bin/bash user
 
 # Who runs what (start-up.sh starts as root, applies the egress rules, then drops to these, with
 # no capabilities left):
-#   user              Jupyter and the kernels
+#   user              Jupyter, the kernels, and the process host (commands and terminals; it
+#                     starts as root only to bind its socket for the API's group, see
+#                     docs/security.md)
 #   code-interpreter  the API: kernel code can neither read its environment (the tokens) nor
 #                     signal it
 #   egress            the egress proxy (only with EGRESS_ALLOW)

@@ -68,6 +68,7 @@ log() { printf '{"level":"%s","time":%s,"msg":"start-up: %s"}\n' "$1" "$(date +%
 as_kernel=()
 as_api=()
 as_egress=()
+as_host=()
 separate_users=0
 if [[ -n "${KERNEL_USER:-}" && "$(id -u)" == 0 ]]; then
   separate_users=1
@@ -82,6 +83,10 @@ if [[ -n "${KERNEL_USER:-}" && "$(id -u)" == 0 ]]; then
   as_kernel=("${drop[@]}" --reuid="$KERNEL_USER" --regid="$(id -g "$KERNEL_USER")")
   as_api=("${drop[@]}" --reuid="$API_USER" --regid="$(id -g "$API_USER")")
   as_egress=("${drop[@]}" --reuid="$EGRESS_USER" --regid="$(id -g "$EGRESS_USER")")
+  # The process host starts as root with three capabilities only: it binds its socket, gives it
+  # to the API's group (chown), then becomes KERNEL_USER itself (setuid, setgid), which clears them.
+  as_host=(setpriv --inh-caps=-all --no-new-privs)
+  if setpriv --bounding-set=-all true 2>/dev/null; then as_host+=(--bounding-set=-all,+setuid,+setgid,+chown); fi
   kernel_home="$(getent passwd "$KERNEL_USER" | cut -d: -f6)"
   # The API judges which directories the kernels can enter (a context's cwd) by these ids.
   KERNEL_IDS="$(id -u "$KERNEL_USER"):$(id -G "$KERNEL_USER" | tr ' ' ',')"
@@ -117,8 +122,24 @@ mkdir -p -m 700 "$JUPYTER_RUNTIME_DIR"
 # Jupyter would otherwise "migrate" IPYTHONDIR's profile (the kernels' to write) into its
 # configuration, and fail, not being allowed to write there.
 if [[ "$JUPYTER_CONFIG_DIR" == "$jupyter_dirs/config" ]]; then : >"$JUPYTER_CONFIG_DIR/migrated"; fi
+# The process host's socket: only the API may open it (kernel code could otherwise run commands
+# through it, or kill other users' processes). With separate users its directory is root's and the
+# API's group's alone (0750); on a development machine it is a private directory of this script's.
+owned_host_dir=""
+if [[ -z "${PROCESS_HOST_SOCKET:-}" ]]; then
+  if ((separate_users)); then
+    host_dir=/run/code-interpreter/process-host
+    install -d -o root -g "$(id -g "$API_USER")" -m 0750 "$host_dir"
+  else
+    host_dir="$(mktemp -d "${TMPDIR:-/tmp}/code-interpreter-process-host.XXXXXX")"
+    owned_host_dir="$host_dir"
+  fi
+  PROCESS_HOST_SOCKET="$host_dir/host.sock"
+fi
+export PROCESS_HOST_SOCKET
 remove_owned_files() {
   if [[ -n "$owned_ipythondir" ]]; then rm -rf -- "$owned_ipythondir"; fi
+  if [[ -n "$owned_host_dir" ]]; then rm -rf -- "$owned_host_dir"; fi
   rm -rf -- "$jupyter_dirs"
 }
 trap remove_owned_files EXIT
@@ -168,6 +189,7 @@ esac
 
 jupyter_pid=""
 api_pid=""
+host_pid=""
 stopping=0
 
 # Jupyter reads its token from JUPYTER_TOKEN (1.x and 2.x alike), which keeps it off the
@@ -214,6 +236,19 @@ if [[ -n "${EGRESS_ALLOW:-}" ]]; then
   jupyter_env+=(HTTP_PROXY="$proxy_url" HTTPS_PROXY="$proxy_url" http_proxy="$proxy_url" https_proxy="$proxy_url" NO_PROXY="$no_proxy" no_proxy="$no_proxy")
 fi
 
+# The process host runs the API's commands and terminals as the kernels' user, with the kernels'
+# environment (jupyter_env: no server variable; the egress proxy's); it reads the few variables
+# given here and passes none of them on.
+start_process_host() {
+  (
+    cd / || exit 1
+    exec "${jupyter_env[@]}" PROCESS_HOST_SOCKET="$PROCESS_HOST_SOCKET" WORKSPACE_DIR="$WORKSPACE_DIR" \
+      LOG_LEVEL="${LOG_LEVEL:-info}" KERNEL_USER="$( ((separate_users)) && echo "$KERNEL_USER")" \
+      "${as_host[@]}" node "$ROOT/dist/server/process-host/main.js"
+  ) &
+  host_pid=$!
+}
+
 # No process started here imports from a directory kernel code can write: Python runs isolated
 # (-I: neither the working directory nor PYTHONPATH, PYTHONSTARTUP or the user site-packages
 # under HOME are used). Jupyter runs in an empty directory, which is also the root of what is
@@ -253,6 +288,11 @@ stop_all() {
     kill -TERM "$api_pid" 2>/dev/null
     wait "$api_pid" 2>/dev/null
   fi
+  # After the API: it ends its processes itself; the host's own stop ends whatever is left.
+  if [[ -n "$host_pid" ]] && kill -0 "$host_pid" 2>/dev/null; then
+    kill -TERM "$host_pid" 2>/dev/null
+    wait "$host_pid" 2>/dev/null
+  fi
   if [[ -n "$jupyter_pid" ]] && kill -0 "$jupyter_pid" 2>/dev/null; then
     kill -TERM "$jupyter_pid" 2>/dev/null
     wait "$jupyter_pid" 2>/dev/null
@@ -274,6 +314,7 @@ trap 'on_signal SIGINT' INT
 # Both start at once: the API answers /health at once, reports not ready on /ready until
 # Jupyter answers, and starts the default context as soon as it does.
 start_jupyter
+start_process_host
 "${as_api[@]}" "${api_command[@]}" &
 api_pid=$!
 if ! wait_for_jupyter; then
@@ -285,11 +326,12 @@ log info "Jupyter is up at $JUPYTER_URL"
 
 # Whether every process watched here still runs.
 all_running() {
-  kill -0 "$api_pid" 2>/dev/null && kill -0 "$jupyter_pid" 2>/dev/null &&
+  kill -0 "$api_pid" 2>/dev/null && kill -0 "$jupyter_pid" 2>/dev/null && kill -0 "$host_pid" 2>/dev/null &&
     { [[ -z "$proxy_pid" ]] || kill -0 "$proxy_pid" 2>/dev/null; }
 }
 
 restarts=0
+host_restarts=0
 tick_pid=""
 while true; do
   # bash (5.2) forgets a child that ended before `wait -n` was called, and then waits for the
@@ -299,7 +341,7 @@ while true; do
   if all_running; then
     sleep 5 &
     tick_pid=$!
-    wait -n "$api_pid" "$jupyter_pid" ${proxy_pid:+"$proxy_pid"} "$tick_pid"
+    wait -n "$api_pid" "$jupyter_pid" "$host_pid" ${proxy_pid:+"$proxy_pid"} "$tick_pid"
     kill "$tick_pid" 2>/dev/null
     tick_pid=""
   fi
@@ -309,6 +351,15 @@ while true; do
     log warn "the egress proxy exited; starting it again"
     sleep 1
     start_proxy || log error "the egress proxy did not come back yet"
+  fi
+  if ! kill -0 "$host_pid" 2>/dev/null; then
+    wait "$host_pid" 2>/dev/null
+    host_restarts=$((host_restarts + 1))
+    # Its connections closed with it; the new host kills what the old one left (their marker
+    # variable names its socket), and the API reconnects on next use.
+    log warn "the process host exited; starting it again (restart $host_restarts)"
+    sleep "$((host_restarts > 5 ? 5 : 0))"
+    start_process_host
   fi
   if ! kill -0 "$api_pid" 2>/dev/null; then
     wait "$api_pid"

@@ -21,7 +21,7 @@ import {
   type Frame,
   type StartMessage,
 } from './protocol.js';
-import { MARKER_VARIABLE, killTree, signalTree } from './tree.js';
+import { HOST_VARIABLE, MARKER_VARIABLE, killTree, signalTree } from './tree.js';
 
 export interface HostSettings {
   /** Where a relative or absent cwd starts. */
@@ -167,7 +167,10 @@ export class ProcessConnection {
     const refused = await this.checkCwd(cwd);
     if (refused) return this.fail(refused, `cwd '${request.cwd ?? cwd}': ${describe(refused)}`);
     if (this.socket.destroyed) return;
+    // The markers come last: a caller's envs cannot take a process out of its tree's reach.
     const env: Record<string, string> = { ...this.settings.baseEnv, ...request.envs, [MARKER_VARIABLE]: request.id };
+    const host = this.settings.baseEnv[HOST_VARIABLE];
+    if (host !== undefined) env[HOST_VARIABLE] = host;
     const argv = ['-c', wrapper(this.settings.memoryLimit), 'sh', request.cmd, ...request.args];
     try {
       if (request.pty) {

@@ -194,7 +194,8 @@ export function parseHostRequest(body: Buffer): HostRequest {
   switch (message.op) {
     case 'start': {
       const { id, cmd, args, envs, cwd, pty, stdin, timeout_ms } = message;
-      if (!isString(id) || !isString(cmd) || cmd === '') throw new ProtocolError('start: id and cmd must be strings, cmd not empty');
+      if (!isString(id) || !isString(cmd) || cmd === '' || id === '' || id.length > 200)
+        throw new ProtocolError('start: id (1..200 characters) and cmd (not empty) must be strings');
       if (!Array.isArray(args) || !args.every(isString)) throw new ProtocolError('start: args must be strings');
       if (!isStringRecord(envs)) throw new ProtocolError('start: envs must map strings to strings');
       if (cwd !== null && !isString(cwd)) throw new ProtocolError('start: cwd must be a string or null');

@@ -62,11 +62,13 @@ describe('process host', () => {
 
   it('gives the process no variable of the host', async () => {
     const client = await host.connect();
-    client.start({ cmd: 'env' });
+    client.start({ cmd: 'env', envs: { CODE_INTERPRETER_PROCESS_ID: 'mine', CODE_INTERPRETER_PROCESS_HOST: 'mine' } });
     const { stdout } = await client.closed;
     expect(stdout).not.toMatch(/^PROCESS_HOST_SOCKET=/m);
     expect(stdout).not.toMatch(/^WORKSPACE_DIR=/m);
+    // The markers are the host's, whatever the caller asked for.
     expect(stdout).toMatch(/^CODE_INTERPRETER_PROCESS_ID=[0-9a-f-]{36}$/m);
+    expect(stdout).toContain(`CODE_INTERPRETER_PROCESS_HOST=${host.socketPath}\n`);
   });
 
   it('writes stdin and closes it', async () => {
@@ -78,6 +80,24 @@ describe('process host', () => {
     client.send({ op: 'close_stdin' });
     const collected = await client.closed;
     expect(collected.events.at(-1)).toEqual({ ev: 'exit', exit_code: 0, signal: null });
+  });
+
+  it('ends a process that never read its open stdin', async () => {
+    const client = await host.connect();
+    client.start({ cmd: 'echo', args: ['done'], stdin: true });
+    const collected = await client.closed;
+    expect(collected.stdout).toBe('done\n');
+    expect(collected.events.at(-1)).toEqual({ ev: 'exit', exit_code: 0, signal: null });
+  });
+
+  it('closes the connection on a frame the API may not send, and kills the process', async () => {
+    const client = await host.connect();
+    client.start({ cmd: 'sleep', args: ['1000'] });
+    await client.until((collected) => collected.events.length > 0);
+    const pid = client.pid();
+    client.socket.write(Buffer.from([0, 0, 0, 2, 1, 0x41])); // a stdout frame, host-bound
+    await client.closed;
+    expect(await waitGone([pid])).toEqual([]);
   });
 
   it('gives a process without stdin /dev/null', async () => {

@@ -89,6 +89,8 @@ describe('process host control messages', () => {
     ['an array', json([])],
     ['an unknown op', json({ op: 'exec' })],
     ['an empty cmd', json({ ...start, cmd: '' })],
+    ['an empty id', json({ ...start, id: '' })],
+    ['an id too long for an environment marker', json({ ...start, id: 'x'.repeat(201) })],
     ['a number in args', json({ ...start, args: [1] })],
     ['a number in envs', json({ ...start, envs: { A: 1 } })],
     ['a NUL in an argument', json({ ...start, args: ['a\0b'] })],

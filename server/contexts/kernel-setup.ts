@@ -11,6 +11,8 @@
  *   `PWD` is inherited from Jupyter either way.
  * - R: the working directory, and `PWD`, which R's start-up shell script sets to it.
  * - JavaScript and TypeScript (Deno): the working directory; relative imports follow it.
+ * - Bash: the working directory and `PWD`, which `cd` sets; `OLDPWD` goes back to what a new
+ *   shell has (exported, no value), not the directory it started in.
  */
 export function kernelMoveCode(language: string, from: string, to: string): string | undefined {
   const target = JSON.stringify(to);
@@ -22,6 +24,9 @@ export function kernelMoveCode(language: string, from: string, to: string): stri
     case 'javascript':
     case 'typescript':
       return `Deno.chdir(${target})`;
+    case 'bash':
+      // Single quotes keep every byte but the quote itself, which is closed, escaped and reopened.
+      return `cd -- '${to.replaceAll("'", "'\\''")}' && unset -v OLDPWD && export OLDPWD`;
     default:
       return undefined;
   }

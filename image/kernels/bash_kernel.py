@@ -152,7 +152,7 @@ class BashKernel(Kernel):
                 self._drain_stderr(on_stderr, err_decoder)
                 if on_stdout:
                     text = out_decoder.decode(pending[: match.start()], final=True)
-                    # Bash answers an interrupt with a bare line break of its own.
+                    # Bash answers an interrupt with a bare line break of its own (here and below).
                     if text and not (interrupted_at is not None and text.strip() == ""):
                         on_stdout(text)
                 if interrupted_at is not None:
@@ -163,7 +163,7 @@ class BashKernel(Kernel):
             ready, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
             if ready and on_stdout:
                 text = out_decoder.decode(ready)
-                if text:
+                if text and not (interrupted_at is not None and text.strip() == ""):
                     on_stdout(text)
 
     def _drain_stderr(self, on_stderr, decoder):

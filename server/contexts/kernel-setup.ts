@@ -11,6 +11,9 @@
  *   `PWD` is inherited from Jupyter either way.
  * - R: the working directory, and `PWD`, which R's start-up shell script sets to it.
  * - JavaScript and TypeScript (Deno): the working directory; relative imports follow it.
+ * - Bash: the working directory and `PWD`, which `cd` sets; `OLDPWD`, which `cd` sets too, goes
+ *   back to what it was: a new shell keeps the inherited one when it names a directory, and has
+ *   it exported with no value otherwise.
  */
 export function kernelMoveCode(language: string, from: string, to: string): string | undefined {
   const target = JSON.stringify(to);
@@ -22,6 +25,14 @@ export function kernelMoveCode(language: string, from: string, to: string): stri
     case 'javascript':
     case 'typescript':
       return `Deno.chdir(${target})`;
+    case 'bash': {
+      // Single quotes keep every byte but the quote itself, which is closed, escaped and reopened.
+      const quoted = `'${to.replaceAll("'", "'\\''")}'`;
+      return [
+        `if [ -n "\${OLDPWD+set}" ]; then __ci_o=$OLDPWD; cd -- ${quoted} && OLDPWD=$__ci_o; unset -v __ci_o`,
+        `else cd -- ${quoted} && unset -v OLDPWD && export OLDPWD; fi`,
+      ].join('\n');
+    }
     default:
       return undefined;
   }

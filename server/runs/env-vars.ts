@@ -165,7 +165,54 @@ const deno: EnvVarDialect = {
   },
 };
 
-const DIALECTS: Record<string, EnvVarDialect> = { python, r, javascript: deno, typescript: deno };
+/** Bytes as bash's `printf '%b'` reads them back: `\xHH` each, so nothing in them is ever code. */
+const bashBytes = (text: string): string => `'${hex(text).replace(/../g, '\\x$&')}'`;
+
+/**
+ * Bash (image/kernels/bash_kernel.py sources each request's code at the shell's top level). The
+ * previous values wait in an associative array until the restore step takes them back, as in R;
+ * `printf -v` keeps trailing line breaks, which `$(...)` would strip. A name bash cannot hold (not
+ * an identifier) makes the step fail, so the execution reports EnvVarsError instead of running
+ * without it.
+ */
+const bash: EnvVarDialect = {
+  apply(vars) {
+    const entries = Object.entries(vars);
+    // Every name is checked before any is set: a failed step is not restored.
+    const checks = entries.map(
+      ([name]) => `{ printf -v __ci_n '%b' ${bashBytes(name)} && [[ $__ci_n =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; } || __ci_env_failed=1`,
+    );
+    const sets = entries.map(
+      ([name, value]) =>
+        `printf -v __ci_n '%b' ${bashBytes(name)}; printf -v __ci_v '%b' ${bashBytes(value)}; ` +
+        `if [ -n "\${!__ci_n+set}" ]; then __ci_env_prev[$__ci_n]=\${!__ci_n}; else __ci_env_unset+=("$__ci_n"); fi; ` +
+        `export -- "$__ci_n=$__ci_v"`,
+    );
+    const code = [
+      '__ci_env_failed=',
+      ...checks,
+      'if [ -n "$__ci_env_failed" ]; then unset -v __ci_n __ci_env_failed; return 1; fi',
+      'unset -v __ci_env_failed; declare -gA __ci_env_prev=(); declare -ga __ci_env_unset=()',
+      ...sets,
+      'unset -v __ci_n __ci_v',
+    ].join('\n');
+    return { code, userExpressions: {} };
+  },
+  previousFrom() {
+    return undefined;
+  },
+  restore() {
+    return [
+      'if declare -p __ci_env_prev >/dev/null 2>&1; then',
+      '  for __ci_n in "${!__ci_env_prev[@]}"; do export -- "$__ci_n=${__ci_env_prev[$__ci_n]}"; done',
+      '  for __ci_n in "${__ci_env_unset[@]}"; do unset -v -- "$__ci_n"; done',
+      '  unset -v __ci_n __ci_env_prev __ci_env_unset',
+      'fi',
+    ].join('\n');
+  },
+};
+
+const DIALECTS: Record<string, EnvVarDialect> = { python, r, javascript: deno, typescript: deno, bash };
 
 /** The dialect for a kernel language, or undefined when env_vars cannot be applied to it. */
 export function envVarDialect(language: string): EnvVarDialect | undefined {

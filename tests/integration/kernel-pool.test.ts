@@ -11,7 +11,7 @@ import { startServer, type StartedServer } from '../helpers/start-server.js';
  * is started for the purpose: one with a pool of every language, one with none (what a fresh
  * kernel looks like), one with a pool that fills MAX_CONTEXTS.
  */
-const POOL = { python: 1, r: 1, javascript: 1 };
+const POOL = { python: 1, r: 1, javascript: 1, bash: 1 };
 let pooled: StartedServer;
 let fresh: StartedServer;
 
@@ -102,6 +102,10 @@ const SNAPSHOT: Record<string, string> = {
   r: 'cat(jsonlite::toJSON(list(cwd = getwd(), names = ls(all.names = TRUE), env = as.list(Sys.getenv())), auto_unbox = TRUE))',
   javascript:
     'console.log(JSON.stringify({ cwd: Deno.cwd(), names: Object.getOwnPropertyNames(globalThis).sort(), env: Deno.env.toObject() }))',
+  // The shell's own names and how OLDPWD is declared too: `cd` sets it, a new shell has it empty.
+  bash:
+    'python3 -c \'import json, os, sys; print(json.dumps({"cwd": os.getcwd(), "names": sys.argv[1].split(), "oldpwd": sys.argv[2], "env": dict(os.environ)}))\' ' +
+    '"$(compgen -v)" "$(declare -p OLDPWD)"',
 };
 
 /** What SNAPSHOT prints: the kernel's cwd, its environment and more, compared whole. */
@@ -152,6 +156,7 @@ describe('KERNEL_POOL', () => {
       python: 'import os\nprint(os.getcwd())',
       r: 'cat(getwd(), "\\n", sep = "")',
       javascript: 'console.log(Deno.cwd())',
+      bash: 'pwd',
     };
     for (const language of Object.keys(POOL)) {
       await poolReady(pooled, language);

@@ -1,20 +1,21 @@
 import { Sandbox } from '@e2b/code-interpreter';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContainer, type Container } from '../helpers/docker.js';
+import { envdCases } from '../helpers/e2b-commands.js';
 import { checkContextOutsideWorkspace } from '../helpers/e2b-contexts.js';
 
 /**
- * The official e2b SDK against the image. Its debug mode sends everything to localhost:49999 and
- * its context calls carry no token, so the container is published on that port, open (no
- * ACCESS_TOKEN) and on loopback only. scripts/docker-ci.sh runs this after `npm test`, whose own
+ * The official e2b SDK against the image. Its debug mode sends code to localhost:49999 and
+ * commands, terminals and git to envd's port, localhost:49983, with no token, so the container is
+ * published on both ports, open (no ACCESS_TOKEN) and on loopback only. scripts/docker-ci.sh runs this after `npm test`, whose own
  * SDK server on that port has stopped by then.
  */
-describe('the e2b SDK in debug mode against the container (localhost:49999)', () => {
+describe('the e2b SDK in debug mode against the container (localhost:49999 and 49983)', () => {
   let container: Container;
   let sandbox: Sandbox;
 
   beforeAll(async () => {
-    container = await startContainer(['-p', '127.0.0.1:49999:49999'], { ACCESS_TOKEN: '' });
+    container = await startContainer(['-p', '127.0.0.1:49999:49999', '-p', '127.0.0.1:49983:49983'], { ACCESS_TOKEN: '' });
     sandbox = await Sandbox.create({ debug: true });
   });
   afterAll(async () => {
@@ -30,4 +31,7 @@ describe('the e2b SDK in debug mode against the container (localhost:49999)', ()
     expect(execution.error).toBeUndefined();
     expect(execution.logs.stdout.join('')).toBe('/home/user\n');
   });
+
+  // The same cases as against a local server: the image's process host, its users and its git.
+  envdCases(() => ({ sandbox, workspaceDir: '/home/user' }));
 });

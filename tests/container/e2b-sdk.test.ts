@@ -32,6 +32,12 @@ describe('the e2b SDK in debug mode against the container (localhost:49999 and 4
     expect(execution.logs.stdout.join('')).toBe('/home/user\n');
   });
 
+  it("runs bash by name in the image's bash kernel", async () => {
+    const execution = await sandbox.runCode('N=6; echo $((N * 7)) "$(whoami)"', { language: 'bash' });
+    expect(execution.error).toBeUndefined();
+    expect(execution.logs.stdout.join('')).toBe('42 user\n');
+  });
+
   // The same cases as against a local server: the image's process host, its users and its git.
   envdCases(() => ({ sandbox, workspaceDir: '/home/user' }));
 });

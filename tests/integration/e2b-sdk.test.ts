@@ -137,6 +137,21 @@ describe.skipIf(!portFree)(`the e2b SDK (@e2b/code-interpreter) in debug mode, o
       // IRkernel shows a value as display data, one result with several formats.
       expect(execution.results.map((result) => result.text)).toEqual(['[1] 6']);
     });
+
+    it('runs bash by name: state and cwd kept between calls, envs for one call, a failing command as an error', async () => {
+      const first = await sandbox.runCode('greet() { echo "hi $1"; }\nCOUNT=41\ncd /tmp', { language: 'bash' });
+      expect(first.error).toBeUndefined();
+      const second = await sandbox.runCode('greet there; echo $((COUNT + 1)) "$PWD" "$TOKEN"', {
+        language: 'bash',
+        envs: { TOKEN: 'once' },
+      });
+      expect(second.error).toBeUndefined();
+      expect(second.logs.stdout.join('')).toBe('hi there\n42 /tmp once\n');
+      expect((await sandbox.runCode('echo "[$TOKEN]"', { language: 'bash' })).logs.stdout.join('')).toBe('[]\n');
+      const failed = await sandbox.runCode('ls /no/such/path', { language: 'bash' });
+      expect(failed.error).toBeDefined();
+      expect(failed.logs.stderr.join('')).toMatch(/No such file or directory/);
+    });
   });
 
   describe('contexts', () => {

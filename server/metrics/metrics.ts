@@ -5,6 +5,8 @@ import type { ExecutionInfo } from '../executions/execution.js';
 import { OUTCOMES } from '../runs/failures.js';
 import type { ExecutionManager } from '../executions/manager.js';
 import type { TransferObserver } from '../workspace/files.js';
+import type { ProcessManager } from '../processes/manager.js';
+import type { ProcessInfo } from '../processes/process.js';
 
 /** Every metric name starts with this. */
 export const PREFIX = 'code_interpreter_';
@@ -14,6 +16,16 @@ export type SessionTransport = 'websocket' | 'mcp';
 
 /** Where executions come from: a list of the current ones and their lifecycle events. */
 export type ExecutionSource = Pick<ExecutionManager, 'list' | 'lifecycle'>;
+
+/** Where commands and terminals come from: a list of them and their lifecycle events. */
+export type ProcessSource = Pick<ProcessManager, 'list' | 'lifecycle'>;
+
+/** A process is a terminal (a PTY) or a command (pipes). */
+type ProcessKind = 'command' | 'terminal';
+const PROCESS_KINDS: readonly ProcessKind[] = ['command', 'terminal'];
+/** How a process ended: exit status 0, another status, or a signal (killed, timed out). */
+const PROCESS_OUTCOMES = ['ok', 'error', 'signal'] as const;
+const kindOf = (process: Pick<ProcessInfo, 'pty'>): ProcessKind => (process.pty ? 'terminal' : 'command');
 
 /** Where contexts come from. */
 export interface ContextSource {
@@ -52,6 +64,10 @@ export class ServerMetrics {
   private readonly fileBytes: Counter<'direction'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
+  private readonly processesStarted: Counter<'kind'>;
+  private readonly processesFinished: Counter<'kind' | 'outcome'>;
+  private readonly processOutputBytes: Counter<'stream'>;
+  private processSource: ProcessSource | undefined;
 
   private executionSource: ExecutionSource | undefined;
   private contextSource: ContextSource | undefined;
@@ -176,6 +192,42 @@ export class ServerMetrics {
       labelNames: ['direction'],
       registers,
     });
+    this.processesStarted = new Counter({
+      name: `${PREFIX}commands_started_total`,
+      help: 'Commands and terminals the process host started',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.processesFinished = new Counter({
+      name: `${PREFIX}commands_finished_total`,
+      help: 'Commands and terminals that ended: exit status 0 (ok), another status (error), or a signal',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    });
+    for (const kind of PROCESS_KINDS) {
+      this.processesStarted.inc({ kind }, 0);
+      for (const outcome of PROCESS_OUTCOMES) this.processesFinished.inc({ kind, outcome }, 0);
+    }
+    const processes = () => this.processSource;
+    new Gauge({
+      name: `${PREFIX}commands_running`,
+      help: 'Commands and terminals running now',
+      labelNames: ['kind'],
+      registers,
+      collect(this: Gauge<'kind'>) {
+        const counts = new Map<ProcessKind, number>(PROCESS_KINDS.map((kind) => [kind, 0]));
+        for (const process of processes()?.list({ running: true }) ?? [])
+          counts.set(kindOf(process), (counts.get(kindOf(process)) ?? 0) + 1);
+        for (const [kind, count] of counts) this.set({ kind }, count);
+      },
+    });
+    this.processOutputBytes = new Counter({
+      name: `${PREFIX}command_output_bytes_total`,
+      help: 'Bytes commands wrote to stdout and stderr, and terminals to their PTY',
+      labelNames: ['stream'],
+      registers,
+    });
+    for (const stream of ['stdout', 'stderr', 'pty']) this.processOutputBytes.inc({ stream }, 0);
     this.httpRequests = new Counter({
       name: `${PREFIX}http_requests_total`,
       help: 'HTTP requests by method, route template and status; "unmatched" for paths no route serves',
@@ -228,6 +280,17 @@ export class ServerMetrics {
       if (event.type === 'stdout' || event.type === 'stderr') this.output(event.type, textBytes(event));
       else if (event.type === 'output_truncated') this.truncated(event.stream_bytes_dropped);
     });
+  }
+
+  /** Counts commands and terminals as they start and end, and their output as it comes. */
+  observeProcesses(source: ProcessSource): void {
+    this.processSource = source;
+    source.lifecycle.on('started', (process) => this.processesStarted.inc({ kind: kindOf(process) }));
+    source.lifecycle.on('finished', (process) => {
+      const outcome = process.signal !== null ? 'signal' : process.exit_code === 0 ? 'ok' : 'error';
+      this.processesFinished.inc({ kind: kindOf(process), outcome });
+    });
+    source.lifecycle.on('output', (stream, bytes) => this.processOutputBytes.inc({ stream }, bytes));
   }
 
   /** Counts contexts at each scrape and kernel events as they happen. */

@@ -37,6 +37,7 @@ export default fp<{ metrics?: ServerMetrics }>(
     app.addHook('onReady', async () => {
       if (app.hasDecorator('contexts')) metrics.observeContexts(app.contexts);
       if (app.hasDecorator('executions')) metrics.observeExecutions(app.executions);
+      if (app.hasDecorator('processes')) metrics.observeProcesses(app.processes);
     });
   },
   { name: 'metrics' },

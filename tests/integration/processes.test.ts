@@ -150,6 +150,31 @@ describe('processes over HTTP', () => {
     expect((await run({ command: 'true' })).at(-1)).toEqual({ type: 'end_of_execution' });
   });
 
+  it('counts commands and terminals in /metrics: started, finished by outcome, running, output bytes', async () => {
+    const scrape = async () => {
+      const body = (await api.inject({ method: 'GET', url: '/metrics' })).body;
+      return (series: string) => Number(new RegExp(`^code_interpreter_${series} (\\S+)$`, 'm').exec(body)?.[1] ?? NaN);
+    };
+    const before = await scrape();
+    await run({ command: 'printf 12345; exit 3' });
+    await run({ command: 'exit 1' });
+    await run({ command: 'printf abc >&2' });
+    const terminal = await background({ command: 'sleep 60', pty: { cols: 80, rows: 24 } });
+    const during = await scrape();
+    expect(during('commands_running{kind="terminal"}')).toBe(1);
+    await api.inject({ method: 'DELETE', url: `/processes/${terminal.process_id}` });
+    const after = await scrape();
+    const delta = (series: string) => after(series) - before(series);
+    expect(delta('commands_started_total{kind="command"}')).toBe(3);
+    expect(delta('commands_started_total{kind="terminal"}')).toBe(1);
+    expect(delta('commands_finished_total{kind="command",outcome="error"}')).toBe(2);
+    expect(delta('commands_finished_total{kind="command",outcome="ok"}')).toBe(1);
+    expect(delta('commands_finished_total{kind="terminal",outcome="signal"}')).toBe(1);
+    expect(delta('command_output_bytes_total{stream="stdout"}')).toBe(5);
+    expect(delta('command_output_bytes_total{stream="stderr"}')).toBe(3);
+    expect(after('commands_running{kind="terminal"}')).toBe(0);
+  });
+
   /** What the log holds now, without waiting for the end (the process is still running). */
   async function eventsSoFar(id: string): Promise<Event[]> {
     const process = api.processes.get(id);

@@ -92,10 +92,7 @@ class BashKernel(Kernel):
             )
         finally:
             signal.signal(signal.SIGINT, previous)
-        # Output exactly as programs wrote it: no "\n" → "\r\n".
-        attrs = termios.tcgetattr(self._bash.child_fd)
-        attrs[1] &= ~termios.ONLCR
-        termios.tcsetattr(self._bash.child_fd, termios.TCSANOW, attrs)
+        self._raw_newlines()
         setup = (
             f"PS1=$'\\001CI{self._token}:'\"\\$?\"$'\\002'; PS2=''; PS0=''; PROMPT_COMMAND=''; "
             "unset HISTFILE; set +o history +m"
@@ -103,6 +100,15 @@ class BashKernel(Kernel):
         self._bash.sendline(setup)
         # The first prompt is still bash's default one: wait for ours.
         self._run_until_prompt(None, None)
+
+    def _raw_newlines(self):
+        """Output exactly as programs wrote it: no "\\n" → "\\r\\n" by the terminal."""
+        # Again before every cell: bash puts back the terminal settings it saved at its start
+        # when a job dies of a signal (an interrupt), and those may predate this change.
+        attrs = termios.tcgetattr(self._bash.child_fd)
+        if attrs[1] & termios.ONLCR:
+            attrs[1] &= ~termios.ONLCR
+            termios.tcsetattr(self._bash.child_fd, termios.TCSANOW, attrs)
 
     def _restart_bash(self):
         try:
@@ -200,6 +206,7 @@ class BashKernel(Kernel):
         if not self._bash.isalive():
             self._restart_bash()
         self._discard_pending()
+        self._raw_newlines()
         with open(self._cell, "wb") as handle:
             handle.write(code.encode("utf-8", "surrogateescape"))
         self._bash.sendline(f". {shlex.quote(self._cell)} </dev/null 2>{shlex.quote(self._fifo)}")

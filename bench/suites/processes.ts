@@ -9,8 +9,11 @@ import { formatMiB, formatNumber, formatRatio, max, median, MiB, now, percentile
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
 const MEMORY_BUDGET = 64 * MiB;
-/** The process host gives every process it starts, and their trees, this variable. */
-const MARKER = 'CODE_INTERPRETER_PROCESS_ID=';
+/**
+ * The process host gives every process it starts, and their trees, its socket's path in this
+ * variable: other servers' hosts on the same machine (and uid) mark theirs with another path.
+ */
+const HOST_VARIABLE = 'CODE_INTERPRETER_PROCESS_HOST';
 
 /** Output of `command`, read by a bare Node process with child_process.spawn: the floor. */
 function spawnBare(command: string): Promise<number> {
@@ -37,18 +40,17 @@ async function startConnect(client: Client<typeof Process>, command: string): Pr
   return bytes;
 }
 
-/** Processes that belong to the host: its descendants, and any escapee carrying the marker. */
-function hostProcesses(hostPid: number): number[] {
+function environment(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+}
+
+/** Processes that belong to the host: its descendants, and any escapee carrying its marker. */
+function hostProcesses(hostPid: number, marker: string): number[] {
   const found = new Set(descendantsOf(hostPid).map((proc) => proc.pid));
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry) || Number(entry) === hostPid) continue;
     try {
-      if (
-        readFileSync(`/proc/${entry}/environ`, 'latin1')
-          .split('\0')
-          .some((pair) => pair.startsWith(MARKER))
-      )
-        found.add(Number(entry));
+      if (environment(Number(entry)).includes(marker)) found.add(Number(entry));
     } catch {
       // exited while we looked, or not ours to read
     }
@@ -82,6 +84,9 @@ export const processes: Suite = {
     // The host may have been restarted since the server came up: find it now.
     const hostPid = findChild(server.child.pid!, (argv) => argv.some((arg) => arg.endsWith('dist/server/process-host/main.js')));
     if (!hostPid) throw new Error('could not find the process host among the children of start-up.sh');
+    const socket = environment(hostPid).find((pair) => pair.startsWith('PROCESS_HOST_SOCKET='));
+    if (!socket) throw new Error("the process host's environment has no PROCESS_HOST_SOCKET");
+    const marker = `${HOST_VARIABLE}=${socket.slice('PROCESS_HOST_SOCKET='.length)}`;
     // e2b's SDK speaks Connect with JSON over HTTP/1.1; so does this client.
     const connect = createClient(Process, createConnectTransport({ baseUrl: server.envdUrl, httpVersion: '1.1', useBinaryFormat: false }));
 
@@ -154,7 +159,7 @@ export const processes: Suite = {
         startTimes.push(now() - started);
       }
       const startSeconds = (now() - startedAll) / 1000;
-      const running = hostProcesses(hostPid).length;
+      const running = hostProcesses(hostPid, marker).length;
       const deletedAll = now();
       for (const id of ids) {
         const started = now();
@@ -166,10 +171,10 @@ export const processes: Suite = {
     /** Waits (up to 5 s) for the killed processes to be reaped; returns how many remain. */
     const settle = async () => {
       const deadline = Date.now() + 5000;
-      let left = hostProcesses(hostPid);
+      let left = hostProcesses(hostPid, marker);
       while (left.length > 0 && Date.now() < deadline) {
         await sleep(50);
-        left = hostProcesses(hostPid);
+        left = hostProcesses(hostPid, marker);
       }
       return left.length;
     };
@@ -229,7 +234,7 @@ export const processes: Suite = {
       ),
       '',
       `${backgroundCount} \`sleep 600\` started one after another with \`POST /processes\` \`background: true\`, then each \`DELETE\`d (its tree killed), after a warm-up of 10 of the same. ` +
-        `While they ran, ${background.running} processes of the host were counted (its descendants in /proc, and any process whose environment carries the host's marker variable); ` +
+        `While they ran, ${background.running} processes of the host were counted (its descendants in /proc, and any process whose environment carries this host's marker, \`CODE_INTERPRETER_PROCESS_HOST=<its socket>\`); ` +
         `afterwards, and after up to 5 s for the kills to be reaped, ${leftAfter} (${leftBefore} after the warm-up); \`GET /processes?running=true\` listed ${listed.length}.`,
       '',
       table(

@@ -16,6 +16,8 @@ export interface ExecuteOutcome {
 export interface ProcessOutcome {
   /** Bytes of stdout/stderr text received (UTF-8). */
   outputBytes: number;
+  /** stdout/stderr events those bytes came in. */
+  outputEvents: number;
   exitCode: number | null;
   /** Bytes of NDJSON read. */
   bodyBytes: number;
@@ -134,14 +136,16 @@ export class ApiClient {
     if (response.statusCode !== 200) {
       throw new Error(`POST /processes answered ${response.statusCode}: ${(await response.body.text()).slice(0, 300)}`);
     }
-    const outcome: ProcessOutcome = { outputBytes: 0, exitCode: null, bodyBytes: 0 };
+    const outcome: ProcessOutcome = { outputBytes: 0, outputEvents: 0, exitCode: null, bodyBytes: 0 };
     let last: Record<string, unknown> | undefined;
     let error: Record<string, unknown> | undefined;
     const parser = new NdjsonParser();
     const onEvent = (event: Record<string, unknown>) => {
       last = event;
-      if (event.type === 'stdout' || event.type === 'stderr') outcome.outputBytes += Buffer.byteLength(event.text as string);
-      else if (event.type === 'exit') outcome.exitCode = event.exit_code as number | null;
+      if (event.type === 'stdout' || event.type === 'stderr') {
+        outcome.outputBytes += Buffer.byteLength(event.text as string);
+        outcome.outputEvents += 1;
+      } else if (event.type === 'exit') outcome.exitCode = event.exit_code as number | null;
       else if (event.type === 'error' || event.type === 'output_truncated' || event.type === 'events_dropped') error ??= event;
     };
     for await (const chunk of response.body) {

@@ -4,6 +4,7 @@ import { createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { Process } from '../../server/transports/connect/gen/envd/process/process_pb.js';
 import { descendantsOf, findChild } from '../../tests/helpers/processes.js';
+import { cpuSeconds } from '../lib/proc-cpu.js';
 import { MemorySampler, readMemory, type MemoryPeak } from '../lib/proc-memory.js';
 import { formatMiB, formatNumber, formatRatio, max, median, MiB, now, percentile, ratio, sleep } from '../lib/stats.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
@@ -15,29 +16,41 @@ const MEMORY_BUDGET = 64 * MiB;
  */
 const HOST_VARIABLE = 'CODE_INTERPRETER_PROCESS_HOST';
 
+/** Bytes of output a side received, and in how many chunks (reads, events or messages). */
+interface Output {
+  bytes: number;
+  chunks: number;
+}
+
 /** Output of `command`, read by a bare Node process with child_process.spawn: the floor. */
-function spawnBare(command: string): Promise<number> {
+function spawnBare(command: string): Promise<Output> {
   return new Promise((resolve, reject) => {
     const child = spawn('/bin/bash', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let bytes = 0;
-    child.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));
-    child.stderr.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    const output: Output = { bytes: 0, chunks: 0 };
+    const count = (chunk: Buffer) => {
+      output.bytes += chunk.length;
+      output.chunks += 1;
+    };
+    child.stdout.on('data', count);
+    child.stderr.on('data', count);
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(bytes) : reject(new Error(`bash -c exited ${String(code)}`))));
+    child.once('close', (code) => (code === 0 ? resolve(output) : reject(new Error(`bash -c exited ${String(code)}`))));
   });
 }
 
 /** Runs `command` through e2b's `Start` and reads the stream to its `end`; returns the output bytes. */
-async function startConnect(client: Client<typeof Process>, command: string): Promise<number> {
-  let bytes = 0;
+async function startConnect(client: Client<typeof Process>, command: string): Promise<Output> {
+  const output: Output = { bytes: 0, chunks: 0 };
   let exitCode: number | undefined;
   for await (const { event } of client.start({ process: { cmd: '/bin/bash', args: ['-c', command] }, stdin: false })) {
     const value = event?.event;
-    if (value?.case === 'data') bytes += value.value.output.value?.length ?? 0;
-    else if (value?.case === 'end') exitCode = value.value.exitCode;
+    if (value?.case === 'data') {
+      output.bytes += value.value.output.value?.length ?? 0;
+      output.chunks += 1;
+    } else if (value?.case === 'end') exitCode = value.value.exitCode;
   }
   if (exitCode !== 0) throw new Error(`Start ended with exit code ${String(exitCode)}`);
-  return bytes;
+  return output;
 }
 
 function environment(pid: number): string[] {
@@ -87,8 +100,22 @@ export const processes: Suite = {
     const socket = environment(hostPid).find((pair) => pair.startsWith('PROCESS_HOST_SOCKET='));
     if (!socket) throw new Error("the process host's environment has no PROCESS_HOST_SOCKET");
     const marker = `${HOST_VARIABLE}=${socket.slice('PROCESS_HOST_SOCKET='.length)}`;
+    /** CPU seconds so far of the API, the host (without its children: the commands) and this process. */
+    const cpuNow = () => {
+      const usage = process.cpuUsage();
+      return { api: cpuSeconds(server.apiPid), host: cpuSeconds(hostPid), client: (usage.user + usage.system) / 1e6 };
+    };
+    const cpuSince = (before: ReturnType<typeof cpuNow>) => {
+      const after = cpuNow();
+      return { api: after.api - before.api, host: after.host - before.host, client: after.client - before.client };
+    };
     // e2b's SDK speaks Connect with JSON over HTTP/1.1; so does this client.
     const connect = createClient(Process, createConnectTransport({ baseUrl: server.envdUrl, httpVersion: '1.1', useBinaryFormat: false }));
+
+    const runHttp = async (command: string): Promise<Output> => {
+      const outcome = await api.runProcess({ command, stdin: false });
+      return { bytes: outcome.outputBytes, chunks: outcome.outputEvents };
+    };
 
     // 1. `echo hi`, round trip per door.
     const echo = 'echo hi';
@@ -97,7 +124,7 @@ export const processes: Suite = {
       {
         key: 'http',
         label: 'API `POST /processes`, NDJSON read to `end_of_execution`',
-        run: async () => (await api.runProcess({ command: echo, stdin: false })).outputBytes,
+        run: () => runHttp(echo),
       },
       { key: 'connect', label: 'envd `process.Process/Start` (Connect, JSON), read to `end`', run: () => startConnect(connect, echo) },
       // The /ws door's `process_start` frame gets its row here once it exists.
@@ -110,7 +137,7 @@ export const processes: Suite = {
         const times = echoTimes.get(side.key)!;
         for (let i = 0; i < perRound; i++) {
           const started = now();
-          const bytes = await side.run();
+          const { bytes } = await side.run();
           times.push(now() - started);
           if (bytes !== 3) throw new Error(`${side.key}: echo hi gave ${bytes} bytes of output`);
         }
@@ -123,24 +150,35 @@ export const processes: Suite = {
     const big = `yes "$(printf '%0127d' 0)" | head -c ${outputBytes}`;
     const outputSides = [
       { key: 'bare', run: () => spawnBare(big) },
-      { key: 'http', run: async () => (await api.runProcess({ command: big, stdin: false })).outputBytes },
+      { key: 'http', run: () => runHttp(big) },
       { key: 'connect', run: () => startConnect(connect, big) },
     ];
     await api.runProcess({ command: `yes | head -c ${outputBytes / 4}`, stdin: false });
-    const outputRuns = new Map<string, { seconds: number; api: MemoryPeak; host: MemoryPeak }[]>(outputSides.map((side) => [side.key, []]));
+    const outputRuns = new Map<
+      string,
+      { seconds: number; chunks: number; cpu: { api: number; host: number; client: number }; api: MemoryPeak; host: MemoryPeak }[]
+    >(outputSides.map((side) => [side.key, []]));
     for (let round = 0; round < outputRounds; round++) {
       env.progress(`processes: ${outputBytes / MiB} MiB of output, round ${round + 1}/${outputRounds}`);
       for (const side of roundOrder(outputSides, round)) {
         const apiSampler = new MemorySampler(server.apiPid);
         const hostSampler = new MemorySampler(hostPid);
+        const cpuBefore = cpuNow();
         const started = now();
-        const bytes = await side.run();
+        const { bytes, chunks } = await side.run();
         const seconds = (now() - started) / 1000;
+        const cpu = cpuSince(cpuBefore);
         const memory = { api: apiSampler.stop(), host: hostSampler.stop() };
         if (bytes !== outputBytes) throw new Error(`${side.key}: received ${bytes} of ${outputBytes} bytes`);
-        outputRuns.get(side.key)!.push({ seconds, ...memory });
+        outputRuns.get(side.key)!.push({ seconds, chunks, cpu, ...memory });
       }
     }
+    const cpuPerMiB = (key: string, who: 'api' | 'host' | 'client') =>
+      formatNumber(median(outputRuns.get(key)!.map((run) => (run.cpu[who] * 1000) / (outputBytes / MiB))), 1);
+    const chunkSizes = (key: string) => {
+      const chunks = median(outputRuns.get(key)!.map((run) => run.chunks));
+      return `${chunks} (${formatNumber(outputBytes / chunks / 1024, 1)})`;
+    };
     const rate = (key: string) => median(outputRuns.get(key)!.map((run) => outputBytes / MiB / run.seconds));
     const growth = (key: string, who: 'api' | 'host') => max(outputRuns.get(key)!.map((run) => run[who].peak - run[who].before));
     const httpRuns = outputRuns.get('http')!;
@@ -220,16 +258,30 @@ export const processes: Suite = {
       table(['Side', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / spawn', 'n'], echoRows),
       '',
       `\`${big.replace(/\|/g, '\\|')}\` (${outputBytes / MiB} MiB of 128-byte lines), read to the end by each side; ${outputRounds} round(s), sides interleaved, after a warm-up of a quarter of the size. ` +
-        "The API's and the process host's RSS are sampled from /proc/<pid>/status every 10 ms during each run, with VmHWM reset before it.",
+        "The API's and the process host's RSS are sampled from /proc/<pid>/status every 10 ms during each run, with VmHWM reset before it; CPU time per MiB (median run) from /proc/<pid>/stat, the host's without the commands it runs. Chunks: the reads of the bare process, stdout events of the NDJSON, `data` messages of the Connect stream.",
       '',
       table(
-        ['Side', 'MiB/s (median)', 'API RSS before', 'API peak − before (worst run)', 'host peak − before (worst run)'],
+        [
+          'Side',
+          'MiB/s (median)',
+          'chunks (mean KiB)',
+          'API RSS before',
+          'API peak − before (worst run)',
+          'host peak − before (worst run)',
+          'CPU ms/MiB: API',
+          'host',
+          'bench client',
+        ],
         outputSides.map((side) => [
           outputLabel[side.key as keyof typeof outputLabel],
           formatNumber(rate(side.key)),
+          chunkSizes(side.key),
           side.key === 'bare' ? '' : formatMiB(median(outputRuns.get(side.key)!.map((run) => run.api.before))),
           side.key === 'bare' ? '' : formatMiB(growth(side.key, 'api')),
           side.key === 'bare' ? '' : formatMiB(growth(side.key, 'host')),
+          side.key === 'bare' ? '' : cpuPerMiB(side.key, 'api'),
+          side.key === 'bare' ? '' : cpuPerMiB(side.key, 'host'),
+          cpuPerMiB(side.key, 'client'),
         ]),
       ),
       '',

@@ -23,6 +23,7 @@ import { files } from './suites/files.js';
 import { filesArchive } from './suites/files-archive.js';
 import { latency } from './suites/latency.js';
 import { mcp } from './suites/mcp.js';
+import { processes } from './suites/processes.js';
 import { streaming } from './suites/streaming.js';
 import { throughput } from './suites/throughput.js';
 import { ws } from './suites/ws.js';
@@ -32,7 +33,7 @@ console.log = console.info = console.debug = () => undefined;
 
 const usage = `Usage: npm run bench -- [options]
   --quick              short pass (CI): fewer rounds, smaller sizes
-  --only a,b           run only these benchmarks (${['latency', 'ws', 'throughput', 'streaming', 'files', 'files-archive', 'contexts', 'abandoned', 'mcp', 'cold-start'].join(', ')})
+  --only a,b           run only these benchmarks (${['latency', 'ws', 'throughput', 'streaming', 'files', 'files-archive', 'contexts', 'abandoned', 'mcp', 'processes', 'cold-start'].join(', ')})
   --skip a,b           run all but these
   --profile            run the API under node --cpu-prof and summarize where its time went
   --log-level LEVEL    the server's LOG_LEVEL (default: info, as in production)
@@ -67,7 +68,7 @@ function progress(message: string): void {
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${message}\n`);
 }
 
-const allSuites: Suite[] = [latency, ws, throughput, streaming, files, filesArchive, contexts, abandoned, mcp, coldStart];
+const allSuites: Suite[] = [latency, ws, throughput, streaming, files, filesArchive, contexts, abandoned, mcp, processes, coldStart];
 
 function selectSuites(): Suite[] {
   const names = (list: string | undefined) =>

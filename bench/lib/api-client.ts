@@ -12,6 +12,17 @@ export interface ExecuteOutcome {
   bodyBytes: number;
 }
 
+/** What a foreground `POST /processes` sent back. */
+export interface ProcessOutcome {
+  /** Bytes of stdout/stderr text received (UTF-8). */
+  outputBytes: number;
+  /** stdout/stderr events those bytes came in. */
+  outputEvents: number;
+  exitCode: number | null;
+  /** Bytes of NDJSON read. */
+  bodyBytes: number;
+}
+
 export interface ExecuteOptions {
   /** Read the response no faster than this many bytes per second (a slow client). */
   readBytesPerSecond?: number;
@@ -109,6 +120,55 @@ export class ApiClient {
     if (error) throw new Error(`the execution reported ${JSON.stringify(error).slice(0, 300)}`);
     if (parser.pending || last?.type !== 'end_of_execution') throw new Error('the NDJSON stream did not end with end_of_execution');
     return outcome;
+  }
+
+  /**
+   * `POST /processes` in the foreground, NDJSON read to its end. Throws on a non-200 answer, an
+   * `error` event or a stream that does not end with `end_of_execution`, as {@link execute} does.
+   */
+  async runProcess(body: Record<string, unknown>): Promise<ProcessOutcome> {
+    const response = await request(`${this.baseUrl}/processes`, {
+      method: 'POST',
+      dispatcher: this.agent,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (response.statusCode !== 200) {
+      throw new Error(`POST /processes answered ${response.statusCode}: ${(await response.body.text()).slice(0, 300)}`);
+    }
+    const outcome: ProcessOutcome = { outputBytes: 0, outputEvents: 0, exitCode: null, bodyBytes: 0 };
+    let last: Record<string, unknown> | undefined;
+    let error: Record<string, unknown> | undefined;
+    const parser = new NdjsonParser();
+    const onEvent = (event: Record<string, unknown>) => {
+      last = event;
+      if (event.type === 'stdout' || event.type === 'stderr') {
+        outcome.outputBytes += Buffer.byteLength(event.text as string);
+        outcome.outputEvents += 1;
+      } else if (event.type === 'exit') outcome.exitCode = event.exit_code as number | null;
+      else if (event.type === 'error' || event.type === 'output_truncated' || event.type === 'events_dropped') error ??= event;
+    };
+    for await (const chunk of response.body) {
+      const buffer = chunk as Buffer;
+      outcome.bodyBytes += buffer.length;
+      parser.push(buffer, onEvent);
+    }
+    if (error) throw new Error(`the process reported ${JSON.stringify(error).slice(0, 300)}`);
+    if (parser.pending || last?.type !== 'end_of_execution') throw new Error('the NDJSON stream did not end with end_of_execution');
+    return outcome;
+  }
+
+  /** `POST /processes` with `background: true`: the 202's process id and pid. */
+  async startProcess(body: Record<string, unknown>): Promise<{ process_id: string; pid: number }> {
+    const response = await request(`${this.baseUrl}/processes`, {
+      method: 'POST',
+      dispatcher: this.agent,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, background: true }),
+    });
+    const text = await response.body.text();
+    if (response.statusCode !== 202) throw new Error(`POST /processes (background) answered ${response.statusCode}: ${text.slice(0, 300)}`);
+    return JSON.parse(text) as { process_id: string; pid: number };
   }
 
   /** PUT /files/{path} with the body streamed from a file on disk. Returns the status (200 or 201). */

@@ -23,10 +23,14 @@ export class ServerUnderTest {
     readonly jupyterToken: string,
     readonly workspaceDir: string,
     readonly logFile: string,
+    /** e2b's envd protocol (Connect), on a free port so that a bench never takes 49983. */
+    readonly envdUrl: string,
   ) {}
 
   apiPid = 0;
   jupyterPid = 0;
+  /** The process host, which runs the API's commands (its children are theirs). */
+  processHostPid = 0;
 
   /**
    * Spawns start-up.sh on free ports and returns at once; {@link waitUntilReady} waits for it.
@@ -37,7 +41,7 @@ export class ServerUnderTest {
     const ipythonDir = path.join(options.dir, 'ipython');
     await mkdir(workspaceDir, { recursive: true });
     await mkdir(ipythonDir, { recursive: true });
-    const [apiPort, jupyterPort] = [await freePort(), await freePort()];
+    const [apiPort, jupyterPort, envdPort] = [await freePort(), await freePort(), await freePort()];
     const jupyterToken = randomToken();
     const logFile = path.join(options.dir, `server-${apiPort}.log`);
     const log = openSync(logFile, 'a');
@@ -59,6 +63,7 @@ export class ServerUnderTest {
         ACCESS_TOKEN: '',
         AUTH_MODE: '',
         API_COMMAND: apiCommand.join(' '),
+        ENVD_PORT: String(envdPort),
         ...options.env,
       },
       stdio: ['ignore', log, log],
@@ -71,6 +76,7 @@ export class ServerUnderTest {
       jupyterToken,
       workspaceDir,
       logFile,
+      `http://127.0.0.1:${envdPort}`,
     );
   }
 
@@ -89,6 +95,7 @@ export class ServerUnderTest {
     const startUp = this.child.pid!;
     this.apiPid = findChild(startUp, (argv) => argv.some((arg) => arg.endsWith('dist/server/main.js'))) ?? 0;
     this.jupyterPid = findChild(startUp, (argv) => argv.includes('jupyter_server')) ?? 0;
+    this.processHostPid = findChild(startUp, (argv) => argv.some((arg) => arg.endsWith('dist/server/process-host/main.js'))) ?? 0;
     if (!this.apiPid) throw new Error('could not find the API process among the children of start-up.sh');
     if (!this.jupyterPid) throw new Error('could not find the Jupyter process among the children of start-up.sh');
   }

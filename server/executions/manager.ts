@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
 import type { OutputEvent } from '../runs/events.js';
 import { Execution, type DisconnectPolicy, type ExecutionInfo, type TargetResolver } from './execution.js';
+import { RetainedLogs } from './retained-logs.js';
 
 /** What a transport asks for; field names are the API's, in camelCase. */
 export interface StartExecution {
@@ -63,18 +64,16 @@ export interface ExecutionLifecycle {
  */
 export class ExecutionManager {
   readonly lifecycle = new EventEmitter<ExecutionLifecycle>();
-  /** In creation order: the oldest first, which is the order in which they are forgotten. */
-  private readonly executions = new Map<string, Execution>();
-  private bufferedBytes = 0;
+  private readonly executions: RetainedLogs<Execution>;
   /**
    * Bytes of code and env_vars held by executions that have not started: the per-context queue
    * limit alone lets every context queue its most, at up to 16 MiB each.
    */
   private queuedBytes = 0;
-  private readonly budget = { charge: (bytes: number) => this.charge(bytes) };
-  private sweepTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: ExecutionManagerOptions) {}
+  constructor(private readonly options: ExecutionManagerOptions) {
+    this.executions = new RetainedLogs(options);
+  }
 
   /**
    * Checks the request, finds its context and queues the execution. Throws the coded errors of
@@ -111,12 +110,12 @@ export class ExecutionManager {
       { code: request.code, envVars, timeoutMs, stdin: request.stdin === true, stats: request.stats === true },
       {
         bufferBytes: this.options.bufferBytes,
-        budget: this.budget,
+        budget: this.executions.budget,
         onDisconnect: request.onDisconnect ?? 'interrupt',
         onOutput: (event) => this.lifecycle.emit('output', context.language, event),
       },
     );
-    this.executions.set(execution.id, execution);
+    this.executions.add(execution);
     this.options.logger.debug({ execution: execution.id, context: context.id, bytes: request.code.length }, 'execution queued');
     this.queuedBytes += size;
     let queued = true;
@@ -144,7 +143,10 @@ export class ExecutionManager {
 
   /** The executions still held, newest first. */
   list(): ExecutionInfo[] {
-    return [...this.executions.values()].reverse().map((execution) => execution.info);
+    return this.executions
+      .values()
+      .reverse()
+      .map((execution) => execution.info);
   }
 
   /** Bytes of code and env_vars held by executions that have not started yet. */
@@ -154,11 +156,11 @@ export class ExecutionManager {
 
   /** Events buffered over all executions, in bytes. */
   get totalBufferedBytes(): number {
-    return this.bufferedBytes;
+    return this.executions.totalBufferedBytes;
   }
 
   close(): void {
-    clearTimeout(this.sweepTimer);
+    this.executions.stop();
   }
 
   /**
@@ -182,50 +184,6 @@ export class ExecutionManager {
     const info = execution.info;
     this.options.logger.debug({ execution: execution.id, context: execution.contextId, outcome: info.outcome }, 'execution finished');
     this.lifecycle.emit('finished', info);
-    this.sweep();
-  }
-
-  /** Forgets finished executions past their retention, and the oldest beyond the count cap. */
-  private sweep(): void {
-    clearTimeout(this.sweepTimer);
-    const now = Date.now();
-    const finished = [...this.executions.values()].filter((execution) => execution.isFinished);
-    let excess = finished.length - this.options.maxRetained;
-    let next = Number.POSITIVE_INFINITY;
-    for (const execution of finished) {
-      const expires = execution.finishedAtMs! + this.options.retentionMs;
-      if (excess > 0 || expires <= now) {
-        this.forget(execution);
-        excess--;
-      } else {
-        next = Math.min(next, expires);
-      }
-    }
-    if (next !== Number.POSITIVE_INFINITY) {
-      this.sweepTimer = setTimeout(() => this.sweep(), Math.min(next - now + 10, MAX_TIMER_MS));
-      this.sweepTimer.unref();
-    }
-  }
-
-  private forget(execution: Execution): void {
-    this.executions.delete(execution.id);
-    execution.log.release();
-  }
-
-  /**
-   * Keeps the events of all executions within the server-wide budget: over it, the oldest
-   * events go first, from finished executions before running ones (never what a requester
-   * has yet to read).
-   */
-  private charge(bytes: number): void {
-    this.bufferedBytes += bytes;
-    if (bytes <= 0 || this.bufferedBytes <= this.options.totalBufferBytes) return;
-    const all = [...this.executions.values()];
-    const order = [...all.filter((execution) => execution.isFinished), ...all.filter((execution) => !execution.isFinished)];
-    for (const execution of order) {
-      const excess = this.bufferedBytes - this.options.totalBufferBytes;
-      if (excess <= 0) return;
-      execution.log.trim(excess);
-    }
+    this.executions.sweep();
   }
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
 import { invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
 import type { PtySize, StartErrorCode } from '../process-host/protocol.js';
 import { HostConnection, type OutputStream } from './host-connection.js';
+import { RetainedLogs } from '../executions/retained-logs.js';
 import { ManagedProcess, type ProcessDisconnectPolicy, type ProcessInfo, type ProcessOwner } from './process.js';
 
 /** What a door asks for; field names are the domain's, in camelCase. */
@@ -70,15 +71,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class ProcessManager {
   readonly lifecycle = new EventEmitter<ProcessLifecycle>();
-  /** In creation order: the oldest first, which is the order in which they are forgotten. */
-  private readonly processes = new Map<string, ManagedProcess>();
+  private readonly processes: RetainedLogs<ManagedProcess>;
   private running = 0;
-  private bufferedBytes = 0;
-  private readonly budget = { charge: (bytes: number) => this.charge(bytes) };
-  private sweepTimer: NodeJS.Timeout | undefined;
   private closing = false;
 
-  constructor(private readonly options: ProcessManagerOptions) {}
+  constructor(private readonly options: ProcessManagerOptions) {
+    this.processes = new RetainedLogs(options);
+  }
 
   /** Resolves once the process runs (its pid known); refuses with a coded error otherwise. */
   async start(request: StartProcess): Promise<ManagedProcess> {
@@ -99,7 +98,7 @@ export class ProcessManager {
       onDisconnect: request.onDisconnect ?? 'kill',
       timeoutMs: request.timeoutMs ?? 0,
       bufferBytes: this.options.bufferBytes,
-      budget: this.budget,
+      budget: this.processes.budget,
       onOutput: (stream, bytes) => this.lifecycle.emit('output', stream, bytes),
     });
     const timeoutMs = request.timeoutMs ?? 0;
@@ -122,14 +121,14 @@ export class ProcessManager {
       this.running--;
       throw this.startError(error as Error & { code?: StartErrorCode }, request.cwd);
     }
-    this.processes.set(process.id, process);
+    this.processes.add(process);
     this.options.logger.debug({ process: process.id, pid: process.pid }, 'process started');
     this.lifecycle.emit('started', process.info);
     void process.finished.then(() => {
       this.running--;
       this.options.logger.debug({ process: process.id, exit_code: process.info.exit_code }, 'process finished');
       this.lifecycle.emit('finished', process.info);
-      this.sweep();
+      this.processes.sweep();
     });
     return process;
   }
@@ -159,7 +158,7 @@ export class ProcessManager {
   async remove(id: string, graceMs = 5000): Promise<void> {
     const process = this.get(id);
     await this.kill(process, graceMs);
-    this.forget(process);
+    this.processes.forget(process);
   }
 
   /** Kills every process of an owner that goes (a deleted context, a closed session). */
@@ -176,13 +175,13 @@ export class ProcessManager {
   }
 
   get totalBufferedBytes(): number {
-    return this.bufferedBytes;
+    return this.processes.totalBufferedBytes;
   }
 
   /** Shutdown: every tree is killed, and waited for up to `graceMs`. */
   async close(graceMs = 5000): Promise<void> {
     this.closing = true;
-    clearTimeout(this.sweepTimer);
+    this.processes.stop();
     await Promise.all(this.list().map((process) => this.kill(process, graceMs)));
   }
 
@@ -246,46 +245,6 @@ export class ProcessManager {
   }
 
   private newestFirst(): ManagedProcess[] {
-    return [...this.processes.values()].reverse();
-  }
-
-  /** Forgets finished processes past their retention, and the oldest beyond the count cap. */
-  private sweep(): void {
-    clearTimeout(this.sweepTimer);
-    if (this.closing) return;
-    const now = Date.now();
-    const finished = [...this.processes.values()].filter((process) => !process.isRunning);
-    let excess = finished.length - this.options.maxRetained;
-    let next = Number.POSITIVE_INFINITY;
-    for (const process of finished) {
-      const expires = process.finishedAtMs! + this.options.retentionMs;
-      if (excess > 0 || expires <= now) {
-        this.forget(process);
-        excess--;
-      } else {
-        next = Math.min(next, expires);
-      }
-    }
-    if (next !== Number.POSITIVE_INFINITY) {
-      this.sweepTimer = setTimeout(() => this.sweep(), Math.min(next - now + 10, MAX_TIMER_MS));
-      this.sweepTimer.unref();
-    }
-  }
-
-  private forget(process: ManagedProcess): void {
-    if (!this.processes.delete(process.id)) return;
-    process.log.release();
-  }
-
-  /** As the executions' budget: over it, the oldest events go first, from finished processes before running ones. */
-  private charge(bytes: number): void {
-    this.bufferedBytes += bytes;
-    if (bytes <= 0 || this.bufferedBytes <= this.options.totalBufferBytes) return;
-    const all = [...this.processes.values()];
-    for (const process of [...all.filter((p) => !p.isRunning), ...all.filter((p) => p.isRunning)]) {
-      const excess = this.bufferedBytes - this.options.totalBufferBytes;
-      if (excess <= 0) return;
-      process.log.trim(excess);
-    }
+    return this.processes.values().reverse();
   }
 }

@@ -228,6 +228,25 @@ describe('ProcessManager', () => {
     });
   });
 
+  it('forgets finished processes beyond the count cap, oldest first, and after their retention', async () => {
+    const notFound = expect.objectContaining({ code: 'ERR_PROCESS_NOT_FOUND' }) as Error;
+    const capped = manager({ maxRetained: 1 });
+    const first = await capped.start({ cmd: 'echo', args: ['1'] });
+    await first.finished;
+    const second = await capped.start({ cmd: 'echo', args: ['2'] });
+    await second.finished;
+    expect(() => capped.get(first.id)).toThrow(notFound);
+    expect(capped.get(second.id)).toBe(second);
+
+    const brief = manager({ retentionMs: 30 });
+    const short = await brief.start({ cmd: 'echo', args: ['3'] });
+    await short.finished;
+    expect(brief.get(short.id)).toBe(short);
+    await until(() => brief.list().length === 0);
+    expect(() => brief.get(short.id)).toThrow(notFound);
+    expect(brief.totalBufferedBytes).toBe(0);
+  });
+
   it('forgets a deleted process', async () => {
     const processes = manager();
     const process = await processes.start({ cmd: 'sleep' });

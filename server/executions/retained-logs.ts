@@ -1,0 +1,103 @@
+import type { EventLog, LogBudget } from './event-log.js';
+
+/** What is kept: something with an id, an event log, and the time it finished (undefined while it runs). */
+export interface Retainable {
+  readonly id: string;
+  readonly log: EventLog;
+  readonly finishedAtMs: number | undefined;
+}
+
+export interface RetentionOptions {
+  /** How long a finished one is kept, in ms. */
+  retentionMs: number;
+  /** How many finished ones are kept at most. */
+  maxRetained: number;
+  /** Events kept over all of them, in bytes. */
+  totalBufferBytes: number;
+}
+
+/** The longest delay a Node timer can hold (2^31 - 1 ms); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The executions (or processes) a manager holds, in creation order, and the rules both kinds
+ * live by: a finished one is kept for `retentionMs` so that a client can still read it, at most
+ * `maxRetained` of them (the oldest go first), and the events of all of them share one budget,
+ * over which the oldest events go first, from finished ones before running ones (an event log
+ * never drops what its requester has yet to read).
+ */
+export class RetainedLogs<T extends Retainable> {
+  /** Hand this to every log: it charges and credits the shared budget. */
+  readonly budget: LogBudget = { charge: (bytes) => this.charge(bytes) };
+  private readonly items = new Map<string, T>();
+  private bufferedBytes = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: RetentionOptions) {}
+
+  add(item: T): void {
+    this.items.set(item.id, item);
+  }
+
+  get(id: string): T | undefined {
+    return this.items.get(id);
+  }
+
+  /** Oldest first. */
+  values(): T[] {
+    return [...this.items.values()];
+  }
+
+  /** Events buffered over all of them, in bytes. */
+  get totalBufferedBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  /** Drops one now, and gives its events back to the budget. */
+  forget(item: T): void {
+    if (!this.items.delete(item.id)) return;
+    item.log.release();
+  }
+
+  /** Forgets finished ones past their retention and the oldest beyond the cap; call when one finishes. */
+  sweep(): void {
+    clearTimeout(this.sweepTimer);
+    if (this.stopped) return;
+    const now = Date.now();
+    const finished = this.values().filter((item) => item.finishedAtMs !== undefined);
+    let excess = finished.length - this.options.maxRetained;
+    let next = Number.POSITIVE_INFINITY;
+    for (const item of finished) {
+      const expires = item.finishedAtMs! + this.options.retentionMs;
+      if (excess > 0 || expires <= now) {
+        this.forget(item);
+        excess--;
+      } else {
+        next = Math.min(next, expires);
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) {
+      this.sweepTimer = setTimeout(() => this.sweep(), Math.min(next - now + 10, MAX_TIMER_MS));
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** No more sweeping: the server is closing. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.sweepTimer);
+  }
+
+  private charge(bytes: number): void {
+    this.bufferedBytes += bytes;
+    if (bytes <= 0 || this.bufferedBytes <= this.options.totalBufferBytes) return;
+    const all = this.values();
+    const order = [...all.filter((item) => item.finishedAtMs !== undefined), ...all.filter((item) => item.finishedAtMs === undefined)];
+    for (const item of order) {
+      const excess = this.bufferedBytes - this.options.totalBufferBytes;
+      if (excess <= 0) return;
+      item.log.trim(excess);
+    }
+  }
+}

@@ -178,3 +178,22 @@ describe('process host', () => {
     expect(collected.stdout).toBe('€'.repeat(100_000));
   });
 });
+
+describe('process host with KERNEL_MEMORY_LIMIT', () => {
+  const host = new TestProcessHost();
+  beforeAll(() => host.start({ KERNEL_MEMORY_LIMIT: '512MiB' }));
+  afterAll(() => host.stop());
+
+  const allocate = async (mebibytes: number) => {
+    const client = await host.connect();
+    client.start({ cmd: '/usr/bin/python3', args: ['-c', `b = bytearray(${mebibytes} * 2**20); print(len(b) >> 20)`] });
+    return client.closed;
+  };
+
+  it('holds a command to the kernels’ memory limit: within it runs, past it fails', async () => {
+    expect((await allocate(64)).stdout).toBe('64\n');
+    const refused = await allocate(1024);
+    expect(refused.stderr).toContain('MemoryError');
+    expect(refused.events.at(-1)).toEqual({ ev: 'exit', exit_code: 1, signal: null });
+  });
+});

@@ -83,7 +83,11 @@ describe('the egress allow-list (container)', () => {
    * tunnel through the proxy, and a direct TCP connection that bypasses it.
    */
   async function probe(): Promise<Record<string, string>> {
-    const code = [
+    return JSON.parse(await container.run(probeCode())) as Record<string, string>;
+  }
+
+  function probeCode(): string {
+    return [
       'import json, socket, urllib.request, urllib.error',
       `address = ${JSON.stringify(address)}`,
       'def http(host):',
@@ -125,7 +129,27 @@ describe('the egress allow-list (container)', () => {
       '    result[f"direct {name} by address"] = direct(ip)',
       'print(json.dumps(result))',
     ].join('\n');
-    return JSON.parse(await container.run(code)) as Record<string, string>;
+  }
+
+  /** The same probe as a command (POST /processes), which runs as the kernels' user too. */
+  async function probeFromCommand(): Promise<Record<string, string>> {
+    const response = await container.fetch('/processes', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cmd: 'python3', args: ['-c', probeCode()] }),
+    });
+    expect(response.status).toBe(200);
+    const events = (await response.text())
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; text?: string; exit_code?: number });
+    expect(events.find((event) => event.type === 'exit')).toMatchObject({ exit_code: 0 });
+    return JSON.parse(
+      events
+        .filter((event) => event.type === 'stdout')
+        .map((event) => event.text)
+        .join(''),
+    ) as Record<string, string>;
   }
 
   const denied = 'HTTP 403';
@@ -157,6 +181,10 @@ describe('the egress allow-list (container)', () => {
       'tunnel api.wild.test': 'target-w',
       'direct api.wild.test by address': refused,
     });
+  });
+
+  it('holds commands to the same list as kernel code', async () => {
+    expect(await probeFromCommand()).toEqual(await probe());
   });
 
   it('refuses an allowed name that leads to loopback, link-local, private, CGNAT, multicast, unspecified or its own address, unless that address is listed', async () => {

@@ -98,6 +98,8 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
       socket.once('close', app.metrics.openSession('websocket'));
       new SocketSession(socket, request.raw.socket, {
         executions: app.executions,
+        processes: app.processes,
+        findContext: (id) => app.contexts.get(id),
         log,
         socketId: request.id,
         keepaliveIntervalMs: config.execution.keepaliveIntervalMs,
@@ -109,5 +111,5 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
 export default fp(wsRoutes, {
   name: 'ws-routes',
   encapsulate: true,
-  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'],
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics', 'processes'],
 });

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ContextNotFoundError } from '../../server/errors.js';
+import { ProcessManager } from '../../server/processes/manager.js';
 import { SOCKET_HIGH_WATER_BYTES } from '../../server/transports/ws/sender.js';
 import { SocketSession } from '../../server/transports/ws/session.js';
 import { FakeExecution, FakeExecutionManager, recordingLogger } from '../helpers/fake-executions.js';
@@ -46,6 +47,18 @@ async function open(options: { keepaliveIntervalMs?: number } = {}): Promise<Ope
     serverSocket = socket;
     new SocketSession(socket, request.socket, {
       executions: manager.asManager(),
+      processes: new ProcessManager({
+        hostSocket: undefined,
+        logger: log,
+        maxProcesses: 1,
+        bufferBytes: 1 << 20,
+        totalBufferBytes: 1 << 20,
+        retentionMs: 1000,
+        maxRetained: 1,
+      }),
+      findContext: (id) => {
+        throw new ContextNotFoundError(id);
+      },
       log,
       socketId: 'socket-1',
       keepaliveIntervalMs: options.keepaliveIntervalMs ?? 0,

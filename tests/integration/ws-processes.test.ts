@@ -151,4 +151,23 @@ describe('GET /ws: processes', () => {
     expect(deleted.statusCode).toBe(200);
     expect(isAlive(kept.pid as number)).toBe(false);
   });
+
+  it('pauses the pipe of a process whose socket does not read, and loses nothing', async () => {
+    const client = await open();
+    const total = 24 * 1024 * 1024;
+    const accepted = await start(client, 'flood', { command: `head -c ${total} /dev/zero | tr '\\0' a` });
+    const id = accepted.process_id as string;
+    client.socket.pause();
+    const process = app.api.processes.get(id);
+    // Long enough for the whole output many times over, were the pipe not paused.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(process.state).toBe('running');
+    // What the socket has not taken stays near the requester's high-water mark (1 MiB).
+    expect(process.log.lagBytes).toBeLessThan(2 * 1024 * 1024);
+    client.socket.resume();
+    const events = await eventsOf(client, id);
+    expect(textOf(events, 'stdout').length).toBe(total);
+    expect(events.some((frame) => frame.type === 'events_dropped')).toBe(false);
+    expect(events.find((frame) => frame.type === 'exit')).toMatchObject({ exit_code: 0 });
+  });
 });

@@ -344,7 +344,8 @@ export function readOutput(process: ManagedProcess, from: number, maxTextChars: 
     if (!event) continue;
     let piece: string | undefined;
     if (event.type === 'stdout') piece = event.text;
-    else if (event.type === 'stderr') piece = `[stderr] ${event.text}`;
+    // Marked on a line of its own, even when stdout stopped mid-line.
+    else if (event.type === 'stderr') piece = `${lines.at(-1)?.endsWith('\n') === false ? '\n' : ''}[stderr] ${event.text}`;
     else if (event.type === 'pty') piece = stripAnsi(Buffer.from(event.data, 'base64').toString('utf8'));
     else if (event.type === 'error') piece = `[${event.name}: ${event.value}]\n`;
     if (piece === undefined) continue;

@@ -132,6 +132,22 @@ describe('MCP: commands', () => {
     expect(pages).toBeGreaterThanOrEqual(2);
   });
 
+  it('kills the command of a cancelled run_command call', async () => {
+    const { client } = await connect();
+    const cancel = new AbortController();
+    const pending = client.callTool({ name: 'run_command', arguments: { command: 'sleep 45' } }, undefined, { signal: cancel.signal });
+    pending.catch(() => undefined);
+    let pid: number | undefined;
+    await eventually(() => {
+      const running = app.api.processes.list({ running: true }).find((process) => process.config.args[1] === 'sleep 45');
+      pid = running?.pid;
+      return pid !== undefined;
+    });
+    cancel.abort();
+    await expect(pending).rejects.toThrow();
+    await eventually(() => !isAlive(pid!), 10_000, 'the cancelled command killed');
+  });
+
   it("kills the session's commands when the session ends", async () => {
     const { client, transport } = await connect();
     const { pid } = JSON.parse(textOf(await call(client, 'start_command', { command: 'sleep 60' }))) as { pid: number };

@@ -12,7 +12,7 @@ describe('GET /ws: processes', () => {
   const app = new ProcessesApp();
   const clients: WsClient[] = [];
 
-  beforeAll(() => app.start());
+  beforeAll(() => app.start({ MAX_PROCESSES: '6' }));
   afterAll(() => app.stop());
   afterEach(() => {
     for (const client of clients.splice(0)) client.close();
@@ -169,5 +169,25 @@ describe('GET /ws: processes', () => {
     expect(textOf(events, 'stdout').length).toBe(total);
     expect(events.some((frame) => frame.type === 'events_dropped')).toBe(false);
     expect(events.find((frame) => frame.type === 'exit')).toMatchObject({ exit_code: 0 });
+  });
+
+  it('refuses a start beyond MAX_PROCESSES with 429, and a second attach to a running process', async () => {
+    const client = await open();
+    const pids: number[] = [];
+    let refusal: Frame | undefined;
+    for (let i = 0; i < 10 && !refusal; i++) {
+      client.send({ type: 'process_start', request_id: `s${i}`, command: 'sleep 30' });
+      const answer = await client.waitFor((frame) => frame.request_id === `s${i}`);
+      if (answer.type === 'accepted') pids.push(answer.pid as number);
+      else refusal = answer;
+    }
+    expect(refusal).toMatchObject({ type: 'request_error', status: 429, code: 'ERR_TOO_MANY_PROCESSES' });
+    expect(pids.length).toBeLessThanOrEqual(6);
+
+    const first = client.frames.find((frame) => frame.type === 'accepted')!.process_id as string;
+    client.send({ type: 'process_attach', request_id: 'twice', process_id: first });
+    expect(await client.waitFor((frame) => frame.request_id === 'twice')).toMatchObject({ status: 409, code: 'ERR_ALREADY_ATTACHED' });
+    client.close();
+    await eventually(() => pids.every((pid) => !isAlive(pid)), 10_000, 'the end of every sleep');
   });
 });

@@ -303,3 +303,32 @@ async function until(condition: () => boolean, timeoutMs = 4_000): Promise<void>
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+describe('the WebSocket session: processes', () => {
+  it('refuses process frames with the codes of the HTTP door, addressed to the process named', async () => {
+    const { client, next } = await open();
+    // This session's process manager has no host: a start is refused, not thrown.
+    send(client, { type: 'process_start', request_id: 's', command: 'true' });
+    expect(await next(ofType('request_error', 's'))).toMatchObject({ status: 503, code: 'ERR_PROCESS_HOST_UNAVAILABLE' });
+    send(client, { type: 'process_start', request_id: 'c', command: 'true', context_id: 'nope' });
+    expect(await next(ofType('request_error', 'c'))).toMatchObject({ status: 404, code: 'ERR_CONTEXT_NOT_FOUND' });
+    send(client, { type: 'process_start', request_id: 'b', command: 'true', background: true });
+    expect(await next(ofType('request_error', 'b'))).toMatchObject({ status: 400, code: 'ERR_VALIDATION' });
+    const fields: Record<string, Frame> = {
+      process_input: { data: 'x' },
+      process_close_stdin: {},
+      process_signal: { signal: 'kill' },
+      process_resize: { cols: 1, rows: 1 },
+      process_attach: { from: 0 },
+      process_detach: {},
+    };
+    for (const [type, extra] of Object.entries(fields)) {
+      send(client, { type, request_id: type, process_id: 'p-1', ...extra });
+      expect(await next(ofType('request_error', type)), type).toMatchObject({
+        process_id: 'p-1',
+        status: 404,
+        code: 'ERR_PROCESS_NOT_FOUND',
+      });
+    }
+  });
+});

@@ -169,7 +169,7 @@ export const HostNotAllowedError = coded(
 /** A binary frame, or a JSON one of no known type. */
 export const InvalidFrameError = coded('ERR_INVALID_FRAME', '%s', 400);
 /** An `attach` to an execution whose events this socket receives already. */
-export const AlreadyAttachedError = coded('ERR_ALREADY_ATTACHED', 'This socket receives the events of execution %s already', 409);
+export const AlreadyAttachedError = coded('ERR_ALREADY_ATTACHED', 'This socket receives the events of %s already', 409);
 export const UpgradeRequiredError = coded(
   'ERR_UPGRADE_REQUIRED',
   'GET %s is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket',

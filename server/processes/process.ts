@@ -55,6 +55,13 @@ export interface ProcessOptions {
   onOutput?: (stream: OutputStream, bytes: number) => void;
 }
 
+/**
+ * The reason to abort a reader's signal with when its client stops following the process but
+ * is still there (a WebSocket's `process_detach`): the process then runs on, whatever its
+ * disconnect policy, which applies when the client itself goes.
+ */
+export const READER_DETACHED: unknown = Object.freeze({ reason: 'detached' });
+
 /** Largest input one write may carry: the rest of the API bounds bodies and frames alike. */
 export const MAX_INPUT_BYTES = 1024 * 1024;
 
@@ -234,7 +241,8 @@ export class ManagedProcess {
     try {
       yield* this.log.read({ from, signal, onRead });
     } finally {
-      if (requester) this.detachRequester(signal?.aborted === true);
+      // Aborted with READER_DETACHED, the requester stopped following on purpose: not a client gone.
+      if (requester) this.detachRequester(signal?.aborted === true && signal.reason !== READER_DETACHED);
     }
   }
 

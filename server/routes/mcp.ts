@@ -47,6 +47,7 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
     contexts: app.contexts,
     files: app.workspace,
     executions: app.executions,
+    processes: app.processes,
     logger: app.log,
     options: {
       idleMs: config.mcp.sessionIdleMs,
@@ -145,5 +146,5 @@ const mcp: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config 
 export default fp(mcp, {
   name: 'mcp-routes',
   encapsulate: true,
-  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics', 'workspace'],
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics', 'workspace', 'processes'],
 });

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { InvalidRequestError } from '../errors.js';
 import type { ManagedProcess } from '../processes/process.js';
 import { streamExecution } from '../transports/http/ndjson-response.js';
+import { toStartProcess } from '../transports/start-process.js';
 import { errorResponses } from '../schemas/common.js';
 import {
   BackgroundProcess,
@@ -48,25 +49,13 @@ const processes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { c
       },
     },
     async (request, reply) => {
-      const body = request.body;
-      if ((body.command === undefined) === (body.cmd === undefined))
-        throw new InvalidRequestError('send either command or cmd (with args)');
-      if (body.command !== undefined && body.args !== undefined) throw new InvalidRequestError('args go with cmd, not with command');
-      const context = body.context_id === undefined ? undefined : app.contexts.get(body.context_id);
-      const process = await app.processes.start({
-        ...(body.command !== undefined ? { cmd: '/bin/bash', args: ['-c', body.command] } : { cmd: body.cmd!, args: body.args }),
-        envs: body.envs,
-        cwd: body.cwd ?? context?.cwd,
-        pty: body.pty ?? undefined,
-        tag: body.tag,
-        stdin: body.stdin,
-        timeoutMs: body.timeout === undefined ? undefined : Math.max(1, Math.ceil(body.timeout * 1000)),
-        owner: context ? { kind: 'context', id: context.id } : { kind: 'server' },
-        // Nobody follows a background process as it runs: the client's going away ends nothing.
-        onDisconnect: body.background ? 'continue' : (body.on_disconnect ?? 'kill'),
-      });
+      const { background, context_id: contextId, ...fields } = request.body;
+      const context = contextId === undefined ? undefined : app.contexts.get(contextId);
+      const process = await app.processes.start(
+        toStartProcess(fields, { owner: { kind: 'server' }, context: context && { id: context.id, cwd: context.cwd }, background }),
+      );
       reply.header('x-process-id', process.id);
-      if (body.background) {
+      if (background) {
         return reply.code(202).send({ process_id: process.id, pid: process.pid!, events_url: `/processes/${process.id}/events` });
       }
       reply.hijack();

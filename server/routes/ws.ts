@@ -40,7 +40,9 @@ Authenticate with \`Authorization\` or \`X-Access-Token\`, or, from a browser, w
 and its connection closes after that answer (so does an upgrade request to any other route).
 
 Client frames (\`WsClientFrame\`, JSON text): \`execute\` (the fields of POST /execute, plus \`type\` and \`request_id\`),
-\`input\`, \`interrupt\`, \`attach\`. Server frames (\`WsServerFrame\`): \`accepted\`, then each event of the execution exactly as on
+\`input\`, \`interrupt\`, \`attach\`; for commands and terminals \`process_start\` (the fields of POST /processes but \`background\`),
+\`process_input\`, \`process_close_stdin\`, \`process_resize\`, \`process_signal\`, \`process_attach\`, \`process_detach\`; their events
+carry \`process_id\`, and a process started on the socket is killed when it closes unless it asked to \`continue\`. Server frames (\`WsServerFrame\`): \`accepted\`, then each event of the execution exactly as on
 POST /execute plus \`execution_id\`; \`request_error\` (with the status and code HTTP would answer) for a frame that is refused,
 after which the socket stays open. A frame that cannot be read closes the socket: 1007 (text that is not UTF-8),
 1009 (over ${WS_MAX_FRAME_BYTES} bytes). The server pings every KEEPALIVE_INTERVAL and closes a socket that does not answer,
@@ -98,6 +100,8 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
       socket.once('close', app.metrics.openSession('websocket'));
       new SocketSession(socket, request.raw.socket, {
         executions: app.executions,
+        processes: app.processes,
+        findContext: (id) => app.contexts.get(id),
         log,
         socketId: request.id,
         keepaliveIntervalMs: config.execution.keepaliveIntervalMs,
@@ -109,5 +113,5 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
 export default fp(wsRoutes, {
   name: 'ws-routes',
   encapsulate: true,
-  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics'],
+  dependencies: ['openapi', 'error-handler', 'auth', 'contexts', 'metrics', 'processes'],
 });

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { ExecuteBody } from './execute.js';
+import { ProcessInputBody, ResizeBody, SignalBody, StartProcessBody } from './processes.js';
 
 /** The subprotocol of `GET /ws`; the server answers with it whenever a client offers it. */
 export const WS_SUBPROTOCOL = 'code-interpreter.v1';
@@ -60,14 +61,109 @@ export const AttachFrame = Type.Object(
   },
 );
 
+const processId = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description: 'As in the `accepted` of `process_start`, or from `GET /processes`',
+});
+
+/** POST /processes's fields but `background`: over a socket, a process is followed until the client detaches. */
+const { background: _background, ...startFields } = StartProcessBody.properties;
+
+export const ProcessStartFrame = Type.Object(
+  { type: Type.Literal('process_start'), request_id: Type.Optional(requestId), ...startFields },
+  {
+    additionalProperties: false,
+    title: 'ProcessStartFrame',
+    description: 'Run a command or a terminal; answered by `accepted` (with `process_id`) then every event of the process',
+  },
+);
+
+export const ProcessInputFrame = Type.Object(
+  { type: Type.Literal('process_input'), request_id: Type.Optional(requestId), process_id: processId, ...ProcessInputBody.properties },
+  {
+    additionalProperties: false,
+    title: 'ProcessInputFrame',
+    description: "Write to a process's stdin, or to its terminal: `data` or `data_base64`",
+  },
+);
+
+export const ProcessCloseStdinFrame = Type.Object(
+  { type: Type.Literal('process_close_stdin'), request_id: Type.Optional(requestId), process_id: processId },
+  { additionalProperties: false, title: 'ProcessCloseStdinFrame', description: "Close a process's stdin (EOF)" },
+);
+
+export const ProcessResizeFrame = Type.Object(
+  { type: Type.Literal('process_resize'), request_id: Type.Optional(requestId), process_id: processId, ...ResizeBody.properties },
+  { additionalProperties: false, title: 'ProcessResizeFrame', description: "Resize a process's terminal" },
+);
+
+export const ProcessSignalFrame = Type.Object(
+  { type: Type.Literal('process_signal'), request_id: Type.Optional(requestId), process_id: processId, ...SignalBody.properties },
+  { additionalProperties: false, title: 'ProcessSignalFrame', description: 'Signal a process and its whole tree' },
+);
+
+export const ProcessAttachFrame = Type.Object(
+  {
+    type: Type.Literal('process_attach'),
+    request_id: Type.Optional(requestId),
+    process_id: processId,
+    from: Type.Optional(Type.Integer({ minimum: 0, description: 'Index of the first event to send again; 0 (the default) is the start' })),
+  },
+  {
+    additionalProperties: false,
+    title: 'ProcessAttachFrame',
+    description: 'Receive the events of a process (started on this socket or elsewhere): from index `from`, then live ones',
+  },
+);
+
+export const ProcessDetachFrame = Type.Object(
+  { type: Type.Literal('process_detach'), request_id: Type.Optional(requestId), process_id: processId },
+  {
+    additionalProperties: false,
+    title: 'ProcessDetachFrame',
+    description: "Stop receiving a process's events on this socket; the process runs on (answered by `detached`)",
+  },
+);
+
 export type ExecuteFrame = Static<typeof ExecuteFrame>;
 export type InputFrame = Static<typeof InputFrame>;
 export type InterruptFrame = Static<typeof InterruptFrame>;
 export type AttachFrame = Static<typeof AttachFrame>;
-export type ClientFrame = ExecuteFrame | InputFrame | InterruptFrame | AttachFrame;
+export type ProcessStartFrame = Static<typeof ProcessStartFrame>;
+export type ProcessInputFrame = Static<typeof ProcessInputFrame>;
+export type ProcessCloseStdinFrame = Static<typeof ProcessCloseStdinFrame>;
+export type ProcessResizeFrame = Static<typeof ProcessResizeFrame>;
+export type ProcessSignalFrame = Static<typeof ProcessSignalFrame>;
+export type ProcessAttachFrame = Static<typeof ProcessAttachFrame>;
+export type ProcessDetachFrame = Static<typeof ProcessDetachFrame>;
+export type ClientFrame =
+  | ExecuteFrame
+  | InputFrame
+  | InterruptFrame
+  | AttachFrame
+  | ProcessStartFrame
+  | ProcessInputFrame
+  | ProcessCloseStdinFrame
+  | ProcessResizeFrame
+  | ProcessSignalFrame
+  | ProcessAttachFrame
+  | ProcessDetachFrame;
 
 /** Every frame a client may send, by its `type`. */
-export const CLIENT_FRAMES = { execute: ExecuteFrame, input: InputFrame, interrupt: InterruptFrame, attach: AttachFrame } as const;
+export const CLIENT_FRAMES = {
+  execute: ExecuteFrame,
+  input: InputFrame,
+  interrupt: InterruptFrame,
+  attach: AttachFrame,
+  process_start: ProcessStartFrame,
+  process_input: ProcessInputFrame,
+  process_close_stdin: ProcessCloseStdinFrame,
+  process_resize: ProcessResizeFrame,
+  process_signal: ProcessSignalFrame,
+  process_attach: ProcessAttachFrame,
+  process_detach: ProcessDetachFrame,
+} as const;
 
 /** What the server sends besides the execution events (which are those of POST /execute plus `execution_id`). */
 export const AcceptedFrame = Type.Object(
@@ -80,6 +176,24 @@ export const AcceptedFrame = Type.Object(
   { title: 'AcceptedFrame', description: 'An `execute` or `attach` frame was accepted: the events of `execution_id` follow' },
 );
 
+export const ProcessAcceptedFrame = Type.Object(
+  {
+    type: Type.Literal('accepted'),
+    request_id: Type.Union([Type.String(), Type.Null()]),
+    process_id: Type.String(),
+    pid: Type.Union([Type.Integer(), Type.Null()]),
+  },
+  {
+    title: 'ProcessAcceptedFrame',
+    description: 'A `process_start` or `process_attach` frame was accepted: the events of `process_id` follow',
+  },
+);
+
+export const DetachedFrame = Type.Object(
+  { type: Type.Literal('detached'), request_id: Type.Union([Type.String(), Type.Null()]), process_id: Type.String() },
+  { title: 'DetachedFrame', description: 'No more events of `process_id` come on this socket (after any already sent)' },
+);
+
 export const RequestErrorFrame = Type.Object(
   {
     type: Type.Literal('request_error'),
@@ -87,6 +201,7 @@ export const RequestErrorFrame = Type.Object(
       description: "The refused frame's, or null when it had none or could not be read",
     }),
     execution_id: Type.Optional(Type.String({ description: "The refused frame's, when it named one" })),
+    process_id: Type.Optional(Type.String({ description: "The refused frame's, when it named one" })),
     status: Type.Integer({ description: 'The HTTP status the same request gets over HTTP' }),
     code: Type.String({ description: 'The same stable code as over HTTP, e.g. ERR_CONTEXT_NOT_FOUND' }),
     message: Type.String(),
@@ -95,14 +210,20 @@ export const RequestErrorFrame = Type.Object(
 );
 
 /** For the OpenAPI description of `GET /ws`. */
-export const WsClientFrame = Type.Union([ExecuteFrame, InputFrame, InterruptFrame, AttachFrame], { $id: 'WsClientFrame' });
+export const WsClientFrame = Type.Union(Object.values(CLIENT_FRAMES), { $id: 'WsClientFrame' });
 export const WsServerFrame = Type.Union(
   [
     AcceptedFrame,
+    ProcessAcceptedFrame,
+    DetachedFrame,
     RequestErrorFrame,
     Type.Intersect([Type.Ref('ExecutionEvent'), Type.Object({ execution_id: Type.String() })], {
       title: 'ExecutionEventFrame',
       description: 'An event of the execution, exactly as on POST /execute, with the execution it belongs to',
+    }),
+    Type.Intersect([Type.Ref('ProcessEvent'), Type.Object({ process_id: Type.String() })], {
+      title: 'ProcessEventFrame',
+      description: 'An event of the process, exactly as on POST /processes, with the process it belongs to',
     }),
   ],
   { $id: 'WsServerFrame' },

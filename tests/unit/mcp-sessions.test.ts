@@ -1,3 +1,4 @@
+import { ProcessManager } from '../../server/processes/manager.js';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { text } from 'node:stream/consumers';
@@ -98,6 +99,15 @@ async function setUp(options: Partial<SessionsOptions> = {}): Promise<Setup> {
     contexts: registry as unknown as ContextRegistry,
     files: {} as WorkspaceFiles,
     executions: manager.asManager(),
+    processes: new ProcessManager({
+      hostSocket: undefined,
+      logger: log,
+      maxProcesses: 1,
+      bufferBytes: 1 << 20,
+      totalBufferBytes: 1 << 20,
+      retentionMs: 1000,
+      maxRetained: 1,
+    }),
     logger: log,
     options: {
       idleMs: 0,

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ContextNotFoundError } from '../../server/errors.js';
+import { ProcessManager } from '../../server/processes/manager.js';
 import { SOCKET_HIGH_WATER_BYTES } from '../../server/transports/ws/sender.js';
 import { SocketSession } from '../../server/transports/ws/session.js';
 import { FakeExecution, FakeExecutionManager, recordingLogger } from '../helpers/fake-executions.js';
@@ -46,6 +47,18 @@ async function open(options: { keepaliveIntervalMs?: number } = {}): Promise<Ope
     serverSocket = socket;
     new SocketSession(socket, request.socket, {
       executions: manager.asManager(),
+      processes: new ProcessManager({
+        hostSocket: undefined,
+        logger: log,
+        maxProcesses: 1,
+        bufferBytes: 1 << 20,
+        totalBufferBytes: 1 << 20,
+        retentionMs: 1000,
+        maxRetained: 1,
+      }),
+      findContext: (id) => {
+        throw new ContextNotFoundError(id);
+      },
       log,
       socketId: 'socket-1',
       keepaliveIntervalMs: options.keepaliveIntervalMs ?? 0,
@@ -290,3 +303,32 @@ async function until(condition: () => boolean, timeoutMs = 4_000): Promise<void>
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+describe('the WebSocket session: processes', () => {
+  it('refuses process frames with the codes of the HTTP door, addressed to the process named', async () => {
+    const { client, next } = await open();
+    // This session's process manager has no host: a start is refused, not thrown.
+    send(client, { type: 'process_start', request_id: 's', command: 'true' });
+    expect(await next(ofType('request_error', 's'))).toMatchObject({ status: 503, code: 'ERR_PROCESS_HOST_UNAVAILABLE' });
+    send(client, { type: 'process_start', request_id: 'c', command: 'true', context_id: 'nope' });
+    expect(await next(ofType('request_error', 'c'))).toMatchObject({ status: 404, code: 'ERR_CONTEXT_NOT_FOUND' });
+    send(client, { type: 'process_start', request_id: 'b', command: 'true', background: true });
+    expect(await next(ofType('request_error', 'b'))).toMatchObject({ status: 400, code: 'ERR_VALIDATION' });
+    const fields: Record<string, Frame> = {
+      process_input: { data: 'x' },
+      process_close_stdin: {},
+      process_signal: { signal: 'kill' },
+      process_resize: { cols: 1, rows: 1 },
+      process_attach: { from: 0 },
+      process_detach: {},
+    };
+    for (const [type, extra] of Object.entries(fields)) {
+      send(client, { type, request_id: type, process_id: 'p-1', ...extra });
+      expect(await next(ofType('request_error', type)), type).toMatchObject({
+        process_id: 'p-1',
+        status: 404,
+        code: 'ERR_PROCESS_NOT_FOUND',
+      });
+    }
+  });
+});

@@ -10,6 +10,8 @@ import type { TargetSelector } from '../../executions/execution.js';
 import type { ExecutionManager } from '../../executions/manager.js';
 import { ContextNotFoundError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import type { ProcessManager } from '../../processes/manager.js';
+import type { ProcessOwner } from '../../processes/process.js';
 import type { WorkspaceFiles } from '../../workspace/files.js';
 import { INSTRUCTIONS, registerTools, type ToolHost, type ToolOptions } from './tools.js';
 
@@ -29,6 +31,7 @@ export interface SessionsDependencies {
   contexts: ContextRegistry;
   files: WorkspaceFiles;
   executions: ExecutionManager;
+  processes: ProcessManager;
   logger: Logger;
   options: SessionsOptions;
 }
@@ -148,6 +151,7 @@ class McpSession implements ToolHost {
   readonly contexts: ContextRegistry;
   readonly files: WorkspaceFiles;
   readonly executions: ExecutionManager;
+  readonly processes: ProcessManager;
   readonly logger: Logger;
   readonly options: SessionsOptions;
 
@@ -176,6 +180,7 @@ class McpSession implements ToolHost {
     this.contexts = deps.contexts;
     this.files = deps.files;
     this.executions = deps.executions;
+    this.processes = deps.processes;
     this.logger = deps.logger;
     this.options = deps.options;
     this.languageContexts = new DefaultContexts(deps.contexts, (context) => this.adopt(context));
@@ -250,6 +255,11 @@ class McpSession implements ToolHost {
     return this.base;
   }
 
+  processOwner(): ProcessOwner {
+    // Tools run only once the session is initialized, which gave it its id.
+    return { kind: 'mcp', id: this.id! };
+  }
+
   private armIdleTimer(): void {
     clearTimeout(this.idleTimer);
     if (this.options.idleMs <= 0 || this.inFlight > 0 || this.ended || this.id === undefined) return;
@@ -266,7 +276,12 @@ class McpSession implements ToolHost {
       // Contexts still being created are waited for, so that none outlives the session.
       await this.languageContexts.settled();
       const owned = [...this.owned];
+      // Its commands go with it, background ones included: nothing the session started outlives it.
+      const processes = this.id === undefined ? Promise.resolve() : this.processes.killOwnedBy({ kind: 'mcp', id: this.id });
       if (this.deleteContexts) await Promise.all(owned.map((id) => this.deleteContext(id)));
+      await processes.catch((error: unknown) =>
+        this.logger.warn({ err: error, session: this.id }, 'could not kill the processes of a closed MCP session'),
+      );
       if (this.id !== undefined) {
         this.logger.info(
           { session: this.id, reason: this.closeReason, contexts: this.deleteContexts ? owned.length : 0 },

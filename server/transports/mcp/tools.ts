@@ -7,11 +7,14 @@ import type { ContextRegistry } from '../../contexts/registry.js';
 import type { TargetResolver } from '../../executions/execution.js';
 import type { ExecutionManager } from '../../executions/manager.js';
 import type { Logger } from '../../logger.js';
+import type { ProcessManager } from '../../processes/manager.js';
+import type { ProcessOwner } from '../../processes/process.js';
 import type { WorkspaceFiles } from '../../workspace/files.js';
 import { MAX_LIST_LIMIT } from '../../workspace/listing.js';
 import { contractErrorOf } from '../errors.js';
 import { toStartExecution } from '../start-execution.js';
 import { formatBytes, json, text, textError } from './answers.js';
+import { registerCommandTools } from './command-tools.js';
 import { deleteFile, listFiles, readFile, writeFile } from './file-tools.js';
 import { ExecutionOutput } from './output.js';
 import { ProgressReporter } from './progress.js';
@@ -32,8 +35,11 @@ export interface ToolHost extends TargetResolver {
   contexts: ContextRegistry;
   files: WorkspaceFiles;
   executions: ExecutionManager;
+  processes: ProcessManager;
   logger: Logger;
   options: ToolOptions;
+  /** The session, as the owner of the processes it starts: they are killed when it ends. */
+  processOwner(): ProcessOwner;
   /** Makes a context the session's: it is deleted when the session ends. */
   adopt(context: KernelContext): void;
   owns(contextId: string): boolean;
@@ -52,7 +58,8 @@ const PROGRESS_MAX_CHARS = 2000;
 export const INSTRUCTIONS = `This server runs code in persistent Jupyter kernels ("contexts") and manages the files of a workspace.
 - execute_code runs code; variables, imports and loaded data persist between calls, like notebook cells. Without context_id it uses this session's own Python context, which other clients cannot see; it is deleted when the session ends.
 - The kernels' working directory is the workspace: files written by code are visible to list_files/read_file, and files written with write_file can be opened by code with the same relative path.
-- matplotlib figures come back as images. Print or return what you need to see; write large data to files instead of printing it.`;
+- matplotlib figures come back as images. Print or return what you need to see; write large data to files instead of printing it.
+- run_command runs a shell command in the workspace and returns its output and exit code; start_command runs one in the background (a server, a long build), read with read_command_output and stopped with kill_command. This session's commands are killed when it ends.`;
 
 const contextId = z.string().min(1).describe('Id of a context, as returned by create_context or list_contexts.');
 const workspacePath = z
@@ -73,6 +80,16 @@ export function registerTools(server: McpServer, host: ToolHost): void {
         return toolError(name, error, host.logger);
       }
     };
+
+  /** Progress notifications for a call that asked for them (with a progress token). */
+  const progressFor = (extra: ToolExtra): ProgressReporter | undefined => {
+    const token = extra._meta?.progressToken;
+    if (token === undefined) return undefined;
+    return new ProgressReporter(
+      (notice) => extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, ...notice } }),
+      { batchMs: PROGRESS_BATCH_MS, heartbeatMs: host.options.heartbeatMs, maxChars: PROGRESS_MAX_CHARS },
+    );
+  };
 
   server.registerTool(
     'execute_code',
@@ -113,14 +130,7 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       if (id !== undefined && language !== undefined) {
         return textError('Give either context_id or language, not both: context_id already determines the language.');
       }
-      const token = extra._meta?.progressToken;
-      const progress =
-        token === undefined
-          ? undefined
-          : new ProgressReporter(
-              (notice) => extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, ...notice } }),
-              { batchMs: PROGRESS_BATCH_MS, heartbeatMs: host.options.heartbeatMs, maxChars: PROGRESS_MAX_CHARS },
-            );
+      const progress = progressFor(extra);
       try {
         // The call is the execution's requester: nothing of its output is dropped for it, and
         // when the client cancels the call (the signal aborts) the code is interrupted.
@@ -141,6 +151,8 @@ export function registerTools(server: McpServer, host: ToolHost): void {
       }
     }),
   );
+
+  registerCommandTools(server, host, { guard, progress: progressFor });
 
   server.registerTool(
     'list_contexts',

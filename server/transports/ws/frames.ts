@@ -11,6 +11,7 @@ const validators = Object.fromEntries(FRAME_TYPES.map((type) => [type, Compile(C
 export interface FrameIds {
   request_id: string | null;
   execution_id?: string;
+  process_id?: string;
 }
 
 /** A frame that cannot be acted on: the coded error to answer with, and the ids it carried. */
@@ -77,5 +78,6 @@ function describeFirstError(type: string, errors: readonly SchemaError[]): strin
 function idsOf(record: Record<string, unknown>): FrameIds {
   const ids: FrameIds = { request_id: typeof record.request_id === 'string' ? record.request_id.slice(0, 128) : null };
   if (typeof record.execution_id === 'string') ids.execution_id = record.execution_id.slice(0, 128);
+  if (typeof record.process_id === 'string') ids.process_id = record.process_id.slice(0, 128);
   return ids;
 }

@@ -3,10 +3,13 @@ import type { WebSocket } from 'ws';
 import { AlreadyAttachedError, InvalidFrameError } from '../../errors.js';
 import type { ExecutionManager } from '../../executions/manager.js';
 import type { Logger } from '../../logger.js';
+import type { ProcessManager } from '../../processes/manager.js';
+import type { BoundContext } from '../start-process.js';
 import { toContractError } from '../errors.js';
 import { toStartExecution } from '../start-execution.js';
 import type { AttachFrame, ExecuteFrame, InputFrame, InterruptFrame } from '../../schemas/ws.js';
 import { FrameRefusal, parseFrame, type FrameIds } from './frames.js';
+import { SocketProcesses } from './processes.js';
 import { FrameSender, REPLY_ALLOWANCE_BYTES, SOCKET_HIGH_WATER_BYTES } from './sender.js';
 
 type Execution = Awaited<ReturnType<ExecutionManager['start']>>;
@@ -14,6 +17,9 @@ type Entry = Execution['read'] extends (options: never) => AsyncIterable<infer T
 
 export interface SessionOptions {
   executions: ExecutionManager;
+  processes: ProcessManager;
+  /** The context a `process_start` names; throws when there is none. */
+  findContext: (id: string) => BoundContext;
   log: Logger;
   /** The upgrade request's id: what an ERR_INTERNAL message points the operator to in the log. */
   socketId: string;
@@ -33,6 +39,7 @@ export class SocketSession {
   /** `execute` frames are started one after the other, so that one context runs them in order. */
   private starting: Promise<unknown> = Promise.resolve();
   private readonly sender: FrameSender;
+  private readonly processes: SocketProcesses;
   private readonly heartbeat: NodeJS.Timeout | undefined;
   private answered = true;
   private closed = false;
@@ -50,6 +57,15 @@ export class SocketSession {
         'websocket closed: the client sends frames but does not read the answers',
       ),
     );
+    this.processes = new SocketProcesses({
+      processes: options.processes,
+      findContext: options.findContext,
+      sender: this.sender,
+      log: options.log,
+      socketId: options.socketId,
+      refuse: (error, ids) => this.refuse(error, ids),
+      reply: (frame) => this.sendJson(frame),
+    });
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     socket.on('pong', () => (this.answered = true));
     socket.on('close', (code: number) => this.onClose(code));
@@ -95,6 +111,9 @@ export class SocketSession {
       case 'attach':
         this.attach(frame);
         break;
+      default:
+        this.processes.handle(frame);
+        break;
     }
   }
 
@@ -136,7 +155,7 @@ export class SocketSession {
       const execution = this.options.executions.get(frame.execution_id);
       // A finished execution's reader ends on its own, after the log it has: another attach in
       // the same burst replays it again rather than being refused for a reader about to end.
-      if (this.readers.has(execution.id) && !execution.isFinished) throw new AlreadyAttachedError(execution.id);
+      if (this.readers.has(execution.id) && !execution.isFinished) throw new AlreadyAttachedError(`execution ${execution.id}`);
       this.follow(execution, ids.request_id, { requester: false, from: frame.from ?? 0 });
     } catch (error) {
       this.refuse(error, ids);
@@ -183,10 +202,19 @@ export class SocketSession {
     this.closed = true;
     clearInterval(this.heartbeat);
     const running = this.readers.size;
+    const followingProcesses = this.processes.following;
     for (const reader of this.readers.values()) reader.abort();
     this.readers.clear();
+    this.processes.close();
     this.options.log.info(
-      { code, executions: this.executionCount, following: running, durationMs: Date.now() - this.openedAt },
+      {
+        code,
+        executions: this.executionCount,
+        following: running,
+        processes: this.processes.started,
+        followingProcesses,
+        durationMs: Date.now() - this.openedAt,
+      },
       'websocket closed',
     );
   }

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
+import { once } from 'node:events';
+import WebSocket from 'ws';
 import { Process } from '../../server/transports/connect/gen/envd/process/process_pb.js';
 import { descendantsOf, findChild } from '../../tests/helpers/processes.js';
 import { cpuSeconds } from '../lib/proc-cpu.js';
@@ -51,6 +53,50 @@ async function startConnect(client: Client<typeof Process>, command: string): Pr
   }
   if (exitCode !== 0) throw new Error(`Start ended with exit code ${String(exitCode)}`);
   return output;
+}
+
+/** One `/ws` connection that runs commands one after another with `process_start` frames. */
+class ProcessSocket {
+  private counter = 0;
+  private pending: { requestId: string; output: Output; resolve: (output: Output) => void; reject: (error: Error) => void } | undefined;
+
+  private constructor(private readonly socket: WebSocket) {
+    socket.on('message', (data: Buffer) => this.onFrame(JSON.parse(data.toString()) as Record<string, unknown>));
+    socket.on('close', () => this.pending?.reject(new Error('the socket closed')));
+  }
+
+  static async open(baseUrl: string): Promise<ProcessSocket> {
+    const socket = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/ws`, { perMessageDeflate: false });
+    await once(socket, 'open');
+    return new ProcessSocket(socket);
+  }
+
+  run(command: string): Promise<Output> {
+    const requestId = `p${++this.counter}`;
+    return new Promise((resolve, reject) => {
+      this.pending = { requestId, output: { bytes: 0, chunks: 0 }, resolve, reject };
+      this.socket.send(JSON.stringify({ type: 'process_start', request_id: requestId, command, stdin: false }));
+    });
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private onFrame(frame: Record<string, unknown>): void {
+    const pending = this.pending;
+    if (!pending) return;
+    if (frame.type === 'request_error') {
+      this.pending = undefined;
+      pending.reject(new Error(`process_start refused: ${JSON.stringify(frame)}`));
+    } else if (frame.type === 'stdout' || frame.type === 'stderr') {
+      pending.output.bytes += Buffer.byteLength(frame.text as string);
+      pending.output.chunks += 1;
+    } else if (frame.type === 'end_of_execution') {
+      this.pending = undefined;
+      pending.resolve(pending.output);
+    }
+  }
 }
 
 function environment(pid: number): string[] {
@@ -112,6 +158,7 @@ export const processes: Suite = {
     // e2b's SDK speaks Connect with JSON over HTTP/1.1; so does this client.
     const connect = createClient(Process, createConnectTransport({ baseUrl: server.envdUrl, httpVersion: '1.1', useBinaryFormat: false }));
 
+    const ws = await ProcessSocket.open(server.baseUrl);
     const runHttp = async (command: string): Promise<Output> => {
       const outcome = await api.runProcess({ command, stdin: false });
       return { bytes: outcome.outputBytes, chunks: outcome.outputEvents };
@@ -126,8 +173,8 @@ export const processes: Suite = {
         label: 'API `POST /processes`, NDJSON read to `end_of_execution`',
         run: () => runHttp(echo),
       },
+      { key: 'ws', label: '`/ws` `process_start` on one open socket, read to `end_of_execution`', run: () => ws.run(echo) },
       { key: 'connect', label: 'envd `process.Process/Start` (Connect, JSON), read to `end`', run: () => startConnect(connect, echo) },
-      // The /ws door's `process_start` frame gets its row here once it exists.
     ];
     for (const side of echoSides) for (let i = 0; i < warmUp; i++) await side.run();
     const echoTimes = new Map<string, number[]>(echoSides.map((side) => [side.key, []]));
@@ -151,6 +198,7 @@ export const processes: Suite = {
     const outputSides = [
       { key: 'bare', run: () => spawnBare(big) },
       { key: 'http', run: () => runHttp(big) },
+      { key: 'ws', run: () => ws.run(big) },
       { key: 'connect', run: () => startConnect(connect, big) },
     ];
     await api.runProcess({ command: `yes | head -c ${outputBytes / 4}`, stdin: false });
@@ -184,6 +232,8 @@ export const processes: Suite = {
     const httpRuns = outputRuns.get('http')!;
     const idle = median(httpRuns.map((run) => run.api.before));
     const apiGrowth = growth('http', 'api');
+
+    ws.close();
 
     // 3. Background processes started, then deleted: nothing may stay behind.
     const cycle = async (count: number) => {
@@ -248,6 +298,7 @@ export const processes: Suite = {
     const outputLabel = {
       bare: '`child_process.spawn` in the bench process',
       http: 'API `POST /processes` (NDJSON)',
+      ws: 'API `/ws` `process_start`',
       connect: 'envd `Start` (Connect, JSON)',
     };
     const details = [
@@ -258,7 +309,7 @@ export const processes: Suite = {
       table(['Side', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / spawn', 'n'], echoRows),
       '',
       `\`${big.replace(/\|/g, '\\|')}\` (${outputBytes / MiB} MiB of 128-byte lines), read to the end by each side; ${outputRounds} round(s), sides interleaved, after a warm-up of a quarter of the size. ` +
-        "The API's and the process host's RSS are sampled from /proc/<pid>/status every 10 ms during each run, with VmHWM reset before it; CPU time per MiB (median run) from /proc/<pid>/stat, the host's without the commands it runs. Chunks: the reads of the bare process, stdout events of the NDJSON, `data` messages of the Connect stream.",
+        "The API's and the process host's RSS are sampled from /proc/<pid>/status every 10 ms during each run, with VmHWM reset before it; CPU time per MiB (median run) from /proc/<pid>/stat, the host's without the commands it runs. Chunks: the reads of the bare process, stdout events of the NDJSON and of `/ws`, `data` messages of the Connect stream.",
       '',
       table(
         [
@@ -327,6 +378,7 @@ export const processes: Suite = {
     return {
       summary: [
         echoRow('http', 'HTTP'),
+        echoRow('ws', 'WebSocket'),
         echoRow('connect', 'Connect'),
         {
           benchmark: `Command output ${outputBytes / MiB} MiB, HTTP`,

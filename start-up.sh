@@ -237,12 +237,12 @@ if [[ -n "${EGRESS_ALLOW:-}" ]]; then
 fi
 
 # The process host runs the API's commands and terminals as the kernels' user, with the kernels'
-# environment (jupyter_env: no server variable; the egress proxy's); it reads the few variables
-# given here and passes none of them on.
+# environment (jupyter_env: no server variable; the egress proxy's) less JUPYTER_TOKEN, which
+# only Jupyter may hold; it reads the few variables given here and passes none of them on.
 start_process_host() {
   (
     cd / || exit 1
-    exec "${jupyter_env[@]}" PROCESS_HOST_SOCKET="$PROCESS_HOST_SOCKET" WORKSPACE_DIR="$WORKSPACE_DIR" \
+    exec env -u JUPYTER_TOKEN "${jupyter_env[@]:1}" PROCESS_HOST_SOCKET="$PROCESS_HOST_SOCKET" WORKSPACE_DIR="$WORKSPACE_DIR" \
       LOG_LEVEL="${LOG_LEVEL:-info}" KERNEL_USER="$( ((separate_users)) && echo "$KERNEL_USER")" \
       "${as_host[@]}" node "$ROOT/dist/server/process-host/main.js"
   ) &

@@ -222,7 +222,7 @@ export const SETTINGS = {
       env: 'EXECUTION_BUFFER_TOTAL_BYTES',
       parse: bytes(),
       default: '256MiB',
-      doc: 'events kept over all executions; beyond it the oldest go first, from finished executions before running ones',
+      doc: 'events kept over all executions and commands together; beyond it the oldest go first, from finished ones before running ones',
     },
     retentionMs: {
       env: 'EXECUTION_RETENTION',

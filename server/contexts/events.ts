@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 
 /**
- * What happens to kernels, for whoever wants to count it (the metrics plugin). Listeners run
- * synchronously inside the context's own bookkeeping: they must be cheap and must not throw.
+ * What happens to kernels and contexts, for whoever counts it (the metrics plugin) or owns
+ * something of a context (its commands). Listeners run synchronously inside the context's own
+ * bookkeeping: they must be cheap and must not throw.
  */
 export interface KernelEventMap {
   /**
@@ -17,6 +18,8 @@ export interface KernelEventMap {
   kernel_restarted: [{ language: string; reason: 'requested' | 'unresponsive' | 'died' }];
   /** A kernel process died under a context (crashed, exited, killed). */
   kernel_died: [{ language: string }];
+  /** A context was deleted (by a client, or with the MCP session that owned it): what it owned goes too. */
+  context_deleted: [{ id: string; language: string }];
 }
 
 export type KernelEvents = EventEmitter<KernelEventMap>;

@@ -256,6 +256,7 @@ export class ContextRegistry implements ContextSource {
   async delete(id: string): Promise<void> {
     const context = this.get(id);
     await context.delete();
+    this.kernelEvents.emit('context_deleted', { id, language: context.language });
     // Its kernel is gone: the slot may go back to the pool, which may have given it up for a context.
     this.pool.fill();
   }

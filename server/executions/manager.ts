@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import { envVarDialect, invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
 import type { OutputEvent } from '../runs/events.js';
 import { Execution, type DisconnectPolicy, type ExecutionInfo, type TargetResolver } from './execution.js';
-import { RetainedLogs } from './retained-logs.js';
+import { RetainedLogs, SharedLogBudget } from './retained-logs.js';
 
 /** What a transport asks for; field names are the API's, in camelCase. */
 export interface StartExecution {
@@ -29,7 +29,7 @@ export interface ExecutionManagerOptions {
   maxTimeoutSeconds: number;
   /** Events kept per execution, in bytes. */
   bufferBytes: number;
-  /** Events kept over all executions, in bytes. */
+  /** Events kept over all executions (and the processes that share `logBudget`), in bytes. */
   totalBufferBytes: number;
   /** How long a finished execution is kept, in ms. */
   retentionMs: number;
@@ -73,6 +73,11 @@ export class ExecutionManager {
 
   constructor(private readonly options: ExecutionManagerOptions) {
     this.executions = new RetainedLogs(options);
+  }
+
+  /** The bound on buffered events, for the processes to share (one setting bounds both). */
+  get logBudget(): SharedLogBudget {
+    return this.executions.budget;
   }
 
   /**

@@ -12,7 +12,7 @@ export interface RetentionOptions {
   retentionMs: number;
   /** How many finished ones are kept at most. */
   maxRetained: number;
-  /** Events kept over all of them, in bytes. */
+  /** Events kept over all of them, in bytes, when no shared budget is given. */
   totalBufferBytes: number;
 }
 
@@ -20,21 +20,58 @@ export interface RetentionOptions {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
+ * One bound on the events that executions and processes keep, together (EXECUTION_BUFFER_TOTAL):
+ * over it, the oldest events go first, from finished ones before running ones, whatever their
+ * kind (an event log never drops what its requester has yet to read).
+ */
+export class SharedLogBudget implements LogBudget {
+  private bufferedBytes = 0;
+  private readonly members: RetainedLogs<Retainable>[] = [];
+
+  constructor(readonly totalBytes: number) {}
+
+  /** Events buffered by every member, in bytes. */
+  get buffered(): number {
+    return this.bufferedBytes;
+  }
+
+  join(member: RetainedLogs<Retainable>): void {
+    this.members.push(member);
+  }
+
+  charge(bytes: number): void {
+    this.bufferedBytes += bytes;
+    if (bytes <= 0 || this.bufferedBytes <= this.totalBytes) return;
+    const all = this.members.flatMap((member) => member.values());
+    const order = [...all.filter((item) => item.finishedAtMs !== undefined), ...all.filter((item) => item.finishedAtMs === undefined)];
+    for (const item of order) {
+      const excess = this.bufferedBytes - this.totalBytes;
+      if (excess <= 0) return;
+      item.log.trim(excess);
+    }
+  }
+}
+
+/**
  * The executions (or processes) a manager holds, in creation order, and the rules both kinds
  * live by: a finished one is kept for `retentionMs` so that a client can still read it, at most
- * `maxRetained` of them (the oldest go first), and the events of all of them share one budget,
- * over which the oldest events go first, from finished ones before running ones (an event log
- * never drops what its requester has yet to read).
+ * `maxRetained` of them (the oldest go first), and their events count against a budget shared
+ * with the other kind (`SharedLogBudget`; one of its own unless given).
  */
 export class RetainedLogs<T extends Retainable> {
   /** Hand this to every log: it charges and credits the shared budget. */
-  readonly budget: LogBudget = { charge: (bytes) => this.charge(bytes) };
+  readonly budget: SharedLogBudget;
   private readonly items = new Map<string, T>();
-  private bufferedBytes = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly options: RetentionOptions) {}
+  constructor(
+    private readonly options: RetentionOptions,
+    shared: SharedLogBudget = new SharedLogBudget(options.totalBufferBytes),
+  ) {
+    this.budget = shared;
+    shared.join(this);
+  }
 
   add(item: T): void {
     this.items.set(item.id, item);
@@ -49,9 +86,9 @@ export class RetainedLogs<T extends Retainable> {
     return [...this.items.values()];
   }
 
-  /** Events buffered over all of them, in bytes. */
+  /** Events buffered under the budget (this kind's and the other's, when it is shared), in bytes. */
   get totalBufferedBytes(): number {
-    return this.bufferedBytes;
+    return this.budget.buffered;
   }
 
   /** Drops one now, and gives its events back to the budget. */
@@ -87,17 +124,5 @@ export class RetainedLogs<T extends Retainable> {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.sweepTimer);
-  }
-
-  private charge(bytes: number): void {
-    this.bufferedBytes += bytes;
-    if (bytes <= 0 || this.bufferedBytes <= this.options.totalBufferBytes) return;
-    const all = this.values();
-    const order = [...all.filter((item) => item.finishedAtMs !== undefined), ...all.filter((item) => item.finishedAtMs === undefined)];
-    for (const item of order) {
-      const excess = this.bufferedBytes - this.options.totalBufferBytes;
-      if (excess <= 0) return;
-      item.log.trim(excess);
-    }
   }
 }

@@ -22,10 +22,18 @@ export default fp<{ config: Config }>(
       maxProcesses: config.processes.maxProcesses,
       bufferBytes: config.execution.bufferBytes,
       totalBufferBytes: config.execution.bufferTotalBytes,
+      // One bound for the events of executions and processes together (EXECUTION_BUFFER_TOTAL).
+      logBudget: app.hasDecorator('executions') ? app.executions.logBudget : undefined,
       retentionMs: config.execution.retentionMs,
       maxRetained: config.execution.maxRetained,
     });
     app.decorate('processes', processes);
+    app.addHook('onReady', async () => {
+      // Commands started for a context die with it, however it goes (DELETE, its MCP session's end).
+      if (app.hasDecorator('contexts')) {
+        app.contexts.kernelEvents.on('context_deleted', ({ id }) => void processes.killOwnedBy({ kind: 'context', id }));
+      }
+    });
     app.addHook('preClose', async () => {
       await processes.close(Math.min(config.server.shutdownGraceMs, 5000));
     });

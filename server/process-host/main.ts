@@ -20,7 +20,9 @@ import { HOST_VARIABLE, leftoverProcesses } from './tree.js';
  * non-dumpable, so kernel code (the same uid) can neither read its /proc/<pid>/environ nor trace it.
  */
 
-const HOST_VARIABLES = ['PROCESS_HOST_SOCKET', 'WORKSPACE_DIR', 'KERNEL_USER', 'LOG_LEVEL', 'PWD', 'OLDPWD'];
+// Read here and never passed on; JUPYTER_TOKEN too, should a launcher other than start-up.sh leave
+// it in: with it, code could drive every kernel through Jupyter's API.
+const HOST_VARIABLES = ['PROCESS_HOST_SOCKET', 'WORKSPACE_DIR', 'KERNEL_USER', 'LOG_LEVEL', 'PWD', 'OLDPWD', 'JUPYTER_TOKEN'];
 const logger = pino({ base: { source: 'process-host' }, level: process.env.LOG_LEVEL || 'info' });
 
 function fail(message: string): never {

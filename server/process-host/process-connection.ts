@@ -37,9 +37,24 @@ export interface HostSettings {
 // The same OOM ranking as the kernels (image/kernels/launch-kernel): when memory runs out a
 // command is what the kernel's OOM killer takes, not the API or Jupyter. envd wraps its commands
 // in /bin/sh the same way, so a missing command is sh's "not found" and exit 127, as there.
-function wrapper(memoryLimit: number | null): string {
+// The caller's envs are set only after the limit, by `env`: given to this shell, a loader
+// variable (LD_PRELOAD, LD_AUDIT) would run the caller's code before `ulimit`.
+function wrapper(memoryLimit: number | null, callerEnvs: boolean): string {
   const limit = memoryLimit === null ? '' : `ulimit -v ${Math.max(1, Math.floor(memoryLimit / 1024))} || exit 126; `;
-  return `echo 1000 >/proc/self/oom_score_adj 2>/dev/null; ${limit}exec "$@"`;
+  return `echo 1000 >/proc/self/oom_score_adj 2>/dev/null; ${limit}exec ${callerEnvs ? 'env -- ' : ''}"$@"`;
+}
+
+/** The wrapper's argv: its script, its `$0`, the caller's envs (if any) for `env`, then the command. */
+function wrapperArgv(request: StartMessage, memoryLimit: number | null): string[] {
+  // The markers are the host's: a caller's envs cannot take a process out of its tree's reach.
+  const envs = Object.entries(request.envs).filter(([name]) => name !== MARKER_VARIABLE && name !== HOST_VARIABLE);
+  const command = [request.cmd, ...request.args];
+  if (envs.length === 0) return ['-c', wrapper(memoryLimit, false), 'sh', ...command];
+  const assignments = envs.map(([name, value]) => `${name}=${value}`);
+  // `env` runs the command itself unless its path holds "=", which `env` would take for one more
+  // variable: then a second sh execs it (dash passes on only names a shell can hold).
+  const run = request.cmd.includes('=') ? ['/bin/sh', '-c', 'exec "$@"', 'sh', ...command] : command;
+  return ['-c', wrapper(memoryLimit, true), 'sh', ...assignments, ...run];
 }
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, number]) => [number, name]));
@@ -131,7 +146,10 @@ export class ProcessConnection {
     if (!started || this.exited) return; // not yet, or too late: nothing to act on
     switch (request.op) {
       case 'signal':
-        signalTree(started.pid, this.startMessage.id, request.signal);
+        // A kill stops the tree before it kills it, round after round, so that nothing forked
+        // between a scan and the signal survives; other signals reach the tree once.
+        if (request.signal === 'SIGKILL') void this.kill();
+        else signalTree(started.pid, this.startMessage.id, request.signal);
         return;
       case 'resize':
         if (started.kind === 'pty') started.pty.resize(request.cols, request.rows);
@@ -158,7 +176,15 @@ export class ProcessConnection {
     // A process that does not read its input stops the API's writes: the socket stops being read.
     if (!stdin.write(bytes)) {
       this.socket.pause();
-      stdin.once('drain', () => this.socket.resume());
+      // Or when stdin is gone (EPIPE: the process stopped reading for good): what it will never
+      // take is dropped, and the connection must stay readable for the API's close.
+      const resume = () => {
+        stdin.off('drain', resume);
+        stdin.off('close', resume);
+        this.socket.resume();
+      };
+      stdin.on('drain', resume);
+      stdin.on('close', resume);
     }
   }
 
@@ -167,16 +193,15 @@ export class ProcessConnection {
     const refused = await this.checkCwd(cwd);
     if (refused) return this.fail(refused, `cwd '${request.cwd ?? cwd}': ${describe(refused)}`);
     if (this.socket.destroyed) return;
-    // The markers come last: a caller's envs cannot take a process out of its tree's reach.
-    const env: Record<string, string> = { ...this.settings.baseEnv, ...request.envs, [MARKER_VARIABLE]: request.id };
-    const host = this.settings.baseEnv[HOST_VARIABLE];
-    if (host !== undefined) env[HOST_VARIABLE] = host;
-    const argv = ['-c', wrapper(this.settings.memoryLimit), 'sh', request.cmd, ...request.args];
+    // What the wrapper shell starts with: the kernels' environment and the markers; the caller's
+    // envs come after the memory limit (see wrapper()).
+    const env: Record<string, string> = { ...this.settings.baseEnv, [MARKER_VARIABLE]: request.id };
+    const argv = wrapperArgv(request, this.settings.memoryLimit);
     try {
       if (request.pty) {
         const { spawn: spawnPty } = await loadPty();
         if (this.socket.destroyed) return;
-        env.TERM ??= 'xterm-256color';
+        if (request.envs.TERM === undefined) env.TERM ??= 'xterm-256color';
         const pty = spawnPty('/bin/sh', argv, { cols: request.pty.cols, rows: request.pty.rows, cwd, env, encoding: null });
         this.started = { kind: 'pty', pty, pid: pty.pid };
         this.send({ ev: 'started', pid: pty.pid });

@@ -47,13 +47,15 @@ export class HostConnection extends EventEmitter<HostConnectionEvents> {
   private settled = false;
   private closedByOwner = false;
 
+  /** Throws ProtocolError, before any connection is opened, when the start does not fit in a frame. */
   constructor(socketPath: string, start: StartMessage) {
     super();
+    const frame = encodeControl(start);
     this.socket = connect(socketPath);
-    this.socket.write(encodeControl(start));
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (error: Error) => this.end(`process host connection failed: ${error.message}`));
     this.socket.on('close', () => this.end('the process host closed the connection'));
+    this.socket.write(frame);
   }
 
   signal(signal: ProcessSignal): void {
@@ -73,7 +75,9 @@ export class HostConnection extends EventEmitter<HostConnectionEvents> {
     for (let offset = 0; offset < data.length; offset += INPUT_CHUNK_BYTES) {
       if (this.ended) return;
       if (!this.socket.write(encodeFrame(FrameKind.input, data.subarray(offset, offset + INPUT_CHUNK_BYTES)))) {
-        await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]);
+        const waiting = new AbortController();
+        await Promise.race([once(this.socket, 'drain', waiting), once(this.socket, 'close', waiting)]).catch(() => undefined);
+        waiting.abort();
       }
     }
   }

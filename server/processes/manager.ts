@@ -11,9 +11,9 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { invalidEnvVarName, invalidEnvVarValue } from '../runs/env-vars.js';
-import type { PtySize, StartErrorCode } from '../process-host/protocol.js';
+import { MAX_FRAME_BYTES, ProtocolError, type PtySize, type StartErrorCode, type StartMessage } from '../process-host/protocol.js';
 import { HostConnection, type OutputStream } from './host-connection.js';
-import { RetainedLogs } from '../executions/retained-logs.js';
+import { RetainedLogs, type SharedLogBudget } from '../executions/retained-logs.js';
 import { ManagedProcess, type ProcessDisconnectPolicy, type ProcessInfo, type ProcessOwner } from './process.js';
 
 /** What a door asks for; field names are the domain's, in camelCase. */
@@ -42,8 +42,10 @@ export interface ProcessManagerOptions {
   maxProcesses: number;
   /** Events kept per process, in bytes. */
   bufferBytes: number;
-  /** Events kept over all processes, in bytes. */
+  /** Events kept over all processes, in bytes, unless they share `logBudget`. */
   totalBufferBytes: number;
+  /** The executions' bound on buffered events, shared: one setting bounds both kinds. */
+  logBudget?: SharedLogBudget | undefined;
   /** How long a finished process is kept, in ms. */
   retentionMs: number;
   /** How many finished processes are kept at most. */
@@ -72,11 +74,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class ProcessManager {
   readonly lifecycle = new EventEmitter<ProcessLifecycle>();
   private readonly processes: RetainedLogs<ManagedProcess>;
+  /** Processes the host has not yet said it started, with the promise that says it. */
+  private readonly starting = new Map<ManagedProcess, Promise<number>>();
   private running = 0;
   private closing = false;
 
   constructor(private readonly options: ProcessManagerOptions) {
-    this.processes = new RetainedLogs(options);
+    this.processes = new RetainedLogs(options, options.logBudget);
   }
 
   /** Resolves once the process runs (its pid known); refuses with a coded error otherwise. */
@@ -102,7 +106,7 @@ export class ProcessManager {
       onOutput: (stream, bytes) => this.lifecycle.emit('output', stream, bytes),
     });
     const timeoutMs = request.timeoutMs ?? 0;
-    const connection = new HostConnection(socket, {
+    const connection = this.connect(socket, {
       op: 'start',
       id: process.id,
       cmd: request.cmd,
@@ -115,13 +119,19 @@ export class ProcessManager {
       timeout_ms: timeoutMs > 0 ? Math.min(timeoutMs + 5000, MAX_TIMER_MS) : null,
     });
     this.running++;
+    // Held from now on, so that an owner that goes (or the server closing) meanwhile finds it.
+    this.processes.add(process);
+    const attached = process.attach(connection);
+    this.starting.set(process, attached);
     try {
-      await process.attach(connection);
+      await attached;
     } catch (error) {
       this.running--;
-      throw this.startError(error as Error & { code?: StartErrorCode }, request.cwd);
+      this.processes.forget(process);
+      throw this.startError(error as Error & { code?: StartErrorCode | 'ECANCELED' }, request.cwd);
+    } finally {
+      this.starting.delete(process);
     }
-    this.processes.add(process);
     this.options.logger.debug({ process: process.id, pid: process.pid }, 'process started');
     this.lifecycle.emit('started', process.info);
     void process.finished.then(() => {
@@ -189,13 +199,31 @@ export class ProcessManager {
    * SIGKILL to the tree and a wait for the host's exit (so the log says how it ended); past
    * `graceMs` the connection is closed, which makes the host kill what is left.
    */
-  private async kill(process: ManagedProcess, graceMs: number): Promise<void> {
+  async kill(process: ManagedProcess, graceMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    // One still starting is waited for (it then has a pid to kill), up to the grace period.
+    const starting = this.starting.get(process);
+    if (starting) await Promise.race([starting.then(noop, noop), grace]);
+    clearTimeout(timer);
+    if (process.state === 'starting') return process.close();
     if (!process.isRunning) return;
     process.signal('kill');
-    let timer: NodeJS.Timeout | undefined;
     await Promise.race([process.finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
     process.close();
+  }
+
+  /** The start goes out in one frame: one whose JSON (escapes included) does not fit is refused before anything opens. */
+  private connect(socket: string, start: StartMessage): HostConnection {
+    try {
+      return new HostConnection(socket, start);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        throw new InvalidRequestError(`cmd, args, cwd and envs take more than ${MAX_FRAME_BYTES} bytes once encoded as JSON`);
+      }
+      throw error;
+    }
   }
 
   private check(request: StartProcess, args: string[], envs: Record<string, string>): void {
@@ -228,7 +256,7 @@ export class ProcessManager {
     }
   }
 
-  private startError(error: Error & { code?: StartErrorCode }, cwd: string | undefined): Error {
+  private startError(error: Error & { code?: StartErrorCode | 'ECANCELED' }, cwd: string | undefined): Error {
     switch (error.code) {
       case 'ENOENT':
       case 'ENOTDIR':
@@ -237,6 +265,8 @@ export class ProcessManager {
         return new PermissionDeniedError(error.message);
       case 'EINVAL':
         return new InvalidRequestError(error.message);
+      case 'ECANCELED':
+        return this.closing ? new ShuttingDownError() : new ProcessHostUnavailableError(error.message);
       case 'EMFILE':
         return new ProcessHostUnavailableError(error.message);
       default:
@@ -248,3 +278,5 @@ export class ProcessManager {
     return this.processes.values().reverse();
   }
 }
+
+function noop(): void {}

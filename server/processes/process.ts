@@ -65,6 +65,9 @@ export const READER_DETACHED: unknown = Object.freeze({ reason: 'detached' });
 /** Largest input one write may carry: the rest of the API bounds bodies and frames alike. */
 export const MAX_INPUT_BYTES = 1024 * 1024;
 
+/** Input accepted but not yet taken by the host (a process that does not read): beyond it, writes are refused. */
+export const MAX_QUEUED_INPUT_BYTES = 4 * MAX_INPUT_BYTES;
+
 /**
  * Like an execution's requester: the process is paused (its host connection stops being read)
  * once the requester lags this far behind, and resumed under the low mark.
@@ -130,6 +133,10 @@ export class ManagedProcess {
   private readonly onOutput: ProcessOptions['onOutput'];
   private readonly timeoutMs: number;
   private connection: HostConnection | undefined;
+  /** Rejects `attach` while the host has not said whether it started the process. */
+  private rejectStart: ((error: Error) => void) | undefined;
+  private inputQueued = 0;
+  private inputChain: Promise<void> = Promise.resolve();
 
   constructor(options: ProcessOptions) {
     this.config = options.config;
@@ -192,6 +199,7 @@ export class ManagedProcess {
   attach(connection: HostConnection): Promise<number> {
     this.connection = connection;
     return new Promise((resolve, reject) => {
+      this.rejectStart = reject;
       connection.once('started', (pid) => {
         this.pidValue = pid;
         this.stateValue = 'running';
@@ -253,7 +261,20 @@ export class ManagedProcess {
     if (target === 'pty' && !this.ptySize) throw new ProcessInputError(this.id, 'is not a terminal: send stdin');
     if (target === 'stdin' && this.ptySize) throw new ProcessInputError(this.id, 'is a terminal: send pty input');
     if (target === 'stdin' && this.stdinState !== 'enabled') throw new ProcessInputError(this.id, `has its stdin ${this.stdinState}`);
-    await this.connection.write(data);
+    if (this.inputQueued + data.length > MAX_QUEUED_INPUT_BYTES) {
+      throw new ProcessInputError(
+        this.id,
+        `has not read the ${this.inputQueued} bytes of input it was sent yet; at most ${MAX_QUEUED_INPUT_BYTES} may wait`,
+      );
+    }
+    // One write after another, so that concurrent callers' chunks never interleave; with none
+    // pending it starts at once, so input and a close of stdin leave in the order they came.
+    const connection = this.connection;
+    const start = this.inputQueued === 0 ? connection.write(data) : this.inputChain.then(() => connection.write(data));
+    this.inputQueued += data.length;
+    const written = start.finally(() => (this.inputQueued -= data.length));
+    this.inputChain = written.catch(() => undefined);
+    await written;
   }
 
   /** EOF on stdin. Again is fine; a terminal has none to close (send Ctrl+D, 0x04). */
@@ -261,7 +282,10 @@ export class ManagedProcess {
     if (this.ptySize) throw new ProcessInputError(this.id, 'is a terminal: send Ctrl+D (0x04) instead of closing stdin');
     if (!this.isRunning || this.stdinState !== 'enabled') return;
     this.stdinState = 'closed';
-    this.connection?.closeStdin();
+    // After the input already accepted: EOF must not overtake it.
+    const connection = this.connection;
+    if (this.inputQueued === 0) connection?.closeStdin();
+    else this.inputChain = this.inputChain.then(() => connection?.closeStdin());
   }
 
   /** Signals the whole tree of the process (the host finds it); a finished process is left as it is. */
@@ -279,6 +303,12 @@ export class ManagedProcess {
   /** Ends the connection, which kills the tree, and ends the log if the process had not. */
   close(): void {
     this.connection?.close();
+    if (this.stateValue === 'starting') {
+      // Its owner went before the host answered: whatever the host started dies with the connection.
+      this.finish(null, null);
+      this.rejectStart?.(Object.assign(new Error('its owner went away before the process host had started it'), { code: 'ECANCELED' }));
+      return;
+    }
     if (this.isRunning) {
       this.append({ type: 'exit', exit_code: null, signal: 'SIGKILL', status: exitStatus(null, 'SIGKILL') });
       this.finish(null, 'SIGKILL');

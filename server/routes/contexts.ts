@@ -89,7 +89,8 @@ const contexts: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const context = app.contexts.get(request.params.context_id);
       await app.contexts.delete(context.id);
-      // Commands started for the context die with it, as its kernel does.
+      // Commands started for the context die with it, as its kernel does (the context_deleted
+      // event ends them too; awaited here so that the answer comes once they are gone).
       await app.processes.killOwnedBy({ kind: 'context', id: context.id });
       return context.info;
     },

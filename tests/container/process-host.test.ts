@@ -56,6 +56,37 @@ describe('process host (container)', () => {
     expect(answer.events.at(-1)).toEqual({ ev: 'exit', exit_code: 0, signal: null });
   });
 
+  it("gives commands no server variable: neither the API's token nor Jupyter's", async () => {
+    const response = await container.fetch('/processes', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ command: 'env; echo "uid=$(id -u)"' }),
+    });
+    expect(response.status).toBe(200);
+    const events = (await response.text())
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; text?: string });
+    const stdout = events
+      .filter((event) => event.type === 'stdout')
+      .map((event) => event.text)
+      .join('');
+    expect(stdout).toMatch(/^uid=\d+$/m);
+    expect(stdout).toMatch(/^HOME=\/home\/user$/m);
+    expect(stdout).not.toMatch(/^(JUPYTER_TOKEN|ACCESS_TOKEN|PROCESS_HOST_SOCKET|JUPYTER_URL)=/m);
+    expect(stdout).not.toContain(container.accessToken);
+    // Jupyter's token, as Jupyter's own environment holds it, appears nowhere either.
+    const jupyterToken = (
+      await exec('root', [
+        'sh',
+        '-c',
+        String.raw`cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | sed -n 's/^JUPYTER_TOKEN=//p' | head -n 1`,
+      ])
+    ).trim();
+    expect(jupyterToken.length).toBeGreaterThan(16);
+    expect(stdout).not.toContain(jupyterToken);
+  });
+
   it('gives the socket to root and the API alone', async () => {
     expect(await exec('root', ['stat', '-c', '%a %U %G', SOCKET, '/run/code-interpreter/process-host'])).toBe(
       '660 root code-interpreter\n750 root code-interpreter',

@@ -38,6 +38,8 @@ export class FakeProcessHost {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'fake-host-'));
   readonly socketPath = path.join(this.dir, 'host.sock');
   readonly processes: FakeProcess[] = [];
+  /** Connections the API opened, whatever they sent. */
+  connections = 0;
   private readonly server: Server;
   private nextPid = 1000;
   onStart: (process: FakeProcess) => void = (process) => defaultScript(process, this.pid());
@@ -60,6 +62,7 @@ export class FakeProcessHost {
   }
 
   private accept(socket: Socket): void {
+    this.connections++;
     const decoder = new FrameDecoder();
     let process: FakeProcess | undefined;
     const closed = once(socket, 'close').then(() => undefined);

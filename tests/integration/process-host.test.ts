@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestProcessHost } from '../helpers/process-host.js';
@@ -69,6 +69,23 @@ describe('process host', () => {
     // The markers are the host's, whatever the caller asked for.
     expect(stdout).toMatch(/^CODE_INTERPRETER_PROCESS_ID=[0-9a-f-]{36}$/m);
     expect(stdout).toContain(`CODE_INTERPRETER_PROCESS_HOST=${host.socketPath}\n`);
+  });
+
+  it('sets envs of any name after the memory limit, even for a command whose path holds "="', async () => {
+    const any = await host.connect();
+    any.start({ cmd: '/usr/bin/env', envs: { X: 'one two', 'my-var': 'v=w' } });
+    const { stdout } = await any.closed;
+    expect(stdout).toMatch(/^X=one two$/m);
+    expect(stdout).toMatch(/^my-var=v=w$/m);
+
+    const directory = path.join(host.workspace, 'odd=dir');
+    mkdirSync(directory, { recursive: true });
+    writeFileSync(path.join(directory, 'show'), '#!/bin/sh\nprintf "%s" "$X"\n', { mode: 0o755 });
+    const odd = await host.connect();
+    odd.start({ cmd: path.join(directory, 'show'), envs: { X: 'set' } });
+    const shown = await odd.closed;
+    expect(shown.stdout).toBe('set');
+    expect(shown.events.at(-1)).toEqual({ ev: 'exit', exit_code: 0, signal: null });
   });
 
   it('writes stdin and closes it', async () => {
@@ -179,9 +196,9 @@ describe('process host', () => {
   });
 });
 
-describe('process host with KERNEL_MEMORY_LIMIT', () => {
+describe('process host with KERNEL_MEMORY_LIMIT, and JUPYTER_TOKEN left in its environment', () => {
   const host = new TestProcessHost();
-  beforeAll(() => host.start({ KERNEL_MEMORY_LIMIT: '512MiB' }));
+  beforeAll(() => host.start({ KERNEL_MEMORY_LIMIT: '512MiB', JUPYTER_TOKEN: 'jupyter-token-for-jupyter-only' }));
   afterAll(() => host.stop());
 
   const allocate = async (mebibytes: number) => {
@@ -195,5 +212,13 @@ describe('process host with KERNEL_MEMORY_LIMIT', () => {
     const refused = await allocate(1024);
     expect(refused.stderr).toContain('MemoryError');
     expect(refused.events.at(-1)).toEqual({ ev: 'exit', exit_code: 1, signal: null });
+  });
+
+  it('never passes Jupyter’s token on to a command', async () => {
+    const client = await host.connect();
+    client.start({ cmd: 'env' });
+    const { stdout } = await client.closed;
+    expect(stdout).toMatch(/^CODE_INTERPRETER_PROCESS_ID=/m);
+    expect(stdout).not.toContain('jupyter-token-for-jupyter-only');
   });
 });

@@ -101,6 +101,21 @@ describe('ProcessManager', () => {
     await expect(process.write(Buffer.from('x'), 'pty')).rejects.toMatchObject({ code: 'ERR_PROCESS_INPUT' });
   });
 
+  it('bounds input the process has not taken yet, and keeps concurrent writes whole and in order', async () => {
+    const processes = manager();
+    const process = await processes.start({ cmd: 'sleep' });
+    const fake = host.processes[0]!;
+    fake.socket.pause(); // a process that reads nothing: the host stops reading its socket
+    const MiB = 1024 * 1024;
+    const writes = [0, 1, 2, 3].map((n) => process.write(Buffer.alloc(MiB, 65 + n), 'stdin'));
+    await expect(process.write(Buffer.alloc(MiB, 90), 'stdin')).rejects.toMatchObject({ code: 'ERR_PROCESS_INPUT' });
+    fake.socket.resume();
+    await Promise.all(writes);
+    await until(() => Buffer.concat(fake.input).length === 4 * MiB);
+    const received = Buffer.concat(fake.input);
+    for (let n = 0; n < 4; n++) expect(received.subarray(n * MiB, (n + 1) * MiB).every((byte) => byte === 65 + n)).toBe(true);
+  });
+
   it('signals the tree and reports how it ended in Go words', async () => {
     const processes = manager();
     const process = await processes.start({ cmd: 'sleep', args: ['100'] });
@@ -146,7 +161,28 @@ describe('ProcessManager', () => {
     await expect(processes.start({ cmd: 'echo', args: ['a\0b'] })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
     await expect(processes.start({ cmd: 'echo', envs: { 'A=B': '1' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ENV_VAR' });
     await expect(processes.start({ cmd: 'echo', pty: { cols: 0, rows: 10 } })).rejects.toMatchObject({ code: 'ERR_INVALID_REQUEST' });
+    // Within the byte limit as text, beyond a frame once JSON escapes it (six bytes a control character).
+    await expect(processes.start({ cmd: 'echo', envs: { A: '\u0001'.repeat(400_000) } })).rejects.toMatchObject({
+      code: 'ERR_INVALID_REQUEST',
+      message: expect.stringMatching(/once encoded as JSON/) as string,
+    });
     expect(host.processes).toHaveLength(0);
+    expect(host.connections).toBe(0);
+  });
+
+  it('kills a process whose owner goes while the host is still starting it, and refuses its start', async () => {
+    const processes = manager();
+    // The host takes the start and never answers it.
+    host.onStart = () => undefined;
+    const starting = processes.start({ cmd: 'sleep', owner: { kind: 'context', id: 'c1' } });
+    await until(() => host.processes.length === 1);
+    expect(processes.list().map((process) => process.state)).toEqual(['starting']);
+    const killed = processes.killOwnedBy({ kind: 'context', id: 'c1' }, 50);
+    await expect(starting).rejects.toMatchObject({ code: 'ERR_PROCESS_HOST_UNAVAILABLE' });
+    await killed;
+    await host.processes[0]!.closed;
+    expect(processes.list()).toEqual([]);
+    expect(processes.runningCount).toBe(0);
   });
 
   it('ends a process with ProcessHostLost when the host goes away', async () => {

@@ -109,6 +109,8 @@ export async function streamExecution(execution: EventSource, res: ServerRespons
     if (!res.writableFinished) gone.abort(new Error('client disconnected'));
   };
   res.on('close', onClose);
+  // A client that left while the execution or process was being started: 'close' came already.
+  if (res.destroyed) onClose();
   const keepalive = options.keepaliveMs > 0 ? setInterval(() => response.writeLine(KEEPALIVE_LINE), options.keepaliveMs) : undefined;
   try {
     for await (const entry of execution.read({ from: options.from ?? 0, requester: options.requester === true, signal: gone.signal })) {

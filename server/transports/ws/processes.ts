@@ -99,7 +99,7 @@ export class SocketProcesses {
     this.closed = true;
     for (const reader of this.readers.values()) reader.abort();
     this.readers.clear();
-    for (const process of this.owned.values()) process.signal('kill');
+    for (const process of this.owned.values()) void this.options.processes.kill(process);
     this.owned.clear();
   }
 
@@ -112,7 +112,7 @@ export class SocketProcesses {
         this.started++;
         if (request.onDisconnect !== 'continue') {
           // Started while the socket was closing: it goes at once, as it would have with the socket.
-          if (this.closed) process.signal('kill');
+          if (this.closed) void this.options.processes.kill(process);
           else {
             this.owned.set(process.id, process);
             void process.finished.then(() => this.owned.delete(process.id));

@@ -100,7 +100,8 @@ if [[ -n "${EGRESS_ALLOW:-}" ]] && ((!separate_users)); then
   exit 2
 fi
 
-# The kernels' IPython profile carries image/ipython_kernel_config.py. A directory made here is
+# The kernels' IPython profile carries image/ipython_kernel_config.py and the chart extractor it
+# loads (image/code_interpreter_charts.py). A directory made here is
 # removed again when this script exits.
 owned_ipythondir=""
 if [[ -z "${IPYTHONDIR:-}" ]]; then
@@ -144,7 +145,7 @@ remove_owned_files() {
 }
 trap remove_owned_files EXIT
 mkdir -p "$IPYTHONDIR/profile_default"
-cp "$ROOT/image/ipython_kernel_config.py" "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
+cp "$ROOT/image/ipython_kernel_config.py" "$ROOT/image/code_interpreter_charts.py" "$IPYTHONDIR/profile_default/"
 if ((separate_users)) && [[ -n "$owned_ipythondir" ]]; then chown -R "$KERNEL_USER" "$IPYTHONDIR"; fi
 if ((separate_users)) && [[ "$JUPYTER_RUNTIME_DIR" == "$jupyter_dirs/runtime" ]]; then chown "$KERNEL_USER" "$JUPYTER_RUNTIME_DIR"; fi
 

@@ -66,3 +66,25 @@ _code_interpreter_keep_streams_open()
 del _code_interpreter_keep_streams_open
 """,
 ]
+
+# Charts (image/code_interpreter_charts.py, which start-up.sh puts beside this file): a displayed
+# matplotlib figure also carries its data as an `e2b/chart` entry. Loaded under a private module
+# name, without touching sys.path, so that user code importing its own modules is not affected.
+c.InteractiveShellApp.exec_lines.append(
+    """
+def _code_interpreter_register_charts():
+    import importlib.util
+    import os
+    import sys
+    shell = get_ipython()
+    path = os.path.join(shell.profile_dir.location, "code_interpreter_charts.py")
+    spec = importlib.util.spec_from_file_location("_code_interpreter_charts", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module
+    module.register(shell)
+
+_code_interpreter_register_charts()
+del _code_interpreter_register_charts
+"""
+)

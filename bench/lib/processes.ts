@@ -132,7 +132,9 @@ export class JupyterUnderTest {
     await mkdir(workspaceDir, { recursive: true });
     // The kernels get the same IPython profile as start-up.sh gives them.
     await mkdir(path.join(ipythonDir, 'profile_default'), { recursive: true });
-    await copyFile(path.join(root, 'image/ipython_kernel_config.py'), path.join(ipythonDir, 'profile_default/ipython_kernel_config.py'));
+    for (const file of ['ipython_kernel_config.py', 'code_interpreter_charts.py']) {
+      await copyFile(path.join(root, 'image', file), path.join(ipythonDir, 'profile_default', file));
+    }
     const port = await freePort();
     const token = randomToken();
     const log = openSync(path.join(options.dir, `jupyter-${port}.log`), 'a');

@@ -36,6 +36,11 @@ export interface ResultEvent {
   latex: string | null;
   json: unknown;
   javascript: string | null;
+  /**
+   * A matplotlib figure's data (line, scatter, bar, pie, box and whisker, superchart), in the
+   * shape e2b's SDKs read as `result.chart`. Only present when the kernel sent one.
+   */
+  chart?: unknown;
   /** MIME types without a field of their own, keyed by MIME type. */
   extra?: Record<string, unknown>;
 }
@@ -80,6 +85,13 @@ export interface ErrorEvent {
   value: string;
   traceback: string;
 }
+
+/**
+ * The MIME type under which a Python kernel sends a figure's chart
+ * (image/code_interpreter_charts.py): e2b's own, so that an object with a `_repr_e2b_chart_`
+ * method shows its chart here as it would in e2b's sandbox.
+ */
+export const CHART_MIME_TYPE = 'e2b/chart';
 
 /** MIME type → result field. Everything else goes under `extra`. */
 const RESULT_FIELDS = {
@@ -133,7 +145,8 @@ export function toResultEvent(data: Record<string, unknown>, isMainResult: boole
   let extra: Record<string, unknown> | undefined;
   for (const [mime, value] of Object.entries(data)) {
     const field = RESULT_FIELDS[mime as keyof typeof RESULT_FIELDS];
-    if (field === 'json') event.json = value;
+    if (mime === CHART_MIME_TYPE) event.chart = value;
+    else if (field === 'json') event.json = value;
     else if (field === 'text') event.text = stripOuterQuotes(asText(value) ?? '');
     else if (field !== undefined) event[field] = asText(value);
     else (extra ??= {})[mime] = value;

@@ -142,6 +142,12 @@ export const ExecutionEvent = Type.Union(
         latex: nullableString,
         json: Type.Unknown(),
         javascript: nullableString,
+        chart: Type.Optional(
+          Type.Record(Type.String(), Type.Unknown(), {
+            description:
+              "A matplotlib figure's data in e2b's chart shape: type (line, scatter, bar, pie, box_and_whisker, superchart, unknown), title, axis labels, units, ticks and scales, elements. Only when the kernel sent one",
+          }),
+        ),
         extra: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Other MIME types, keyed by MIME type' })),
       },
       { title: 'Result' },

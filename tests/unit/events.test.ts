@@ -102,6 +102,14 @@ describe('toResultEvent', () => {
   it('has no extra field when every MIME type has its own', () => {
     expect(toResultEvent({ 'text/plain': '1' }, true)).not.toHaveProperty('extra');
   });
+
+  it("gives a figure's chart its own field, beside the PNG, and no chart field to other results", () => {
+    const chart = { type: 'pie', title: 'Votes', elements: [{ label: 'yes', angle: 324, radius: 1 }] };
+    const event = toResultEvent({ 'image/png': 'iVBOR', 'text/plain': '<Figure>', 'e2b/chart': chart }, false);
+    expect(event).toMatchObject({ png: 'iVBOR', chart });
+    expect(event).not.toHaveProperty('extra');
+    expect(toResultEvent({ 'image/png': 'iVBOR' }, false)).not.toHaveProperty('chart');
+  });
 });
 
 describe('stripOuterQuotes', () => {

@@ -65,8 +65,7 @@ def figure_to_chart(figure):
     try:
         if len(axes) == 1:
             return axes_to_chart(axes[0], budget)
-        suptitle = getattr(figure, "_suptitle", None)
-        suptitle = suptitle.get_text() if suptitle is not None else ""
+        suptitle = suptitle_of(figure)
         return {
             "type": "superchart",
             "title": suptitle or None,
@@ -74,6 +73,13 @@ def figure_to_chart(figure):
         }
     except TooLarge:
         return None
+
+
+def suptitle_of(figure):
+    if hasattr(figure, "get_suptitle"):  # matplotlib 3.8 and later
+        return figure.get_suptitle()
+    text = getattr(figure, "_suptitle", None)
+    return text.get_text() if text is not None else ""
 
 
 def axes_to_chart(ax, budget):

@@ -38,6 +38,20 @@ describe('the e2b SDK in debug mode against the container (localhost:49999 and 4
     expect(execution.logs.stdout.join('')).toBe('42 user\n');
   });
 
+  it("returns a matplotlib figure's chart next to its PNG, from the image's extractor", async () => {
+    const execution = await sandbox.runCode(
+      'import matplotlib.pyplot as plt\nplt.bar(["a", "b"], [3, 5])\nplt.title("Counts")\nplt.show()',
+    );
+    expect(execution.error).toBeUndefined();
+    const figure = execution.results.find((result) => result.png !== undefined);
+    expect(figure?.chart).toMatchObject({ type: 'bar', title: 'Counts' });
+    const elements = (figure!.chart as unknown as { elements: Array<{ label: string; value: number }> }).elements;
+    expect(elements.map((bar) => [bar.label, bar.value])).toEqual([
+      ['a', 3],
+      ['b', 5],
+    ]);
+  });
+
   // The same cases as against a local server: the image's process host, its users and its git.
   envdCases(() => ({ sandbox, workspaceDir: '/home/user' }));
 });

@@ -6,6 +6,13 @@ c = get_config()  # noqa: F821
 # Show whole sequences: an agent reading a list wants all of it, not "...".
 c.PlainTextFormatter.max_seq_length = 0
 
+# Every Python kernel shares this profile. With the input history in the profile's SQLite file,
+# kernels started together could pick the same session number, and the second one's write then
+# printed "ERROR! Session/line number was not unique in database..." into the running cell's
+# stdout: output the code never wrote. Each kernel keeps its history in memory instead (`_i`,
+# `%history` and `Out` still work; nothing is shared between kernels or kept across restarts).
+c.HistoryManager.hist_file = ":memory:"
+
 
 # ipykernel gathers everything printed between two flushes (0.2 s apart) into one IOPub
 # message, so a loop printing fast sends a single message of hundreds of MB: the API would

@@ -92,9 +92,12 @@ function sameFile(a: Entry, b: Entry): boolean {
   );
 }
 
-/** A rename keeps the file's mtime; a new file that got a freed inode number almost never has it. */
+/**
+ * A rename keeps a file's mtime; a new file that got a freed inode number almost never has it.
+ * A directory's mtime follows its entries, which change without an event for it in its parent.
+ */
 function renamedFrom(before: Entry, now: Entry): boolean {
-  return sameFile(before, now) && before.mtimeMs === now.mtimeMs;
+  return sameFile(before, now) && (now.kind === 'directory' || before.mtimeMs === now.mtimeMs);
 }
 
 function fileErrorCode(error: unknown): FileErrorCode {

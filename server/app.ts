@@ -27,6 +27,7 @@ import executeRoutes from './routes/execute.js';
 import executionRoutes from './routes/executions.js';
 import processRoutes from './routes/processes.js';
 import fileRoutes from './routes/files.js';
+import watchRoutes from './routes/watch.js';
 import healthRoutes from './routes/health.js';
 import metricsRoutes from './routes/metrics.js';
 import mcpRoutes from './routes/mcp.js';
@@ -37,6 +38,7 @@ import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './runs/env-vars.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Context } from './schemas/contexts.js';
 import { ExecutionEvent, ExecutionInfo } from './schemas/execute.js';
+import { WatchLine } from './schemas/files.js';
 import { ProcessEvent, ProcessInfo } from './schemas/processes.js';
 import { lazySerializers } from './schemas/serializers.js';
 import { WsClientFrame, WsServerFrame } from './schemas/ws.js';
@@ -79,6 +81,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addSchema(ExecutionEvent);
   app.addSchema(ExecutionInfo);
   app.addSchema(ProcessEvent);
+  app.addSchema(WatchLine);
   app.addSchema(ProcessInfo);
   app.addSchema(WsClientFrame);
   app.addSchema(WsServerFrame);
@@ -113,6 +116,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsRoutes, { config });
   // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.
   await app.register(fileRoutes, { config });
+  await app.register(watchRoutes, { config });
 
   // JSON endpoints take JSON whatever the Content-Type says: `curl -d '{"code":"..."}'` sends
   // application/x-www-form-urlencoded, and that is how people type it. Empty is none, as above.

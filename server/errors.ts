@@ -147,6 +147,15 @@ export const InvalidArchiveError = coded('ERR_INVALID_ARCHIVE', 'The body is not
 export const ExtractTooLargeError = coded('ERR_EXTRACT_TOO_LARGE', 'The archive holds more than %s; nothing was written', 413);
 export const PathChangedError = coded('ERR_PATH_CHANGED', 'Path %s changed while it was being used; try again', 409);
 export const PermissionDeniedError = coded('ERR_PERMISSION_DENIED', 'Permission denied: %s', 403);
+
+// Watching a workspace directory (GET /watch, /ws watch frames)
+export const TooManyWatchesError = coded(
+  'ERR_TOO_MANY_WATCHES',
+  '%s watches are open, the most MAX_WATCHES allows; end one (close its stream, or send watch_stop), then try again',
+  429,
+);
+/** At the start (too many directories) or as the last event of a watch (that, or a reader that did not keep up). */
+export const WatchLimitError = coded('ERR_WATCH_LIMIT', 'The watch of %s ended: %s', 507);
 export const NoSpaceError = coded('ERR_NO_SPACE', 'No space left in the workspace to write %s', 507);
 export const RangeNotSatisfiableError = coded('ERR_RANGE_NOT_SATISFIABLE', 'Range %s cannot be served from a file of %s bytes', 416);
 

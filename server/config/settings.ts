@@ -132,6 +132,18 @@ export const SETTINGS = {
       default: '100000',
       doc: 'most entries (files, directories, links) such an archive may hold; more is 413 with nothing written',
     },
+    maxWatches: {
+      env: 'MAX_WATCHES',
+      parse: integer(1, 10_000),
+      default: '64',
+      doc: "directory watches open at once on the API's own doors ([`GET /watch`](api.md#watching-a-directory) and `/ws` `watch_start`); one more is 429 `ERR_TOO_MANY_WATCHES`",
+    },
+    watchMaxDirectories: {
+      env: 'WATCH_MAX_DIRECTORIES',
+      parse: integer(1, 1_000_000),
+      default: '10000',
+      doc: 'directories one recursive watch may cover (each holds an inotify watch); more, at the start or as the tree grows, ends the watch with `ERR_WATCH_LIMIT`',
+    },
   },
   contexts: {
     defaultLanguage: {

@@ -101,6 +101,7 @@ const wsRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config })
       new SocketSession(socket, request.raw.socket, {
         executions: app.executions,
         processes: app.processes,
+        watches: app.watches,
         findContext: (id) => app.contexts.get(id),
         log,
         socketId: request.id,

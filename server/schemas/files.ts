@@ -102,3 +102,40 @@ export const ExtractResult = Type.Object(
   },
   { additionalProperties: false },
 );
+
+export const WatchQuery = Type.Object({
+  path: Type.Optional(
+    Type.String({ maxLength: MAX_RAW_PATH, description: 'Workspace-relative directory to watch (default: the workspace root, ".")' }),
+  ),
+  recursive: Type.Optional(
+    Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'Watch the whole tree under the directory (default: false)' }),
+  ),
+});
+
+export const WatchEventType = Type.Union(
+  ['create', 'write', 'remove', 'rename', 'chmod'].map((type) => Type.Literal(type)),
+  {
+    description:
+      'create: a name appeared (a new file or directory, or the new name of a move); write: a file was written; remove: a name was ' +
+      'deleted; rename: a name was moved away (its new name, when inside the watch, gets a create); chmod: mode or ownership changed',
+  },
+);
+
+export const WatchLine = Type.Union(
+  [
+    Type.Object(
+      { type: Type.Literal('watching'), path: Type.String(), recursive: Type.Boolean() },
+      { description: 'First line: the watch is in place' },
+    ),
+    Type.Object(
+      { type: WatchEventType, name: Type.String({ description: 'Path relative to the watched directory' }) },
+      { description: 'A change, in the order they happened' },
+    ),
+    Type.Object({ type: Type.Literal('keepalive') }, { description: 'Sent after KEEPALIVE_INTERVAL seconds without a line' }),
+    Type.Object(
+      { type: Type.Literal('error'), code: Type.String(), message: Type.String() },
+      { description: 'Last line of a watch that ended: ERR_WATCH_LIMIT, ERR_SERVER_SHUTTING_DOWN' },
+    ),
+  ],
+  { $id: 'WatchLine' },
+);

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { ExecuteBody } from './execute.js';
+import { WatchEventType, WatchQuery } from './files.js';
 import { ProcessInputBody, ResizeBody, SignalBody, StartProcessBody } from './processes.js';
 
 /** The subprotocol of `GET /ws`; the server answers with it whenever a client offers it. */
@@ -126,6 +127,27 @@ export const ProcessDetachFrame = Type.Object(
   },
 );
 
+const watchId = Type.String({ minLength: 1, maxLength: 128, description: 'As in `watch_started`' });
+
+export const WatchStartFrame = Type.Object(
+  {
+    type: Type.Literal('watch_start'),
+    request_id: Type.Optional(requestId),
+    ...WatchQuery.properties,
+    recursive: Type.Optional(Type.Boolean({ description: 'Watch the whole tree under the directory (default: false)' })),
+  },
+  {
+    additionalProperties: false,
+    title: 'WatchStartFrame',
+    description: 'Watch a workspace directory, as GET /watch does; answered by `watch_started`, then `watch_event` frames',
+  },
+);
+
+export const WatchStopFrame = Type.Object(
+  { type: Type.Literal('watch_stop'), request_id: Type.Optional(requestId), watch_id: watchId },
+  { additionalProperties: false, title: 'WatchStopFrame', description: 'End a watch of this socket (answered by `watch_ended`)' },
+);
+
 export type ExecuteFrame = Static<typeof ExecuteFrame>;
 export type InputFrame = Static<typeof InputFrame>;
 export type InterruptFrame = Static<typeof InterruptFrame>;
@@ -137,6 +159,8 @@ export type ProcessResizeFrame = Static<typeof ProcessResizeFrame>;
 export type ProcessSignalFrame = Static<typeof ProcessSignalFrame>;
 export type ProcessAttachFrame = Static<typeof ProcessAttachFrame>;
 export type ProcessDetachFrame = Static<typeof ProcessDetachFrame>;
+export type WatchStartFrame = Static<typeof WatchStartFrame>;
+export type WatchStopFrame = Static<typeof WatchStopFrame>;
 export type ClientFrame =
   | ExecuteFrame
   | InputFrame
@@ -148,7 +172,9 @@ export type ClientFrame =
   | ProcessResizeFrame
   | ProcessSignalFrame
   | ProcessAttachFrame
-  | ProcessDetachFrame;
+  | ProcessDetachFrame
+  | WatchStartFrame
+  | WatchStopFrame;
 
 /** Every frame a client may send, by its `type`. */
 export const CLIENT_FRAMES = {
@@ -163,6 +189,8 @@ export const CLIENT_FRAMES = {
   process_signal: ProcessSignalFrame,
   process_attach: ProcessAttachFrame,
   process_detach: ProcessDetachFrame,
+  watch_start: WatchStartFrame,
+  watch_stop: WatchStopFrame,
 } as const;
 
 /** What the server sends besides the execution events (which are those of POST /execute plus `execution_id`). */
@@ -202,11 +230,44 @@ export const RequestErrorFrame = Type.Object(
     }),
     execution_id: Type.Optional(Type.String({ description: "The refused frame's, when it named one" })),
     process_id: Type.Optional(Type.String({ description: "The refused frame's, when it named one" })),
+    watch_id: Type.Optional(Type.String({ description: "The refused frame's, when it named one" })),
     status: Type.Integer({ description: 'The HTTP status the same request gets over HTTP' }),
     code: Type.String({ description: 'The same stable code as over HTTP, e.g. ERR_CONTEXT_NOT_FOUND' }),
     message: Type.String(),
   },
   { title: 'RequestErrorFrame', description: 'A frame was refused; the socket stays open' },
+);
+
+export const WatchStartedFrame = Type.Object(
+  {
+    type: Type.Literal('watch_started'),
+    request_id: Type.Union([Type.String(), Type.Null()]),
+    watch_id: Type.String(),
+    path: Type.String({ description: 'The watched directory, relative to the workspace' }),
+    recursive: Type.Boolean(),
+  },
+  { title: 'WatchStartedFrame', description: 'The watch is in place: its changes follow as `watch_event` frames' },
+);
+
+export const WatchEventFrame = Type.Object(
+  {
+    type: Type.Literal('watch_event'),
+    watch_id: Type.String(),
+    event: WatchEventType,
+    name: Type.String({ description: 'Path relative to the watched directory' }),
+  },
+  { title: 'WatchEventFrame', description: 'A change in a watched directory, in the order they happened' },
+);
+
+export const WatchEndedFrame = Type.Object(
+  {
+    type: Type.Literal('watch_ended'),
+    request_id: Type.Union([Type.String(), Type.Null()], { description: "The `watch_stop` frame's, when one ended it" }),
+    watch_id: Type.String(),
+    code: Type.Optional(Type.String({ description: 'Why a watch ended on its own: ERR_WATCH_LIMIT, ERR_SERVER_SHUTTING_DOWN' })),
+    message: Type.Optional(Type.String()),
+  },
+  { title: 'WatchEndedFrame', description: 'No more events of `watch_id` come' },
 );
 
 /** For the OpenAPI description of `GET /ws`. */
@@ -217,6 +278,9 @@ export const WsServerFrame = Type.Union(
     ProcessAcceptedFrame,
     DetachedFrame,
     RequestErrorFrame,
+    WatchStartedFrame,
+    WatchEventFrame,
+    WatchEndedFrame,
     Type.Intersect([Type.Ref('ExecutionEvent'), Type.Object({ execution_id: Type.String() })], {
       title: 'ExecutionEventFrame',
       description: 'An event of the execution, exactly as on POST /execute, with the execution it belongs to',

@@ -32,6 +32,8 @@ async function start(env: Record<string, string>, logs?: string[]): Promise<{ ap
 
 /** A URL that reaches the route: parameters and wildcards filled with names that exist nowhere. */
 function concrete(url: string): string {
+  // A watch of a directory that exists would stream until the client leaves.
+  if (url === '/watch') return '/watch?path=auth-test/no-such-dir';
   const filled = url.replace(/:\w+/g, 'no-such-id').replace('*', 'auth-test/no-such-file.txt');
   return filled.startsWith('/') ? filled : `/${filled}`;
 }

@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, rename, rm, writeFile, appendFile, symlink } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DirectoryWatcher } from '../../server/process-host/watcher.js';
+import { DirectoryWatcher } from '../../server/sandbox-files/watcher.js';
 import { SandboxFileError, type WatchEvent } from '../../server/sandbox-files/types.js';
 
 // Real inotify on real temporary directories: each test waits for the events it expects (with a

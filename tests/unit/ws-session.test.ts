@@ -1,12 +1,15 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ContextNotFoundError } from '../../server/errors.js';
 import { ProcessManager } from '../../server/processes/manager.js';
 import { SOCKET_HIGH_WATER_BYTES } from '../../server/transports/ws/sender.js';
 import { SocketSession } from '../../server/transports/ws/session.js';
+import { WorkspaceWatches } from '../../server/workspace/watches.js';
+import { Workspace } from '../../server/workspace/workspace.js';
 import { FakeExecution, FakeExecutionManager, recordingLogger } from '../helpers/fake-executions.js';
 
 /**
@@ -56,6 +59,7 @@ async function open(options: { keepaliveIntervalMs?: number } = {}): Promise<Ope
         retentionMs: 1000,
         maxRetained: 1,
       }),
+      watches: new WorkspaceWatches(new Workspace(tmpdir()), { maxWatches: 1, maxDirectories: 1, maxQueuedEvents: 1 }),
       findContext: (id) => {
         throw new ContextNotFoundError(id);
       },

@@ -12,6 +12,7 @@ export interface FrameIds {
   request_id: string | null;
   execution_id?: string;
   process_id?: string;
+  watch_id?: string;
 }
 
 /** A frame that cannot be acted on: the coded error to answer with, and the ids it carried. */
@@ -79,5 +80,6 @@ function idsOf(record: Record<string, unknown>): FrameIds {
   const ids: FrameIds = { request_id: typeof record.request_id === 'string' ? record.request_id.slice(0, 128) : null };
   if (typeof record.execution_id === 'string') ids.execution_id = record.execution_id.slice(0, 128);
   if (typeof record.process_id === 'string') ids.process_id = record.process_id.slice(0, 128);
+  if (typeof record.watch_id === 'string') ids.watch_id = record.watch_id.slice(0, 128);
   return ids;
 }

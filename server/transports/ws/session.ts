@@ -4,12 +4,14 @@ import { AlreadyAttachedError, InvalidFrameError } from '../../errors.js';
 import type { ExecutionManager } from '../../executions/manager.js';
 import type { Logger } from '../../logger.js';
 import type { ProcessManager } from '../../processes/manager.js';
+import type { WorkspaceWatches } from '../../workspace/watches.js';
 import type { BoundContext } from '../start-process.js';
 import { toContractError } from '../errors.js';
 import { toStartExecution } from '../start-execution.js';
 import type { AttachFrame, ExecuteFrame, InputFrame, InterruptFrame } from '../../schemas/ws.js';
 import { FrameRefusal, parseFrame, type FrameIds } from './frames.js';
 import { SocketProcesses } from './processes.js';
+import { SocketWatches } from './watches.js';
 import { FrameSender, REPLY_ALLOWANCE_BYTES, SOCKET_HIGH_WATER_BYTES } from './sender.js';
 
 type Execution = Awaited<ReturnType<ExecutionManager['start']>>;
@@ -18,6 +20,7 @@ type Entry = Execution['read'] extends (options: never) => AsyncIterable<infer T
 export interface SessionOptions {
   executions: ExecutionManager;
   processes: ProcessManager;
+  watches: WorkspaceWatches;
   /** The context a `process_start` names; throws when there is none. */
   findContext: (id: string) => BoundContext;
   log: Logger;
@@ -40,6 +43,7 @@ export class SocketSession {
   private starting: Promise<unknown> = Promise.resolve();
   private readonly sender: FrameSender;
   private readonly processes: SocketProcesses;
+  private readonly watches: SocketWatches;
   private readonly heartbeat: NodeJS.Timeout | undefined;
   private answered = true;
   private closed = false;
@@ -60,6 +64,14 @@ export class SocketSession {
     this.processes = new SocketProcesses({
       processes: options.processes,
       findContext: options.findContext,
+      sender: this.sender,
+      log: options.log,
+      socketId: options.socketId,
+      refuse: (error, ids) => this.refuse(error, ids),
+      reply: (frame) => this.sendJson(frame),
+    });
+    this.watches = new SocketWatches({
+      watches: options.watches,
       sender: this.sender,
       log: options.log,
       socketId: options.socketId,
@@ -110,6 +122,10 @@ export class SocketSession {
         break;
       case 'attach':
         this.attach(frame);
+        break;
+      case 'watch_start':
+      case 'watch_stop':
+        this.watches.handle(frame);
         break;
       default:
         this.processes.handle(frame);
@@ -206,6 +222,7 @@ export class SocketSession {
     for (const reader of this.readers.values()) reader.abort();
     this.readers.clear();
     this.processes.close();
+    this.watches.close();
     this.options.log.info(
       {
         code,

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent } from '../sandbox-files/types.js';
+import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent } from './types.js';
 
 /**
  * The directory watcher behind envd's WatchDir, run in the process host so that it sees what

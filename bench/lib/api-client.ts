@@ -197,6 +197,29 @@ export class ApiClient {
     return bytes;
   }
 
+  /** e2b's envd `POST /files?path=` with a raw body (what the SDK streams): `absolute` is any path the sandbox's user may write. */
+  async envdUpload(absolute: string, sourceFile: string, size: number): Promise<void> {
+    const response = await request(`${this.baseUrl}/files?path=${encodeURIComponent(absolute)}`, {
+      method: 'POST',
+      dispatcher: this.agent,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      body: createReadStream(sourceFile, { highWaterMark: 1024 * 1024 }),
+    });
+    const text = await response.body.text();
+    if (response.statusCode !== 200) throw new Error(`envd POST /files answered ${response.statusCode}: ${text.slice(0, 300)}`);
+  }
+
+  /** e2b's envd `GET /files?path=`, reading (and dropping) the body. Returns the number of bytes read. */
+  async envdDownload(absolute: string): Promise<number> {
+    const response = await request(`${this.baseUrl}/files?path=${encodeURIComponent(absolute)}`, { method: 'GET', dispatcher: this.agent });
+    if (response.statusCode !== 200) {
+      throw new Error(`envd GET /files answered ${response.statusCode}: ${(await response.body.text()).slice(0, 300)}`);
+    }
+    let bytes = 0;
+    for await (const chunk of response.body) bytes += (chunk as Buffer).length;
+    return bytes;
+  }
+
   async deleteFile(route: string): Promise<void> {
     const response = await request(`${this.baseUrl}/files/${route}`, { method: 'DELETE', dispatcher: this.agent });
     await response.body.dump();

@@ -54,9 +54,10 @@ async function timed(pid: number | undefined, work: () => Promise<void>): Promis
   return { seconds, memory: sampler?.stop() };
 }
 
-type SideKey = 'api' | 'plain' | 'disk';
+type SideKey = 'api' | 'envd' | 'plain' | 'disk';
 const SIDE_LABELS: Record<SideKey, Record<'upload' | 'download', string>> = {
   api: { upload: 'API `PUT /files/{path}`', download: 'API `GET /files/{path}`' },
+  envd: { upload: "envd `POST /files?path=` (raw body, as e2b's SDK streams)", download: 'envd `GET /files?path=`' },
   plain: { upload: 'bare `node:http` server, PUT', download: 'bare `node:http` server, GET' },
   disk: { upload: 'stream copy on disk', download: 'stream read from disk' },
 };
@@ -91,12 +92,16 @@ export const files: Suite = {
     await mkdir(plainDir, { recursive: true });
     const plain = await spawnHelper('plain-file-server.ts', [plainDir]);
     const plainClient = new ApiClient(plain.url);
+    // The envd door writes and reads as the kernels' user, through the process host.
+    const envdClient = new ApiClient(server.envdUrl);
+    const envdFile = path.join(server.workspaceDir, 'bench-files', 'envd.bin');
     try {
       const check = (bytes: number, what: string) => {
         if (bytes !== size) throw new Error(`${what} returned ${bytes} of ${size} bytes`);
       };
       const upload: { key: SideKey; run: () => Promise<Timed> }[] = [
         { key: 'api', run: () => timed(server.apiPid, async () => void (await api.putFile(route, source, size))) },
+        { key: 'envd', run: () => timed(server.apiPid, () => envdClient.envdUpload(envdFile, source, size)) },
         { key: 'plain', run: () => timed(plain.child.pid, async () => void (await plainClient.putFile('upload.bin', source, size))) },
         {
           key: 'disk',
@@ -105,11 +110,12 @@ export const files: Suite = {
       ];
       const download: { key: SideKey; run: () => Promise<Timed> }[] = [
         { key: 'api', run: () => timed(server.apiPid, async () => check(await api.getFile(route), `GET /files/${route}`)) },
+        { key: 'envd', run: () => timed(server.apiPid, async () => check(await envdClient.envdDownload(envdFile), 'envd GET /files')) },
         { key: 'plain', run: () => timed(plain.child.pid, async () => check(await plainClient.getFile('upload.bin'), 'the bare server')) },
         { key: 'disk', run: () => timed(undefined, () => pipeline(createReadStream(uploaded, { highWaterMark: MiB }), discard())) },
       ];
 
-      const empty = () => ({ api: [] as Timed[], plain: [] as Timed[], disk: [] as Timed[] });
+      const empty = () => ({ api: [] as Timed[], envd: [] as Timed[], plain: [] as Timed[], disk: [] as Timed[] });
       const runs = { upload: empty(), download: empty() };
       for (let round = 0; round < rounds; round++) {
         env.progress(`files ${label}, round ${round + 1}/${rounds}`);
@@ -131,6 +137,8 @@ export const files: Suite = {
       const directions = (['upload', 'download'] as const).map((direction) => ({
         direction,
         api: rate(runs[direction].api),
+        envd: rate(runs[direction].envd),
+        envdMemory: memoryOf(runs[direction].envd),
         plain: rate(runs[direction].plain),
         disk: rate(runs[direction].disk),
         memory: memoryOf(runs[direction].api),
@@ -140,6 +148,7 @@ export const files: Suite = {
       const details = [
         `${label} of random bytes; ${rounds} rounds, the sides alternated; \`sync\` before each timed step so that no side pays for another's dirty pages. ` +
           'The client streams the upload from a file and reads the download to its end (undici, keep-alive). ' +
+          "e2b's envd door moves the same bytes to and from a path as the kernels' user: the API relays them to the process host over its Unix socket (the host's own memory is not in the RSS column). " +
           'Baselines: the same bytes through a bare `node:http` server in a process of its own (`pipeline` to and from the same disk, no routing, checks or atomic rename: the HTTP floor), ' +
           'and a stream copy / stream read of the same file with no HTTP at all (the disk floor). ' +
           'Medians over the rounds; RSS of the server processes sampled every 10 ms with VmHWM reset before each step.',
@@ -155,6 +164,15 @@ export const files: Suite = {
               formatMiB(d.memory.idle),
               formatMiB(d.memory.peak),
               formatMiB(d.memory.growth),
+            ],
+            [
+              '',
+              SIDE_LABELS.envd[d.direction],
+              formatNumber(d.envd, 0),
+              formatRatio(ratio(d.api, d.envd)),
+              formatMiB(d.envdMemory.idle),
+              formatMiB(d.envdMemory.peak),
+              formatMiB(d.envdMemory.growth),
             ],
             [
               '',
@@ -188,12 +206,29 @@ export const files: Suite = {
             target: '≤ idle + 64 MiB',
             met: d.memory.growth <= MEMORY_BUDGET,
           },
+          {
+            benchmark: `File ${d.direction} ${label}, e2b's envd door`,
+            ours: `${formatNumber(d.envd, 0)} MiB/s`,
+            baseline: `${formatNumber(d.plain, 0)} MiB/s (bare node:http)`,
+            ratio: formatRatio(ratio(d.envd, d.plain)),
+            target: '',
+            met: undefined,
+          },
+          {
+            benchmark: `File ${d.direction}, envd door: API peak memory`,
+            ours: `+${formatMiB(d.envdMemory.growth)} (peak ${formatMiB(d.envdMemory.peak)})`,
+            baseline: `idle ${formatMiB(d.envdMemory.idle)}`,
+            ratio: '',
+            target: '≤ idle + 64 MiB',
+            met: d.envdMemory.growth <= MEMORY_BUDGET,
+          },
         ]),
         details,
         data: { size, runs },
       };
     } finally {
       await plainClient.close();
+      await envdClient.close();
       await stopProcess(plain.child);
       await rm(source, { force: true });
       await rm(path.join(server.workspaceDir, 'bench-files'), { recursive: true, force: true });

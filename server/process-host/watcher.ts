@@ -234,6 +234,7 @@ export class DirectoryWatcher {
     for (const dir of this.dirs.values()) this.unwatch(dir);
     this.dirs.clear();
     this.pending = new Map();
+    this.heldBack = [];
   }
 
   private unwatch(dir: Directory): void {
@@ -306,6 +307,7 @@ export class DirectoryWatcher {
     try {
       while (this.state === 'running' && (this.pending.size > 0 || this.heldBack.length > 0)) {
         if (this.pending.size === 0) await this.grace();
+        if (this.state !== 'running') break;
         const batch = this.heldBack;
         this.heldBack = [];
         const held = new Map(batch.map((change) => [change.key, change]));

@@ -1,4 +1,4 @@
-import { watch, type FSWatcher, type Stats } from 'node:fs';
+import { readFileSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent } from '../sandbox-files/types.js';
@@ -24,8 +24,11 @@ import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent
  * - a file with content that appears under a name, new or replacing another, is a create then a
  *   write, also when it was renamed there: an atomic writer (a temporary file renamed over the
  *   target) then looks like envd's in-place write, whose create and write e2b's clients wait for.
- * The kernel's queue overflowing (more than fs.inotify.max_queued_events unread) is not visible
- * through fs.watch: changes lost there are not reported.
+ * The kernel's queue overflowing (more than fs.inotify.max_queued_events unread, say while this
+ * thread was busy) is not visible through fs.watch, which drops the kernel's notice: when one turn
+ * of the event loop brings nearly that many events, every watch looks at all its directories
+ * again once things calm down and reports the differences, so a burst loses no name, only the
+ * detail of what happened in between.
  *
  * The watched directory itself is named '.', as envd names it: its mode changing is `chmod .`;
  * when it is removed or moved away, the watch reports `remove .` and then stays silent until
@@ -53,6 +56,40 @@ export const DEFAULT_MAX_PENDING = 65_536;
 const RENAME_GRACE_MS = 5;
 /** lstat calls in flight at once for one watch, so a burst does not fill libuv's thread pool. */
 const STAT_CONCURRENCY = 16;
+
+/** Events read in one turn of the event loop past which the kernel's queue may have overflowed. */
+function overflowThreshold(): number {
+  let queued = 16_384;
+  try {
+    queued = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8').trim()) || queued;
+  } catch {
+    // not Linux, or /proc unreadable: the kernel's default
+  }
+  return Math.floor(queued * 0.75);
+}
+
+/**
+ * libuv reads every fs.watch handle of the process from one inotify descriptor, so one queue
+ * overflows for all the watches: the count is the process's, and every watch rescans.
+ */
+const overflow = {
+  threshold: 0,
+  seen: 0,
+  resetting: false,
+  rescans: new Set<() => void>(),
+  count(): void {
+    if (this.threshold === 0) this.threshold = overflowThreshold();
+    if (!this.resetting) {
+      this.resetting = true;
+      // The check phase follows the poll phase that delivered this turn's events.
+      setImmediate(() => {
+        this.resetting = false;
+        this.seen = 0;
+      });
+    }
+    if (++this.seen === this.threshold) for (const rescan of this.rescans) rescan();
+  },
+};
 
 type Kind = 'file' | 'directory' | 'symlink' | 'other';
 
@@ -158,6 +195,8 @@ interface Change {
   done: boolean;
   /** Held back once already, waiting for the other half of a rename. */
   waited: boolean;
+  /** Made up by a rescan rather than reported by the kernel: no event was seen for it. */
+  rescan?: boolean;
   now: Entry | null;
   /** This name's inode now lives at `movedTo` (same batch): a rename. */
   movedTo?: Change;
@@ -172,6 +211,11 @@ export class DirectoryWatcher {
   /** Changes held back to the next batch (see process()), in the order they happened. */
   private heldBack: Change[] = [];
   private wake: (() => void) | null = null;
+  private rescanWanted = false;
+  private readonly wantRescan = () => {
+    this.rescanWanted = true;
+    this.schedule();
+  };
   private state: 'starting' | 'running' | 'ended' | 'closed' = 'starting';
   private draining = false;
   private scheduled = false;
@@ -214,6 +258,7 @@ export class DirectoryWatcher {
       throw toFileError(error, root);
     }
     watcher.state = 'running';
+    overflow.rescans.add(watcher.wantRescan);
     watcher.schedule();
     return watcher;
   }
@@ -235,6 +280,7 @@ export class DirectoryWatcher {
     this.dirs.clear();
     this.pending = new Map();
     this.heldBack = [];
+    overflow.rescans.delete(this.wantRescan);
   }
 
   private unwatch(dir: Directory): void {
@@ -274,6 +320,7 @@ export class DirectoryWatcher {
   }
 
   private onRaw(dir: Directory, eventType: string, filename: string | Buffer | null): void {
+    overflow.count();
     if (!this.active || dir.detached || filename === null) return;
     const name = filename.toString();
     const key = `${dir.id}/${name}`;
@@ -293,7 +340,8 @@ export class DirectoryWatcher {
   }
 
   private schedule(): void {
-    if (this.state !== 'running' || this.draining || this.scheduled || this.pending.size === 0) return;
+    if (this.state !== 'running' || this.draining || this.scheduled) return;
+    if (this.pending.size === 0 && !this.rescanWanted) return;
     this.scheduled = true;
     // The events libuv read from the kernel in one go arrive before this runs: one batch.
     setImmediate(() => {
@@ -305,7 +353,12 @@ export class DirectoryWatcher {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.state === 'running' && (this.pending.size > 0 || this.heldBack.length > 0)) {
+      while (this.state === 'running' && (this.pending.size > 0 || this.heldBack.length > 0 || this.rescanWanted)) {
+        if (this.pending.size === 0 && this.heldBack.length === 0) {
+          this.rescanWanted = false;
+          await this.process(await this.rescanBatch());
+          continue;
+        }
         if (this.pending.size === 0) await this.grace();
         if (this.state !== 'running') break;
         const batch = this.heldBack;
@@ -344,6 +397,22 @@ export class DirectoryWatcher {
       const timer = setTimeout(done, RENAME_GRACE_MS);
       this.wake = done;
     });
+  }
+
+  /** Every name known or present in every watched directory, to be looked at afresh. */
+  private async rescanBatch(): Promise<Change[]> {
+    const batch: Change[] = [];
+    for (const dir of [...this.dirs.values()]) {
+      const present = await readdir(this.absolute(dir.rel)).catch(() => [] as string[]);
+      for (const name of new Set([...dir.entries.keys(), ...present])) {
+        if (batch.length >= this.maxEntries + this.maxPending) {
+          throw new SandboxFileError('ELIMIT', `more than ${this.maxEntries + this.maxPending} names to look at again after a burst`);
+        }
+        // Waited already: every name is in this batch, so both halves of a rename are too.
+        batch.push({ key: `${dir.id}/${name}`, dir, name, change: true, rename: true, done: false, waited: true, rescan: true, now: null });
+      }
+    }
+    return batch;
   }
 
   private absolute(rel: string): string {
@@ -445,7 +514,7 @@ export class DirectoryWatcher {
       // A directory's mtime follows its entries, which inotify reports on their own: not a write.
       let write = now.kind !== 'directory' && (before.size !== now.size || before.mtimeMs !== now.mtimeMs);
       let attributes = chmod;
-      if (!write && !chmod && change.change && name !== dir.watchedName) {
+      if (!write && !chmod && change.change && !change.rescan && name !== dir.watchedName) {
         // Nothing visible changed: a write within the clock's granularity, or an attribute
         // change (a touch to the same time, an xattr) that only moved ctime.
         if (before.ctimeMs !== now.ctimeMs && now.kind !== 'file') attributes = true;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rename, rm, writeFile, appendFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -220,6 +220,24 @@ describe('DirectoryWatcher', () => {
     // Each event is reported once per kind: a create and a write per file, at most a few more.
     expect(started.events.length).toBeLessThan(25_000);
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(200 * 1024 * 1024);
+  }, 60_000);
+
+  it('loses no name when the kernel queue overflows while the thread is busy', async () => {
+    await writeFile(join(root, 'kept.txt'), 'x');
+    await writeFile(join(root, 'changed.txt'), 'x');
+    await writeFile(join(root, 'removed.txt'), 'x');
+    const started = await watchRoot();
+    // Far more events than fs.inotify.max_queued_events (16,384 by default) while nothing reads
+    // them: the kernel drops the rest, and fs.watch says nothing of it.
+    for (let i = 0; i < 12_000; i++) writeFileSync(join(root, `f${i}`), 'x');
+    writeFileSync(join(root, 'changed.txt'), 'longer');
+    rmSync(join(root, 'removed.txt'));
+    const created = () => new Set(started.events.filter((e) => e.type === 'create').map((e) => e.name));
+    await until(() => expect(created().size).toBe(12_000), 30_000);
+    await waitForEvent(started, 'write changed.txt');
+    await waitForEvent(started, 'remove removed.txt');
+    expect(show(started.events).filter((line) => line.endsWith('kept.txt'))).toEqual([]);
+    expect(started.errors).toEqual([]);
   }, 60_000);
 
   it('fails with ELIMIT, and does not crash, when more names wait than maxPending allows', async () => {

@@ -420,11 +420,13 @@ export class DirectoryWatcher {
   }
 
   private async process(batch: Change[]): Promise<void> {
-    const rootNow = await lstat(this.rootPath).then(toEntry, () => null);
     const changes = batch.filter((change) => !change.dir.detached);
-    await eachLimited(changes, STAT_CONCURRENCY, async (change) => {
-      change.now = await lstat(join(this.absolute(change.dir.rel), change.name)).then(toEntry, () => null);
-    });
+    const [rootNow] = await Promise.all([
+      lstat(this.rootPath).then(toEntry, () => null),
+      eachLimited(changes, STAT_CONCURRENCY, async (change) => {
+        change.now = await lstat(join(this.absolute(change.dir.rel), change.name)).then(toEntry, () => null);
+      }),
+    ]);
     this.pairRenames(changes);
     for (let i = 0; i < changes.length; i++) {
       if (this.state !== 'running') return;

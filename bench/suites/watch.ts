@@ -1,7 +1,7 @@
 import { watch } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DirectoryWatcher } from '../../server/process-host/watcher.js';
+import { DirectoryWatcher } from '../../server/sandbox-files/watcher.js';
 import { formatNumber, formatRatio, now, percentile, ratio } from '../lib/stats.js';
 import { roundOrder, table, type BenchEnv, type Suite, type SuiteResult } from '../lib/suite.js';
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['errors.ts', 'logger.ts'],
-  ['jupyter', 'workspace', 'egress', 'process-host', 'compile-cache.ts', 'uint8array-base64.ts'],
+  ['jupyter', 'workspace', 'egress', 'process-host', 'sandbox-files', 'compile-cache.ts', 'uint8array-base64.ts'],
   ['runs'],
   ['contexts', 'schemas'],
   ['executions'],

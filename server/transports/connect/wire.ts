@@ -90,3 +90,33 @@ export function userCheck(allowed: readonly string[]): Interceptor {
     return next(request);
   };
 }
+
+export const KEEPALIVE = Symbol('keepalive');
+
+/**
+ * The items of `source`, and KEEPALIVE whenever none came for `intervalMs`. The next item is
+ * asked for only once the previous one has been taken, so a slow client still holds the reader back.
+ */
+export async function* withKeepalive<T>(source: AsyncIterator<T>, intervalMs: number): AsyncGenerator<T | typeof KEEPALIVE> {
+  let pending: Promise<IteratorResult<T>> | undefined;
+  try {
+    for (;;) {
+      pending ??= source.next();
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<typeof KEEPALIVE>((resolve) => (timer = setTimeout(() => resolve(KEEPALIVE), intervalMs)));
+      const result = await Promise.race([pending, tick]);
+      clearTimeout(timer);
+      if (result === KEEPALIVE) {
+        yield KEEPALIVE;
+        continue;
+      }
+      pending = undefined;
+      if (result.done) return;
+      yield result.value;
+    }
+  } finally {
+    // Not awaited: a read still pending ends when the request's signal aborts, and return()
+    // waits for it.
+    void source.return?.(undefined);
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * envd's `GET /files` and `POST /files` (e2b's spec/envd/envd.yaml) over SandboxFiles: the
+ * transfers of e2b's `sandbox.files.read`/`write`/`writeFiles` and of its upload and download
+ * URLs. Bodies stream both ways; errors answer in envd's shape, `{"code": <status>, "message"}`.
+ */
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { SandboxFileError, type FileErrorCode, type SandboxFiles } from '../../sandbox-files/types.js';
+import { boundaryOf, MultipartError, readMultipart } from './multipart.js';
+
+/** What a /files request failed with: its HTTP status and envd's message. */
+export class EnvdHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EnvdHttpError';
+  }
+
+  get body(): { code: number; message: string } {
+    return { code: this.status, message: this.message };
+  }
+}
+
+/** envd's statuses for the host's errors, and those this server adds (403 where envd says 500). */
+export function httpStatusOf(code: FileErrorCode): number {
+  switch (code) {
+    case 'ENOENT':
+      return 404;
+    case 'EACCES':
+    case 'EPERM':
+      return 403;
+    case 'ENOTDIR':
+    case 'EISDIR':
+    case 'EINVAL':
+    case 'ENAMETOOLONG':
+    case 'ELOOP':
+      return 400;
+    case 'EEXIST':
+    case 'ENOTEMPTY':
+      return 409;
+    case 'ENOSPC':
+      return 507;
+    case 'ELIMIT':
+      return 429;
+    default:
+      return 500;
+  }
+}
+
+export function toEnvdHttpError(error: unknown): EnvdHttpError {
+  if (error instanceof EnvdHttpError) return error;
+  if (error instanceof SandboxFileError) return new EnvdHttpError(httpStatusOf(error.code), error.message);
+  if (error instanceof MultipartError) return new EnvdHttpError(400, `invalid multipart body: ${error.message}`);
+  if ((error as { code?: string }).code === 'Z_DATA_ERROR') return new EnvdHttpError(400, 'the gzip-encoded body is not valid gzip');
+  return new EnvdHttpError(500, (error as Error).message ?? String(error));
+}
+
+/**
+ * An upload's target as the client named it. Names with a `..` part or a NUL are refused, from
+ * the query and from a part's filename alike: a name that climbs is one a client built from
+ * input it did not check, and NUL ends a path in the kernel, so the file would land elsewhere.
+ */
+export function uploadTarget(name: string, where: string): string {
+  if (name === '') throw new EnvdHttpError(400, `${where} is empty`);
+  if (name.includes('\0')) throw new EnvdHttpError(400, `${where} contains a NUL character`);
+  if (name.split('/').includes('..')) throw new EnvdHttpError(400, `${where} has a '..' part: name the file without it`);
+  if (name.length > 4096) throw new EnvdHttpError(400, `${where} is longer than 4096 characters`);
+  return name;
+}
+
+export interface WrittenEntry {
+  name: string;
+  type: 'file';
+  path: string;
+}
+
+export interface UploadOptions {
+  files: SandboxFiles;
+  /** `?path=`: every file part goes there (envd refuses a second one); else each part's filename. */
+  path?: string;
+  contentType: string;
+  /** `Content-Encoding: gzip` (the SDK's `gzip` option), for a raw body. */
+  gzip: boolean;
+  /** The bytes of the whole request body at most (MAX_UPLOAD_BYTES). */
+  maxBytes: number;
+  maxParts: number;
+  signal: AbortSignal;
+}
+
+/**
+ * Writes an upload: a raw body (`application/octet-stream`, to `path`) or a multipart/form-data
+ * one, whose `file` parts are written one after the other (other fields are skipped, as envd
+ * does). Answers the written entries as envd does.
+ */
+export async function upload(body: Readable, options: UploadOptions): Promise<WrittenEntry[]> {
+  const { files, signal } = options;
+  const mediaType = options.contentType.split(';')[0]!.trim().toLowerCase();
+  const limited = new ByteLimit(options.maxBytes);
+  const bounded = pipeline(body, limited, { signal }).catch((error: unknown) => limited.destroy(error as Error));
+  void bounded;
+
+  if (mediaType === 'application/octet-stream') {
+    if (options.path === undefined) throw new EnvdHttpError(400, 'path query parameter is required for raw body upload');
+    const target = uploadTarget(options.path, 'path');
+    let source: AsyncIterable<Uint8Array> = limited;
+    if (options.gzip) {
+      const gunzip = createGunzip();
+      pipeline(limited, gunzip).catch((error: unknown) => gunzip.destroy(error as Error));
+      source = gunzip;
+    }
+    const entry = await files.write(target, source, signal);
+    return [{ name: entry.name, type: 'file', path: entry.path }];
+  }
+  if (mediaType !== 'multipart/form-data') {
+    throw new EnvdHttpError(
+      400,
+      `unsupported content type: ${mediaType.slice(0, 100)}, expected multipart/form-data or application/octet-stream`,
+    );
+  }
+  if (options.gzip) throw new EnvdHttpError(400, 'Content-Encoding: gzip is accepted for application/octet-stream uploads only');
+
+  const target = options.path === undefined ? undefined : uploadTarget(options.path, 'path');
+  const written: WrittenEntry[] = [];
+  for await (const part of readMultipart(limited, boundaryOf(options.contentType), options.maxParts)) {
+    if (part.name !== 'file') continue;
+    const name = target ?? uploadTarget(part.filename ?? '', "a part's filename");
+    const entry = await files.write(name, part.body, signal);
+    if (written.some((earlier) => earlier.path === entry.path)) {
+      throw new EnvdHttpError(400, `you cannot upload multiple files to the same path '${entry.path}' in one upload request`);
+    }
+    written.push({ name: entry.name, type: 'file', path: entry.path });
+  }
+  if (written.length === 0) throw new EnvdHttpError(400, 'the multipart body has no part named "file"');
+  return written;
+}
+
+/** Passes bytes through until `max`, then fails the stream with 413. */
+class ByteLimit extends Transform {
+  #seen = 0;
+
+  constructor(private readonly max: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#seen += chunk.length;
+    if (this.#seen > this.max) callback(new EnvdHttpError(413, `the upload is larger than MAX_UPLOAD_BYTES (${this.max} bytes)`));
+    else callback(null, chunk);
+  }
+}
+
+/** Opens a file for `GET /files`: its entry (for the headers) and its bytes. */
+export async function download(files: SandboxFiles, path: string, signal: AbortSignal): Promise<{ name: string; stream: Readable }> {
+  if (path === '') throw new EnvdHttpError(400, 'path query parameter is required');
+  if (path.includes('\0')) throw new EnvdHttpError(400, 'path contains a NUL character');
+  const { entry, stream } = await files.read(path, signal);
+  return { name: entry.name, stream };
+}

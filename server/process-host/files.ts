@@ -177,8 +177,8 @@ function entryType(stats: Stats): EntryType | 'other' {
   return 'other';
 }
 
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError');
 }
 
 export class LocalFiles implements SandboxFiles {

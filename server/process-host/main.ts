@@ -2,6 +2,7 @@ import { chmodSync, chownSync, readFileSync, statSync, unlinkSync } from 'node:f
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { pino } from 'pino';
+import { LocalFiles } from './files.js';
 import { ProcessConnection, type HostSettings } from './process-connection.js';
 import { HOST_VARIABLE, leftoverProcesses } from './tree.js';
 
@@ -69,9 +70,11 @@ const baseEnv: Record<string, string> = {};
 for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !HOST_VARIABLES.includes(name)) baseEnv[name] = value;
 baseEnv[HOST_VARIABLE] = socketPath;
 
+const workspace = path.resolve(process.env.WORKSPACE_DIR || process.env.HOME || '/');
 const settings: HostSettings = {
-  workspace: path.resolve(process.env.WORKSPACE_DIR || process.env.HOME || '/'),
+  workspace,
   baseEnv,
+  files: new LocalFiles({ workspace, ...(process.env.HOME ? { home: process.env.HOME } : {}) }),
   memoryLimit: parseSize(process.env.KERNEL_MEMORY_LIMIT ?? ''),
   log: (level, message, fields) => logger[level](fields ?? {}, message),
 };
@@ -83,8 +86,8 @@ try {
 }
 
 const server = createServer((socket) => new ProcessConnection(socket, settings));
-// One connection per process: the API's own limit (MAX_PROCESSES) is far below this; it bounds
-// what a misbehaving client could hold open.
+// One connection per process or file operation: the API's own limits (MAX_PROCESSES, its
+// watches) are far below this; it bounds what a misbehaving client could hold open.
 server.maxConnections = 4096;
 server.on('error', (error) => fail(`cannot listen on ${socketPath}: ${error.message}`));
 server.listen(socketPath, () => {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import { InProcessFiles } from '../sandbox-files/in-process-files.js';
-import type { SandboxFiles } from '../sandbox-files/types.js';
+import { HostFiles } from '../sandbox-files/host-files.js';
+import { SandboxFileError, type SandboxFiles } from '../sandbox-files/types.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,13 +11,20 @@ declare module 'fastify' {
 }
 
 /**
- * The sandbox's files. For now in the API's own process, with the API's rights (right on a
- * development machine, where both are one user); in the image they belong in the process host,
- * which is the kernels' user.
+ * The sandbox's files, served by the process host as the kernels' user (the API cannot act as
+ * that user). Without a host socket every call fails, saying why, as `/processes` does.
  */
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    app.decorate('sandboxFiles', new InProcessFiles(config.workspace.dir));
+    const socket = config.processes.hostSocket;
+    app.decorate('sandboxFiles', socket === undefined ? unavailableFiles() : new HostFiles(socket));
   },
   { name: 'sandbox-files' },
 );
+
+function unavailableFiles(): SandboxFiles {
+  const refuse = async (): Promise<never> => {
+    throw new SandboxFileError('EIO', 'file operations need the process host, and none is configured (PROCESS_HOST_SOCKET)');
+  };
+  return { stat: refuse, makeDir: refuse, move: refuse, list: refuse, remove: refuse, read: refuse, write: refuse, watch: refuse };
+}

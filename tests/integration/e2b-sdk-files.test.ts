@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, rename as renameFile, rm, stat, symlink, writeF
 import path from 'node:path';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
-import { FileNotFoundError, FileType, InvalidArgumentError, Sandbox, type FilesystemEvent } from 'e2b';
+import { FileNotFoundError, FileType, FilesystemEventType, InvalidArgumentError, Sandbox, type FilesystemEvent } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventType, Filesystem } from '../../server/transports/connect/gen/envd/filesystem/filesystem_pb.js';
 import { TestProcessHost } from '../helpers/process-host.js';
@@ -248,7 +248,7 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       const events: FilesystemEvent[] = [];
       const handle = await sandbox.files.watchDir(directory, (event) => void events.push(event));
       try {
-        const seen = (type: string, name: string) => events.some((event) => event.type === type && event.name === name);
+        const seen = (type: string, name: string) => events.some((event) => String(event.type) === type && event.name === name);
         await writeFile(path.join(directory, 'w.txt'), 'one');
         await until(() => seen('create', 'w.txt'), 'create');
         await writeFile(path.join(directory, 'w.txt'), 'two, longer');
@@ -273,7 +273,7 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       const deepHandle = await sandbox.files.watchDir(directory, (event) => void deep.push(event), { recursive: true });
       try {
         await writeFile(path.join(directory, 'sub', 'inner.txt'), 'x');
-        await until(() => deep.some((event) => event.name === 'sub/inner.txt' && event.type === 'create'), 'the nested create');
+        await until(() => deep.some((event) => event.name === 'sub/inner.txt' && event.type === FilesystemEventType.CREATE), 'the nested create');
         await writeFile(path.join(directory, 'marker.txt'), 'x');
         await until(() => flat.some((event) => event.name === 'marker.txt'), 'the top-level create');
         expect(flat.some((event) => event.name.startsWith('sub/'))).toBe(false);

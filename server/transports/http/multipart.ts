@@ -154,8 +154,11 @@ class ChunkReader {
       const at = this.#buffer.indexOf(marker);
       if (at !== -1) {
         const last = this.#buffer.subarray(0, at);
-        this.#buffer = this.#buffer.subarray(at + marker.length);
+        this.#buffer = this.#buffer.subarray(at);
+        // The marker stays in the buffer until the last chunk has been taken: a reader that
+        // stops here leaves it for the next search, which must not run on into the next part.
         if (last.length > 0) yield last;
+        this.#buffer = this.#buffer.subarray(marker.length);
         return;
       }
       // All but the tail that could be the marker's beginning is body.

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { OperationLimit } from '../sandbox-files/operation-limit.js';
 import type { SandboxFiles } from '../sandbox-files/types.js';
-import { download, EnvdHttpError, toEnvdHttpError, upload } from '../transports/http/envd-files.js';
+import { download, EnvdHttpError, signatureIsValid, toEnvdHttpError, upload } from '../transports/http/envd-files.js';
 import { basicAuthUser } from '../transports/connect/wire.js';
 
 export interface EnvdFilesOptions {
@@ -27,17 +27,8 @@ const FilesQuery = Type.Object({
   signature_expiration: Type.Optional(Type.String({ description: 'Unix seconds after which the signature is refused' })),
 });
 
-const EnvdError = Type.Object({ code: Type.Integer(), message: Type.String() });
-const errors = {
-  400: EnvdError,
-  401: EnvdError,
-  403: EnvdError,
-  404: EnvdError,
-  413: EnvdError,
-  429: EnvdError,
-  500: EnvdError,
-  507: EnvdError,
-};
+// Error answers are not declared: envd's own ({code: <status>, message}) come from the handlers,
+// but access control and query validation answer in the API's shape, before them.
 
 /**
  * envd's file transfers on ENVD_PORT: `GET /files` downloads, `POST /files` uploads
@@ -48,6 +39,23 @@ const envdFiles: FastifyPluginAsyncTypebox<EnvdFilesOptions> = async (app, { fil
   // Bodies are handed over unread: multipart and raw uploads are streamed, never buffered.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  // e2b's uploadUrl/downloadUrl: the query as the SDK signed it, before any decoding of ours.
+  const signed =
+    (operation: 'read' | 'write') =>
+    (request: FastifyRequest, token: string): boolean => {
+      const query = new URLSearchParams(request.url.slice(request.url.indexOf('?') + 1));
+      return signatureIsValid(
+        {
+          path: query.get('path') ?? '',
+          operation,
+          username: query.get('username') ?? '',
+          signature: query.get('signature') ?? '',
+          expiration: query.get('signature_expiration') ?? undefined,
+        },
+        token,
+      );
+    };
 
   const refuse = (reply: FastifyReply, error: unknown) => {
     const answer = toEnvdHttpError(error);
@@ -65,10 +73,11 @@ const envdFiles: FastifyPluginAsyncTypebox<EnvdFilesOptions> = async (app, { fil
   app.get(
     '/files',
     {
+      config: { signedUrl: signed('read') },
       schema: {
         summary: "Download a file (e2b's envd)",
         querystring: FilesQuery,
-        response: { 200: { content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } }, ...errors },
+        response: { 200: { content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } } },
       },
     },
     async (request, reply) => {
@@ -101,13 +110,12 @@ const envdFiles: FastifyPluginAsyncTypebox<EnvdFilesOptions> = async (app, { fil
     '/files',
     {
       // Uploads last as long as data keeps coming (UPLOAD_IDLE_TIMEOUT_MS).
-      config: { streamsBody: true },
+      config: { streamsBody: true, signedUrl: signed('write') },
       schema: {
         summary: "Upload files, multipart/form-data or a raw body (e2b's envd)",
         querystring: FilesQuery,
         response: {
           200: Type.Array(Type.Object({ name: Type.String(), type: Type.Literal('file'), path: Type.String() })),
-          ...errors,
         },
       },
     },

@@ -1,10 +1,11 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Code, createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
+import { getSignature } from 'e2b';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildEnvdApp } from '../../server/app.js';
@@ -180,6 +181,38 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
       const refused = await fetch(`${baseUrl}/files?path=${dir}/m/same.txt`, { method: 'POST', body: twice });
       expect(refused.status).toBe(400);
       expect(((await refused.json()) as { message: string }).message).toMatch(/multiple files to the same path/);
+    });
+  });
+
+  describe('signed URLs (token mode)', () => {
+    const TOKEN = 'a-token-of-sufficient-length-0123';
+
+    it('open /files to a URL signed as e2b signs it, for its operation, until it expires', async () => {
+      await start({ ACCESS_TOKEN: TOKEN });
+      const file = path.join(dir, 'signed.txt');
+      await writeFile(file, 'signed content');
+      const url = async (operation: 'read' | 'write', user: string | undefined, expirationInSeconds?: number) => {
+        const { signature, expiration } = await getSignature({ path: file, operation, user, expirationInSeconds, envdAccessToken: TOKEN });
+        const query = new URLSearchParams({ path: file, signature });
+        if (user !== undefined) query.set('username', user);
+        if (expiration !== null) query.set('signature_expiration', String(expiration));
+        return `${baseUrl}/files?${query.toString()}`;
+      };
+      expect(await (await fetch(await url('read', undefined))).text()).toBe('signed content');
+      expect(await (await fetch(await url('read', 'user', 60))).text()).toBe('signed content');
+      const expired = await fetch(await url('read', undefined, -10));
+      expect(expired.status).toBe(401);
+      expect((await fetch(await url('write', undefined))).status).toBe(401);
+      expect((await fetch(`${baseUrl}/files?path=${encodeURIComponent(file)}&signature=v1_forged`)).status).toBe(401);
+      expect((await fetch(`${baseUrl}/files?path=${encodeURIComponent(file)}`)).status).toBe(401);
+      const form = new FormData();
+      form.append('file', new Blob(['uploaded with a signature']), 'ignored');
+      const uploaded = await fetch(await url('write', undefined), { method: 'POST', body: form });
+      expect(uploaded.status).toBe(200);
+      expect(await readFile(file, 'utf8')).toBe('uploaded with a signature');
+      // The signature covers the path: another path with the same signature is refused.
+      const moved = (await url('read', undefined)).replace(encodeURIComponent(file), encodeURIComponent(`${dir}/other`));
+      expect((await fetch(moved)).status).toBe(401);
     });
   });
 

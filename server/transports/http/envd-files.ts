@@ -3,6 +3,7 @@
  * transfers of e2b's `sandbox.files.read`/`write`/`writeFiles` and of its upload and download
  * URLs. Bodies stream both ways; errors answer in envd's shape, `{"code": <status>, "message"}`.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -158,4 +159,31 @@ export async function download(files: SandboxFiles, path: string, signal: AbortS
   if (path.includes('\0')) throw new EnvdHttpError(400, 'path contains a NUL character');
   const { entry, stream } = await files.read(path, signal);
   return { name: entry.name, stream };
+}
+
+export interface SignedRequest {
+  /** `path` as the URL has it (empty when absent), as the SDK signed it. */
+  path: string;
+  operation: 'read' | 'write';
+  /** `username` as the URL has it, empty when absent. */
+  username: string;
+  signature: string;
+  /** `signature_expiration`, Unix seconds, as the URL has it. */
+  expiration?: string;
+}
+
+/**
+ * Whether `signature` is the one e2b's SDK (`getSignature`) and envd compute from the access
+ * token: `v1_` + unpadded base64 of SHA-256 over `path:operation:user:token[:expiration]`, and
+ * its expiration, when it has one, is not past.
+ */
+export function signatureIsValid(request: SignedRequest, token: string, nowSeconds = Date.now() / 1000): boolean {
+  if (request.expiration !== undefined && !/^\d{1,12}$/.test(request.expiration)) return false;
+  const fields = [request.path, request.operation, request.username, token];
+  if (request.expiration !== undefined) fields.push(request.expiration);
+  const expected = `v1_${createHash('sha256').update(fields.join(':'), 'utf8').digest('base64').replace(/=+$/, '')}`;
+  // Digests of both, so that the comparison's time says nothing of how much matched.
+  const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
+  if (!timingSafeEqual(digest(expected), digest(request.signature))) return false;
+  return request.expiration === undefined || Number(request.expiration) >= Math.floor(nowSeconds);
 }

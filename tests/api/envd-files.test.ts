@@ -154,6 +154,28 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
       }
     });
 
+    it('refuses an upload larger than MAX_UPLOAD_BYTES with 413, writing nothing', async () => {
+      await start({ MAX_UPLOAD_BYTES: '1KiB' });
+      const file = path.join(dir, 'too-big.bin');
+      for (const body of [
+        new Blob([new Uint8Array(4096)]),
+        (() => {
+          const form = new FormData();
+          form.append('file', new Blob([new Uint8Array(4096)]), file);
+          return form;
+        })(),
+      ]) {
+        const response = await fetch(`${baseUrl}/files?path=${encodeURIComponent(file)}`, {
+          method: 'POST',
+          body,
+          headers: body instanceof Blob ? { 'content-type': 'application/octet-stream' } : {},
+        });
+        expect(response.status).toBe(413);
+        expect(await response.json()).toMatchObject({ code: 413, message: expect.stringContaining('MAX_UPLOAD_BYTES') });
+      }
+      await expect(readFile(file)).rejects.toThrow(/ENOENT/);
+    });
+
     it('takes a gzip-encoded raw body', async () => {
       await start();
       const file = path.join(dir, 'gz.txt');
@@ -163,6 +185,14 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
         headers: { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' },
       });
       expect(await response.json()).toEqual([{ name: 'gz.txt', type: 'file', path: file }]);
+      expect(await readFile(file, 'utf8')).toBe('unzipped on arrival');
+      const broken = await fetch(`${baseUrl}/files?path=${encodeURIComponent(file)}`, {
+        method: 'POST',
+        body: 'not gzip at all',
+        headers: { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' },
+      });
+      expect(broken.status).toBe(400);
+      expect(await broken.json()).toMatchObject({ message: expect.stringContaining('not valid gzip') });
       expect(await readFile(file, 'utf8')).toBe('unzipped on arrival');
     });
 

@@ -100,8 +100,18 @@ export async function upload(body: Readable, options: UploadOptions): Promise<Wr
   const { files, signal } = options;
   const mediaType = options.contentType.split(';')[0]!.trim().toLowerCase();
   const limited = new ByteLimit(options.maxBytes);
-  const bounded = pipeline(body, limited, { signal }).catch((error: unknown) => limited.destroy(error as Error));
-  void bounded;
+  // The host's end wraps a failing source in its own error: what failed here (the size bound,
+  // bad gzip) is the answer, not how the write ended.
+  let sourceFailure: Error | undefined;
+  const write = async (target: string, source: AsyncIterable<Uint8Array>) => {
+    try {
+      return await files.write(target, source, signal);
+    } catch (error) {
+      throw sourceFailure ?? error;
+    }
+  };
+  limited.once('error', (error) => (sourceFailure ??= error));
+  pipeline(body, limited, { signal }).catch((error: unknown) => limited.destroy(error as Error));
 
   if (mediaType === 'application/octet-stream') {
     if (options.path === undefined) throw new EnvdHttpError(400, 'path query parameter is required for raw body upload');
@@ -109,10 +119,11 @@ export async function upload(body: Readable, options: UploadOptions): Promise<Wr
     let source: AsyncIterable<Uint8Array> = limited;
     if (options.gzip) {
       const gunzip = createGunzip();
+      gunzip.once('error', (error) => (sourceFailure ??= error));
       pipeline(limited, gunzip).catch((error: unknown) => gunzip.destroy(error as Error));
       source = gunzip;
     }
-    const entry = await files.write(target, source, signal);
+    const entry = await write(target, source);
     return [{ name: entry.name, type: 'file', path: entry.path }];
   }
   if (mediaType !== 'multipart/form-data') {
@@ -128,7 +139,7 @@ export async function upload(body: Readable, options: UploadOptions): Promise<Wr
   for await (const part of readMultipart(limited, boundaryOf(options.contentType), options.maxParts)) {
     if (part.name !== 'file') continue;
     const name = target ?? uploadTarget(part.filename ?? '', "a part's filename");
-    const entry = await files.write(name, part.body, signal);
+    const entry = await write(name, part.body);
     if (written.some((earlier) => earlier.path === entry.path)) {
       throw new EnvdHttpError(400, `you cannot upload multiple files to the same path '${entry.path}' in one upload request`);
     }

@@ -8,8 +8,11 @@ import { describe, expect, it } from 'vitest';
  * above: that is what keeps the execution path readable from any door down to Jupyter.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'logger.ts'],
-  ['jupyter', 'workspace', 'egress', 'process-host', 'sandbox-files', 'compile-cache.ts', 'uint8array-base64.ts'],
+  // The file interface both ends share: the process host implements it, sandbox-files/ (the
+  // API's end, which speaks the host's protocol) and the envd doors use it.
+  ['errors.ts', 'logger.ts', 'sandbox-files/types.ts'],
+  ['jupyter', 'workspace', 'egress', 'process-host', 'compile-cache.ts', 'uint8array-base64.ts'],
+  ['sandbox-files'],
   ['runs'],
   ['contexts', 'schemas'],
   ['executions'],
@@ -39,7 +42,9 @@ function sources(directory: string): string[] {
 /** The top-level folder (or file) of server/ a path belongs to. */
 function unitOf(file: string): string {
   // Imports name the compiled module (`./errors.js`); the layers name the source.
-  const unit = path.relative(root, file).split(path.sep)[0]!.replace(/\.js$/, '.ts');
+  const relative = path.relative(root, file).replace(/\.js$/, '.ts');
+  if (relative === path.join('sandbox-files', 'types.ts')) return 'sandbox-files/types.ts';
+  const unit = relative.split(path.sep)[0]!;
   // config.ts is loadConfig over the table in config/: one unit.
   return unit === 'config.ts' ? 'config' : unit;
 }

@@ -39,8 +39,8 @@ const MAX_LIST_DEPTH = 1024;
  * `watchDir` (WatchDir, a stream; CreateWatcher and the rest poll the same watches instead).
  */
 export function filesystemService({ files, operations, watchers }: FilesystemServiceOptions): ServiceImpl<typeof Filesystem> {
-  const run = <T>(operation: (signal?: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> =>
-    operations.run(() => operation(signal)).catch(rethrow);
+  // Each call holds one of MAX_FILE_OPERATIONS while the host works on it.
+  const run = <T>(operation: () => Promise<T>): Promise<T> => operations.run(operation).catch(rethrow);
 
   return {
     async stat(request) {
@@ -64,7 +64,7 @@ export function filesystemService({ files, operations, watchers }: FilesystemSer
       const directory = required(request.path, 'path');
       // envd lists one level when no depth is given (depth 0, proto3's default).
       const depth = Math.min(Math.max(request.depth, 1), MAX_LIST_DEPTH);
-      const entries = await run((signal) => files.list(directory, depth, signal), context.signal);
+      const entries = await run(() => files.list(directory, depth, context.signal));
       return { entries: entries.map(toProtoEntry) };
     },
 

@@ -129,6 +129,16 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       expect([...(await readFile(entries[2]!.path))]).toEqual([0, 1, 2, 255]);
     });
 
+    it('takes gzip uploads and gzip-accepting reads, and refuses metadata it would not keep', async () => {
+      const directory = await fresh();
+      const file = path.join(directory, 'gz.txt');
+      await sandbox.files.write(file, 'compressed on the way up', { gzip: true });
+      expect(await readFile(file, 'utf8')).toBe('compressed on the way up');
+      expect(await sandbox.files.read(file, { gzip: true })).toBe('compressed on the way up');
+      await expect(sandbox.files.write(path.join(directory, 'm.txt'), 'x', { metadata: { k: 'v' } })).rejects.toThrow(/metadata/);
+      await expect(stat(path.join(directory, 'm.txt'))).rejects.toThrow();
+    });
+
     it('overwrites an existing file', async () => {
       const directory = await fresh();
       const file = path.join(directory, 'f.txt');
@@ -273,7 +283,10 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       const deepHandle = await sandbox.files.watchDir(directory, (event) => void deep.push(event), { recursive: true });
       try {
         await writeFile(path.join(directory, 'sub', 'inner.txt'), 'x');
-        await until(() => deep.some((event) => event.name === 'sub/inner.txt' && event.type === FilesystemEventType.CREATE), 'the nested create');
+        await until(
+          () => deep.some((event) => event.name === 'sub/inner.txt' && event.type === FilesystemEventType.CREATE),
+          'the nested create',
+        );
         await writeFile(path.join(directory, 'marker.txt'), 'x');
         await until(() => flat.some((event) => event.name === 'marker.txt'), 'the top-level create');
         expect(flat.some((event) => event.name.startsWith('sub/'))).toBe(false);

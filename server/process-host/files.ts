@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants, readFileSync, statSync, type Stats } from 'node:fs';
+import { access, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -186,6 +186,13 @@ async function makeParents(directory: string): Promise<void> {
   }
 }
 
+/** A name cut to 200 bytes on a character boundary: a temporary name stays under NAME_MAX (255). */
+function shortened(name: string): string {
+  let short = name;
+  while (Buffer.byteLength(short) > 200) short = short.slice(0, -1);
+  return short;
+}
+
 function entryType(stats: Stats): EntryType | 'other' {
   if (stats.isSymbolicLink()) return 'symlink';
   if (stats.isDirectory()) return 'directory';
@@ -339,13 +346,22 @@ export class LocalFiles implements SandboxFiles {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toFileError(error, 'write', requested);
     }
     if (existing?.isDirectory()) throw new SandboxFileError('EISDIR', `write '${requested}': ${DESCRIPTIONS.EISDIR}`);
+    if (existing) {
+      // Renaming over a file needs only the directory's write permission; writing it in place,
+      // as envd does, needs the file's. The file's own rights decide, as they would there.
+      try {
+        await access(target, fsConstants.W_OK);
+      } catch (error) {
+        throw toFileError(error, 'write', requested);
+      }
+    }
     const directory = path.dirname(target);
     try {
       await makeParents(directory);
     } catch (error) {
       throw toFileError(error, 'write', requested);
     }
-    const temporary = path.join(directory, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part`);
+    const temporary = path.join(directory, `.${shortened(path.basename(target))}.${randomBytes(6).toString('hex')}.part`);
     let handle: FileHandle | undefined;
     try {
       // wx: never through a link someone planted under the temporary name.

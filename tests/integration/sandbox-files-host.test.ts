@@ -409,6 +409,10 @@ describe('sandbox files as an unprivileged user', () => {
     expect((await failure(files.read('secret.txt'))).code).toBe('EACCES');
     expect((await failure(files.write('closed/new.txt', chunks('x')))).code).toBe('EACCES');
     expect((await failure(files.remove('/etc/hostname'))).code).toMatch(/^E(ACCES|PERM|ROFS|BUSY)$/);
+    // The directory would allow replacing it; the file's own rights say no, as envd's in-place write.
+    writeFileSync(path.join(shared, 'readonly.txt'), 'root', { mode: 0o644 });
+    expect((await failure(files.write('readonly.txt', chunks('x')))).code).toBe('EACCES');
+    expect(readFileSync(path.join(shared, 'readonly.txt'), 'utf8')).toBe('root');
     const entry = await files.write('mine.txt', chunks('mine'));
     expect(entry).toMatchObject({ owner: 'nobody', group: 'nogroup' });
   });

@@ -200,6 +200,19 @@ describe('LocalFiles', () => {
     await expect(files.list('many', 0)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
+  it('writes a file whose name is as long as names may be', async () => {
+    const files = new LocalFiles({ workspace: root });
+    const name = 'é'.repeat(127);
+    expect(
+      await files.write(
+        name,
+        (async function* () {
+          yield Buffer.from('long');
+        })(),
+      ),
+    ).toMatchObject({ name, size: 4 });
+  });
+
   it('stops a listing when its signal is aborted', async () => {
     const files = new LocalFiles({ workspace: root });
     await expect(files.list('many', 3, AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, readFileSync, statSync, type Stats } from 'node:fs';
-import { access, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, lstat, mkdir, open, opendir, readlink, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -193,6 +193,19 @@ function shortened(name: string): string {
   return short;
 }
 
+/**
+ * The names in a directory, or undefined when there are more than `room`: read one by one, so a
+ * directory of millions costs the bound, not its size.
+ */
+async function readNames(directory: string, room: number): Promise<string[] | undefined> {
+  const names: string[] = [];
+  for await (const entry of await opendir(directory, { bufferSize: 256 })) {
+    if (names.length >= room) return undefined; // leaving the loop closes the directory
+    names.push(entry.name);
+  }
+  return names;
+}
+
 function entryType(stats: Stats): EntryType | 'other' {
   if (stats.isSymbolicLink()) return 'symlink';
   if (stats.isDirectory()) return 'directory';
@@ -274,16 +287,16 @@ export class LocalFiles implements SandboxFiles {
       const next: string[] = [];
       for (const directory of level) {
         if (signal?.aborted) throw abortReason(signal);
-        let names: string[];
+        let names: string[] | undefined;
         try {
-          names = await readdir(directory);
+          names = await readNames(directory, this.maxListEntries - entries.length);
         } catch (error) {
           // The root must be readable; a subdirectory that is not (or vanished) is left out, as
           // `ls -R` goes on past it.
           if (directory === root) throw toFileError(error, 'list', root);
           continue;
         }
-        if (entries.length + names.length > this.maxListEntries)
+        if (!names)
           throw new SandboxFileError(
             'ELIMIT',
             `list '${root}': more than ${this.maxListEntries} entries; list a smaller depth or a subdirectory`,

@@ -198,6 +198,8 @@ describe('LocalFiles', () => {
     expect(await files.list('many', 1)).toHaveLength(1);
     await expect(files.list('many', 2)).rejects.toMatchObject({ code: 'ELIMIT' });
     await expect(files.list('many', 0)).rejects.toMatchObject({ code: 'EINVAL' });
+    // Exactly the bound is still a listing.
+    expect(await new LocalFiles({ workspace: root, maxListEntries: 6 }).list('many', 2)).toHaveLength(6);
   });
 
   it('writes a file whose name is as long as names may be', async () => {

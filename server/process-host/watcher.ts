@@ -15,8 +15,15 @@ import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent
  * fs.watch is libuv's inotify binding, which itself folds IN_ATTRIB and IN_MODIFY into 'change'
  * and every create, delete and move into 'rename'. The kinds are recovered by comparing what
  * lstat says now with what was known of each name (device, inode, birth time, mode, size, times):
- * a known inode that left one name and turned up under another in the same batch was renamed; a
- * mode that changed is a chmod; a size or mtime that changed is a write.
+ * a known inode that left one name and turned up under another in the same batch (or the next,
+ * when a kernel read fell between the two halves of a rename) was renamed; a mode that changed is
+ * a chmod; a size or mtime that changed is a write. Events are batched per kernel read, and
+ * repeated events for one name within a batch fold into one.
+ *
+ * Recursive watches put one fs.watch on each directory; a directory that appears is watched and
+ * what it already holds is reported as created (it may have filled before its watch was in
+ * place). Symlinks are entries, never followed; a directory this user cannot read is reported
+ * but not watched.
  *
  * What this cannot tell apart, and how it is reported:
  * - a name moved out of the watched tree looks deleted: remove (envd: rename);
@@ -420,11 +427,13 @@ export class DirectoryWatcher {
   }
 
   private async process(batch: Change[]): Promise<void> {
-    const rootNow = await lstat(this.rootPath).then(toEntry, () => null);
     const changes = batch.filter((change) => !change.dir.detached);
-    await eachLimited(changes, STAT_CONCURRENCY, async (change) => {
-      change.now = await lstat(join(this.absolute(change.dir.rel), change.name)).then(toEntry, () => null);
-    });
+    const [rootNow] = await Promise.all([
+      lstat(this.rootPath).then(toEntry, () => null),
+      eachLimited(changes, STAT_CONCURRENCY, async (change) => {
+        change.now = await lstat(join(this.absolute(change.dir.rel), change.name)).then(toEntry, () => null);
+      }),
+    ]);
     this.pairRenames(changes);
     for (let i = 0; i < changes.length; i++) {
       if (this.state !== 'running') return;

@@ -169,6 +169,45 @@ describe('DirectoryWatcher', () => {
     expect(started.errors).toEqual([]);
   });
 
+  it('follows a file moved between directories when recursive; one moved out is removed', async () => {
+    await mkdir(join(root, 'sub'));
+    await writeFile(join(root, 'a.txt'), 'a');
+    await writeFile(join(root, 'b.txt'), 'b');
+    const deep = await watchRoot({ recursive: true });
+    const flat = await watchRoot();
+    await rename(join(root, 'a.txt'), join(root, 'sub', 'a.txt'));
+    await waitForEvent(deep, 'create sub/a.txt');
+    await waitForEvent(flat, 'remove a.txt');
+    expect(show(deep.events)).toEqual(['rename a.txt', 'create sub/a.txt', 'write sub/a.txt']);
+
+    const outside = await mkdtemp(join(tmpdir(), 'watcher-outside-'));
+    await rename(join(root, 'sub'), join(outside, 'sub'));
+    await waitForEvent(deep, 'remove sub');
+    expect(deep.watcher.watchedDirectories).toBe(1);
+    // The moved directory is no longer watched: a change in it says nothing.
+    await writeFile(join(outside, 'sub', 'later.txt'), 'x');
+    await writeFile(join(root, 'marker'), '');
+    await waitForEvent(deep, 'create marker');
+    expect(show(deep.events).some((line) => line.includes('later'))).toBe(false);
+    await rm(outside, { recursive: true });
+  });
+
+  it('stops with ELIMIT when it would remember more entries than maxEntries', async () => {
+    for (let i = 0; i < 5; i++) await writeFile(join(root, `f${i}`), 'x');
+    const options = { recursive: false, maxDirectories: 10, onEvent: () => {}, onError: () => {} };
+    await expect(DirectoryWatcher.start(root, { ...options, maxEntries: 4 })).rejects.toMatchObject({
+      code: 'ELIMIT',
+      message: expect.stringContaining('more than 4 entries'),
+    });
+    const errors: SandboxFileError[] = [];
+    const watcher = await DirectoryWatcher.start(root, { ...options, maxEntries: 6, onError: (error) => errors.push(error) });
+    open.push(watcher);
+    await writeFile(join(root, 'f5'), 'x');
+    await writeFile(join(root, 'f6'), 'x');
+    await until(() => expect(errors.map((error) => error.code)).toEqual(['ELIMIT']));
+    expect(watcher.watchedDirectories).toBe(0);
+  });
+
   it('stops with ELIMIT when the tree grows past maxDirectories', async () => {
     await mkdir(join(root, 'one'));
     const before = watchHandles();

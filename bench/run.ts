@@ -26,6 +26,7 @@ import { mcp } from './suites/mcp.js';
 import { processes } from './suites/processes.js';
 import { streaming } from './suites/streaming.js';
 import { throughput } from './suites/throughput.js';
+import { watchLatency } from './suites/watch.js';
 import { ws } from './suites/ws.js';
 
 // @jupyterlab/services reports connection changes on the console; stdout carries the report.
@@ -33,7 +34,7 @@ console.log = console.info = console.debug = () => undefined;
 
 const usage = `Usage: npm run bench -- [options]
   --quick              short pass (CI): fewer rounds, smaller sizes
-  --only a,b           run only these benchmarks (${['latency', 'ws', 'throughput', 'streaming', 'files', 'files-archive', 'contexts', 'abandoned', 'mcp', 'processes', 'cold-start'].join(', ')})
+  --only a,b           run only these benchmarks (${['latency', 'ws', 'throughput', 'streaming', 'files', 'files-archive', 'contexts', 'abandoned', 'mcp', 'processes', 'watch', 'cold-start'].join(', ')})
   --skip a,b           run all but these
   --profile            run the API under node --cpu-prof and summarize where its time went
   --log-level LEVEL    the server's LOG_LEVEL (default: info, as in production)
@@ -68,7 +69,20 @@ function progress(message: string): void {
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${message}\n`);
 }
 
-const allSuites: Suite[] = [latency, ws, throughput, streaming, files, filesArchive, contexts, abandoned, mcp, processes, coldStart];
+const allSuites: Suite[] = [
+  latency,
+  ws,
+  throughput,
+  streaming,
+  files,
+  filesArchive,
+  contexts,
+  abandoned,
+  mcp,
+  processes,
+  watchLatency,
+  coldStart,
+];
 
 function selectSuites(): Suite[] {
   const names = (list: string | undefined) =>

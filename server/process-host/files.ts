@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants, readFileSync, statSync, type Stats } from 'node:fs';
+import { access, lstat, mkdir, open, opendir, readlink, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -13,6 +13,8 @@ import {
   type Watch,
   type WatchOptions,
 } from '../sandbox-files/types.js';
+import { DEFAULT_MAX_QUEUED_EVENTS, QueuedWatch } from '../sandbox-files/watch-queue.js';
+import { DirectoryWatcher } from './watcher.js';
 
 /**
  * The filesystem operations of sandbox-files/types.ts as plain node:fs calls, with the rights of
@@ -28,14 +30,15 @@ export interface LocalFilesOptions {
   home?: string;
   /** The most entries one listing may hold before it fails with ELIMIT. */
   maxListEntries?: number;
-  /**
-   * Starts a watch; the host wires in its directory watcher. Absent: watching is refused
-   * (EINVAL), e.g. where only the other calls are needed.
-   */
-  watch?: (root: string, options: WatchOptions) => Promise<Watch>;
+  /** Directories one recursive watch may watch at once before it fails with ELIMIT. */
+  maxWatchDirectories?: number;
+  /** Events a watch holds for a reader that has not taken them, before it fails with ELIMIT. */
+  maxQueuedEvents?: number;
 }
 
 export const DEFAULT_MAX_LIST_ENTRIES = 100_000;
+/** Well under the kernel's inotify watches per user (8,192 by default on older kernels, often more). */
+export const DEFAULT_MAX_WATCH_DIRECTORIES = 4096;
 
 /** How many lstat calls one listing keeps in flight: enough to hide latency, not a flood. */
 const STAT_CONCURRENCY = 32;
@@ -170,6 +173,39 @@ function readIds(file: string): Map<number, string> {
   return ids;
 }
 
+/**
+ * mkdir -p of a path's parent. A part of it that is a file fails recursive mkdir with EEXIST,
+ * which would read as "the target exists": it is ENOTDIR, as any other call through it says.
+ */
+async function makeParents(directory: string): Promise<void> {
+  try {
+    await mkdir(directory, { recursive: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    throw error;
+  }
+}
+
+/** A name cut to 200 bytes on a character boundary: a temporary name stays under NAME_MAX (255). */
+function shortened(name: string): string {
+  let short = name;
+  while (Buffer.byteLength(short) > 200) short = short.slice(0, -1);
+  return short;
+}
+
+/**
+ * The names in a directory, or undefined when there are more than `room`: read one by one, so a
+ * directory of millions costs the bound, not its size.
+ */
+async function readNames(directory: string, room: number): Promise<string[] | undefined> {
+  const names: string[] = [];
+  for await (const entry of await opendir(directory, { bufferSize: 256 })) {
+    if (names.length >= room) return undefined; // leaving the loop closes the directory
+    names.push(entry.name);
+  }
+  return names;
+}
+
 function entryType(stats: Stats): EntryType | 'other' {
   if (stats.isSymbolicLink()) return 'symlink';
   if (stats.isDirectory()) return 'directory';
@@ -207,7 +243,7 @@ export class LocalFiles implements SandboxFiles {
   async makeDir(input: string): Promise<EntryInfo> {
     const target = this.resolve(input);
     try {
-      await mkdir(path.dirname(target), { recursive: true });
+      await makeParents(path.dirname(target));
       // Not recursive: mkdir(2) itself says EEXIST, with no window between a check and the call.
       await mkdir(target);
     } catch (error) {
@@ -225,7 +261,7 @@ export class LocalFiles implements SandboxFiles {
       throw toFileError(error, 'move', source);
     }
     try {
-      await mkdir(path.dirname(destination), { recursive: true });
+      await makeParents(path.dirname(destination));
       await rename(source, destination);
     } catch (error) {
       throw toFileError(error, 'move', `${source}' to '${destination}`);
@@ -251,16 +287,16 @@ export class LocalFiles implements SandboxFiles {
       const next: string[] = [];
       for (const directory of level) {
         if (signal?.aborted) throw abortReason(signal);
-        let names: string[];
+        let names: string[] | undefined;
         try {
-          names = await readdir(directory);
+          names = await readNames(directory, this.maxListEntries - entries.length);
         } catch (error) {
           // The root must be readable; a subdirectory that is not (or vanished) is left out, as
           // `ls -R` goes on past it.
           if (directory === root) throw toFileError(error, 'list', root);
           continue;
         }
-        if (entries.length + names.length > this.maxListEntries)
+        if (!names)
           throw new SandboxFileError(
             'ELIMIT',
             `list '${root}': more than ${this.maxListEntries} entries; list a smaller depth or a subdirectory`,
@@ -323,13 +359,22 @@ export class LocalFiles implements SandboxFiles {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toFileError(error, 'write', requested);
     }
     if (existing?.isDirectory()) throw new SandboxFileError('EISDIR', `write '${requested}': ${DESCRIPTIONS.EISDIR}`);
+    if (existing) {
+      // Renaming over a file needs only the directory's write permission; writing it in place,
+      // as envd does, needs the file's. The file's own rights decide, as they would there.
+      try {
+        await access(target, fsConstants.W_OK);
+      } catch (error) {
+        throw toFileError(error, 'write', requested);
+      }
+    }
     const directory = path.dirname(target);
     try {
-      await mkdir(directory, { recursive: true });
+      await makeParents(directory);
     } catch (error) {
       throw toFileError(error, 'write', requested);
     }
-    const temporary = path.join(directory, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part`);
+    const temporary = path.join(directory, `.${shortened(path.basename(target))}.${randomBytes(6).toString('hex')}.part`);
     let handle: FileHandle | undefined;
     try {
       // wx: never through a link someone planted under the temporary name.
@@ -363,8 +408,26 @@ export class LocalFiles implements SandboxFiles {
 
   async watch(input: string, options: WatchOptions): Promise<Watch> {
     const root = this.resolve(input);
-    if (!this.options.watch) throw new SandboxFileError('EINVAL', 'watching is not available here');
-    return this.options.watch(root, options);
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal);
+    let watcher: DirectoryWatcher | undefined;
+    const watch = new QueuedWatch(() => watcher?.close(), this.options.maxQueuedEvents ?? DEFAULT_MAX_QUEUED_EVENTS);
+    try {
+      watcher = await DirectoryWatcher.start(root, {
+        recursive: options.recursive,
+        maxDirectories: this.options.maxWatchDirectories ?? DEFAULT_MAX_WATCH_DIRECTORIES,
+        onEvent: (event) => watch.push(event),
+        onError: (error) => watch.fail(error),
+      });
+    } catch (error) {
+      throw toFileError(error, 'watch', root);
+    }
+    if (signal?.aborted) {
+      watcher.close();
+      throw abortReason(signal);
+    }
+    signal?.addEventListener('abort', () => watch.close(), { once: true });
+    return watch;
   }
 
   /**

@@ -12,9 +12,13 @@ import { HOST_VARIABLE, leftoverProcesses } from './tree.js';
  * started by start-up.sh with the kernels' environment and serves the protocol of protocol.ts on
  * a Unix socket only the API can open.
  *
- * Environment: PROCESS_HOST_SOCKET (where to listen), WORKSPACE_DIR (the default cwd),
- * KERNEL_MEMORY_LIMIT (RLIMIT_AS of every process, as the kernels'), KERNEL_USER (started as root:
- * whom to become), LOG_LEVEL. None of them reaches the processes.
+ * It also runs the file operations of e2b's filesystem service (files.ts, file-connection.ts), for
+ * the same reason: they act with that user's rights.
+ *
+ * Environment: PROCESS_HOST_SOCKET (where to listen), WORKSPACE_DIR (the default cwd, and where
+ * relative file paths start), KERNEL_MEMORY_LIMIT (RLIMIT_AS of every process, as the kernels'),
+ * KERNEL_USER (started as root: whom to become), LOG_LEVEL. None of them reaches the processes.
+ * HOME, which does, is what `~` stands for in file paths.
  *
  * Started as root with KERNEL_USER, it binds the socket, gives it to the group of its directory (the API's), mode
  * 0660, and becomes KERNEL_USER before it reads a single request. The change of uid also makes it

@@ -339,7 +339,7 @@ export function parseHostEvent(body: Buffer): HostEvent {
         ? { ev: 'fs_error', code: message.code as FileErrorCode, message: message.message.slice(0, 1000) }
         : { ev: 'watch_error', code: message.code as FileErrorCode, message: message.message.slice(0, 1000) };
     case 'watch_event':
-      if (!WATCH_EVENT_TYPES.includes(message.type as WatchEventType) || !isPath(message.name))
+      if (!WATCH_EVENT_TYPES.includes(message.type as WatchEventType) || !isDeepPath(message.name))
         throw new ProtocolError('watch_event: type must be a known kind and name a path');
       return { ev: 'watch_event', type: message.type as WatchEventType, name: message.name };
     default:
@@ -353,6 +353,11 @@ const ENTRY_TYPES: readonly string[] = ['file', 'directory', 'symlink'];
 /** A path as either side accepts it: not empty, no NUL, at most MAX_PATH_LENGTH long. */
 function isPath(value: unknown): value is string {
   return isString(value) && value !== '' && value.length <= MAX_PATH_LENGTH && !value.includes('\0');
+}
+
+/** A path the host found deep in a tree may outgrow PATH_MAX (made with relative names). */
+function isDeepPath(value: unknown): value is string {
+  return isString(value) && value !== '' && value.length <= 16 * MAX_PATH_LENGTH && !value.includes('\0');
 }
 
 function parseFsRequest(message: Record<string, unknown>): FsRequest {
@@ -391,9 +396,8 @@ export function parseEntry(value: unknown): EntryInfo {
   const entry = value as Record<string, unknown>;
   const { name, type, path, size, mode, permissions, owner, group, modifiedMs, symlinkTarget } = entry;
   const shortString = (text: unknown): text is string => isString(text) && text.length <= 256;
-  // A path deep in a listing may outgrow PATH_MAX (made with relative names); the frame caps it.
-  const pathOk = isString(path) && path !== '' && path.length <= 16 * MAX_PATH_LENGTH;
-  if (!isString(name) || name.length > MAX_PATH_LENGTH || !pathOk) throw new ProtocolError('entry: name and path must be strings');
+  if (!isString(name) || name.length > MAX_PATH_LENGTH || !isDeepPath(path))
+    throw new ProtocolError('entry: name and path must be strings');
   if (!ENTRY_TYPES.includes(type as string)) throw new ProtocolError('entry: type must be file, directory or symlink');
   if (!Number.isSafeInteger(size) || (size as number) < 0) throw new ProtocolError('entry: size must be a whole number ≥ 0');
   if (!Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o7777)

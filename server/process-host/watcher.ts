@@ -1,4 +1,4 @@
-import { watch, type FSWatcher, type Stats } from 'node:fs';
+import { readFileSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent } from '../sandbox-files/types.js';
@@ -15,20 +15,31 @@ import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent
  * fs.watch is libuv's inotify binding, which itself folds IN_ATTRIB and IN_MODIFY into 'change'
  * and every create, delete and move into 'rename'. The kinds are recovered by comparing what
  * lstat says now with what was known of each name (device, inode, birth time, mode, size, times):
- * a known inode that left one name and turned up under another in the same batch was renamed; a
- * mode that changed is a chmod; a size or mtime that changed is a write.
+ * a known inode that left one name and turned up under another in the same batch (or the next,
+ * when a kernel read fell between the two halves of a rename) was renamed; a mode that changed is
+ * a chmod; a size or mtime that changed is a write. Events are batched per kernel read, and
+ * repeated events for one name within a batch fold into one.
+ *
+ * Recursive watches put one fs.watch on each directory; a directory that appears is watched and
+ * what it already holds is reported as created (it may have filled before its watch was in
+ * place). Symlinks are entries, never followed; a directory this user cannot read is reported
+ * but not watched.
  *
  * What this cannot tell apart, and how it is reported:
  * - a name moved out of the watched tree looks deleted: remove (envd: rename);
  * - a file that came and went between two batches (a writer's temporary file) is not reported;
- * - a file that replaced a known one (an atomic write's rename over it) is a create, plus a write
- *   when it has content, which is also what a reader of envd's in-place write expects to see;
- * - a new file with content gets create then write, as envd's create-then-write does.
- * The kernel's queue overflowing (more than fs.inotify.max_queued_events unread) is not visible
- * through fs.watch: changes lost there are not reported.
+ * - a file with content that appears under a name, new or replacing another, is a create then a
+ *   write, also when it was renamed there: an atomic writer (a temporary file renamed over the
+ *   target) then looks like envd's in-place write, whose create and write e2b's clients wait for.
+ * The kernel's queue overflowing (more than fs.inotify.max_queued_events unread, say while this
+ * thread was busy) is not visible through fs.watch, which drops the kernel's notice: when one turn
+ * of the event loop brings nearly that many events, every watch looks at all its directories
+ * again once things calm down and reports the differences, so a burst loses no name, only the
+ * detail of what happened in between.
  *
- * When the watched directory itself is removed or moved away, the watch reports `remove` with the
- * name '.' (envd's name for it) and then stays silent until closed, as envd's stream does.
+ * The watched directory itself is named '.', as envd names it: its mode changing is `chmod .`;
+ * when it is removed or moved away, the watch reports `remove .` and then stays silent until
+ * closed, as envd's stream does.
  */
 
 export interface DirectoryWatcherOptions {
@@ -48,8 +59,44 @@ export interface DirectoryWatcherOptions {
 export const DEFAULT_MAX_ENTRIES = 200_000;
 /** Above the kernel's default queue (16,384 events), so that a burst it delivers fits whole. */
 export const DEFAULT_MAX_PENDING = 65_536;
+/** How long a name that vanished waits for a new name to show up with its inode (a rename). */
+const RENAME_GRACE_MS = 5;
 /** lstat calls in flight at once for one watch, so a burst does not fill libuv's thread pool. */
 const STAT_CONCURRENCY = 16;
+
+/** Events read in one turn of the event loop past which the kernel's queue may have overflowed. */
+function overflowThreshold(): number {
+  let queued = 16_384;
+  try {
+    queued = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8').trim()) || queued;
+  } catch {
+    // not Linux, or /proc unreadable: the kernel's default
+  }
+  return Math.floor(queued * 0.75);
+}
+
+/**
+ * libuv reads every fs.watch handle of the process from one inotify descriptor, so one queue
+ * overflows for all the watches: the count is the process's, and every watch rescans.
+ */
+const overflow = {
+  threshold: 0,
+  seen: 0,
+  resetting: false,
+  rescans: new Set<() => void>(),
+  count(): void {
+    if (this.threshold === 0) this.threshold = overflowThreshold();
+    if (!this.resetting) {
+      this.resetting = true;
+      // The check phase follows the poll phase that delivered this turn's events.
+      setImmediate(() => {
+        this.resetting = false;
+        this.seen = 0;
+      });
+    }
+    if (++this.seen === this.threshold) for (const rescan of this.rescans) rescan();
+  },
+};
 
 type Kind = 'file' | 'directory' | 'symlink' | 'other';
 
@@ -93,11 +140,13 @@ function sameFile(a: Entry, b: Entry): boolean {
 }
 
 /**
- * A rename keeps a file's mtime; a new file that got a freed inode number almost never has it.
- * A directory's mtime follows its entries, which change without an event for it in its parent.
+ * The same file under a new name. Without birth times, a rename still keeps a file's mtime, which
+ * a new file that got a freed inode number almost never has (a directory's mtime follows its
+ * entries, so it is no help there).
  */
 function renamedFrom(before: Entry, now: Entry): boolean {
-  return sameFile(before, now) && (now.kind === 'directory' || before.mtimeMs === now.mtimeMs);
+  if (!sameFile(before, now)) return false;
+  return (before.birthtimeMs !== 0 && now.birthtimeMs !== 0) || now.kind === 'directory' || before.mtimeMs === now.mtimeMs;
 }
 
 function fileErrorCode(error: unknown): FileErrorCode {
@@ -143,6 +192,7 @@ class Directory {
 
 /** One changed name, its events folded together until the batch it is in is looked at. */
 interface Change {
+  key: string;
   dir: Directory;
   name: string;
   /** IN_ATTRIB or IN_MODIFY. */
@@ -150,17 +200,29 @@ interface Change {
   /** Created, deleted or moved. */
   rename: boolean;
   done: boolean;
+  /** Held back once already, waiting for the other half of a rename. */
+  waited: boolean;
+  /** Made up by a rescan rather than reported by the kernel: no event was seen for it. */
+  rescan?: boolean;
   now: Entry | null;
   /** This name's inode now lives at `movedTo` (same batch): a rename. */
   movedTo?: Change;
   movedFrom?: Change;
   /** The directories under a renamed directory, carried over to its new name. */
-  carried?: Directory[];
+  movedDirs?: Directory[];
 }
 
 export class DirectoryWatcher {
   private readonly dirs = new Map<string, Directory>();
   private pending = new Map<string, Change>();
+  /** Changes held back to the next batch (see process()), in the order they happened. */
+  private heldBack: Change[] = [];
+  private wake: (() => void) | null = null;
+  private rescanWanted = false;
+  private readonly wantRescan = () => {
+    this.rescanWanted = true;
+    this.schedule();
+  };
   private state: 'starting' | 'running' | 'ended' | 'closed' = 'starting';
   private draining = false;
   private scheduled = false;
@@ -170,7 +232,7 @@ export class DirectoryWatcher {
 
   private constructor(
     private readonly rootPath: string,
-    private readonly root: Entry,
+    private root: Entry,
     private readonly options: DirectoryWatcherOptions,
   ) {
     this.maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
@@ -203,6 +265,7 @@ export class DirectoryWatcher {
       throw toFileError(error, root);
     }
     watcher.state = 'running';
+    overflow.rescans.add(watcher.wantRescan);
     watcher.schedule();
     return watcher;
   }
@@ -223,6 +286,8 @@ export class DirectoryWatcher {
     for (const dir of this.dirs.values()) this.unwatch(dir);
     this.dirs.clear();
     this.pending = new Map();
+    this.heldBack = [];
+    overflow.rescans.delete(this.wantRescan);
   }
 
   private unwatch(dir: Directory): void {
@@ -262,6 +327,7 @@ export class DirectoryWatcher {
   }
 
   private onRaw(dir: Directory, eventType: string, filename: string | Buffer | null): void {
+    overflow.count();
     if (!this.active || dir.detached || filename === null) return;
     const name = filename.toString();
     const key = `${dir.id}/${name}`;
@@ -271,16 +337,18 @@ export class DirectoryWatcher {
         this.fail(new SandboxFileError('ELIMIT', `more than ${this.maxPending} changed names waited to be reported at once`));
         return;
       }
-      change = { dir, name, change: false, rename: false, done: false, now: null };
+      change = { key, dir, name, change: false, rename: false, done: false, waited: false, now: null };
       this.pending.set(key, change);
     }
     if (eventType === 'change') change.change = true;
     else change.rename = true;
-    this.schedule();
+    if (this.wake) this.wake();
+    else this.schedule();
   }
 
   private schedule(): void {
-    if (this.state !== 'running' || this.draining || this.scheduled || this.pending.size === 0) return;
+    if (this.state !== 'running' || this.draining || this.scheduled) return;
+    if (this.pending.size === 0 && !this.rescanWanted) return;
     this.scheduled = true;
     // The events libuv read from the kernel in one go arrive before this runs: one batch.
     setImmediate(() => {
@@ -292,8 +360,24 @@ export class DirectoryWatcher {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.state === 'running' && this.pending.size > 0) {
-        const batch = [...this.pending.values()];
+      while (this.state === 'running' && (this.pending.size > 0 || this.heldBack.length > 0 || this.rescanWanted)) {
+        if (this.pending.size === 0 && this.heldBack.length === 0) {
+          this.rescanWanted = false;
+          await this.process(await this.rescanBatch());
+          continue;
+        }
+        if (this.pending.size === 0) await this.grace();
+        if (this.state !== 'running') break;
+        const batch = this.heldBack;
+        this.heldBack = [];
+        const held = new Map(batch.map((change) => [change.key, change]));
+        for (const change of this.pending.values()) {
+          const earlier = held.get(change.key);
+          if (earlier) {
+            earlier.change ||= change.change;
+            earlier.rename ||= change.rename;
+          } else batch.push(change);
+        }
         this.pending = new Map();
         await this.process(batch);
       }
@@ -305,26 +389,83 @@ export class DirectoryWatcher {
     this.schedule();
   }
 
+  /**
+   * Waits for more events, or RENAME_GRACE_MS. Either way it resumes from setImmediate, after
+   * libuv's poll phase, so that whatever the kernel had queued by then has been read and the
+   * events of one read are never split.
+   */
+  private grace(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        setImmediate(resolve);
+      };
+      const timer = setTimeout(done, RENAME_GRACE_MS);
+      this.wake = done;
+    });
+  }
+
+  /** Every name known or present in every watched directory, to be looked at afresh. */
+  private async rescanBatch(): Promise<Change[]> {
+    const batch: Change[] = [];
+    for (const dir of [...this.dirs.values()]) {
+      const present = await readdir(this.absolute(dir.rel)).catch(() => [] as string[]);
+      for (const name of new Set([...dir.entries.keys(), ...present])) {
+        if (batch.length >= this.maxEntries + this.maxPending) {
+          throw new SandboxFileError('ELIMIT', `more than ${this.maxEntries + this.maxPending} names to look at again after a burst`);
+        }
+        // Waited already: every name is in this batch, so both halves of a rename are too.
+        batch.push({ key: `${dir.id}/${name}`, dir, name, change: true, rename: true, done: false, waited: true, rescan: true, now: null });
+      }
+    }
+    return batch;
+  }
+
   private absolute(rel: string): string {
     return rel === '' ? this.rootPath : join(this.rootPath, rel);
   }
 
   private async process(batch: Change[]): Promise<void> {
-    const rootNow = await lstat(this.rootPath).then(toEntry, () => null);
     const changes = batch.filter((change) => !change.dir.detached);
-    await eachLimited(changes, STAT_CONCURRENCY, async (change) => {
-      change.now = await lstat(join(this.absolute(change.dir.rel), change.name)).then(toEntry, () => null);
-    });
+    const [rootNow] = await Promise.all([
+      lstat(this.rootPath).then(toEntry, () => null),
+      eachLimited(changes, STAT_CONCURRENCY, async (change) => {
+        change.now = await lstat(join(this.absolute(change.dir.rel), change.name)).then(toEntry, () => null);
+      }),
+    ]);
     this.pairRenames(changes);
-    for (const change of changes) {
+    for (let i = 0; i < changes.length; i++) {
       if (this.state !== 'running') return;
+      const change = changes[i]!;
+      if (!change.done && !change.waited && this.mayBeHalfARename(change)) {
+        // rename(2) queues IN_MOVED_FROM and IN_MOVED_TO one after the other, and a read can
+        // fall between them: the new name may be in the next read. Hold this name, and what
+        // followed it, back to the next batch, once.
+        this.heldBack = changes.slice(i).filter((later) => !later.done);
+        for (const later of this.heldBack) {
+          later.waited = true;
+          later.now = null;
+          delete later.movedTo;
+          delete later.movedFrom;
+        }
+        return;
+      }
       await this.classify(change, changes);
     }
-    if (this.state === 'running' && (rootNow === null || !sameFile(rootNow, this.root))) {
+    if (this.state !== 'running') return;
+    if (rootNow === null || !sameFile(rootNow, this.root)) {
       this.emit('remove', '.');
       this.state = 'ended';
       this.release();
+    } else if (rootNow.mode !== this.root.mode || rootNow.uid !== this.root.uid || rootNow.gid !== this.root.gid) {
+      this.emit('chmod', '.');
+      this.root = rootNow;
     }
+  }
+
+  private mayBeHalfARename(change: Change): boolean {
+    return change.rename && change.now === null && !change.movedTo && change.dir.entries.has(change.name);
   }
 
   /** A known inode that left its name and shows up under a new one in the same batch was moved. */
@@ -358,10 +499,12 @@ export class DirectoryWatcher {
     const before = dir.entries.get(name);
 
     if (now === null) {
-      if (!before) return;
+      // Gone by the time it was looked at, but its deletion or move is still to come (an
+      // attribute change or write read before it): that event reports it.
+      if (!before || !change.rename) return;
       this.forget(dir, name);
       if (change.movedTo) {
-        if (before.kind === 'directory') change.carried = this.takeSubtree(rel);
+        if (before.kind === 'directory') change.movedDirs = this.takeSubtree(rel);
         this.emit('rename', rel);
         return;
       }
@@ -380,7 +523,7 @@ export class DirectoryWatcher {
       // A directory's mtime follows its entries, which inotify reports on their own: not a write.
       let write = now.kind !== 'directory' && (before.size !== now.size || before.mtimeMs !== now.mtimeMs);
       let attributes = chmod;
-      if (!write && !chmod && change.change && name !== dir.watchedName) {
+      if (!write && !chmod && change.change && !change.rescan && name !== dir.watchedName) {
         // Nothing visible changed: a write within the clock's granularity, or an attribute
         // change (a touch to the same time, an xattr) that only moved ctime.
         if (before.ctimeMs !== now.ctimeMs && now.kind !== 'file') attributes = true;
@@ -398,7 +541,8 @@ export class DirectoryWatcher {
       await this.classify(source, batch);
       this.remember(dir, name, now);
       this.emit('create', rel);
-      if (source.carried) this.carry(source.carried, join2(source.dir.rel, source.name), rel);
+      if (now.kind === 'file' && now.size > 0) this.emit('write', rel);
+      if (source.movedDirs) this.carry(source.movedDirs, join2(source.dir.rel, source.name), rel);
       else if (now.kind === 'directory' && this.options.recursive) await this.addDirectory(rel, true);
       return;
     }

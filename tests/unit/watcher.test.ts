@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rename, rm, writeFile, appendFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,23 +60,30 @@ const watchHandles = () => process.getActiveResourcesInfo().filter((name) => nam
 describe('DirectoryWatcher', () => {
   it('reports create, write, chmod, rename and remove, in the order they happened', async () => {
     const started = await watchRoot();
+    let step = 0;
+    // A marker created after each step is reported after every event of that step.
+    const settle = async () => {
+      await writeFile(join(root, `.step${++step}`), '');
+      await waitForEvent(started, `create .step${step}`);
+    };
     await writeFile(join(root, 'a.txt'), 'hello');
-    await waitForEvent(started, 'write a.txt');
+    await settle();
     await chmod(join(root, 'a.txt'), 0o600);
-    await waitForEvent(started, 'chmod a.txt');
+    await settle();
     await appendFile(join(root, 'a.txt'), ' world');
-    await until(() => expect(folded(started.events).at(-1)).toBe('write a.txt'));
+    await settle();
     await rename(join(root, 'a.txt'), join(root, 'b.txt'));
-    await waitForEvent(started, 'create b.txt');
+    await settle();
     await rm(join(root, 'b.txt'));
-    await waitForEvent(started, 'remove b.txt');
-    expect(folded(started.events)).toEqual([
+    await settle();
+    expect(folded(started.events.filter((event) => !event.name.startsWith('.step')))).toEqual([
       'create a.txt',
       'write a.txt',
       'chmod a.txt',
       'write a.txt',
       'rename a.txt',
       'create b.txt',
+      'write b.txt',
       'remove b.txt',
     ]);
     expect(started.errors).toEqual([]);
@@ -162,6 +169,45 @@ describe('DirectoryWatcher', () => {
     expect(started.errors).toEqual([]);
   });
 
+  it('follows a file moved between directories when recursive; one moved out is removed', async () => {
+    await mkdir(join(root, 'sub'));
+    await writeFile(join(root, 'a.txt'), 'a');
+    await writeFile(join(root, 'b.txt'), 'b');
+    const deep = await watchRoot({ recursive: true });
+    const flat = await watchRoot();
+    await rename(join(root, 'a.txt'), join(root, 'sub', 'a.txt'));
+    await waitForEvent(deep, 'create sub/a.txt');
+    await waitForEvent(flat, 'remove a.txt');
+    expect(show(deep.events)).toEqual(['rename a.txt', 'create sub/a.txt', 'write sub/a.txt']);
+
+    const outside = await mkdtemp(join(tmpdir(), 'watcher-outside-'));
+    await rename(join(root, 'sub'), join(outside, 'sub'));
+    await waitForEvent(deep, 'remove sub');
+    expect(deep.watcher.watchedDirectories).toBe(1);
+    // The moved directory is no longer watched: a change in it says nothing.
+    await writeFile(join(outside, 'sub', 'later.txt'), 'x');
+    await writeFile(join(root, 'marker'), '');
+    await waitForEvent(deep, 'create marker');
+    expect(show(deep.events).some((line) => line.includes('later'))).toBe(false);
+    await rm(outside, { recursive: true });
+  });
+
+  it('stops with ELIMIT when it would remember more entries than maxEntries', async () => {
+    for (let i = 0; i < 5; i++) await writeFile(join(root, `f${i}`), 'x');
+    const options = { recursive: false, maxDirectories: 10, onEvent: () => {}, onError: () => {} };
+    await expect(DirectoryWatcher.start(root, { ...options, maxEntries: 4 })).rejects.toMatchObject({
+      code: 'ELIMIT',
+      message: expect.stringContaining('more than 4 entries'),
+    });
+    const errors: SandboxFileError[] = [];
+    const watcher = await DirectoryWatcher.start(root, { ...options, maxEntries: 6, onError: (error) => errors.push(error) });
+    open.push(watcher);
+    await writeFile(join(root, 'f5'), 'x');
+    await writeFile(join(root, 'f6'), 'x');
+    await until(() => expect(errors.map((error) => error.code)).toEqual(['ELIMIT']));
+    expect(watcher.watchedDirectories).toBe(0);
+  });
+
   it('stops with ELIMIT when the tree grows past maxDirectories', async () => {
     await mkdir(join(root, 'one'));
     const before = watchHandles();
@@ -215,6 +261,24 @@ describe('DirectoryWatcher', () => {
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(200 * 1024 * 1024);
   }, 60_000);
 
+  it('loses no name when the kernel queue overflows while the thread is busy', async () => {
+    await writeFile(join(root, 'kept.txt'), 'x');
+    await writeFile(join(root, 'changed.txt'), 'x');
+    await writeFile(join(root, 'removed.txt'), 'x');
+    const started = await watchRoot();
+    // Far more events than fs.inotify.max_queued_events (16,384 by default) while nothing reads
+    // them: the kernel drops the rest, and fs.watch says nothing of it.
+    for (let i = 0; i < 12_000; i++) writeFileSync(join(root, `f${i}`), 'x');
+    writeFileSync(join(root, 'changed.txt'), 'longer');
+    rmSync(join(root, 'removed.txt'));
+    const created = () => new Set(started.events.filter((e) => e.type === 'create').map((e) => e.name));
+    await until(() => expect(created().size).toBe(12_000), 30_000);
+    await waitForEvent(started, 'write changed.txt');
+    await waitForEvent(started, 'remove removed.txt');
+    expect(show(started.events).filter((line) => line.endsWith('kept.txt'))).toEqual([]);
+    expect(started.errors).toEqual([]);
+  }, 60_000);
+
   it('fails with ELIMIT, and does not crash, when more names wait than maxPending allows', async () => {
     const started = await watchRoot({ maxPending: 50 });
     // Written while this thread is busy, so that the kernel hands them over in one read.
@@ -246,6 +310,9 @@ describe('DirectoryWatcher', () => {
     await writeFile(join(root, 'inside.txt'), 'x');
     const before = watchHandles();
     const started = await watchRoot({ recursive: true });
+    await chmod(root, 0o750);
+    await waitForEvent(started, 'chmod .');
+    started.events.length = 0;
     await rm(root, { recursive: true });
     await waitForEvent(started, 'remove .');
     expect(show(started.events)).toEqual(['remove inside.txt', 'remove .']);

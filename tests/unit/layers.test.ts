@@ -8,9 +8,11 @@ import { describe, expect, it } from 'vitest';
  * above: that is what keeps the execution path readable from any door down to Jupyter.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  // The file interface both ends share: the process host implements it, sandbox-files/ (the
-  // API's end, which speaks the host's protocol) and the envd doors use it.
+  // The file interface both ends share, and the queue both ends' watches use: the process host
+  // implements it, sandbox-files/ (the API's end, which speaks the host's protocol) and the envd
+  // doors use it.
   ['errors.ts', 'logger.ts', 'sandbox-files/types.ts'],
+  ['sandbox-files/watch-queue.ts'],
   ['jupyter', 'workspace', 'egress', 'process-host', 'compile-cache.ts', 'uint8array-base64.ts'],
   ['sandbox-files'],
   ['runs'],
@@ -39,11 +41,14 @@ function sources(directory: string): string[] {
   });
 }
 
+/** Files that are units of their own, below the rest of their folder. */
+const SHARED_FILES = new Set([path.join('sandbox-files', 'types.ts'), path.join('sandbox-files', 'watch-queue.ts')]);
+
 /** The top-level folder (or file) of server/ a path belongs to. */
 function unitOf(file: string): string {
   // Imports name the compiled module (`./errors.js`); the layers name the source.
   const relative = path.relative(root, file).replace(/\.js$/, '.ts');
-  if (relative === path.join('sandbox-files', 'types.ts')) return 'sandbox-files/types.ts';
+  if (SHARED_FILES.has(relative)) return relative.split(path.sep).join('/');
   const unit = relative.split(path.sep)[0]!;
   // config.ts is loadConfig over the table in config/: one unit.
   return unit === 'config.ts' ? 'config' : unit;

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
@@ -17,6 +18,9 @@ export interface EnvdFilesOptions {
 
 /** An upload that sends nothing for this long is abandoned (and nothing is written). */
 const UPLOAD_IDLE_TIMEOUT_MS = 120_000;
+/** What a refused upload may still send, read and dropped, before the answer; more closes the connection. */
+const DISCARD_MAX_BYTES = 1024 * 1024;
+const DISCARD_TIMEOUT_MS = 5_000;
 /** Parts of one multipart upload: the SDK's writeFiles sends one per file. */
 const MAX_UPLOAD_PARTS = 10_000;
 
@@ -147,8 +151,9 @@ const envdFiles: FastifyPluginAsyncTypebox<EnvdFilesOptions> = async (app, { fil
         });
         return written;
       } catch (error) {
-        // What the client still sends is not read: close rather than drain it.
-        reply.header('connection', 'close');
+        // A client that is still sending reads no answer until it has sent it all (fetch fails
+        // with the socket instead): a small rest is read and dropped, a large one closes.
+        if (!(await discardRest(request.raw, DISCARD_MAX_BYTES, DISCARD_TIMEOUT_MS))) reply.header('connection', 'close');
         return refuse(reply, idle.signal.aborted && idle.signal.reason instanceof EnvdHttpError ? idle.signal.reason : error);
       } finally {
         release?.();
@@ -156,5 +161,34 @@ const envdFiles: FastifyPluginAsyncTypebox<EnvdFilesOptions> = async (app, { fil
     },
   );
 };
+
+/** Reads the rest of a body and drops it; false when it was more than `maxBytes` or too slow. */
+function discardRest(body: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<boolean> {
+  if (body.complete) return Promise.resolve(true);
+  if (body.destroyed) return Promise.resolve(false);
+  body.unpipe();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (drained: boolean) => {
+      clearTimeout(timer);
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      if (!drained) body.pause();
+      resolve(drained);
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > maxBytes) done(false);
+    };
+    const onEnd = () => done(true);
+    const onError = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    body.resume();
+  });
+}
 
 export default envdFiles;

@@ -154,6 +154,22 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
       }
     });
 
+    it('answers a refused upload on a kept-alive connection, whatever its body', async () => {
+      await start();
+      // Refusals between accepted uploads, over the connections fetch keeps: each refusal is
+      // answered (the rest of its body read and dropped), and the next upload still goes through.
+      for (let i = 0; i < 10; i++) {
+        const accepted = new FormData();
+        accepted.append('file', new Blob(['ok']), `${dir}/kept.txt`);
+        expect((await fetch(`${baseUrl}/files`, { method: 'POST', body: accepted })).status).toBe(200);
+        const refused = new FormData();
+        refused.append('file', new Blob([new Uint8Array(i % 2 === 0 ? 1 : 256 * 1024)]), `${dir}/refused.bin`);
+        const response = await fetch(`${baseUrl}/files`, { method: 'POST', body: refused, headers: { 'x-metadata-k': 'v' } });
+        expect(response.status).toBe(400);
+        expect(await response.json()).toMatchObject({ code: 400 });
+      }
+    });
+
     it('refuses an upload larger than MAX_UPLOAD_BYTES with 413, writing nothing', async () => {
       await start({ MAX_UPLOAD_BYTES: '1KiB' });
       const file = path.join(dir, 'too-big.bin');

@@ -227,6 +227,8 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
       const refused = await fetch(`${baseUrl}/files?path=${dir}/m/same.txt`, { method: 'POST', body: twice });
       expect(refused.status).toBe(400);
       expect(((await refused.json()) as { message: string }).message).toMatch(/multiple files to the same path/);
+      // The first one is kept, not replaced by the refused second.
+      expect(await readFile(`${dir}/m/same.txt`, 'utf8')).toBe('1');
     });
   });
 

@@ -136,13 +136,18 @@ export async function upload(body: Readable, options: UploadOptions): Promise<Wr
 
   const target = options.path === undefined ? undefined : uploadTarget(options.path, 'path');
   const written: WrittenEntry[] = [];
+  const names = new Set<string>();
+  const sameTarget = (where: string) =>
+    new EnvdHttpError(400, `you cannot upload multiple files to the same path '${where}' in one upload request`);
   for await (const part of readMultipart(limited, boundaryOf(options.contentType), options.maxParts)) {
     if (part.name !== 'file') continue;
     const name = target ?? uploadTarget(part.filename ?? '', "a part's filename");
+    // Refused before the second one is written (envd's words): it would replace the first.
+    if (names.has(name)) throw sameTarget(name);
+    names.add(name);
     const entry = await write(name, part.body);
-    if (written.some((earlier) => earlier.path === entry.path)) {
-      throw new EnvdHttpError(400, `you cannot upload multiple files to the same path '${entry.path}' in one upload request`);
-    }
+    // The same file named two ways (relative and absolute) is seen only once written.
+    if (written.some((earlier) => earlier.path === entry.path)) throw sameTarget(entry.path);
     written.push({ name: entry.name, type: 'file', path: entry.path });
   }
   if (written.length === 0) throw new EnvdHttpError(400, 'the multipart body has no part named "file"');

@@ -42,6 +42,14 @@ export function filesystemService({ files, operations, watchers }: FilesystemSer
   // Each call holds one of MAX_FILE_OPERATIONS while the host works on it.
   const run = <T>(operation: () => Promise<T>): Promise<T> => operations.run(operation).catch(rethrow);
 
+  // A watch cut off by the server's close is `unavailable` (the SDK: the sandbox went away),
+  // whatever the watch itself said.
+  const closingError = () => new ConnectError('the server is shutting down', Code.Unavailable);
+  const rethrowClosing = (error: unknown): never => {
+    if (watchers.closing.aborted) throw closingError();
+    rethrow(error);
+  };
+
   return {
     async stat(request) {
       const entry = await run(() => files.stat(required(request.path, 'path')));
@@ -75,7 +83,7 @@ export function filesystemService({ files, operations, watchers }: FilesystemSer
 
     async *watchDir(request, context) {
       const directory = required(request.path, 'path');
-      const watch = await watchers.stream(directory, request.recursive, context.signal).catch(rethrow);
+      const watch = await watchers.stream(directory, request.recursive, context.signal).catch(rethrowClosing);
       try {
         yield create(WatchDirResponseSchema, { event: { case: 'start', value: {} } });
         const interval = keepaliveMs(context.requestHeader.get('keepalive-ping-interval'));
@@ -89,19 +97,19 @@ export function filesystemService({ files, operations, watchers }: FilesystemSer
         }
       } catch (error) {
         if (context.signal.aborted) throw ConnectError.from(context.signal.reason, Code.Canceled);
-        rethrow(error);
+        rethrowClosing(error);
       } finally {
         watch.close();
       }
       if (context.signal.aborted) throw ConnectError.from(context.signal.reason, Code.Canceled);
       // The watch ended without the client going: the server is closing, or the directory went.
-      if (watchers.closing.aborted) throw new ConnectError('the server is shutting down', Code.Unavailable);
+      if (watchers.closing.aborted) throw closingError();
     },
 
     async createWatcher(request) {
       const directory = required(request.path, 'path');
       const options = { recursive: request.recursive, includeEntry: request.includeEntry };
-      return { watcherId: await watchers.create(directory, options).catch(rethrow) };
+      return { watcherId: await watchers.create(directory, options).catch(rethrowClosing) };
     },
 
     async getWatcherEvents(request) {

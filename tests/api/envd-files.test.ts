@@ -128,6 +128,28 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
     });
   });
 
+  it('frees the slot of a download whose client went away mid-file', async () => {
+    await start({ MAX_FILE_OPERATIONS: '1' });
+    const file = path.join(dir, 'abandoned.bin');
+    await writeFile(file, Buffer.alloc(32 * 1024 * 1024));
+    const controller = new AbortController();
+    const response = await fetch(`${baseUrl}/files?path=${encodeURIComponent(file)}`, { signal: controller.signal });
+    const reader = response.body!.getReader();
+    await reader.read();
+    await expect(fs.stat({ path: file })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    controller.abort();
+    await expect
+      .poll(
+        async () =>
+          await fs.stat({ path: file }).then(
+            () => 'served',
+            () => 'refused',
+          ),
+        { timeout: 2_000 },
+      )
+      .toBe('served');
+  });
+
   describe('POST and GET /files', () => {
     it('answers envd-shaped errors for what it cannot take', async () => {
       await start();

@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { OperationLimit } from '../sandbox-files/operation-limit.js';
 import type { SandboxFiles } from '../sandbox-files/types.js';
-import { download, EnvdHttpError, signatureIsValid, toEnvdHttpError, upload } from '../transports/http/envd-files.js';
+import { discardRest, download, EnvdHttpError, signatureIsValid, toEnvdHttpError, upload } from '../transports/http/envd-files.js';
 import { basicAuthUser } from '../transports/connect/wire.js';
 
 export interface EnvdFilesOptions {
@@ -161,34 +160,5 @@ const envdFiles: FastifyPluginAsyncTypebox<EnvdFilesOptions> = async (app, { fil
     },
   );
 };
-
-/** Reads the rest of a body and drops it; false when it was more than `maxBytes` or too slow. */
-function discardRest(body: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<boolean> {
-  if (body.complete) return Promise.resolve(true);
-  if (body.destroyed) return Promise.resolve(false);
-  body.unpipe();
-  return new Promise((resolve) => {
-    let seen = 0;
-    const done = (drained: boolean) => {
-      clearTimeout(timer);
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      if (!drained) body.pause();
-      resolve(drained);
-    };
-    const onData = (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen > maxBytes) done(false);
-    };
-    const onEnd = () => done(true);
-    const onError = () => done(false);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', onError);
-    body.resume();
-  });
-}
 
 export default envdFiles;

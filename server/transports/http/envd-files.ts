@@ -4,6 +4,7 @@
  * URLs. Bodies stream both ways; errors answer in envd's shape, `{"code": <status>, "message"}`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -202,4 +203,33 @@ export function signatureIsValid(request: SignedRequest, token: string, nowSecon
   const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
   if (!timingSafeEqual(digest(expected), digest(request.signature))) return false;
   return request.expiration === undefined || Number(request.expiration) >= Math.floor(nowSeconds);
+}
+
+/** Reads the rest of a body and drops it; false when it was more than `maxBytes` or too slow. */
+export function discardRest(body: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<boolean> {
+  if (body.complete) return Promise.resolve(true);
+  if (body.destroyed) return Promise.resolve(false);
+  body.unpipe();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (drained: boolean) => {
+      clearTimeout(timer);
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      if (!drained) body.pause();
+      resolve(drained);
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > maxBytes) done(false);
+    };
+    const onEnd = () => done(true);
+    const onError = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    body.resume();
+  });
 }

@@ -139,12 +139,15 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       await expect(stat(path.join(directory, 'm.txt'))).rejects.toThrow();
     });
 
-    it('overwrites an existing file', async () => {
+    it('overwrites an existing file, down to nothing', async () => {
       const directory = await fresh();
       const file = path.join(directory, 'f.txt');
       await sandbox.files.write(file, 'a much longer first version');
       await sandbox.files.write(file, 'short');
       expect(await sandbox.files.read(file)).toBe('short');
+      await sandbox.files.write(file, '');
+      expect(await sandbox.files.read(file)).toBe('');
+      expect((await sandbox.files.getInfo(file)).size).toBe(0);
     });
 
     it('resolves a relative path in the workspace', async () => {

@@ -299,6 +299,23 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       }
     });
 
+    it('adds the entry to an event with includeEntry', async () => {
+      const directory = await fresh();
+      const events: FilesystemEvent[] = [];
+      const handle = await sandbox.files.watchDir(directory, (event) => void events.push(event), { includeEntry: true });
+      try {
+        await writeFile(path.join(directory, 'e.txt'), 'four');
+        await until(
+          () => events.some((event) => event.type === FilesystemEventType.WRITE && event.entry?.size === 4),
+          'a write with its entry',
+        );
+        const written = events.find((event) => event.type === FilesystemEventType.WRITE)!;
+        expect(written.entry).toMatchObject({ name: 'e.txt', path: path.join(directory, 'e.txt'), type: FileType.FILE });
+      } finally {
+        await handle.stop();
+      }
+    });
+
     it('fails to watch a missing directory with FileNotFoundError', async () => {
       const directory = await fresh();
       await expect(sandbox.files.watchDir(path.join(directory, 'missing'), () => undefined)).rejects.toThrow(FileNotFoundError);

@@ -54,6 +54,8 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
   let baseUrl: string;
   let fs: Client<typeof Filesystem>;
   let watches: ScriptedWatch[];
+  /** The main application the envd listener shares access control with. */
+  let main: FastifyInstance;
   /** When set, reads wait for it before they answer. */
   let readGate: Promise<void> | undefined;
 
@@ -91,6 +93,7 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
       },
     };
     const { app } = await startOffline(env);
+    main = app;
     envd = await buildEnvdApp(loadConfig({ JUPYTER_URL: 'http://127.0.0.1:1', WORKSPACE_DIR: dir, ...env }), {
       access: app.access,
       metrics: app.metrics,
@@ -284,6 +287,21 @@ describe('filesystem.Filesystem and /files on the envd listener', () => {
       const moved = (await url('read', undefined)).replace(encodeURIComponent(file), encodeURIComponent(`${dir}/other`));
       expect((await fetch(moved)).status).toBe(401);
     });
+  });
+
+  it('refuses signed URLs in claim mode, where the token is kept as a digest only', async () => {
+    await start({ AUTH_MODE: 'claim' });
+    const claimed = await main.inject({ method: 'POST', url: '/claim' });
+    const token = claimed.json<{ token: string }>().token;
+    const file = path.join(dir, 'claimed.txt');
+    await writeFile(file, 'x');
+    const { signature } = await getSignature({ path: file, operation: 'read', user: undefined, envdAccessToken: token });
+    const refused = await fetch(`${baseUrl}/files?path=${encodeURIComponent(file)}&signature=${encodeURIComponent(signature)}`);
+    expect(refused.status).toBe(401);
+    expect(await refused.text()).toContain('AUTH_MODE=token');
+    expect(await (await fetch(`${baseUrl}/files?path=${encodeURIComponent(file)}`, { headers: { 'x-access-token': token } })).text()).toBe(
+      'x',
+    );
   });
 
   describe('watches', () => {

@@ -10,9 +10,15 @@ import Fastify, {
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import type { ConnectRouter } from '@connectrpc/connect';
+import { OperationLimit } from './sandbox-files/operation-limit.js';
+import type { SandboxFiles } from './sandbox-files/types.js';
+import { filesystemService } from './transports/connect/filesystem-service.js';
+import { Filesystem } from './transports/connect/gen/envd/filesystem/filesystem_pb.js';
+import { Watchers, type WatchersOptions } from './transports/connect/watchers.js';
 import authPlugin, { type AccessControl } from './plugins/auth.js';
 import contextsPlugin from './plugins/contexts.js';
 import processesPlugin from './plugins/processes.js';
+import sandboxFilesPlugin from './plugins/sandbox-files.js';
 import metricsPlugin from './plugins/metrics.js';
 import corsPlugin from './plugins/cors.js';
 import errorHandlerPlugin, { clientErrorHandler, sendError } from './plugins/error-handler.js';
@@ -22,7 +28,7 @@ import requestLimitsPlugin, { closeUpgradeAfterAnswer } from './plugins/request-
 import workspacePlugin from './plugins/workspace.js';
 import claimRoutes from './routes/claim.js';
 import contextRoutes from './routes/contexts.js';
-import envdRoutes from './routes/envd.js';
+import envdRoutes, { ENVD_USERS, type EnvdRoutesOptions } from './routes/envd.js';
 import executeRoutes from './routes/execute.js';
 import executionRoutes from './routes/executions.js';
 import processRoutes from './routes/processes.js';
@@ -112,6 +118,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(workspacePlugin, { config });
   await app.register(contextsPlugin, { config });
   await app.register(processesPlugin, { config });
+  await app.register(sandboxFilesPlugin, { config });
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { config });
   // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.
@@ -141,6 +148,10 @@ export interface EnvdShared {
   metrics: ServerMetrics;
   /** Adds the Connect services, over the main application's domain objects. */
   services: (router: ConnectRouter) => void;
+  /** The sandbox's files: served as envd's filesystem.Filesystem and /files when given. */
+  files?: SandboxFiles;
+  /** The watch registry's bounds (tests shorten the idle time). */
+  watchers?: Partial<WatchersOptions>;
 }
 
 /** Largest Connect message either way: an input chunk, an output event (chunks are far smaller). */
@@ -160,13 +171,28 @@ export async function buildEnvdApp(config: Config, shared: EnvdShared, options: 
   await app.register(hostOriginPlugin, { config });
   await app.register(corsPlugin, { config });
   await app.register(authPlugin, { config, access: shared.access });
+
+  let services = shared.services;
+  let filesOptions: EnvdRoutesOptions['files'];
+  if (shared.files) {
+    const files = shared.files;
+    const operations = new OperationLimit(config.files.maxOperations);
+    const watchers = new Watchers(files, shared.watchers);
+    // Before the connections close: a watch stream would otherwise hold the close for its deadline.
+    app.addHook('preClose', async () => watchers.close());
+    services = (router) => {
+      shared.services(router);
+      router.service(Filesystem, filesystemService({ files, operations, watchers }));
+    };
+    filesOptions = { files, operations, users: ENVD_USERS, maxUploadBytes: config.workspace.maxUploadBytes };
+  }
   await app.register(async (envd) => {
     // Connect reads each request body itself, as a stream (StreamInput's lasts as long as the
     // client sends); its own limits bound the messages.
     envd.addHook('onRoute', (route) => {
       route.config = { ...route.config, streamsBody: true };
     });
-    await envd.register(envdRoutes, { services: shared.services, maxMessageBytes: ENVD_MAX_MESSAGE_BYTES });
+    await envd.register(envdRoutes, { services, maxMessageBytes: ENVD_MAX_MESSAGE_BYTES, files: filesOptions });
   });
   return app;
 }

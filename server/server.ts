@@ -51,7 +51,12 @@ async function main(): Promise<void> {
       ? undefined
       : await buildEnvdApp(
           config,
-          { access: app.access, metrics: app.metrics, services: (router) => router.service(Process, processService(app.processes)) },
+          {
+            access: app.access,
+            metrics: app.metrics,
+            services: (router) => router.service(Process, processService(app.processes)),
+            files: app.sandboxFiles,
+          },
           { logger },
         );
 

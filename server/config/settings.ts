@@ -263,6 +263,14 @@ export const SETTINGS = {
       doc: 'commands and terminals running at once; one more is refused with 429 `ERR_TOO_MANY_PROCESSES`. Finished ones are kept as executions are (`EXECUTION_RETENTION`, `MAX_RETAINED_EXECUTIONS`, `EXECUTION_BUFFER_BYTES`)',
     },
   },
+  files: {
+    maxOperations: {
+      env: 'MAX_FILE_OPERATIONS',
+      parse: integer(1, 100_000),
+      default: '64',
+      doc: "file operations at once on ENVD_PORT (e2b's `sandbox.files`: a transfer for as long as its bytes move, a listing, a stat); one more is refused at once (429, or Connect's `resource_exhausted`). Directory watches have their own bound (see [e2b.md](e2b.md#files))",
+    },
+  },
   access: {
     token: {
       env: 'ACCESS_TOKEN',
@@ -354,6 +362,7 @@ export const GROUP_TITLES: Record<Group, string> = {
   contexts: 'Contexts and kernels',
   execution: 'Executions',
   processes: 'Commands and terminals',
+  files: "e2b's sandbox files (ENVD_PORT)",
   access: 'Access control',
   metrics: 'Metrics',
   mcp: 'MCP',

@@ -10,6 +10,14 @@ declare module 'fastify' {
   interface FastifyInstance {
     access: AccessControl;
   }
+  interface FastifyContextConfig {
+    /**
+     * The route also opens to a URL signed with the access token (e2b's `uploadUrl` and
+     * `downloadUrl`): true when the request's signature is the one the token gives. Only in
+     * `token` mode, where the token itself is known; a claimed token is kept as a digest only.
+     */
+    signedUrl?: (request: FastifyRequest, token: string) => boolean;
+  }
 }
 
 /** Prefix of the subprotocol that carries a token on WebSocket upgrades: `bearer.<token>`. */
@@ -105,6 +113,11 @@ function hasTokenInQuery(url: string): boolean {
   return [...params.keys()].some(isSecretParam);
 }
 
+function hasQueryParam(url: string, name: string): boolean {
+  const query = url.indexOf('?');
+  return query !== -1 && new URLSearchParams(url.slice(query + 1)).has(name);
+}
+
 function isLoopback(address: string): boolean {
   const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
   return address === '::1' || (isIPv4(v4) && v4.startsWith('127.'));
@@ -158,6 +171,16 @@ export default fp<{ config: Config; access?: AccessControl }>(
         throw new UnclaimedError();
       }
       if (tokens.some((token) => access.accepts(token))) return;
+      const signedUrl = request.routeOptions.config.signedUrl;
+      if (signedUrl && tokens.length === 0 && hasQueryParam(request.url, 'signature')) {
+        if (access.mode === 'token' && config.access.token !== undefined && signedUrl(request, config.access.token)) return;
+        reply.header('connection', 'close');
+        throw new UnauthorizedError(
+          access.mode === 'token'
+            ? 'Invalid or expired signature'
+            : 'Signed URLs are accepted with AUTH_MODE=token only: send the token in X-Access-Token or Authorization: Bearer',
+        );
+      }
 
       // RFC 6750 section 3: the challenge, and `invalid_token` when a token was sent but is wrong.
       reply.header('www-authenticate', tokens.length > 0 ? 'Bearer error="invalid_token"' : 'Bearer');

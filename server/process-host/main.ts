@@ -2,6 +2,7 @@ import { chmodSync, chownSync, readFileSync, statSync, unlinkSync } from 'node:f
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { pino } from 'pino';
+import { LocalFiles } from './files.js';
 import { ProcessConnection, type HostSettings } from './process-connection.js';
 import { HOST_VARIABLE, leftoverProcesses } from './tree.js';
 
@@ -11,9 +12,13 @@ import { HOST_VARIABLE, leftoverProcesses } from './tree.js';
  * started by start-up.sh with the kernels' environment and serves the protocol of protocol.ts on
  * a Unix socket only the API can open.
  *
- * Environment: PROCESS_HOST_SOCKET (where to listen), WORKSPACE_DIR (the default cwd),
- * KERNEL_MEMORY_LIMIT (RLIMIT_AS of every process, as the kernels'), KERNEL_USER (started as root:
- * whom to become), LOG_LEVEL. None of them reaches the processes.
+ * It also runs the file operations of e2b's filesystem service (files.ts, file-connection.ts), for
+ * the same reason: they act with that user's rights.
+ *
+ * Environment: PROCESS_HOST_SOCKET (where to listen), WORKSPACE_DIR (the default cwd, and where
+ * relative file paths start), KERNEL_MEMORY_LIMIT (RLIMIT_AS of every process, as the kernels'),
+ * KERNEL_USER (started as root: whom to become), LOG_LEVEL. None of them reaches the processes.
+ * HOME, which does, is what `~` stands for in file paths.
  *
  * Started as root with KERNEL_USER, it binds the socket, gives it to the group of its directory (the API's), mode
  * 0660, and becomes KERNEL_USER before it reads a single request. The change of uid also makes it
@@ -69,9 +74,11 @@ const baseEnv: Record<string, string> = {};
 for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !HOST_VARIABLES.includes(name)) baseEnv[name] = value;
 baseEnv[HOST_VARIABLE] = socketPath;
 
+const workspace = path.resolve(process.env.WORKSPACE_DIR || process.env.HOME || '/');
 const settings: HostSettings = {
-  workspace: path.resolve(process.env.WORKSPACE_DIR || process.env.HOME || '/'),
+  workspace,
   baseEnv,
+  files: new LocalFiles({ workspace, ...(process.env.HOME ? { home: process.env.HOME } : {}) }),
   memoryLimit: parseSize(process.env.KERNEL_MEMORY_LIMIT ?? ''),
   log: (level, message, fields) => logger[level](fields ?? {}, message),
 };
@@ -83,8 +90,8 @@ try {
 }
 
 const server = createServer((socket) => new ProcessConnection(socket, settings));
-// One connection per process: the API's own limit (MAX_PROCESSES) is far below this; it bounds
-// what a misbehaving client could hold open.
+// One connection per process or file operation: the API's own limits (MAX_PROCESSES, its
+// watches) are far below this; it bounds what a misbehaving client could hold open.
 server.maxConnections = 4096;
 server.on('error', (error) => fail(`cannot listen on ${socketPath}: ${error.message}`));
 server.listen(socketPath, () => {

@@ -22,6 +22,8 @@ import {
   type StartMessage,
 } from './protocol.js';
 import { HOST_VARIABLE, MARKER_VARIABLE, killTree, signalTree } from './tree.js';
+import { FileConnection } from './file-connection.js';
+import type { SandboxFiles } from '../sandbox-files/types.js';
 
 export interface HostSettings {
   /** Where a relative or absent cwd starts. */
@@ -30,6 +32,8 @@ export interface HostSettings {
   baseEnv: Record<string, string>;
   /** RLIMIT_AS for every process, in bytes, as the kernels get it; null = none. */
   memoryLimit: number | null;
+  /** The file operations of `fs` connections, as this host's user. */
+  files: SandboxFiles;
   /** Called for what the host's operator should know; never with a command's arguments or env. */
   log: (level: 'debug' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
@@ -86,6 +90,8 @@ export class ProcessConnection {
   private readonly paused = new Set<Readable>();
   private queued: Frame[] = [];
   private ptyPaused = false;
+  /** Set when the first request was a file operation: every later frame is its. */
+  private files: FileConnection | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -102,6 +108,10 @@ export class ProcessConnection {
   private onData(chunk: Buffer): void {
     try {
       for (const frame of this.decoder.push(chunk)) {
+        if (this.files) {
+          this.files.onFrame(frame);
+          continue;
+        }
         if (frame.kind !== FrameKind.control && frame.kind !== FrameKind.input)
           throw new ProtocolError(`frame kind ${frame.kind} is not the API's to send`);
         // Frames behind the start wait for the process (the socket is paused meanwhile, so what
@@ -131,6 +141,12 @@ export class ProcessConnection {
       this.send({ ev: 'pong', pid: process.pid });
       this.socket.end();
       this.starting = true; // nothing else is accepted on this connection
+      return;
+    }
+    if (request.op === 'fs') {
+      if (!first) throw new ProtocolError('fs must be the first request, once');
+      this.starting = true;
+      this.files = new FileConnection(this.socket, this.settings.files, request, this.settings.log);
       return;
     }
     if (request.op === 'start') {

@@ -7,10 +7,16 @@
  * PTY output (host → API); 4 carries input bytes (API → host). The first frame from the API is a
  * `start`; closing the connection is how the API says "kill it": the connection owns the process.
  *
- * Both the host and the API import this file, so it imports nothing but Node's built-ins. Each
- * side treats the other as untrusted: lengths are capped before a byte is buffered and every
- * control message is checked field by field before it is used.
+ * A connection whose first frame is an `fs` request is one file operation instead (see FsRequest):
+ * kind 5 carries a file's bytes, host → API for a read, API → host for a write. Closing it early
+ * abandons the operation (a write leaves nothing behind).
+ *
+ * Both the host and the API import this file, so it imports nothing but Node's built-ins and the
+ * plain definitions of sandbox-files/types.ts. Each side treats the other as untrusted: lengths are
+ * capped before a byte is buffered and every control message is checked field by field before it
+ * is used.
  */
+import { FILE_ERROR_CODES, type EntryInfo, type FileErrorCode, type WatchEvent, type WatchEventType } from '../sandbox-files/types.js';
 
 /** The largest `length` field accepted: a peer cannot make the other side buffer more. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -24,6 +30,7 @@ export const FrameKind = {
   stderr: 2,
   pty: 3,
   input: 4,
+  data: 5,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
@@ -73,7 +80,28 @@ export interface CloseStdinMessage {
 export interface PingMessage {
   op: 'ping';
 }
-export type HostRequest = StartMessage | SignalMessage | ResizeMessage | CloseStdinMessage | PingMessage;
+/**
+ * API → host, the first frame of a file connection. Answers: `fs_result` (list: `fs_entries`
+ * frames before it) or `fs_error`, then the host closes. read: `fs_opened`, data frames, `fs_end`
+ * (or `fs_error`). write: the API sends data frames and `fs_end`, the host answers `fs_result`.
+ * watch: `watch_started`, `watch_event`s, until `watch_error` or either side closes.
+ */
+export type FsRequest =
+  | { op: 'fs'; call: 'stat' | 'make_dir' | 'remove' | 'read' | 'write'; path: string }
+  | { op: 'fs'; call: 'move'; source: string; destination: string }
+  | { op: 'fs'; call: 'list'; path: string; depth: number }
+  | { op: 'fs'; call: 'watch'; path: string; recursive: boolean };
+export type FsCall = FsRequest['call'];
+/** API → host: a write's bytes are complete. */
+export interface FsEndMessage {
+  op: 'fs_end';
+}
+export type HostRequest = StartMessage | SignalMessage | ResizeMessage | CloseStdinMessage | PingMessage | FsRequest | FsEndMessage;
+
+/** The longest path either side accepts: PATH_MAX, in UTF-16 units (at most as many bytes). */
+export const MAX_PATH_LENGTH = 4096;
+/** A listing's deepest level the host walks: deeper is a walk of the whole disk anyway. */
+export const MAX_LIST_DEPTH = 1024;
 
 /** Why a start failed, as errno names, so the API can map them to its own errors. */
 export const START_ERROR_CODES = ['ENOENT', 'EACCES', 'ENOTDIR', 'EMFILE', 'EINVAL'] as const;
@@ -104,7 +132,43 @@ export interface PongEvent {
   ev: 'pong';
   pid: number;
 }
-export type HostEvent = StartedEvent | ErrorEvent | ExitEvent | PongEvent;
+/** The answer of a call with nothing else to say (entry absent: remove, or the end of a list). */
+export interface FsResultEvent {
+  ev: 'fs_result';
+  entry?: EntryInfo;
+}
+/** Part of a listing; as many as it takes, each under the frame cap, before `fs_result`. */
+export interface FsEntriesEvent {
+  ev: 'fs_entries';
+  entries: EntryInfo[];
+}
+export interface FsOpenedEvent {
+  ev: 'fs_opened';
+  entry: EntryInfo;
+}
+/** A read's last byte was sent. */
+export interface FsEndEvent {
+  ev: 'fs_end';
+}
+export interface FsErrorEvent {
+  ev: 'fs_error';
+  code: FileErrorCode;
+  message: string;
+}
+export interface WatchStartedEvent {
+  ev: 'watch_started';
+}
+export interface WatchEventEvent extends WatchEvent {
+  ev: 'watch_event';
+}
+export interface WatchErrorEvent {
+  ev: 'watch_error';
+  code: FileErrorCode;
+  message: string;
+}
+export type FsEvent =
+  FsResultEvent | FsEntriesEvent | FsOpenedEvent | FsEndEvent | FsErrorEvent | WatchStartedEvent | WatchEventEvent | WatchErrorEvent;
+export type HostEvent = StartedEvent | ErrorEvent | ExitEvent | PongEvent | FsEvent;
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
@@ -222,6 +286,10 @@ export function parseHostRequest(body: Buffer): HostRequest {
       return { op: 'close_stdin' };
     case 'ping':
       return { op: 'ping' };
+    case 'fs':
+      return parseFsRequest(message);
+    case 'fs_end':
+      return { op: 'fs_end' };
     default:
       throw new ProtocolError('unknown op');
   }
@@ -251,9 +319,108 @@ export function parseHostEvent(body: Buffer): HostEvent {
       if (timed_out !== undefined && typeof timed_out !== 'boolean') throw new ProtocolError('exit: timed_out must be a boolean');
       return { ev: 'exit', exit_code: exit_code as number | null, signal: signal, ...(timed_out ? { timed_out } : {}) };
     }
+    case 'fs_result':
+      if (message.entry === undefined) return { ev: 'fs_result' };
+      return { ev: 'fs_result', entry: parseEntry(message.entry) };
+    case 'fs_entries':
+      if (!Array.isArray(message.entries)) throw new ProtocolError('fs_entries: entries must be an array');
+      return { ev: 'fs_entries', entries: message.entries.map(parseEntry) };
+    case 'fs_opened':
+      return { ev: 'fs_opened', entry: parseEntry(message.entry) };
+    case 'fs_end':
+      return { ev: 'fs_end' };
+    case 'watch_started':
+      return { ev: 'watch_started' };
+    case 'fs_error':
+    case 'watch_error':
+      if (!FILE_ERROR_CODES.includes(message.code as FileErrorCode) || !isString(message.message))
+        throw new ProtocolError(`${message.ev}: unknown code or message not a string`);
+      return message.ev === 'fs_error'
+        ? { ev: 'fs_error', code: message.code as FileErrorCode, message: message.message.slice(0, 1000) }
+        : { ev: 'watch_error', code: message.code as FileErrorCode, message: message.message.slice(0, 1000) };
+    case 'watch_event':
+      if (!WATCH_EVENT_TYPES.includes(message.type as WatchEventType) || !isDeepPath(message.name))
+        throw new ProtocolError('watch_event: type must be a known kind and name a path');
+      return { ev: 'watch_event', type: message.type as WatchEventType, name: message.name };
     default:
       throw new ProtocolError('unknown ev');
   }
+}
+
+const WATCH_EVENT_TYPES: readonly WatchEventType[] = ['create', 'write', 'remove', 'rename', 'chmod'];
+const ENTRY_TYPES: readonly string[] = ['file', 'directory', 'symlink'];
+
+/** A path as either side accepts it: not empty, no NUL, at most MAX_PATH_LENGTH long. */
+function isPath(value: unknown): value is string {
+  return isString(value) && value !== '' && value.length <= MAX_PATH_LENGTH && !value.includes('\0');
+}
+
+/** A path the host found deep in a tree may outgrow PATH_MAX (made with relative names). */
+function isDeepPath(value: unknown): value is string {
+  return isString(value) && value !== '' && value.length <= 16 * MAX_PATH_LENGTH && !value.includes('\0');
+}
+
+function parseFsRequest(message: Record<string, unknown>): FsRequest {
+  const { call } = message;
+  const checkPath = (name: string): string => {
+    const value = message[name];
+    if (!isPath(value)) throw new ProtocolError(`fs ${String(call)}: ${name} must be a path (1..${MAX_PATH_LENGTH} characters, no NUL)`);
+    return value;
+  };
+  switch (call) {
+    case 'stat':
+    case 'make_dir':
+    case 'remove':
+    case 'read':
+    case 'write':
+      return { op: 'fs', call, path: checkPath('path') };
+    case 'move':
+      return { op: 'fs', call, source: checkPath('source'), destination: checkPath('destination') };
+    case 'list': {
+      const { depth } = message;
+      if (!Number.isInteger(depth) || (depth as number) < 1 || (depth as number) > MAX_LIST_DEPTH)
+        throw new ProtocolError(`fs list: depth must be a whole number in 1..${MAX_LIST_DEPTH}`);
+      return { op: 'fs', call, path: checkPath('path'), depth: depth as number };
+    }
+    case 'watch':
+      if (typeof message.recursive !== 'boolean') throw new ProtocolError('fs watch: recursive must be a boolean');
+      return { op: 'fs', call, path: checkPath('path'), recursive: message.recursive };
+    default:
+      throw new ProtocolError('fs: unknown call');
+  }
+}
+
+/** An EntryInfo from the host, field by field; strings capped so that one entry stays small. */
+export function parseEntry(value: unknown): EntryInfo {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError('entry must be an object');
+  const entry = value as Record<string, unknown>;
+  const { name, type, path, size, mode, permissions, owner, group, modifiedMs, symlinkTarget } = entry;
+  const shortString = (text: unknown): text is string => isString(text) && text.length <= 256;
+  if (!isString(name) || name.length > MAX_PATH_LENGTH || !isDeepPath(path))
+    throw new ProtocolError('entry: name and path must be strings');
+  if (!ENTRY_TYPES.includes(type as string)) throw new ProtocolError('entry: type must be file, directory or symlink');
+  if (!Number.isSafeInteger(size) || (size as number) < 0) throw new ProtocolError('entry: size must be a whole number ≥ 0');
+  if (!Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o7777)
+    throw new ProtocolError('entry: mode must be 0..0o7777');
+  if (!isString(permissions) || !/^[-dlbcps][-rwxsStT]{9}$/.test(permissions))
+    throw new ProtocolError('entry: permissions must look like ls -l');
+  if (!shortString(owner) || !shortString(group)) throw new ProtocolError('entry: owner and group must be short strings');
+  if (typeof modifiedMs !== 'number' || !Number.isFinite(modifiedMs)) throw new ProtocolError('entry: modifiedMs must be a number');
+  if (symlinkTarget !== undefined && !(isString(symlinkTarget) && symlinkTarget.length <= MAX_PATH_LENGTH))
+    throw new ProtocolError('entry: symlinkTarget must be a string');
+  const parsed: EntryInfo = {
+    name,
+    type: type as EntryInfo['type'],
+    path,
+    size: size as number,
+    mode: mode as number,
+    permissions,
+    owner,
+    group,
+    modifiedMs,
+  };
+  if (symlinkTarget !== undefined) parsed.symlinkTarget = symlinkTarget;
+  return parsed;
 }
 
 /**

@@ -1,8 +1,11 @@
 import { SandboxFileError, type Watch, type WatchEvent } from './types.js';
 
+/** Events a watch holds for a reader that has not read them yet, before it gives up (ELIMIT). */
+export const DEFAULT_MAX_QUEUED_EVENTS = 10_000;
+
 /**
- * The events of one watch, waiting for their reader: a {@link Watch} fed by a watcher's
- * callbacks. The queue is bounded: a write repeated to the name the last queued event names is
+ * The events of one watch, waiting for their reader: a {@link Watch} fed by pushes (a watcher's
+ * callbacks, or frames from the process host), on both ends of the host's socket. The queue is bounded: a write repeated to the name the last queued event names is
  * coalesced into it, and past `limit` waiting events the watch ends with ELIMIT instead of
  * growing, so a reader that stops reading costs at most `limit` events of memory.
  */
@@ -23,16 +26,18 @@ export class WatchQueue implements Watch {
     return this.queue.length - this.head;
   }
 
-  push(event: WatchEvent): void {
-    if (this.ended) return;
+  /** Queues an event; false once the watch has ended (the source should stop). */
+  push(event: WatchEvent): boolean {
+    if (this.ended) return false;
     const last = this.waiting > 0 ? this.queue[this.queue.length - 1] : undefined;
-    if (last && event.type === 'write' && last.type === 'write' && last.name === event.name) return;
+    if (last && event.type === 'write' && last.type === 'write' && last.name === event.name) return true;
     if (this.waiting >= this.limit) {
       this.fail(new SandboxFileError('ELIMIT', `more than ${this.limit} events waited for a reader that did not keep up`));
-      return;
+      return false;
     }
     this.queue.push(event);
     this.notify();
+    return true;
   }
 
   /** Ends the watch with `error`, thrown to the reader once the events before it are read. */

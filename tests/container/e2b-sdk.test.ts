@@ -1,8 +1,11 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { Sandbox } from '@e2b/code-interpreter';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContainer, type Container } from '../helpers/docker.js';
 import { envdCases } from '../helpers/e2b-commands.js';
 import { checkContextOutsideWorkspace } from '../helpers/e2b-contexts.js';
+
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 /**
  * The official e2b SDK against the image. Its debug mode sends code to localhost:49999 and
@@ -54,4 +57,58 @@ describe('the e2b SDK in debug mode against the container (localhost:49999 and 4
 
   // The same cases as against a local server: the image's process host, its users and its git.
   envdCases(() => ({ sandbox, workspaceDir: '/home/user' }));
+
+  describe("sandbox.files, with the kernels' user's rights", () => {
+    it('writes and reads bytes as that user, owned by that user, anywhere it may write', async () => {
+      const bytes = randomBytes(8 * 1024 * 1024 + 7);
+      for (const file of ['/home/user/files-test/deep/er/blob.bin', '/tmp/files-test-blob.bin']) {
+        await sandbox.files.write(file, new Blob([bytes]));
+        const back = await sandbox.files.read(file, { format: 'bytes' });
+        expect(sha256(back), file).toBe(sha256(bytes));
+        const owner = await sandbox.commands.run(`stat -c '%U %s' ${file}`);
+        expect(owner.stdout.trim(), file).toBe(`user ${bytes.length}`);
+      }
+      const info = await sandbox.files.getInfo('/home/user/files-test/deep/er/blob.bin');
+      expect(info).toMatchObject({ name: 'blob.bin', type: 'file', size: bytes.length, owner: 'user' });
+      // The kernels see what was written, as the same user.
+      const execution = await sandbox.runCode('print(len(open("/home/user/files-test/deep/er/blob.bin", "rb").read()))');
+      expect(execution.logs.stdout.join('')).toBe(`${bytes.length}\n`);
+    });
+
+    it("refuses what that user may not do: write in /etc, read /root, replace a root-owned file, and leaves them as they were", async () => {
+      await expect(sandbox.files.write('/etc/files-test.txt', 'x')).rejects.toThrow(/permission|denied/i);
+      expect((await sandbox.commands.run('test -e /etc/files-test.txt', { user: 'user' }).catch((error: { exitCode: number }) => error)).exitCode).toBe(1);
+      await expect(sandbox.files.list('/root')).rejects.toThrow(/permission|denied/i);
+      await expect(sandbox.files.read('/etc/shadow')).rejects.toThrow(/permission|denied/i);
+      const before = await sandbox.commands.run('sha256sum /etc/passwd');
+      await expect(sandbox.files.write('/etc/passwd', 'user::0:0::/:/bin/sh\n')).rejects.toThrow(/permission|denied/i);
+      await expect(sandbox.files.remove('/etc/hostname')).rejects.toThrow(/permission|denied/i);
+      await expect(sandbox.files.makeDir('/usr/files-test')).rejects.toThrow(/permission|denied/i);
+      expect((await sandbox.commands.run('sha256sum /etc/passwd')).stdout).toBe(before.stdout);
+    });
+
+    it("watches a directory for changes that the kernels' commands make", async () => {
+      await sandbox.files.makeDir('/home/user/files-watch');
+      const events: Array<[string, string]> = [];
+      const handle = await sandbox.files.watchDir('/home/user/files-watch', (event) => void events.push([event.type, event.name]), {
+        recursive: true,
+      });
+      try {
+        await sandbox.commands.run('mkdir -p /home/user/files-watch/sub && echo hi > /home/user/files-watch/sub/a.txt && rm /home/user/files-watch/sub/a.txt');
+        const deadline = Date.now() + 10_000;
+        while (!events.some(([type, name]) => type === 'remove' && name === 'sub/a.txt') && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(events).toEqual(
+          expect.arrayContaining([
+            ['create', 'sub'],
+            ['create', 'sub/a.txt'],
+            ['remove', 'sub/a.txt'],
+          ]),
+        );
+      } finally {
+        await handle.stop();
+      }
+    });
+  });
 });

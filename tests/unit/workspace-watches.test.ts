@@ -33,6 +33,7 @@ describe('WatchQueue', () => {
     expect(read).toEqual(['f0', 'f1', 'f2']);
     queue.close();
     expect(ended).toBe(1);
+    expect(queue.push({ type: 'create', name: 'late' })).toBe(false);
   });
 
   it('coalesces a burst of writes to one name', () => {

@@ -1,7 +1,6 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import { ApiError, ProcessInputError } from '../../errors.js';
-import type { LogEntry } from '../../executions/event-log.js';
 import type { ProcessManager } from '../../processes/manager.js';
 import type { ManagedProcess } from '../../processes/process.js';
 import {
@@ -15,7 +14,7 @@ import {
   type ProcessInput,
   type ProcessSelector,
 } from './gen/envd/process/process_pb.js';
-import { endFields, keepaliveMs } from './wire.js';
+import { endFields, KEEPALIVE, keepaliveMs, withKeepalive } from './wire.js';
 
 /** The longest a Node timer holds (2^31 - 1 ms, ~24.8 days): a longer deadline is no deadline to keep. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
@@ -200,36 +199,6 @@ async function* events(
 
 function event(value: MessageInitShape<typeof ProcessEventSchema>['event']): ProcessEvent {
   return create(ProcessEventSchema, { event: value });
-}
-
-const KEEPALIVE = Symbol('keepalive');
-
-/**
- * The entries of `source`, and KEEPALIVE whenever none came for `intervalMs`. The next entry is
- * asked for only once the previous one has been taken, so a slow client still holds the reader back.
- */
-async function* withKeepalive(source: AsyncGenerator<LogEntry>, intervalMs: number): AsyncGenerator<LogEntry | typeof KEEPALIVE> {
-  let pending: Promise<IteratorResult<LogEntry>> | undefined;
-  try {
-    for (;;) {
-      pending ??= source.next();
-      let timer: NodeJS.Timeout | undefined;
-      const tick = new Promise<typeof KEEPALIVE>((resolve) => (timer = setTimeout(() => resolve(KEEPALIVE), intervalMs)));
-      const result = await Promise.race([pending, tick]);
-      clearTimeout(timer);
-      if (result === KEEPALIVE) {
-        yield KEEPALIVE;
-        continue;
-      }
-      pending = undefined;
-      if (result.done) return;
-      yield result.value;
-    }
-  } finally {
-    // Not awaited: a read still pending ends when the request's signal aborts, and return()
-    // waits for it.
-    void source.return(undefined);
-  }
 }
 
 /** The domain's refusals in Connect's codes, with their messages. */

@@ -74,9 +74,9 @@ export function basicAuthUser(header: string | null): string | undefined {
 }
 
 /**
- * Commands run as the kernels' user, whatever the SDK asks for: a call that names another user
- * (e2b's `user: 'root'`) is refused as envd refuses a user it does not know, rather than run
- * silently as someone else. `user` is e2b's default user name.
+ * Commands and file calls run as the kernels' user, whatever the SDK asks for: a call that
+ * names another user (e2b's `user: 'root'`) is refused as envd refuses a user it does not know,
+ * rather than run silently as someone else. `user` is e2b's default user name.
  */
 export function userCheck(allowed: readonly string[]): Interceptor {
   const names = new Set(allowed);
@@ -85,8 +85,38 @@ export function userCheck(allowed: readonly string[]): Interceptor {
     if (user !== undefined && !names.has(user)) {
       // The caller's own input, shown back as envd shows it, without control characters.
       const shown = user.slice(0, 64).replace(/[^\x20-\x7e]/g, '?');
-      throw new ConnectError(`invalid username: '${shown}' (commands run as the kernels' user)`, Code.Unauthenticated);
+      throw new ConnectError(`invalid username: '${shown}' (commands and files are the kernels' user's)`, Code.Unauthenticated);
     }
     return next(request);
   };
+}
+
+export const KEEPALIVE = Symbol('keepalive');
+
+/**
+ * The items of `source`, and KEEPALIVE whenever none came for `intervalMs`. The next item is
+ * asked for only once the previous one has been taken, so a slow client still holds the reader back.
+ */
+export async function* withKeepalive<T>(source: AsyncIterator<T>, intervalMs: number): AsyncGenerator<T | typeof KEEPALIVE> {
+  let pending: Promise<IteratorResult<T>> | undefined;
+  try {
+    for (;;) {
+      pending ??= source.next();
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<typeof KEEPALIVE>((resolve) => (timer = setTimeout(() => resolve(KEEPALIVE), intervalMs)));
+      const result = await Promise.race([pending, tick]);
+      clearTimeout(timer);
+      if (result === KEEPALIVE) {
+        yield KEEPALIVE;
+        continue;
+      }
+      pending = undefined;
+      if (result.done) return;
+      yield result.value;
+    }
+  } finally {
+    // Not awaited: a read still pending ends when the request's signal aborts, and return()
+    // waits for it.
+    void source.return?.(undefined);
+  }
 }

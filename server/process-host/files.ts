@@ -186,6 +186,14 @@ async function makeParents(directory: string): Promise<void> {
   }
 }
 
+const TEMPORARY_SUFFIX = '.part';
+const TEMPORARY_NAME = /^\..+\.[0-9a-f]{12}\.part$/s;
+
+/** A name {@link LocalFiles.write} gives its work in progress: `.<name>.<12 hex digits>.part`. */
+export function isTemporaryName(name: string): boolean {
+  return TEMPORARY_NAME.test(name);
+}
+
 /** A name cut to 200 bytes on a character boundary: a temporary name stays under NAME_MAX (255). */
 function shortened(name: string): string {
   let short = name;
@@ -374,7 +382,7 @@ export class LocalFiles implements SandboxFiles {
     } catch (error) {
       throw toFileError(error, 'write', requested);
     }
-    const temporary = path.join(directory, `.${shortened(path.basename(target))}.${randomBytes(6).toString('hex')}.part`);
+    const temporary = path.join(directory, `.${shortened(path.basename(target))}.${randomBytes(6).toString('hex')}${TEMPORARY_SUFFIX}`);
     let handle: FileHandle | undefined;
     try {
       // wx: never through a link someone planted under the temporary name.
@@ -416,7 +424,9 @@ export class LocalFiles implements SandboxFiles {
       watcher = await DirectoryWatcher.start(root, {
         recursive: options.recursive,
         maxDirectories: this.options.maxWatchDirectories ?? DEFAULT_MAX_WATCH_DIRECTORIES,
-        onEvent: (event) => watch.push(event),
+        // A write's temporary file is how this host writes, not a change anyone made: a watcher
+        // sees the file under its own name appear (create, write), as after envd's write.
+        onEvent: (event) => void (isTemporaryName(path.basename(event.name)) || watch.push(event)),
         onError: (error) => watch.fail(error),
       });
     } catch (error) {

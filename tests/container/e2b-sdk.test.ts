@@ -75,9 +75,12 @@ describe('the e2b SDK in debug mode against the container (localhost:49999 and 4
       expect(execution.logs.stdout.join('')).toBe(`${bytes.length}\n`);
     });
 
-    it("refuses what that user may not do: write in /etc, read /root, replace a root-owned file, and leaves them as they were", async () => {
+    it('refuses what that user may not do: write in /etc, read /root, replace a root-owned file, and leaves them as they were', async () => {
       await expect(sandbox.files.write('/etc/files-test.txt', 'x')).rejects.toThrow(/permission|denied/i);
-      expect((await sandbox.commands.run('test -e /etc/files-test.txt', { user: 'user' }).catch((error: { exitCode: number }) => error)).exitCode).toBe(1);
+      expect(
+        (await sandbox.commands.run('test -e /etc/files-test.txt', { user: 'user' }).catch((error: { exitCode: number }) => error))
+          .exitCode,
+      ).toBe(1);
       await expect(sandbox.files.list('/root')).rejects.toThrow(/permission|denied/i);
       await expect(sandbox.files.read('/etc/shadow')).rejects.toThrow(/permission|denied/i);
       const before = await sandbox.commands.run('sha256sum /etc/passwd');
@@ -94,7 +97,9 @@ describe('the e2b SDK in debug mode against the container (localhost:49999 and 4
         recursive: true,
       });
       try {
-        await sandbox.commands.run('mkdir -p /home/user/files-watch/sub && echo hi > /home/user/files-watch/sub/a.txt && rm /home/user/files-watch/sub/a.txt');
+        await sandbox.commands.run(
+          'mkdir -p /home/user/files-watch/sub && echo hi > /home/user/files-watch/sub/a.txt && rm /home/user/files-watch/sub/a.txt',
+        );
         const deadline = Date.now() + 10_000;
         while (!events.some(([type, name]) => type === 'remove' && name === 'sub/a.txt') && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 50));

@@ -277,6 +277,23 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       }
     });
 
+    it("reports an SDK write under the file's own name, never the server's temporary one", async () => {
+      const directory = await fresh();
+      const events: FilesystemEvent[] = [];
+      const handle = await sandbox.files.watchDir(directory, (event) => void events.push(event));
+      try {
+        await sandbox.files.write(path.join(directory, 'written.txt'), 'first');
+        await sandbox.files.write(path.join(directory, 'written.txt'), 'second, replacing it');
+        await until(() => events.filter((event) => event.name === 'written.txt').length >= 3, 'the two writes');
+        await writeFile(path.join(directory, 'marker.txt'), 'x');
+        await until(() => events.some((event) => event.name === 'marker.txt'), 'the marker');
+        expect(events.filter((event) => event.name !== 'written.txt' && event.name !== 'marker.txt')).toEqual([]);
+        expect(events.find((event) => event.name === 'written.txt')?.type).toBe(FilesystemEventType.CREATE);
+      } finally {
+        await handle.stop();
+      }
+    });
+
     it('sees nested changes only when recursive', async () => {
       const directory = await fresh();
       await mkdir(path.join(directory, 'sub'));

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename as renameFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename as renameFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
@@ -166,6 +166,24 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
       );
       await expect(stat(path.join(root, 'escaped.txt'))).rejects.toThrow();
       await expect(stat(path.join(directory, 'nul'))).rejects.toThrow();
+    });
+
+    it('answers 400 to a multipart body cut inside a part, keeping the file it would have replaced', async () => {
+      const directory = await fresh();
+      const target = path.join(directory, 'kept.txt');
+      await writeFile(target, 'before');
+      const boundary = 'cut-boundary-0123';
+      const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${target}"\r\n\r\n`;
+      const response = await fetch(`http://localhost:${ENVD_PORT}/files`, {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        // No closing boundary: the body ends in the middle of the part.
+        body: Buffer.concat([Buffer.from(head), randomBytes(300_000)]),
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { message: string }).message).toMatch(/multipart/);
+      expect(await readFile(target, 'utf8')).toBe('before');
+      expect((await readdir(directory)).sort()).toEqual(['kept.txt']);
     });
 
     it('reads a missing file as FileNotFoundError, and a directory as an invalid argument', async () => {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { boundaryOf, MultipartError, readMultipart } from '../../server/transports/http/multipart.js';
+import { MultipartError, readMultipart } from '../../server/transports/http/multipart.js';
 
 const BOUNDARY = '----formdata-undici-0123456789';
+const TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
 
 function body(parts: { name: string; filename?: string; data: Buffer | string }[], preamble = ''): Buffer {
   const chunks: Buffer[] = [Buffer.from(preamble)];
@@ -27,7 +28,7 @@ async function* chunked(data: Buffer, size: number): AsyncGenerator<Buffer> {
 
 async function collect(source: AsyncIterable<Buffer>, read: (name: string) => boolean = () => true) {
   const parts: { name: string; filename?: string; data: Buffer }[] = [];
-  for await (const part of readMultipart(source, BOUNDARY, 100)) {
+  for await (const part of readMultipart(source, TYPE, 100)) {
     const chunks: Buffer[] = [];
     if (read(part.name)) for await (const chunk of part.body) chunks.push(chunk);
     parts.push({ name: part.name, filename: part.filename, data: Buffer.concat(chunks) });
@@ -58,7 +59,7 @@ describe('readMultipart', () => {
     const read = await collect(chunked(body(parts), 13), (name) => name !== 'note');
     expect(read[3]!.data.equals(parts[3]!.data as Buffer)).toBe(true);
     const names: string[] = [];
-    for await (const part of readMultipart(chunked(body(parts), 100), BOUNDARY, 100)) {
+    for await (const part of readMultipart(chunked(body(parts), 100), TYPE, 100)) {
       names.push(part.filename ?? part.name);
       for await (const chunk of part.body) {
         void chunk;
@@ -76,32 +77,29 @@ describe('readMultipart', () => {
   });
 
   it.each([
-    ['a body cut short', body(parts).subarray(0, 500), /no closing boundary/],
-    ['a body without a boundary', Buffer.from('hello'), /does not start with the multipart boundary/],
-    [
-      'a part without Content-Disposition',
-      Buffer.from(`--${BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nx\r\n--${BOUNDARY}--`),
-      /Content-Disposition/,
-    ],
-    ['headers that never end', Buffer.concat([Buffer.from(`--${BOUNDARY}\r\nX: `), Buffer.alloc(20_000, 97)]), /end of headers/],
-  ])('refuses %s', async (_what, data, message) => {
-    await expect(collect(chunked(data, 64))).rejects.toThrow(message);
+    ['a body cut short', body(parts).subarray(0, 500)],
+    ['a body without a boundary', Buffer.from('hello')],
+    ['headers that never end', Buffer.concat([Buffer.from(`--${BOUNDARY}\r\nX: `), Buffer.alloc(200_000, 97)])],
+  ])('refuses %s', async (_what, data) => {
+    await expect(collect(chunked(data, 64))).rejects.toThrow(/Unexpected end/);
     await expect(collect(chunked(data, 64))).rejects.toBeInstanceOf(MultipartError);
+  });
+
+  it('refuses a Content-Type without a boundary before reading the body', async () => {
+    const read = readMultipart(chunked(body(parts), 64), 'multipart/form-data', 100);
+    await expect(read.next()).rejects.toBeInstanceOf(MultipartError);
+  });
+
+  it('leaves out a part without Content-Disposition', async () => {
+    const data = Buffer.from(`--${BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nx\r\n--${BOUNDARY}--`);
+    expect(await collect(chunked(data, 64))).toEqual([]);
   });
 
   it('refuses more parts than allowed', async () => {
     const many = body(Array.from({ length: 5 }, () => ({ name: 'file', filename: 'x', data: 'x' })));
     const read = async () => {
-      for await (const part of readMultipart(chunked(many, 64), BOUNDARY, 4)) for await (const chunk of part.body) void chunk;
+      for await (const part of readMultipart(chunked(many, 64), TYPE, 4)) for await (const chunk of part.body) void chunk;
     };
     await expect(read()).rejects.toThrow(/more than 4 parts/);
-  });
-});
-
-describe('boundaryOf', () => {
-  it('reads a plain or quoted boundary, and refuses a missing one', () => {
-    expect(boundaryOf(`multipart/form-data; boundary=${BOUNDARY}`)).toBe(BOUNDARY);
-    expect(boundaryOf('multipart/form-data; boundary="a b"')).toBe('a b');
-    expect(() => boundaryOf('multipart/form-data')).toThrow(MultipartError);
   });
 });

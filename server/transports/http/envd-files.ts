@@ -9,7 +9,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { SandboxFileError, type FileErrorCode, type SandboxFiles } from '../../sandbox-files/types.js';
-import { boundaryOf, MultipartError, readMultipart } from './multipart.js';
+import { MultipartError, readMultipart } from './multipart.js';
 
 /** What a /files request failed with: its HTTP status and envd's message. */
 export class EnvdHttpError extends Error {
@@ -140,7 +140,7 @@ export async function upload(body: Readable, options: UploadOptions): Promise<Wr
   const names = new Set<string>();
   const sameTarget = (where: string) =>
     new EnvdHttpError(400, `you cannot upload multiple files to the same path '${where}' in one upload request`);
-  for await (const part of readMultipart(limited, boundaryOf(options.contentType), options.maxParts)) {
+  for await (const part of readMultipart(limited, options.contentType, options.maxParts)) {
     if (part.name !== 'file') continue;
     const name = target ?? uploadTarget(part.filename ?? '', "a part's filename");
     // Refused before the second one is written (envd's words): it would replace the first.

@@ -97,20 +97,39 @@ describe('the e2b SDK in debug mode against the container (localhost:49999 and 4
         recursive: true,
       });
       try {
+        const seen = async (type: string, name: string) => {
+          const deadline = Date.now() + 10_000;
+          while (!events.some(([t, n]) => t === type && n === name) && Date.now() < deadline) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        };
+        // One step at a time: a file made and removed in a directory before the watch reaches
+        // it is never seen (as with inotify anywhere).
+        await sandbox.commands.run('mkdir /home/user/files-watch/sub');
+        await seen('create', 'sub');
+        await sandbox.commands.run('echo hi > /home/user/files-watch/sub/a.txt');
+        await seen('write', 'sub/a.txt');
         await sandbox.commands.run(
-          'mkdir -p /home/user/files-watch/sub && echo hi > /home/user/files-watch/sub/a.txt && rm /home/user/files-watch/sub/a.txt',
+          'chmod 600 /home/user/files-watch/sub/a.txt && mv /home/user/files-watch/sub/a.txt /home/user/files-watch/b.txt',
         );
-        const deadline = Date.now() + 10_000;
-        while (!events.some(([type, name]) => type === 'remove' && name === 'sub/a.txt') && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        expect(events).toEqual(
-          expect.arrayContaining([
-            ['create', 'sub'],
-            ['create', 'sub/a.txt'],
-            ['remove', 'sub/a.txt'],
-          ]),
-        );
+        await seen('create', 'b.txt');
+        await sandbox.commands.run('rm /home/user/files-watch/b.txt');
+        await seen('remove', 'b.txt');
+        const order = [
+          'create sub',
+          'create sub/a.txt',
+          'write sub/a.txt',
+          'chmod sub/a.txt',
+          'rename sub/a.txt',
+          'create b.txt',
+          'remove b.txt',
+        ];
+        const positions = order.map((wanted) => events.findIndex(([type, name]) => `${type} ${name}` === wanted));
+        expect(
+          positions.every((position) => position >= 0),
+          JSON.stringify(events),
+        ).toBe(true);
+        expect([...positions].sort((a, b) => a - b)).toEqual(positions);
       } finally {
         await handle.stop();
       }

@@ -1,16 +1,9 @@
-import {
-  FileNotFoundError,
-  NotADirectoryError,
-  PermissionDeniedError,
-  ShuttingDownError,
-  TooManyWatchesError,
-  WatchLimitError,
-} from '../errors.js';
+import { FileNotFoundError, NotADirectoryError, ShuttingDownError, TooManyWatchesError, WatchLimitError } from '../errors.js';
 import { DirectoryWatcher } from '../sandbox-files/watcher.js';
 import { SandboxFileError, type WatchEvent } from '../sandbox-files/types.js';
 import { WatchQueue } from '../sandbox-files/watch-queue.js';
 import { isInternalName, quote } from './paths.js';
-import type { Workspace } from './workspace.js';
+import { translateErrno, type Workspace } from './workspace.js';
 
 export interface WorkspaceWatchLimits {
   /** Watches open at once, over every door (MAX_WATCHES). */
@@ -89,19 +82,9 @@ export class WorkspaceWatches {
   }
 }
 
+/** The watcher's errno-named errors as the file API's; a bound reached is the watch's own. */
 function toApiError(error: unknown, display: string): unknown {
   if (!(error instanceof SandboxFileError)) return error;
-  switch (error.code) {
-    case 'ENOENT':
-      return new FileNotFoundError(quote(display));
-    case 'ENOTDIR':
-      return new NotADirectoryError(quote(display));
-    case 'EACCES':
-    case 'EPERM':
-      return new PermissionDeniedError(quote(display));
-    case 'ELIMIT':
-      return new WatchLimitError(quote(display), error.message);
-    default:
-      return error;
-  }
+  if (error.code === 'ELIMIT') return new WatchLimitError(quote(display), error.message);
+  return translateErrno(error, display);
 }

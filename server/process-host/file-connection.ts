@@ -5,7 +5,7 @@ import { SandboxFileError, type EntryInfo, type SandboxFiles } from '../sandbox-
 import { toFileError } from './files.js';
 import {
   FrameKind,
-  MAX_OUTPUT_CHUNK_BYTES,
+  FILE_DATA_CHUNK_BYTES,
   ProtocolError,
   encodeControl,
   encodeFrame,
@@ -61,8 +61,11 @@ export class FileConnection {
     }
     if (frame.kind !== FrameKind.control) throw new ProtocolError(`frame kind ${frame.kind} does not belong to a file connection`);
     const request = parseHostRequest(frame.body);
-    if (request.op !== 'fs_end' || !upload) throw new ProtocolError(`${request.op} does not belong to a file ${this.request.call}`);
-    upload.end();
+    if ((request.op !== 'fs_end' && request.op !== 'fs_abort') || !upload) {
+      throw new ProtocolError(`${request.op} does not belong to a file ${this.request.call}`);
+    }
+    if (request.op === 'fs_abort') upload.fail(new SandboxFileError('EIO', 'the upload was abandoned'));
+    else upload.end();
   }
 
   private async run(): Promise<void> {
@@ -129,8 +132,8 @@ export class FileConnection {
     this.socket.on('drain', resume);
     stream.on('data', (chunk: Buffer) => {
       let open = true;
-      for (let offset = 0; offset < chunk.length; offset += MAX_OUTPUT_CHUNK_BYTES)
-        open = this.write(encodeFrame(FrameKind.data, chunk.subarray(offset, offset + MAX_OUTPUT_CHUNK_BYTES))) && open;
+      for (let offset = 0; offset < chunk.length; offset += FILE_DATA_CHUNK_BYTES)
+        open = this.write(encodeFrame(FrameKind.data, chunk.subarray(offset, offset + FILE_DATA_CHUNK_BYTES))) && open;
       if (!open) stream.pause();
     });
     stream.once('end', () => {

@@ -15,6 +15,7 @@ import {
 } from '../sandbox-files/types.js';
 import { DEFAULT_MAX_QUEUED_EVENTS, WatchQueue } from '../sandbox-files/watch-queue.js';
 import { DirectoryWatcher } from '../sandbox-files/watcher.js';
+import { FILE_DATA_CHUNK_BYTES } from './protocol.js';
 
 /**
  * The filesystem operations of sandbox-files/types.ts as plain node:fs calls, with the rights of
@@ -348,7 +349,7 @@ export class LocalFiles implements SandboxFiles {
       // What was opened (a link's target), under the name the caller gave.
       const entry = this.toEntry(target, stats, undefined);
       if (signal?.aborted) throw abortReason(signal);
-      const stream = handle.createReadStream({ highWaterMark: 64 * 1024, ...(signal ? { signal } : {}) });
+      const stream = handle.createReadStream({ highWaterMark: FILE_DATA_CHUNK_BYTES, ...(signal ? { signal } : {}) });
       return { entry, stream };
     } catch (error) {
       await handle.close().catch(() => undefined);

@@ -24,6 +24,12 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 /** Output frames are at most this long, so that one busy process cannot hog a reader. */
 export const MAX_OUTPUT_CHUNK_BYTES = 64 * 1024;
 
+/**
+ * File data frames (reads and writes of envd's files) are larger: one call owns its connection,
+ * so there is no other reader to hog, and fewer, larger frames halve the relay's cost per byte.
+ */
+export const FILE_DATA_CHUNK_BYTES = 512 * 1024;
+
 export const FrameKind = {
   control: 0,
   stdout: 1,
@@ -96,7 +102,15 @@ export type FsCall = FsRequest['call'];
 export interface FsEndMessage {
   op: 'fs_end';
 }
-export type HostRequest = StartMessage | SignalMessage | ResizeMessage | CloseStdinMessage | PingMessage | FsRequest | FsEndMessage;
+/**
+ * API → host: a write's source failed; the host removes what it wrote and answers `fs_error`, so
+ * the API answers its client only once nothing is left behind.
+ */
+export interface FsAbortMessage {
+  op: 'fs_abort';
+}
+export type HostRequest =
+  StartMessage | SignalMessage | ResizeMessage | CloseStdinMessage | PingMessage | FsRequest | FsEndMessage | FsAbortMessage;
 
 /** The longest path either side accepts: PATH_MAX, in UTF-16 units (at most as many bytes). */
 export const MAX_PATH_LENGTH = 4096;
@@ -290,6 +304,8 @@ export function parseHostRequest(body: Buffer): HostRequest {
       return parseFsRequest(message);
     case 'fs_end':
       return { op: 'fs_end' };
+    case 'fs_abort':
+      return { op: 'fs_abort' };
     default:
       throw new ProtocolError('unknown op');
   }

@@ -5,7 +5,7 @@ import {
   FrameDecoder,
   FrameKind,
   MAX_LIST_DEPTH,
-  MAX_OUTPUT_CHUNK_BYTES,
+  FILE_DATA_CHUNK_BYTES,
   MAX_PATH_LENGTH,
   encodeControl,
   encodeFrame,
@@ -42,6 +42,9 @@ function abortReason(signal: AbortSignal): Error {
  * abandoned: an abort signal, a reader that stops reading, a watch that is closed. What the host
  * sends is checked like any input, and a host that breaks the protocol fails the call with EIO.
  */
+/** How long a write whose source failed waits for the host to say it removed what it wrote. */
+const ABORT_ANSWER_MS = 5000;
+
 export class HostFiles implements SandboxFiles {
   private readonly maxListEntries: number;
   private readonly maxQueuedEvents: number;
@@ -163,22 +166,30 @@ export class HostFiles implements SandboxFiles {
       onData: () => channel.unexpected('data'),
       onEnd: (error) => {
         done = true;
-        if (error) failed!(error);
+        if (error) failed!(sourceFailure ?? error);
       },
     });
+    let sourceFailure: Error | undefined;
     // The host may answer early (EISDIR, EACCES…): its answer wins, and the source is left at
     // its next chunk rather than waited for (it may never send one).
     void (async () => {
       try {
         for await (const chunk of source) {
           if (done) return;
-          for (let offset = 0; offset < chunk.length; offset += MAX_OUTPUT_CHUNK_BYTES)
-            await channel.send(encodeFrame(FrameKind.data, chunk.subarray(offset, offset + MAX_OUTPUT_CHUNK_BYTES)));
+          for (let offset = 0; offset < chunk.length; offset += FILE_DATA_CHUNK_BYTES)
+            await channel.send(encodeFrame(FrameKind.data, chunk.subarray(offset, offset + FILE_DATA_CHUNK_BYTES)));
         }
         if (!done) await channel.send(encodeControl({ op: 'fs_end' }));
       } catch (error) {
-        // A source that fails leaves nothing behind: closing makes the host remove its temporary file.
-        channel.fail(error instanceof Error ? error : new SandboxFileError('EIO', String(error)));
+        // A source that fails leaves nothing behind: the host removes its temporary file, then
+        // answers, and only then does the write fail, so that whoever answers the client next
+        // finds nothing of it. A host that does not answer in time is left (closing makes it
+        // clean up all the same).
+        sourceFailure = error instanceof Error ? error : new SandboxFileError('EIO', String(error));
+        if (done) return;
+        const timer = setTimeout(() => channel.fail(sourceFailure!), ABORT_ANSWER_MS);
+        void settled.catch(() => undefined).finally(() => clearTimeout(timer));
+        await channel.send(encodeControl({ op: 'fs_abort' }));
       }
     })();
     return settled;

@@ -3,7 +3,7 @@ import { chmod, mkdir, readdir, readFile, rename as renameFile, rm, stat, symlin
 import path from 'node:path';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
-import { FileNotFoundError, FileType, FilesystemEventType, InvalidArgumentError, Sandbox, type FilesystemEvent } from 'e2b';
+import { FileNotFoundError, FileType, FilesystemEventType, InvalidArgumentError, RateLimitError, Sandbox, type FilesystemEvent } from 'e2b';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventType, Filesystem } from '../../server/transports/connect/gen/envd/filesystem/filesystem_pb.js';
 import { TestProcessHost } from '../helpers/process-host.js';
@@ -332,6 +332,36 @@ describe.skipIf(!portFree)(`the e2b SDK's sandbox.files in debug mode, on localh
         await flatHandle.stop();
         await deepHandle.stop();
       }
+    });
+
+    it('refuses a recursive watch of / past the directory bound, and serves on', async () => {
+      await expect(sandbox.files.watchDir('/', () => undefined, { recursive: true })).rejects.toThrow(RateLimitError);
+      expect(await sandbox.files.exists(root)).toBe(true);
+    });
+
+    it('delivers a burst of ten thousand creates, or ends the watch saying why: never unbounded', async () => {
+      const directory = await fresh();
+      let creates = 0;
+      let ended: Error | undefined | null = null;
+      const handle = await sandbox.files.watchDir(
+        directory,
+        (event) => {
+          if (event.type === FilesystemEventType.CREATE) creates++;
+        },
+        { onExit: (error) => void (ended = error) },
+      );
+      try {
+        const names = Array.from({ length: 10_000 }, (_, index) => path.join(directory, `f${index}`));
+        for (let index = 0; index < names.length; index += 500)
+          await Promise.all(names.slice(index, index + 500).map((name) => writeFile(name, '')));
+        await until(() => creates === 10_000 || ended !== null, 'every create, or the end of the watch', 30_000);
+        if (ended !== null) expect(String(ended)).toMatch(/keep up|more than/);
+        else expect(creates).toBe(10_000);
+      } finally {
+        await handle.stop();
+      }
+      // The server is fine after it.
+      expect((await sandbox.files.list(directory)).length).toBe(10_000);
     });
 
     it('adds the entry to an event with includeEntry', async () => {

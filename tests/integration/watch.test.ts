@@ -1,7 +1,5 @@
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authHeaders, baseUrl, json, request, workspaceDir } from '../helpers/api.js';
+import { authHeaders, baseUrl, errorsOf, execute, json, request } from '../helpers/api.js';
 import { WsClient, type Frame } from './ws-client.js';
 
 interface Line {
@@ -64,31 +62,42 @@ class WatchStream {
 }
 
 const dir = 'watch-tests';
-const local = (...parts: string[]) => path.join(workspaceDir, dir, ...parts);
+
+/**
+ * Changes are made by kernel code in the default context (whose cwd is the workspace), so that
+ * the suite holds against a container too, where the workspace is not on this machine's disk.
+ */
+async function inWorkspace(code: string): Promise<void> {
+  const events = await execute({ code: `import os, shutil\n${code}` });
+  expect(errorsOf(events)).toEqual([]);
+}
 
 describe('GET /watch', () => {
   beforeAll(async () => {
-    await mkdir(local('sub', 'deeper'), { recursive: true });
+    await inWorkspace(`os.makedirs("${dir}/sub/deeper", exist_ok=True)`);
   });
   afterAll(async () => {
-    await rm(local(), { recursive: true, force: true });
+    await inWorkspace(`shutil.rmtree("${dir}", ignore_errors=True)`);
   });
 
-  it('streams each kind of change, in order, for changes made through the API and on disk', async () => {
+  it('streams each kind of change, in order, for changes made through the API and by code', async () => {
     const stream = await WatchStream.open(`path=${dir}`);
     try {
       expect(stream.lines[0]).toEqual({ type: 'watching', path: dir, recursive: false });
       // Through the file API: its temporary upload name never shows, only the file it becomes.
-      const put = await request('PUT', `/files/${dir}/a.txt`, 'first');
+      const put = await request('PUT', `/files/${dir}/api.txt`, 'first');
       expect(put.status).toBe(201);
+      await stream.waitFor((line) => line.type === 'create' && line.name === 'api.txt');
+      // By kernel code, on a file of its own (in the image it may not chmod the API's).
+      await inWorkspace(`open("${dir}/a.txt", "w").close()`);
       await stream.waitFor((line) => line.type === 'create' && line.name === 'a.txt');
-      await writeFile(local('a.txt'), 'second');
+      await inWorkspace(`open("${dir}/a.txt", "a").write("second")`);
       await stream.waitFor((line) => line.type === 'write' && line.name === 'a.txt');
-      await chmod(local('a.txt'), 0o600);
+      await inWorkspace(`os.chmod("${dir}/a.txt", 0o600)`);
       await stream.waitFor((line) => line.type === 'chmod' && line.name === 'a.txt');
-      await rename(local('a.txt'), local('b.txt'));
+      await inWorkspace(`os.rename("${dir}/a.txt", "${dir}/b.txt")`);
       await stream.waitFor((line) => line.type === 'create' && line.name === 'b.txt');
-      await rm(local('b.txt'));
+      await inWorkspace(`os.remove("${dir}/b.txt")`);
       await stream.waitFor((line) => line.type === 'remove' && line.name === 'b.txt');
 
       const events = stream.events().filter(([, name]) => name === 'a.txt' || name === 'b.txt');
@@ -110,10 +119,10 @@ describe('GET /watch', () => {
     const deep = await WatchStream.open(`path=${dir}&recursive=true`);
     try {
       expect(deep.lines[0]).toEqual({ type: 'watching', path: dir, recursive: true });
-      await writeFile(local('sub', 'deeper', 'x.txt'), 'x');
+      await inWorkspace(`open("${dir}/sub/deeper/x.txt", "w").write("x")`);
       await deep.waitFor((line) => line.type === 'create' && line.name === 'sub/deeper/x.txt');
       // A marker at the top: once the flat watch saw it, it would have seen the deep one too.
-      await writeFile(local('marker.txt'), 'm');
+      await inWorkspace(`open("${dir}/marker.txt", "w").write("m")`);
       await flat.waitFor((line) => line.type === 'create' && line.name === 'marker.txt');
       expect(flat.events().some(([, name]) => String(name).includes('x.txt'))).toBe(false);
     } finally {
@@ -128,7 +137,7 @@ describe('GET /watch', () => {
     ['a path outside the workspace', 'path=../..', 400, 'ERR_PATH_OUTSIDE_WORKSPACE'],
     ['a bad recursive', `path=${dir}&recursive=yes`, 400, 'ERR_VALIDATION'],
   ])('refuses %s before streaming', async (_what, query, status, code) => {
-    await writeFile(local('marker.txt'), 'm');
+    await inWorkspace(`open("${dir}/marker.txt", "w").write("m")`);
     const response = await request('GET', `/watch?${query}`);
     expect(response.status).toBe(status);
     expect(((await response.json()) as { code: string }).code).toBe(code);
@@ -142,7 +151,7 @@ describe('GET /watch', () => {
 
 describe('/ws watch frames', () => {
   beforeAll(async () => {
-    await mkdir(local(), { recursive: true });
+    await inWorkspace(`os.makedirs("${dir}", exist_ok=True)`);
   });
 
   it('starts a watch, streams its events with its id, and stops it', async () => {
@@ -152,7 +161,7 @@ describe('/ws watch frames', () => {
       const started = await client.waitFor((frame) => frame.request_id === 'w1');
       expect(started).toMatchObject({ type: 'watch_started', path: dir, recursive: true });
       const id = started.watch_id as string;
-      await writeFile(local('ws.txt'), 'ws');
+      await inWorkspace(`open("${dir}/ws.txt", "w").write("ws")`);
       const event = await client.waitFor((frame: Frame) => frame.type === 'watch_event' && frame.name === 'ws.txt');
       expect(event).toEqual({ type: 'watch_event', watch_id: id, event: 'create', name: 'ws.txt' });
 
@@ -163,7 +172,7 @@ describe('/ws watch frames', () => {
         watch_id: id,
       });
       const count = client.frames.length;
-      await writeFile(local('after-stop.txt'), 'x');
+      await inWorkspace(`open("${dir}/after-stop.txt", "w").write("x")`);
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(client.frames.slice(count).filter((frame) => frame.type === 'watch_event')).toEqual([]);
 

@@ -56,7 +56,10 @@ export class ResourceClient {
   }
 
   /** Uploads whatever a stream yields as the file at `remotePath`. */
-  async uploadStream(source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>, remotePath: string): Promise<FileInfo> {
+  async uploadStream(
+    source: Iterable<Uint8Array> | AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
+    remotePath: string,
+  ): Promise<FileInfo> {
     checkPath('remotePath', remotePath);
     const body = source instanceof ReadableStream ? source : (Readable.toWeb(Readable.from(source)) as ReadableStream<Uint8Array>);
     return this.http.json<FileInfo>(`/files/${encodePath(remotePath)}`, { method: 'PUT', body });

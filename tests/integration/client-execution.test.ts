@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,6 +171,51 @@ describe('ExecutionClient', () => {
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NotFoundError);
     expect(error).toMatchObject({ code: 'ERR_EXECUTION_NOT_FOUND', status: 404 });
+  });
+
+  it('re-attaches by itself when the connection drops mid-stream, losing and repeating nothing', async () => {
+    // A proxy in front of the server that cuts the first connection whose answer shows "step 1".
+    let cut = false;
+    const sockets = new Set<Socket>();
+    const proxy: Server = createServer((downstream) => {
+      const upstream = connect(Number(port), host);
+      sockets.add(downstream).add(upstream);
+      downstream.pipe(upstream);
+      let seen = '';
+      upstream.on('data', (data: Buffer) => {
+        if (!cut) {
+          seen = (seen + data.toString('latin1')).slice(-4096);
+          if (seen.includes('step 1')) {
+            cut = true;
+            downstream.write(data);
+            downstream.destroy();
+            upstream.destroy();
+            return;
+          }
+        }
+        downstream.write(data);
+      });
+      upstream.on('end', () => downstream.end());
+      for (const socket of [downstream, upstream]) socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const proxied = new ExecutionClient({ ...options, host: '127.0.0.1', port: (proxy.address() as { port: number }).port });
+      await proxied.connect();
+      try {
+        const execution = proxied.submit('import time\nfor i in range(5):\n    print(f"step {i}", flush=True)\n    time.sleep(0.4)');
+        const chunks: string[] = [];
+        for await (const chunk of execution.stream()) chunks.push(chunk);
+        expect(cut).toBe(true);
+        expect(chunks.join('')).toBe('step 0\nstep 1\nstep 2\nstep 3\nstep 4\n');
+        expect((await execution.result()).text).toBe('step 0\nstep 1\nstep 2\nstep 3\nstep 4');
+      } finally {
+        await proxied.disconnect();
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 
   it('sets env vars for one execution only', async () => {

@@ -13,7 +13,8 @@ export interface TarProcess {
 }
 
 function run(args: string[], stdio: ['pipe' | 'ignore', 'pipe' | 'ignore', 'pipe']): TarProcess {
-  const child = spawn(TAR, args, { stdio });
+  // COPYFILE_DISABLE: macOS's bsdtar would add AppleDouble `._` files of extended attributes.
+  const child = spawn(TAR, args, { stdio, env: { ...process.env, COPYFILE_DISABLE: '1' } });
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
@@ -35,7 +36,10 @@ export function packDirectory(directory: string): TarProcess {
   return run(['-C', directory, '-cf', '-', '.'], ['ignore', 'pipe', 'pipe']);
 }
 
-/** `tar -x` from stdin into a directory that exists. */
+/**
+ * `tar -x` from stdin into a directory that exists. The files belong to whoever runs it: run as
+ * root, tar would otherwise give them the container's user ids.
+ */
 export function unpackInto(directory: string): TarProcess {
-  return run(['-C', directory, '-xf', '-'], ['pipe', 'ignore', 'pipe']);
+  return run(['-C', directory, '--no-same-owner', '-xf', '-'], ['pipe', 'ignore', 'pipe']);
 }

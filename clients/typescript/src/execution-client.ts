@@ -67,6 +67,8 @@ export interface ExecutionClientOptions extends ServerOptions {
   language?: string;
   /** The kernel's working directory: absolute, or relative to the workspace. */
   cwd?: string;
+  /** Where every execution saves its images unless it names its own `imagesDir`. */
+  imagesDir?: string;
 }
 
 const RE_ATTACH_TRIES = 5;
@@ -273,12 +275,14 @@ export class ExecutionClient {
   private readonly http: HttpConnection;
   private readonly language: string;
   private readonly cwd: string | undefined;
+  private readonly imagesDir: string | undefined;
   private contextId: string | undefined;
 
   constructor(options: ExecutionClientOptions) {
     this.http = new HttpConnection(options);
     this.language = options.language ?? 'python';
     this.cwd = options.cwd;
+    this.imagesDir = options.imagesDir;
   }
 
   /** The id of the kernel's context. */
@@ -346,7 +350,7 @@ export class ExecutionClient {
         on_disconnect: options.onDisconnect ?? 'continue',
       },
     });
-    return new Execution(this.http, open, { imagesDir: options.imagesDir, onInput: options.onInput });
+    return new Execution(this.http, open, { imagesDir: options.imagesDir ?? this.imagesDir, onInput: options.onInput });
   }
 
   /** Streams the output text chunk by chunk, then yields the result. */
@@ -361,7 +365,12 @@ export class ExecutionClient {
     const from = options.from ?? 0;
     if (!Number.isInteger(from) || from < 0) throw new TypeError(`from must be a whole number ≥ 0, got ${from}`);
     const open = this.http.request(`/executions/${encodeURIComponent(executionId)}/events`, { query: { from } });
-    return new Execution(this.http, open, { imagesDir: options.imagesDir, onInput: options.onInput, from, id: executionId });
+    return new Execution(this.http, open, {
+      imagesDir: options.imagesDir ?? this.imagesDir,
+      onInput: options.onInput,
+      from,
+      id: executionId,
+    });
   }
 
   /** Interrupts whatever runs in the kernel. */

@@ -44,6 +44,20 @@ describe('ExecutionClient', () => {
     expect(() => other.kernelId).toThrow(/connect\(\)/);
   });
 
+  it('starts its kernel in cwd, in the language asked for, and saves images in its imagesDir', async () => {
+    const imagesDir = path.join(scratch, 'client-images');
+    await using inDirectory = await new ExecutionClient({ ...options, cwd: 'client-cwd/deeper', imagesDir }).connect();
+    expect((await inDirectory.execute('import os\nprint(os.getcwd())')).text).toMatch(/\/client-cwd\/deeper$/);
+    const result = await inDirectory.execute(
+      'from IPython.display import Image, display\nimport base64\n' +
+        'display(Image(data=base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")))',
+    );
+    expect(result.imagePaths).toHaveLength(1);
+    expect(path.dirname(result.imagePaths![0]!)).toBe(imagesDir);
+    await using javascript = await new ExecutionClient({ ...options, language: 'javascript' }).connect();
+    expect((await javascript.execute('console.log(6 * 7)')).text).toBe('42');
+  });
+
   it('deletes its context when disposed, after an error too', async () => {
     let id = '';
     await expect(

@@ -9,7 +9,15 @@ import tseslint from 'typescript-eslint';
 
 export default defineConfig(
   {
-    ignores: ['dist/', 'coverage/', 'node_modules/', '.bench-tmp/', 'server/transports/connect/gen/'],
+    ignores: [
+      'dist/',
+      'coverage/',
+      'node_modules/',
+      '.bench-tmp/',
+      'server/transports/connect/gen/',
+      'clients/typescript/dist/',
+      'clients/typescript/src/generated/',
+    ],
   },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,

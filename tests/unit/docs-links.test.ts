@@ -11,6 +11,7 @@ const pages = [
     .map((name) => `docs/${name}`),
   'bench/README.md',
   'bench/BENCHMARKS.md',
+  'clients/typescript/README.md',
 ];
 
 /** The page's text outside fenced code blocks, where `#` starts a comment, not a heading. */

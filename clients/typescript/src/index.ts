@@ -36,3 +36,4 @@ export {
   type TransferOptions,
 } from './resource-client.js';
 export type { components, operations, paths } from './generated/openapi.js';
+export { CONTAINER_API_PORT, CONTAINER_WORKSPACE, DEFAULT_TAG, ExecutionContainer, type ExecutionContainerOptions } from './container.js';

@@ -111,8 +111,41 @@ describe('ExecutionContainer (container)', () => {
     await expect(container.run()).rejects.toThrow(/docker build -t code-interpreter-missing\.invalid\/none:absent \./);
   });
 
-  it('refuses initFirewall on a container started without an allow-list', async () => {
-    const container = new ExecutionContainer({ tag: image });
-    await expect(container.initFirewall(['example.com'])).rejects.toThrow(/not running/);
+  it('replaces the egress allow-list with initFirewall, and refuses it where none can be enforced', async () => {
+    const notRunning = new ExecutionContainer({ tag: image });
+    await expect(notRunning.initFirewall(['example.com'])).rejects.toThrow(/not running/);
+
+    // What the egress proxy answers for a host: its refusal names the host; an allowed one gets
+    // further (to its DNS look-up, which may fail where there is no network).
+    const probe = (host: string) =>
+      [
+        'import urllib.request, urllib.error',
+        'try:',
+        `    print(urllib.request.urlopen('http://${host}/', timeout=15).status)`,
+        'except urllib.error.HTTPError as e:',
+        '    print(e.code, e.read().decode()[:200])',
+        'except Exception as e:',
+        '    print(repr(e)[:200])',
+      ].join('\n');
+    await using container = await new ExecutionContainer({ tag: image, allowedDomains: ['example.com'] }).run();
+    await using client = await new ExecutionClient({
+      host: container.host,
+      port: container.executorPort,
+      accessToken: container.accessToken,
+    }).connect();
+    expect((await client.execute(probe('example.org'))).text).toMatch(/403 egress to example\.org is not allowed/);
+    expect((await client.execute(probe('example.com'))).text).not.toMatch(/not allowed/);
+
+    await container.initFirewall(['example.org']);
+    expect((await client.execute(probe('example.com'))).text).toMatch(/403 egress to example\.com is not allowed/);
+    expect((await client.execute(probe('example.org'))).text).not.toMatch(/not allowed/);
+
+    await container.initFirewall([]);
+    expect((await client.execute(probe('example.org'))).text).toMatch(/403 egress to example\.org is not allowed/);
+    await expect(container.initFirewall(['not a domain'])).rejects.toThrow(/allowedDomains/);
+    await expect(container.initFirewall(['bad_name!'])).rejects.toThrow(/egress-allow failed .*bad_name!/s);
+
+    await using unrestricted = await new ExecutionContainer({ tag: image }).run();
+    await expect(unrestricted.initFirewall(['example.com'])).rejects.toThrow(/cannot enforce an egress allow-list/);
   });
 });

@@ -36,8 +36,13 @@ export async function removeEntry(directory: string, name: Buffer | string, disp
       handle = await open(child, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return;
-      // No longer a directory (a symlink now, or a file): unlink it on the next round.
-      if ((isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) && attempt < MAX_REFILLS) continue;
+      // No longer a directory (a symlink now, or a file): unlink it on the next round. Swapped
+      // back and forth every round: the entry keeps changing under the delete, which is a 409,
+      // not the "not a directory" that the last open happened to see.
+      if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) {
+        if (attempt < MAX_REFILLS) continue;
+        throw new PathChangedError(quote(display));
+      }
       // A directory we may not read (mode 000): open it to ourselves first, when it is ours.
       if (isErrno(error, 'EACCES') && attempt < MAX_REFILLS && (await openToOwner(child))) continue;
       throw error;

@@ -88,6 +88,32 @@ c.ServerApp.tornado_settings = {"websocket_max_message_size": 64 * 1024 * 1024}
 
 # A kernel that dies is restarted by Jupyter under the same id; the API reports it.
 c.KernelRestarter.restart_limit = 5
+
+# A kernel's five ZeroMQ ports are picked by binding to port 0 and closing again; until the kernel
+# binds them (a second or so later) any other process may take one, and the kernel dies at start
+# with "Address already in use". The restarter then starts it again on new ports, but only when
+# the ports were not cached: with jupyter_client's port cache (its default for TCP, and not a
+# setting in 7.x) every restart reuses the taken ports and the kernel is given up as dead after
+# restart_limit tries. Each kernel manager is told not to cache them as it is made.
+_kernel_manager_init = KernelManager.__init__
+
+
+def _init_without_port_cache(self, *args, **kwargs):
+    _kernel_manager_init(self, *args, **kwargs)
+    self.cache_ports = False
+
+
+if not getattr(KernelManager, "_code_interpreter_fresh_ports", False):
+    KernelManager.__init__ = _init_without_port_cache
+    KernelManager._code_interpreter_fresh_ports = True
+
+# Jupyter Server 1.x asks a new kernel for its kernel_info once, on the shell port it had then, and
+# holds every WebSocket to that kernel until the answer comes or kernel_info_timeout passes. A
+# kernel restarted on new ports never answers on the old one, so each socket waited the default
+# minute, longer than the API keeps one (8 s at most, server/jupyter/kernel-channel.ts) and as
+# long as it waits for a kernel at all. Giving up sooner only skips adapting messages for kernels
+# older than protocol 5; the API asks for kernel_info itself on the socket it then gets.
+c.MappingKernelManager.kernel_info_timeout = 5
 c.MappingKernelManager.cull_idle_timeout = 0
 
 

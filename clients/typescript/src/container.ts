@@ -61,6 +61,22 @@ export interface ExecutionContainerOptions {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Runs `work` with a signal that aborts after `ms`, on a timer that keeps the process alive.
+ * AbortSignal.timeout's timer does not, and while the container starts, a request that Docker's
+ * port proxy has accepted may be all that is pending: a program awaiting run() at its top level
+ * then ended (status 13, "unsettled top-level await") before the server was up.
+ */
+async function withDeadline<T>(ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
+  try {
+    return await work(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function checkPort(name: string, port: number | undefined): void {
   if (port !== undefined && (!Number.isInteger(port) || port <= 0 || port > 65535)) {
     throw new TypeError(`${name} must be an integer between 1 and 65535, got ${String(port)}`);
@@ -299,13 +315,12 @@ export class ExecutionContainer {
     for (;;) {
       try {
         // A connection Docker's proxy accepts before the server listens may never be answered.
-        await http.request('/ready', { signal: AbortSignal.timeout(5000) });
-        const response = await http.request('/execute', {
-          method: 'POST',
-          json: { code: 'print(1)' },
-          signal: AbortSignal.timeout(30_000),
+        await withDeadline(5000, (signal) => http.request('/ready', { signal }));
+        const body = await withDeadline(30_000, async (signal) => {
+          const response = await http.request('/execute', { method: 'POST', json: { code: 'print(1)' }, signal });
+          return response.text();
         });
-        const events = (await response.text())
+        const events = body
           .split('\n')
           .filter((line) => line.trim() !== '')
           .map((line) => JSON.parse(line) as { type: string; text?: string });

@@ -1,10 +1,9 @@
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, ExecutionClient, ExecutionContainer } from '../../clients/typescript/src/index.js';
-import { docker, image } from '../helpers/docker.js';
+import { docker, dockerTcpRelay, image } from '../helpers/docker.js';
 
 /** Whether a container of that id still exists, running or not. */
 async function exists(id: string): Promise<boolean> {
@@ -108,19 +107,9 @@ describe('ExecutionContainer (container)', () => {
   });
 
   it('reaches Docker at a tcp DOCKER_HOST', async () => {
-    // A tcp endpoint in front of the local daemon's socket, counting the connections it carries.
-    const socket = (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock').replace(/^unix:\/\//, '');
-    let connections = 0;
-    const proxy = createServer((client) => {
-      connections++;
-      const daemon = connect(socket);
-      client.pipe(daemon).pipe(client);
-      client.on('error', () => daemon.destroy());
-      daemon.on('error', () => client.destroy());
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const relay = await dockerTcpRelay();
     const saved = process.env.DOCKER_HOST;
-    process.env.DOCKER_HOST = `tcp://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    process.env.DOCKER_HOST = relay.url;
     try {
       await using container = await new ExecutionContainer({ tag: image }).run();
       expect(container.host).toBe('127.0.0.1');
@@ -130,11 +119,11 @@ describe('ExecutionContainer (container)', () => {
         accessToken: container.accessToken,
       }).connect();
       expect((await client.execute('print("over tcp")')).text).toBe('over tcp');
-      expect(connections).toBeGreaterThan(0);
+      expect(relay.connections()).toBeGreaterThan(0);
     } finally {
       if (saved === undefined) delete process.env.DOCKER_HOST;
       else process.env.DOCKER_HOST = saved;
-      proxy.close();
+      relay.close();
     }
   });
 

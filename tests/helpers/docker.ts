@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { readEvents, type ExecutionEvent } from './api.js';
 
 /** The image under test (scripts/docker-ci.sh sets it); the container project runs only with it. */
@@ -99,4 +100,31 @@ export async function startContainer(args: string[] = [], env: Record<string, st
     await remove();
     throw new Error(`${(error as Error).message}\n--- container logs ---\n${logs.stdout}${logs.stderr}`);
   }
+}
+
+export interface DockerRelay {
+  /** `tcp://127.0.0.1:PORT`, for DOCKER_HOST. */
+  url: string;
+  /** How many connections it carried so far. */
+  connections(): number;
+  close(): void;
+}
+
+/** A tcp endpoint in front of the local daemon's socket: a remote DOCKER_HOST, as far as a client can tell. */
+export async function dockerTcpRelay(): Promise<DockerRelay> {
+  const socket = (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock').replace(/^unix:\/\//, '');
+  let connections = 0;
+  const relay = createServer((client) => {
+    connections++;
+    const daemon = connect(socket);
+    client.pipe(daemon).pipe(client);
+    client.on('error', () => daemon.destroy());
+    daemon.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `tcp://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+    connections: () => connections,
+    close: () => relay.close(),
+  };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, ExecutionClient, ExecutionContainer } from '../../clients/typescript/src/index.js';
-import { docker, dockerTcpRelay, image } from '../helpers/docker.js';
+import { debianMirror, docker, dockerTcpRelay, image } from '../helpers/docker.js';
 
 /** Whether a container of that id still exists, running or not. */
 async function exists(id: string): Promise<boolean> {
@@ -168,5 +168,31 @@ describe('ExecutionContainer (container)', () => {
 
     await using unrestricted = await new ExecutionContainer({ tag: image }).run();
     await expect(unrestricted.initFirewall(['example.com'])).rejects.toThrow(/cannot enforce an egress allow-list/);
+  });
+
+  it('lets an allowed host through to the network: the Debian mirror, refused before initFirewall names it', async () => {
+    const mirror = await debianMirror();
+    const fetchRelease = [
+      'import urllib.request, urllib.error',
+      'try:',
+      `    answer = urllib.request.urlopen(${JSON.stringify(`${mirror.href.replace(/\/$/, '')}/dists/trixie/Release`)}, timeout=30)`,
+      '    print(answer.status, answer.read(4096).decode(errors="replace"))',
+      'except urllib.error.HTTPError as e:',
+      '    print(e.code, e.read().decode()[:200])',
+      'except Exception as e:',
+      '    print(repr(e)[:200])',
+    ].join('\n');
+    await using container = await new ExecutionContainer({ tag: image, allowedDomains: [] }).run();
+    await using client = await new ExecutionClient({
+      host: container.host,
+      port: container.executorPort,
+      accessToken: container.accessToken,
+    }).connect();
+    expect((await client.execute(fetchRelease)).text).toContain(`403 egress to ${mirror.hostname} is not allowed`);
+    await container.initFirewall([mirror.hostname]);
+    // The mirror's own answer: Debian's Release file for trixie.
+    expect((await client.execute(fetchRelease)).text).toMatch(/^200 [^]*Codename: trixie/);
+    await container.initFirewall([]);
+    expect((await client.execute(fetchRelease)).text).toContain(`403 egress to ${mirror.hostname} is not allowed`);
   });
 });

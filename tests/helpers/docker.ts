@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
+import path from 'node:path';
 import { readEvents, type ExecutionEvent } from './api.js';
 
 /** The image under test (scripts/docker-ci.sh sets it); the container project runs only with it. */
@@ -127,4 +129,22 @@ export async function dockerTcpRelay(): Promise<DockerRelay> {
     connections: () => connections,
     close: () => relay.close(),
   };
+}
+
+/**
+ * The Debian mirror this machine's apt uses (its first `…/debian` source), which containers on the
+ * default bridge reach: a real host outside for network tests. Read from apt's configuration,
+ * in either format (one-line `deb URI …` or deb822 `URIs: URI`).
+ */
+export async function debianMirror(): Promise<URL> {
+  const files = ['/etc/apt/sources.list'];
+  for (const name of await readdir('/etc/apt/sources.list.d').catch(() => [])) files.push(path.join('/etc/apt/sources.list.d', name));
+  for (const file of files) {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    for (const match of text.matchAll(/^\s*(?:deb\s+(?:\[[^\]]*\]\s+)?|URIs:\s*)(https?:\/\/\S+)/gm)) {
+      const url = new URL(match[1]!);
+      if (/\/debian\/?$/.test(url.pathname)) return url;
+    }
+  }
+  throw new Error('no Debian mirror in /etc/apt/sources.list or /etc/apt/sources.list.d/');
 }

@@ -15,6 +15,7 @@ import {
 } from '../../clients/typescript/src/index.js';
 import { accessToken, baseUrl, json } from '../helpers/api.js';
 import { freePort } from '../helpers/processes.js';
+import { startServer } from '../helpers/start-server.js';
 
 const { hostname: host, port } = new URL(baseUrl);
 const options = { host, port: Number(port), accessToken: accessToken || null };
@@ -73,7 +74,7 @@ describe('ExecutionClient', () => {
   it('returns the output text, and keeps state between executions', async () => {
     await client.execute('x = 41');
     const result = await client.execute('print("hello")\nx + 1');
-    expect(result).toEqual({ text: 'hello\n42', images: [] });
+    expect(result).toEqual({ text: 'hello\n42', images: [], eventsDropped: 0 });
   });
 
   it('returns the PNG of every figure, and saves them in imagesDir', async () => {
@@ -118,14 +119,14 @@ describe('ExecutionClient', () => {
     expect(arrivals.length).toBeGreaterThanOrEqual(3);
     // The first chunk came while the code still ran: the last one is about a second later.
     expect(arrivals.at(-1)!.at - arrivals[0]!.at).toBeGreaterThan(700);
-    expect(await execution.result()).toEqual({ text: 'step 0\nstep 1\nstep 2', images: [] });
+    expect(await execution.result()).toEqual({ text: 'step 0\nstep 1\nstep 2', images: [], eventsDropped: 0 });
     expect(execution.id).toMatch(/\S/);
   });
 
   it('stream(code) yields the chunks and then the result; an error ends it', async () => {
     const items: Array<string | ExecutionResult> = [];
     for await (const item of client.stream('print("a", flush=True)\nprint("b")')) items.push(item);
-    expect(items.at(-1)).toEqual({ text: 'a\nb', images: [] });
+    expect(items.at(-1)).toEqual({ text: 'a\nb', images: [], eventsDropped: 0 });
     expect(items.slice(0, -1).every((item) => typeof item === 'string')).toBe(true);
     expect((items.slice(0, -1) as string[]).join('')).toBe('a\nb\n');
     const chunks: string[] = [];
@@ -185,6 +186,34 @@ describe('ExecutionClient', () => {
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NotFoundError);
     expect(error).toMatchObject({ code: 'ERR_EXECUTION_NOT_FOUND', status: 404 });
+  });
+
+  it('says how many events a late reader missed once the server let them go', async () => {
+    const small = await startServer({ EXECUTION_BUFFER_BYTES: '2MiB' });
+    try {
+      const late = new ExecutionClient({ host: '127.0.0.1', port: Number(new URL(small.baseUrl).port) });
+      // About 6 MB of output through a 2 MiB buffer, in the background: nobody reads it as it comes.
+      const started = await fetch(`${small.baseUrl}/execute`, {
+        method: 'POST',
+        body: JSON.stringify({ code: 'for i in range(600):\n    print(str(i).rjust(10000, "."), flush=True)', background: true }),
+      });
+      expect(started.status).toBe(202);
+      const { execution_id: id } = (await started.json()) as { execution_id: string };
+      for (let i = 0; i < 400; i++) {
+        const info = (await (await fetch(`${small.baseUrl}/executions/${id}`)).json()) as { state: string };
+        if (info.state === 'finished') break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const result = await late.attach(id).result();
+      expect(result.eventsDropped).toBeGreaterThan(100);
+      expect(result.text.endsWith(`${'599'.padStart(10000, '.')}`)).toBe(true);
+      expect(result.text.split('\n').length + result.eventsDropped).toBeGreaterThanOrEqual(600);
+      // Read in full as it ran: nothing missing.
+      await using whole = await new ExecutionClient({ host: '127.0.0.1', port: Number(new URL(small.baseUrl).port) }).connect();
+      expect((await whole.execute('print("all of it")')).eventsDropped).toBe(0);
+    } finally {
+      await small.stop();
+    }
   });
 
   it('re-attaches by itself when the connection drops mid-stream, losing and repeating nothing', async () => {

@@ -20,6 +20,12 @@ export interface ExecutionResult {
   images: Uint8Array[];
   /** Where the images were saved, when `imagesDir` was given. */
   imagePaths?: string[];
+  /**
+   * Events this reader never got: an execution read again after the server's buffer for it
+   * (EXECUTION_BUFFER_BYTES) let its oldest events go. 0 when nothing is missing; otherwise the
+   * text and images are only the part the server still had.
+   */
+  eventsDropped: number;
 }
 
 export interface InputRequest {
@@ -101,6 +107,7 @@ export class Execution {
   private settled = false;
   private failure: Error | undefined;
   private eventCount: number;
+  private eventsDropped = 0;
   private executionId: string | undefined;
 
   /** @internal */
@@ -182,6 +189,7 @@ export class Execution {
         const event = next.value;
         if (event.type === 'keepalive') continue;
         this.eventCount += event.type === 'events_dropped' ? event.count : 1;
+        if (event.type === 'events_dropped') this.eventsDropped += event.count;
         if (event.type === 'end_of_execution') return this.finish();
         await this.handle(event);
       }
@@ -252,7 +260,7 @@ export class Execution {
 
   private async finish(): Promise<ExecutionResult> {
     if (this.failure) throw this.failure;
-    const result: ExecutionResult = { text: this.chunks.join('').trimEnd(), images: this.images };
+    const result: ExecutionResult = { text: this.chunks.join('').trimEnd(), images: this.images, eventsDropped: this.eventsDropped };
     const { imagesDir } = this.options;
     if (imagesDir !== undefined) {
       await mkdir(imagesDir, { recursive: true });

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes this checkout ready to run or test, doing only what is missing:
-#   1. the Debian packages of image/debian-packages.txt: installed when run as root, otherwise the
-#      exact apt-get command is printed and the script stops;
+#   1. the Debian packages of image/debian-packages.txt (what the server needs) and of
+#      scripts/dev-debian-packages.txt (what only development and tests need, not in the image):
+#      installed when run as root, otherwise the exact apt-get command is printed and the script stops;
 #   2. node_modules: `npm ci` when it is missing or was installed from another package-lock.json;
 #   3. dist/: `npm run build` when it is missing or was built from other sources.
 # `npm start` and `npm test` run it first. It needs only bash, coreutils and npm: nothing from
@@ -15,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- 1. Debian packages --------------------------------------------------------------------------
-mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' image/debian-packages.txt)
+mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' image/debian-packages.txt scripts/dev-debian-packages.txt)
 if [[ "${SYSTEM_PACKAGES:-}" == skip ]]; then
   say "not checking Debian packages (SYSTEM_PACKAGES=skip)"
 elif ! command -v dpkg-query >/dev/null; then

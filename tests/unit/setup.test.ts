@@ -34,6 +34,17 @@ describe('scripts/setup.sh (npm start, npm test)', () => {
     expect(existsSync(path.join(copy, 'node_modules'))).toBe(false);
   });
 
+  it('checks the development-only list too (scripts/dev-debian-packages.txt), which the image does not install', () => {
+    writeFileSync(path.join(copy, 'image/debian-packages.txt'), 'python3-ipykernel\n');
+    writeFileSync(path.join(copy, 'scripts/dev-debian-packages.txt'), '# dev only\nno-such-dev-package-for-setup-test\n');
+    const { status, stderr } = runSetup();
+    expect(status).toBe(1);
+    expect(stderr).toContain('missing Debian packages: no-such-dev-package-for-setup-test\n');
+    expect(existsSync(path.join(copy, 'node_modules'))).toBe(false);
+    const dockerfile = spawnSync('grep', ['-c', 'dev-debian-packages', 'Dockerfile'], { cwd: root, encoding: 'utf8' });
+    expect(dockerfile.stdout.trim()).toBe('0');
+  });
+
   it('reads the package list that .ci/run and the README point to', () => {
     const list = spawnSync('grep', ['-rl', 'debian-packages.txt', 'README.md', '.ci/run', 'scripts/setup.sh'], {
       cwd: root,

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +14,15 @@ describe('ExecutionContainer options', () => {
     expect([...SERVER_SETTINGS].sort()).toEqual(list!.split(/\s+/).filter(Boolean).sort());
     expect(() => environmentFor({ PORT: '1' })).toThrow(/PORT is a setting of the server/);
     expect(environmentFor({ API_KEY: 'a=b' })).toEqual(['API_KEY=a=b']);
+  });
+
+  it('refuses in env the same variables in the Python client', () => {
+    const printed = execFileSync(
+      process.env.PYTHON ?? '/usr/bin/python3',
+      ['-c', 'import json; from code_interpreter_client.container import SERVER_SETTINGS; print(json.dumps(SERVER_SETTINGS))'],
+      { env: { ...process.env, PYTHONPATH: path.join(root, 'clients', 'python'), PYTHONDONTWRITEBYTECODE: '1' }, encoding: 'utf8' },
+    );
+    expect(JSON.parse(printed)).toEqual([...SERVER_SETTINGS]);
   });
 
   it('binds host paths, relative or absolute, under the workspace', () => {

@@ -52,7 +52,7 @@ class InputRequest:
     input_id: str
 
 
-InputHandler = Callable[[InputRequest], "str | Awaitable[str]"]
+InputHandler = Callable[[InputRequest], str | Awaitable[str]]
 """Answers the code's `input()` and `getpass()`: a function or coroutine function returning the answer."""
 
 

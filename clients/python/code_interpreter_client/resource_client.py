@@ -120,8 +120,9 @@ class ResourceClient:
     async def download_directory(self, remote_dir: str, local_dir: str | os.PathLike[str]) -> None:
         """Downloads a remote directory's contents into `local_dir` (created when missing).
 
-        The archive is checked entry by entry: absolute names, `..`, links out of `local_dir`
-        and writes through links are refused with `ValueError` before anything is written there.
+        The archive is checked entry by entry: an absolute name, `..`, a link out of `local_dir`,
+        a device file or a write through a link raises `UnsafeArchiveError` (a `ValueError`)
+        before that entry is written, so nothing is written outside `local_dir`.
         """
         remote = _check_path("remote_dir", remote_dir)
         local = _check_path("local_dir", local_dir)

@@ -210,3 +210,20 @@ async def test_arguments_are_checked_before_any_request(client: ExecutionClient)
         await client.execute(b"print(1)")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="port"):
         ExecutionClient(port=70000)
+
+
+async def test_an_unreachable_server_is_a_connection_error() -> None:
+    import builtins
+    import socket
+
+    from code_interpreter_client import ConnectionError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = ExecutionClient(port=port, host="127.0.0.1")
+    with pytest.raises(ConnectionError) as raised:
+        await client.connect(retries=1, retry_interval=0.1)
+    assert isinstance(raised.value, builtins.ConnectionError)
+    assert raised.value.code == "ERR_CONNECTION" and raised.value.status == 0
+    await client.disconnect()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import os
 import re
 import secrets
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 
@@ -42,7 +43,13 @@ SERVER_SETTINGS: tuple[str, ...] = (
     "MAX_PROCESSES", "PROCESS_HOST_SOCKET", "MAX_FILE_OPERATIONS", "MAX_WATCHES", "WATCH_MAX_DIRECTORIES",
 )  # fmt: skip
 
-_GENERATED = object()
+
+
+class _Token(enum.Enum):
+    # A typed sentinel: None already means "no token", so "generate one" needs a value of its own.
+    GENERATED = "generated"
+
+
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -156,7 +163,7 @@ class ExecutionContainer:
         resource_port: int | None = None,
         port_allocation_timeout: float = 10,
         show_pull_progress: bool = True,
-        access_token: Any = _GENERATED,
+        access_token: str | None | Literal[_Token.GENERATED] = _Token.GENERATED,
         allowed_domains: list[str] | None = None,
         start_timeout: float = 120,
     ) -> None:
@@ -164,7 +171,7 @@ class ExecutionContainer:
         self.binds = dict(binds or {})
         self.env = dict(env or {})
         self.show_pull_progress = show_pull_progress
-        self.access_token: str | None = secrets.token_hex(32) if access_token is _GENERATED else access_token
+        self.access_token: str | None = secrets.token_hex(32) if access_token is _Token.GENERATED else access_token
         if self.access_token is not None and (not isinstance(self.access_token, str) or self.access_token == ""):
             raise TypeError("access_token must be a non-empty string, or None to run the server without one")
         _check_port("executor_port", executor_port)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -137,3 +139,56 @@ async def test_the_firewall_refuses_then_allows_then_replaces_the_list(image: st
                 await container.init_firewall(["not a domain"])
             with pytest.raises(RuntimeError, match=r"egress-allow failed .*bad_name!"):
                 await container.init_firewall(["bad_name!"])
+
+
+class DockerTcpRelay:
+    """A TCP port that relays to the local daemon's socket: a stand-in for a remote DOCKER_HOST."""
+
+    def __init__(self) -> None:
+        self.socket_path = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.connections = 0
+        self.url = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            daemon = socket.socket(socket.AF_UNIX)
+            daemon.connect(self.socket_path)
+            for source, target in ((client, daemon), (daemon, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+async def test_docker_is_reached_at_a_tcp_docker_host(image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    relay = DockerTcpRelay()
+    monkeypatch.setenv("DOCKER_HOST", relay.url)
+    try:
+        async with ExecutionContainer(tag=image) as container:
+            assert container.host == "127.0.0.1"
+            async with client_for(container) as client:
+                assert (await client.execute("print('over tcp')")).text == "over tcp"
+        assert relay.connections > 0
+    finally:
+        relay.close()

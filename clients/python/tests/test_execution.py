@@ -227,3 +227,73 @@ async def test_an_unreachable_server_is_a_connection_error() -> None:
     assert isinstance(raised.value, builtins.ConnectionError)
     assert raised.value.code == "ERR_CONNECTION" and raised.value.status == 0
     await client.disconnect()
+
+
+class CuttingProxy:
+    """A TCP proxy to the server that can cut every connection open through it at once."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    target.write(data)
+                    await target.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                target.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    def cut(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+
+async def test_a_dropped_connection_is_re_attached_to_without_losing_or_repeating_output(server: Server) -> None:
+    proxy = CuttingProxy(server.host, server.port)
+    port = await proxy.start()
+    try:
+        async with ExecutionClient(port=port, host="127.0.0.1", access_token=server.access_token) as client:
+            code = "import time\nfor i in range(8):\n    print(f'step {i}', flush=True)\n    time.sleep(0.3)"
+            execution = await client.submit(code)
+            received = []
+            before: int | None = None
+            async for chunk in execution.stream():
+                received.append(chunk)
+                if chunk == "step 1\n" and before is None:
+                    before = proxy.connections
+                    proxy.cut()
+            result = await execution.result()
+            assert result.text == "\n".join(f"step {i}" for i in range(8))
+            assert "".join(received) == result.text + "\n"
+            # The rest came over a new connection: the re-attach by id.
+            assert before is not None and proxy.connections > before
+    finally:
+        await proxy.close()

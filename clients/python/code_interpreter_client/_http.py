@@ -81,6 +81,13 @@ class HttpConnection:
         )
         try:
             response = await self.client.send(request, stream=True)
+        except httpx.WriteError as error:
+            # httpx does not read an answer that comes while it still sends: the server refused
+            # the body early, and its reason is lost.
+            raise ConnectionError(
+                f"{method} {path} failed: the server closed the connection before the whole body was sent, "
+                f"so it refused it early (a path in the way, or a size limit such as MAX_UPLOAD_BYTES): {error!r}"
+            ) from error
         except httpx.TransportError as error:
             raise ConnectionError(f"{method} {path} failed: {error!r}") from error
         if response.status_code >= 400:

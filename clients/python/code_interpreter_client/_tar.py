@@ -71,11 +71,20 @@ async def pack_directory(directory: str) -> AsyncIterator[bytes]:
                 except OSError:
                     pass
 
+    def take() -> bytes | None:
+        # A bounded wait: a consumer that goes away must not leave a thread blocked on the queue.
+        try:
+            return chunks.get(timeout=0.5)
+        except queue.Empty:
+            return None
+
     thread = threading.Thread(target=produce, name="tar-pack", daemon=True)
     thread.start()
     try:
         while True:
-            chunk = await asyncio.to_thread(chunks.get)
+            chunk = await asyncio.to_thread(take)
+            if chunk is None:
+                continue
             if chunk == _END:
                 break
             yield chunk

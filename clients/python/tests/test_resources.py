@@ -14,6 +14,7 @@ import pytest
 from code_interpreter_client import (
     AlreadyExistsError,
     AuthenticationError,
+    CodeInterpreterError,
     ExecutionClient,
     NotFoundError,
     ResourceClient,
@@ -29,6 +30,8 @@ def write_tree(root: Path) -> dict[str, bytes]:
         "nested/inner.bin": bytes(range(256)) * 64,
         "nested/deeper/leaf.txt": "ünïcode ✓\n".encode(),
         "nested/empty.txt": b"",
+        # Many chunks: the archive streams through a bounded queue.
+        "nested/deeper/large.bin": os.urandom(5 * 1024 * 1024),
     }
     for name, content in tree.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +81,9 @@ async def test_a_directory_with_nested_files_goes_up_and_comes_back(
     assert answer["entries"] >= len(tree)
     names = {entry["name"] for entry in await files.list(f"{remote_dir}/tree/nested")}
     assert names == {"inner.bin", "deeper", "empty.txt", "empty-dir"}
+    assert [entry["size"] for entry in await files.list(f"{remote_dir}/tree/nested/deeper") if entry["name"] == "large.bin"] == [
+        5 * 1024 * 1024
+    ]
     target = tmp_path / "target"
     await files.download_directory(f"{remote_dir}/tree", target)
     for name, content in tree.items():
@@ -226,3 +232,19 @@ async def test_links_that_stay_inside_are_kept(archive_server: tuple[int, list[b
     assert (target / "dir" / "alias.txt").read_bytes() == b"real"
     assert (target / "up.txt").read_bytes() == b"real"
     await asyncio.sleep(0)
+
+
+async def test_a_refused_directory_upload_raises_and_stops_packing(
+    files: ResourceClient, remote_dir: str, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("in the way")
+    await files.upload_file(tmp_path / "file", f"{remote_dir}/in-the-way")
+    source = tmp_path / "source"
+    source.mkdir()
+    write_tree(source)
+    with pytest.raises(CodeInterpreterError) as raised:
+        await asyncio.wait_for(files.upload_directory(source, f"{remote_dir}/in-the-way"), timeout=60)
+    # The server's answer, or, when it came while the archive was still being sent, the broken connection.
+    assert raised.value.status >= 400 or "before the whole body was sent" in str(raised.value)
+    # The packing thread ended with the request.
+    assert not [thread for thread in threading.enumerate() if thread.name == "tar-pack"]

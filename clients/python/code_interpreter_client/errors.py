@@ -94,7 +94,9 @@ _UNAVAILABLE = frozenset({"ERR_JUPYTER_UNAVAILABLE", "ERR_PROCESS_HOST_UNAVAILAB
 def error_for(status: int, code: str, message: str) -> CodeInterpreterError:
     """The error for a server's answer: its `code` picks the class."""
     if code in ("ERR_UNAUTHORIZED", "ERR_UNCLAIMED"):
-        return AuthenticationError(message, code, status)
+        # The server speaks of HTTP headers; here the token is a constructor argument.
+        hint = " (give the client the server's token: access_token=..., ExecutionContainer.access_token for a container)"
+        return AuthenticationError(message + hint, code, status)
     if code in _NOT_FOUND:
         return NotFoundError(message, code, status)
     if code == "ERR_ALREADY_EXISTS":

@@ -124,7 +124,7 @@ async def test_a_wrong_token_is_refused(server: Server) -> None:
     if not server.access_token:
         pytest.skip("the server runs without an access token")
     async with ResourceClient(port=server.port, host=server.host, access_token="wrong-token-0123456789") as files:
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(AuthenticationError, match="access_token="):
             await files.list()
 
 

@@ -46,6 +46,26 @@ describe('the Python client (container)', () => {
     expect(result.stdout).toMatch(/^Requires-Dist: httpx ?\(?>=0\.23\)?$/m);
     expect(result.stdout).toMatch(/^Requires-Dist: docker ?\(?>=5\.0\)?$/m);
   }, 120_000);
+
+  it("extracts archives safely under the image's Python, with tarfile's data filter", async () => {
+    const result = await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      `${root}/clients/python:/src:ro`,
+      '--entrypoint',
+      'python3',
+      image,
+      '/src/tests_container/check_tar_in_image.py',
+      '/src',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^python 3\.1[1-9] data_filter=True\n/);
+    expect(result.stdout).toContain("extracted: ['dir', 'hard'] content content\n");
+    expect(result.stdout).toContain('refused: ../x\nrefused: out\nrefused: /abs\n');
+  }, 60_000);
 });
 
 /**

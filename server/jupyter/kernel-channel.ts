@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import type WebSocket from 'ws';
 import { JupyterUnavailableError, KernelError } from '../errors.js';
@@ -33,9 +32,16 @@ export interface ExecuteOptions {
   onInput?(prompt: InputPrompt): void;
   /** The kernel's first message about the request arrived: it exists and took the request. */
   onAnswer?(): void;
-  /** How long to keep listening after the reply, for kernels that publish outputs late. */
-  lateOutputMs?: number;
+  /**
+   * For kernels that publish outputs after their `idle`: code that prints one line, run silently
+   * once the request is done. Its line comes out after every output the request left queued, so
+   * the request is listened to until that line arrives.
+   */
+  outputBarrier?: string;
 }
+
+/** The longest wait for an output barrier's line: past it, the request ends without it. */
+const OUTPUT_BARRIER_MS = 2000;
 
 /** How long a kernel may take to answer its first kernel_info request. */
 const KERNEL_READY_MS = 60_000;
@@ -200,7 +206,7 @@ export class KernelChannel {
    * rejects; stopping the wait does not interrupt the kernel.
    */
   async execute(request: CodeRequest, options: ExecuteOptions = {}): Promise<ExecuteReply | undefined> {
-    const { signal, lateOutputMs = 0 } = options;
+    const { signal, outputBarrier } = options;
     if (signal?.aborted) return undefined;
     const silent = request.silent === true;
     const future = this.connection.requestExecute(
@@ -213,7 +219,7 @@ export class KernelChannel {
         stop_on_error: false,
       },
       // Disposed on the reply unless late outputs are awaited past it.
-      lateOutputMs === 0,
+      outputBarrier === undefined,
     );
     let answered = false;
     future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
@@ -242,7 +248,7 @@ export class KernelChannel {
     try {
       // Undefined when `signal` aborted; a rejection is a future cancelled with its connection.
       const reply = await untilAborted(future.done, signal);
-      if (reply !== undefined && lateOutputMs > 0) await sleep(lateOutputMs);
+      if (reply !== undefined && outputBarrier !== undefined) await this.outputsFlushed(outputBarrier, signal);
       return reply === undefined ? undefined : toExecuteReply(reply.content);
     } catch {
       return undefined;
@@ -250,6 +256,36 @@ export class KernelChannel {
       future.onIOPub = () => undefined;
       future.onStdin = () => undefined;
       if (!future.isDisposed) future.dispose();
+    }
+  }
+
+  /**
+   * Runs `code` silently and resolves once its stream output arrives (or it failed, or
+   * OUTPUT_BARRIER_MS passed, or `signal` aborted). The kernel's outputs leave in the order they
+   * were queued, so every output of an earlier request is in by then.
+   */
+  private async outputsFlushed(code: string, signal: AbortSignal | undefined): Promise<void> {
+    const barrier = this.connection.requestExecute(
+      { code, silent: true, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: false },
+      // Not on its own reply: the line may come after it, like the outputs it stands behind.
+      false,
+    );
+    const limit = AbortSignal.timeout(OUTPUT_BARRIER_MS);
+    try {
+      const printed = new Promise<void>((resolve) => {
+        barrier.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
+          if (msg.header.msg_type === 'stream') resolve();
+        };
+      });
+      // A cancelled request (the kernel went away) ends the wait; its reply alone does not.
+      const failed = barrier.done.then(
+        () => new Promise<void>(() => undefined),
+        () => undefined,
+      );
+      await untilAborted(Promise.race([printed, failed]), signal ? AbortSignal.any([signal, limit]) : limit);
+    } finally {
+      barrier.onIOPub = () => undefined;
+      if (!barrier.isDisposed) barrier.dispose();
     }
   }
 

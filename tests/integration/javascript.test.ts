@@ -113,6 +113,18 @@ describe('JavaScript and TypeScript', () => {
     expect(mainResult(await execute({ context_id: context, code: 'typeof globalThis.lost' }))?.text).toBe('undefined');
   });
 
+  it('ends an execution whose code replaced console.log, and the next ones too', async () => {
+    const context = await newContext('javascript');
+    const started = Date.now();
+    const events = await execute({ context_id: context, code: 'globalThis.saved = console.log; console.log = () => {}; 7' });
+    expect(mainResult(events)?.text).toBe('7');
+    expect(mainResult(await execute({ context_id: context, code: '8' }))?.text).toBe('8');
+    // Each waited for a line that never came, for two seconds at most.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await execute({ context_id: context, code: 'console.log = globalThis.saved' });
+    expect(stdoutOf(await execute({ context_id: context, code: 'console.log("back")' }))).toBe('back\n');
+  });
+
   it('delivers every result and stream of back-to-back executions', async () => {
     // Deno's kernel can announce idle before its last outputs; none may be lost.
     const context = await newContext('typescript');

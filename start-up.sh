@@ -10,6 +10,11 @@
 #   Jupyter and the kernels as KERNEL_USER and the API as API_USER, sharing the workspace through
 #   WORKSPACE_GROUP; with EGRESS_ALLOW it first applies the egress allow-list (and refuses to
 #   start if it cannot) and runs the egress proxy as EGRESS_USER.
+# - ROLE=jupyter or ROLE=api split the unit in two for a pod whose containers run as non-root
+#   users without setpriv (Pod Security "restricted"; deploy/kubernetes/): `jupyter` runs Jupyter,
+#   the kernels and the process host as the container's own user, `api` runs the API alone
+#   (JUPYTER_URL and PROCESS_HOST_SOCKET point at the other container, over the pod's loopback
+#   and a shared emptyDir). Unset (the image's default), everything runs here, as above.
 # Works the same inside the image (under tini) and on a development machine.
 set -uo pipefail
 
@@ -57,6 +62,22 @@ export PYTHON_VENV_DIR="${PYTHON_VENV_DIR:-$WORKSPACE_DIR/.venv}"
 export R_LIBS_USER="${R_LIBS_USER:-$WORKSPACE_DIR/.R/library}"
 export KERNEL_MEMORY_LIMIT="${CONTEXT_MEMORY_LIMIT:-}"
 
+role="${ROLE:-all}"
+case "$role" in
+  all | jupyter | api) ;;
+  *)
+    echo "start-up.sh: ROLE=$role is not one of jupyter, api (unset: both)" >&2
+    exit 2
+    ;;
+esac
+if [[ "$role" == api ]]; then
+  # Nothing of Jupyter's lives here: the API waits for it by itself, and the container's restart
+  # policy replaces this script's supervision. Files the API writes stay the kernels' to change.
+  umask 0002
+  if [[ -n "${API_COMMAND:-}" ]]; then read -r -a api_command <<<"$API_COMMAND"; else api_command=(node "$ROOT/dist/server/main.js"); fi
+  exec "${api_command[@]}"
+fi
+
 log() { printf '{"level":"%s","time":%s,"msg":"start-up: %s"}\n' "$1" "$(date +%s%3N)" "$2" >&2; }
 
 # --- Separate users --------------------------------------------------------------------------
@@ -91,6 +112,9 @@ if [[ -n "${KERNEL_USER:-}" && "$(id -u)" == 0 ]]; then
   # The API judges which directories the kernels can enter (a context's cwd) by these ids.
   KERNEL_IDS="$(id -u "$KERNEL_USER"):$(id -G "$KERNEL_USER" | tr ' ' ',')"
   export KERNEL_IDS
+  umask 0002
+elif [[ "$role" == jupyter ]]; then
+  # Shared with the API's container through the workspace's group (the pod's fsGroup).
   umask 0002
 elif [[ -n "${KERNEL_USER:-}" ]]; then
   log warn "KERNEL_USER is set but start-up.sh does not run as root: the API, Jupyter and the kernels all run as $(id -un)"
@@ -316,8 +340,10 @@ trap 'on_signal SIGINT' INT
 # Jupyter answers, and starts the default context as soon as it does.
 start_jupyter
 start_process_host
-"${as_api[@]}" "${api_command[@]}" &
-api_pid=$!
+if [[ "$role" == all ]]; then
+  "${as_api[@]}" "${api_command[@]}" &
+  api_pid=$!
+fi
 if ! wait_for_jupyter; then
   log error "Jupyter did not start"
   stop_all
@@ -327,7 +353,7 @@ log info "Jupyter is up at $JUPYTER_URL"
 
 # Whether every process watched here still runs.
 all_running() {
-  kill -0 "$api_pid" 2>/dev/null && kill -0 "$jupyter_pid" 2>/dev/null && kill -0 "$host_pid" 2>/dev/null &&
+  { [[ -z "$api_pid" ]] || kill -0 "$api_pid" 2>/dev/null; } && kill -0 "$jupyter_pid" 2>/dev/null && kill -0 "$host_pid" 2>/dev/null &&
     { [[ -z "$proxy_pid" ]] || kill -0 "$proxy_pid" 2>/dev/null; }
 }
 
@@ -342,7 +368,7 @@ while true; do
   if all_running; then
     sleep 5 &
     tick_pid=$!
-    wait -n "$api_pid" "$jupyter_pid" "$host_pid" ${proxy_pid:+"$proxy_pid"} "$tick_pid"
+    wait -n ${api_pid:+"$api_pid"} "$jupyter_pid" "$host_pid" ${proxy_pid:+"$proxy_pid"} "$tick_pid"
     kill "$tick_pid" 2>/dev/null
     tick_pid=""
   fi
@@ -362,7 +388,7 @@ while true; do
     sleep "$((host_restarts > 5 ? 5 : 0))"
     start_process_host
   fi
-  if ! kill -0 "$api_pid" 2>/dev/null; then
+  if [[ -n "$api_pid" ]] && ! kill -0 "$api_pid" 2>/dev/null; then
     wait "$api_pid"
     status=$?
     log error "the API exited with status $status; stopping"

@@ -106,7 +106,9 @@ server.listen(socketPath, () => {
     process.setgid!(gid);
     process.setuid!(uid);
   } else {
-    chmodSync(socketPath, 0o600);
+    // A setgid directory is one shared with the API's group on purpose (a pod's emptyDir under
+    // fsGroup, start-up.sh's ROLE=jupyter): the API runs in another container under another uid.
+    chmodSync(socketPath, statSync(path.dirname(socketPath)).mode & 0o2000 ? 0o660 : 0o600);
   }
   // A host that died (killed, OOM) could not end its processes: they end now.
   for (const pid of leftoverProcesses(socketPath)) {

@@ -1,0 +1,235 @@
+/**
+ * The Kubernetes pod of deploy/kubernetes/plain, run under Docker with the pod's own settings
+ * (no cluster runs on CI machines): each container of the StatefulSet's pod template becomes a
+ * `docker run` whose flags are derived from the manifest, so that the two cannot drift apart:
+ * runAsUser/runAsGroup and fsGroup -> --user/--group-add, readOnlyRootFilesystem -> --read-only,
+ * capabilities -> --cap-drop, allowPrivilegeEscalation: false -> no-new-privileges, the memory
+ * limit -> --memory, each emptyDir -> a tmpfs (one shared by both containers: a tmpfs volume),
+ * the workspace claim -> a volume, the pod's network -> --network container:<first>.
+ * What Docker cannot show: probes, the NetworkPolicy, kubelet's own handling of fsGroup.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readEvents } from '../helpers/api.js';
+import { docker, image, mustDocker, uniqueName } from '../helpers/docker.js';
+import { plainPod, type Container, type PodSpec } from '../helpers/k8s-manifests.js';
+
+/** Kubernetes quantities as Docker's sizes: 2Gi -> 2g, 512Mi -> 512m. */
+function dockerSize(quantity: string): string {
+  const match = /^(\d+)(Ki|Mi|Gi)$/.exec(quantity);
+  if (!match) throw new Error(`no Docker size for ${quantity}`);
+  return `${match[1]}${{ Ki: 'k', Mi: 'm', Gi: 'g' }[match[2] as 'Ki' | 'Mi' | 'Gi']}`;
+}
+
+/** `docker run` flags for one container of the pod; `volumes` maps the pod's shared volumes to Docker volumes. */
+export function dockerFlags(spec: PodSpec, container: Container, secret: Record<string, string>, volumes: Map<string, string>): string[] {
+  const flags: string[] = [];
+  const context = container.securityContext ?? {};
+  const pod = spec.securityContext ?? {};
+  if (!(context.runAsNonRoot ?? pod.runAsNonRoot) || !context.runAsUser) throw new Error(`${container.name}: no non-root user`);
+  flags.push('--user', `${context.runAsUser}:${context.runAsGroup ?? context.runAsUser}`);
+  for (const group of [pod.fsGroup, ...(pod.supplementalGroups ?? [])]) if (group !== undefined) flags.push('--group-add', String(group));
+  if (context.readOnlyRootFilesystem) flags.push('--read-only');
+  for (const capability of context.capabilities?.drop ?? []) flags.push('--cap-drop', capability);
+  for (const capability of context.capabilities?.add ?? []) flags.push('--cap-add', capability);
+  if (context.allowPrivilegeEscalation === false) flags.push('--security-opt', 'no-new-privileges');
+  // RuntimeDefault is Docker's default seccomp profile: nothing to add.
+  if ((context.seccompProfile?.type ?? pod.seccompProfile?.type) !== 'RuntimeDefault')
+    throw new Error(`${container.name}: no RuntimeDefault seccomp`);
+  const memory = container.resources?.limits?.memory;
+  if (memory) flags.push('--memory', dockerSize(memory), '--memory-swap', dockerSize(memory));
+  for (const variable of container.env ?? []) {
+    const reference = variable.valueFrom?.secretKeyRef;
+    const value = reference ? secret[reference.key] : variable.value;
+    if (value === undefined) throw new Error(`${container.name}: no value for ${variable.name}`);
+    flags.push('-e', `${variable.name}=${value}`);
+  }
+  for (const mount of container.volumeMounts ?? []) {
+    const shared = volumes.get(mount.name);
+    if (shared) {
+      flags.push('-v', `${shared}:${mount.mountPath}`);
+      continue;
+    }
+    const emptyDir = spec.volumes?.find((volume) => volume.name === mount.name)?.emptyDir;
+    if (!emptyDir) throw new Error(`${container.name}: no volume ${mount.name}`);
+    // kubelet makes an emptyDir 0777, and under fsGroup group-owned and setgid.
+    const size = emptyDir.sizeLimit ? `size=${dockerSize(emptyDir.sizeLimit)},` : '';
+    flags.push('--tmpfs', `${mount.mountPath}:${size}mode=2777${pod.fsGroup ? `,gid=${pod.fsGroup}` : ''}`);
+  }
+  return flags;
+}
+
+describe.skipIf(!image)('the Kubernetes pod, as Docker containers with its settings', () => {
+  const pod = plainPod();
+  const spec = pod.spec;
+  const jupyter = spec.containers.find((container) => container.name === 'jupyter')!;
+  const api = spec.containers.find((container) => container.name === 'api')!;
+  const secret = {
+    ACCESS_TOKEN: `access-${randomBytes(24).toString('hex')}`,
+    METRICS_TOKEN: `metrics-${randomBytes(24).toString('hex')}`,
+    JUPYTER_TOKEN: `jupyter-${randomBytes(24).toString('hex')}`,
+  };
+  const names = {
+    jupyter: uniqueName('k8s-jupyter'),
+    api: uniqueName('k8s-api'),
+    workspace: uniqueName('k8s-ws'),
+    run: uniqueName('k8s-run'),
+  };
+  let baseUrl = '';
+
+  const authorized = (path: string, init: RequestInit = {}) =>
+    fetch(`${baseUrl}${path}`, {
+      ...init,
+      headers: { 'x-access-token': secret.ACCESS_TOKEN, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+    });
+  const stdout = async (code: string) => {
+    const response = await authorized('/execute', { method: 'POST', body: JSON.stringify({ code }) });
+    expect(response.status).toBe(200);
+    const events = await readEvents(response);
+    expect(events.filter((event) => event.type === 'error')).toEqual([]);
+    return events
+      .filter((event) => event.type === 'stdout')
+      .map((event) => event.text)
+      .join('');
+  };
+
+  beforeAll(async () => {
+    // Volumes both containers mount: the workspace (the claim's volume) and every shared emptyDir.
+    const mounted = (container: Container) => new Set((container.volumeMounts ?? []).map((mount) => mount.name));
+    const shared = [...mounted(jupyter)].filter((name) => mounted(api).has(name));
+    expect(shared.sort()).toEqual(['run', 'workspace']);
+    const volumes = new Map<string, string>([['workspace', names.workspace]]);
+    await mustDocker(['volume', 'create', names.workspace]);
+    for (const name of shared.filter((name) => name !== 'workspace')) {
+      const emptyDir = spec.volumes!.find((volume) => volume.name === name)!.emptyDir!;
+      const size = emptyDir.sizeLimit ? `size=${dockerSize(emptyDir.sizeLimit)},` : '';
+      const volume = `${names.run}-${name}`;
+      await mustDocker([
+        'volume',
+        'create',
+        '--driver',
+        'local',
+        '--opt',
+        'type=tmpfs',
+        '--opt',
+        'device=tmpfs',
+        '--opt',
+        `o=${size}mode=2777,gid=${spec.securityContext!.fsGroup}`,
+        volume,
+      ]);
+      volumes.set(name, volume);
+    }
+    // The pod's network namespace belongs to the first container: the API's port is published there.
+    const published = (api.ports ?? []).flatMap((port) => ['-p', `127.0.0.1::${port.containerPort}`]);
+    await mustDocker(['run', '-d', '--name', names.jupyter, ...published, ...dockerFlags(spec, jupyter, secret, volumes), image]);
+    await mustDocker([
+      'run',
+      '-d',
+      '--name',
+      names.api,
+      '--network',
+      `container:${names.jupyter}`,
+      ...dockerFlags(spec, api, secret, volumes),
+      image,
+    ]);
+    const port = (await mustDocker(['port', names.jupyter, '49999/tcp'])).split('\n')[0]!.replace(/.*:/, '');
+    baseUrl = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const ready = await fetch(`${baseUrl}/ready`, { signal: AbortSignal.timeout(5_000) }).then(
+        (response) => response.status,
+        () => 0,
+      );
+      if (ready === 200) break;
+      if (Date.now() > deadline) {
+        const logs = await Promise.all([names.jupyter, names.api].map((name) => docker(['logs', '--tail', '30', name])));
+        throw new Error(`the pod did not become ready: ${logs.map((log) => log.stdout + log.stderr).join('\n---\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    await docker(['rm', '-f', names.api, names.jupyter]);
+    const volumes = (await docker(['volume', 'ls', '-q', '--filter', `name=${names.run}`])).stdout.split('\n').filter(Boolean);
+    await docker(['volume', 'rm', names.workspace, ...volumes]);
+  });
+
+  it('answers the probes: /health and /ready', async () => {
+    for (const probe of [api.startupProbe, api.livenessProbe, api.readinessProbe]) {
+      const response = await fetch(`${baseUrl}${probe!.httpGet!.path}`);
+      expect(response.status).toBe(200);
+    }
+  });
+
+  it('runs the containers as the manifest says: users, read-only root, no capabilities, the memory limit', async () => {
+    for (const [name, container] of [[names.jupyter, jupyter] as const, [names.api, api] as const]) {
+      const inspected = JSON.parse(await mustDocker(['inspect', name])) as [
+        { Config: { User: string }; HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[]; Memory: number; SecurityOpt: string[] } },
+      ];
+      const { Config, HostConfig } = inspected[0];
+      expect(Config.User).toBe(`${container.securityContext!.runAsUser}:${container.securityContext!.runAsGroup}`);
+      expect(HostConfig.ReadonlyRootfs).toBe(true);
+      expect(HostConfig.CapDrop).toEqual(['ALL']);
+      expect(HostConfig.SecurityOpt).toContain('no-new-privileges');
+      expect(HostConfig.Memory).toBeGreaterThan(0);
+    }
+  });
+
+  it('runs code, with the workspace shared between the kernels and the API', async () => {
+    expect(await stdout('print(6 * 7)')).toBe('42\n');
+    await stdout("open('/home/user/from-kernel.txt', 'w').write('written by a kernel')");
+    const response = await authorized('/files/from-kernel.txt');
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('written by a kernel');
+    // The other way round: a file the API wrote, which kernel code may change (the shared group, umask 002).
+    expect((await authorized('/files/from-api.txt', { method: 'PUT', body: 'by the API' })).status).toBe(201);
+    expect(
+      await stdout(
+        "f = open('/home/user/from-api.txt', 'a'); f.write(', then a kernel'); f.close(); print(open('/home/user/from-api.txt').read())",
+      ),
+    ).toBe('by the API, then a kernel\n');
+  });
+
+  it("keeps the API's token away from kernel code: no process of the kernels' container holds it, the API's files are not there", async () => {
+    await mustDocker(['exec', names.api, 'sh', '-c', 'echo api-only > /tmp/api-only']);
+    const scan = await stdout(`
+import glob, os
+token = ${JSON.stringify(secret.ACCESS_TOKEN)}.encode()
+readable, holders, api_seen = 0, [], False
+for pid in glob.glob('/proc/[0-9]*'):
+    for part in ('environ', 'cmdline'):
+        try:
+            data = open(f'{pid}/{part}', 'rb').read()
+        except OSError:
+            continue
+        readable += 1
+        if token in data:
+            holders.append(pid)
+        if b'dist/server/main.js' in data:
+            api_seen = True
+print(readable > 2, holders, api_seen, os.path.exists('/tmp/api-only'))
+`);
+    expect(scan).toBe('True [] False False\n');
+    // The same scan in the API's container finds it: the scan can see a holder where there is one.
+    const own = await mustDocker([
+      'exec',
+      names.api,
+      'sh',
+      '-c',
+      `grep -l -a ${secret.ACCESS_TOKEN} /proc/[0-9]*/environ 2>/dev/null | wc -l`,
+    ]);
+    expect(Number(own)).toBeGreaterThan(0);
+  });
+
+  it("runs commands through the process host as the kernels' user, over the shared socket", async () => {
+    const response = await authorized('/processes', { method: 'POST', body: JSON.stringify({ cmd: 'sh', args: ['-c', 'id -u; id -G'] }) });
+    expect(response.status).toBe(200);
+    const events = await readEvents(response);
+    const text = events
+      .filter((event) => event.type === 'stdout')
+      .map((event) => event.text)
+      .join('');
+    expect(text).toBe(`${jupyter.securityContext!.runAsUser}\n${jupyter.securityContext!.runAsGroup} ${spec.securityContext!.fsGroup}\n`);
+  });
+});

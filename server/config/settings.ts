@@ -383,6 +383,11 @@ export const LAUNCHER_SETTINGS: readonly LauncherSetting[] = [
     defaultText: 'unset; the image: `user`',
     doc: 'run as root with `KERNEL_USER`, `API_USER`, `EGRESS_USER` and `WORKSPACE_GROUP` set, `start-up.sh` runs Jupyter and the kernels, the API and the egress proxy under those users, sharing the workspace through that group; without them everything runs as the user who started it',
   },
+  {
+    env: 'ROLE',
+    defaultText: 'unset (everything in one container)',
+    doc: "`jupyter`: Jupyter, the kernels and the process host only, as the container's own user; `api`: the API only. The two containers of the Kubernetes pod, which runs no root; see [Kubernetes](deployment.md#kubernetes)",
+  },
   { env: 'API_USER', defaultText: 'unset; the image: `code-interpreter`', doc: 'the user the API runs as (see `KERNEL_USER`)' },
   { env: 'EGRESS_USER', defaultText: 'unset; the image: `egress`', doc: 'the user the egress proxy runs as (see `KERNEL_USER`)' },
   {

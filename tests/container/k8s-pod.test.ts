@@ -9,10 +9,11 @@
  * What Docker cannot show: probes, the NetworkPolicy, kubelet's own handling of fsGroup.
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEvents } from '../helpers/api.js';
 import { docker, image, mustDocker, uniqueName } from '../helpers/docker.js';
-import { plainPod, type Container, type PodSpec } from '../helpers/k8s-manifests.js';
+import { plainPod, readManifest, type Container, type K8sObject, type PodSpec, type PodTemplate } from '../helpers/k8s-manifests.js';
 
 /** Kubernetes quantities as Docker's sizes: 2Gi -> 2g, 512Mi -> 512m. */
 function dockerSize(quantity: string): string {
@@ -59,23 +60,87 @@ export function dockerFlags(spec: PodSpec, container: Container, secret: Record<
   return flags;
 }
 
+interface Pod {
+  baseUrl: string;
+  names: { jupyter: string; api: string };
+  remove(): Promise<void>;
+}
+
+/**
+ * Starts a pod's two containers, the first owning the network namespace (the API's ports are
+ * published there), and waits until /ready answers 200. Volumes both mount become Docker
+ * volumes: an emptyDir a tmpfs one, a claim an ordinary one.
+ */
+async function startPod(spec: PodSpec, secret: Record<string, string>): Promise<Pod> {
+  const [first, second] = spec.containers as [Container, Container];
+  const prefix = uniqueName('k8s-pod');
+  const names = { jupyter: `${prefix}-${first.name}`, api: `${prefix}-${second.name}` };
+  const remove = async () => {
+    await docker(['rm', '-f', names.api, names.jupyter]);
+    const volumes = (await docker(['volume', 'ls', '-q', '--filter', `name=${prefix}`])).stdout.split('\n').filter(Boolean);
+    if (volumes.length) await docker(['volume', 'rm', ...volumes]);
+  };
+  const mounted = (container: Container) => new Set((container.volumeMounts ?? []).map((mount) => mount.name));
+  const shared = [...mounted(first)].filter((name) => mounted(second).has(name));
+  const volumes = new Map<string, string>();
+  try {
+    for (const name of shared) {
+      const volume = `${prefix}-${name}`;
+      const emptyDir = spec.volumes?.find((candidate) => candidate.name === name)?.emptyDir;
+      const size = emptyDir?.sizeLimit ? `size=${dockerSize(emptyDir.sizeLimit)},` : '';
+      const tmpfs = ['--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', `o=${size}mode=2777,gid=${spec.securityContext!.fsGroup}`];
+      await mustDocker(['volume', 'create', ...(emptyDir ? ['--driver', 'local', ...tmpfs] : []), volume]);
+      volumes.set(name, volume);
+    }
+    const published = spec.containers
+      .flatMap((container) => container.ports ?? [])
+      .flatMap((port) => ['-p', `127.0.0.1::${port.containerPort}`]);
+    await mustDocker(['run', '-d', '--name', names.jupyter, ...published, ...dockerFlags(spec, first, secret, volumes), image]);
+    await mustDocker([
+      'run',
+      '-d',
+      '--name',
+      names.api,
+      '--network',
+      `container:${names.jupyter}`,
+      ...dockerFlags(spec, second, secret, volumes),
+      image,
+    ]);
+    const port = (await mustDocker(['port', names.jupyter, '49999/tcp'])).split('\n')[0]!.replace(/.*:/, '');
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const ready = await fetch(`${baseUrl}/ready`, { signal: AbortSignal.timeout(5_000) }).then(
+        (response) => response.status,
+        () => 0,
+      );
+      if (ready === 200) return { baseUrl, names, remove };
+      if (Date.now() > deadline) {
+        const logs = await Promise.all([names.jupyter, names.api].map((name) => docker(['logs', '--tail', '30', name])));
+        throw new Error(`the pod did not become ready: ${logs.map((log) => log.stdout + log.stderr).join('\n---\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
+
+const tokens = () => ({
+  ACCESS_TOKEN: `access-${randomBytes(24).toString('hex')}`,
+  METRICS_TOKEN: `metrics-${randomBytes(24).toString('hex')}`,
+  JUPYTER_TOKEN: `jupyter-${randomBytes(24).toString('hex')}`,
+});
+
 describe.skipIf(!image)('the Kubernetes pod, as Docker containers with its settings', () => {
-  const pod = plainPod();
-  const spec = pod.spec;
+  const spec = plainPod().spec;
   const jupyter = spec.containers.find((container) => container.name === 'jupyter')!;
   const api = spec.containers.find((container) => container.name === 'api')!;
-  const secret = {
-    ACCESS_TOKEN: `access-${randomBytes(24).toString('hex')}`,
-    METRICS_TOKEN: `metrics-${randomBytes(24).toString('hex')}`,
-    JUPYTER_TOKEN: `jupyter-${randomBytes(24).toString('hex')}`,
-  };
-  const names = {
-    jupyter: uniqueName('k8s-jupyter'),
-    api: uniqueName('k8s-api'),
-    workspace: uniqueName('k8s-ws'),
-    run: uniqueName('k8s-run'),
-  };
+  const secret = tokens();
+  let pod: Pod;
   let baseUrl = '';
+  let names = { jupyter: '', api: '' };
 
   const authorized = (path: string, init: RequestInit = {}) =>
     fetch(`${baseUrl}${path}`, {
@@ -94,65 +159,12 @@ describe.skipIf(!image)('the Kubernetes pod, as Docker containers with its setti
   };
 
   beforeAll(async () => {
-    // Volumes both containers mount: the workspace (the claim's volume) and every shared emptyDir.
-    const mounted = (container: Container) => new Set((container.volumeMounts ?? []).map((mount) => mount.name));
-    const shared = [...mounted(jupyter)].filter((name) => mounted(api).has(name));
-    expect(shared.sort()).toEqual(['run', 'workspace']);
-    const volumes = new Map<string, string>([['workspace', names.workspace]]);
-    await mustDocker(['volume', 'create', names.workspace]);
-    for (const name of shared.filter((name) => name !== 'workspace')) {
-      const emptyDir = spec.volumes!.find((volume) => volume.name === name)!.emptyDir!;
-      const size = emptyDir.sizeLimit ? `size=${dockerSize(emptyDir.sizeLimit)},` : '';
-      const volume = `${names.run}-${name}`;
-      await mustDocker([
-        'volume',
-        'create',
-        '--driver',
-        'local',
-        '--opt',
-        'type=tmpfs',
-        '--opt',
-        'device=tmpfs',
-        '--opt',
-        `o=${size}mode=2777,gid=${spec.securityContext!.fsGroup}`,
-        volume,
-      ]);
-      volumes.set(name, volume);
-    }
-    // The pod's network namespace belongs to the first container: the API's port is published there.
-    const published = (api.ports ?? []).flatMap((port) => ['-p', `127.0.0.1::${port.containerPort}`]);
-    await mustDocker(['run', '-d', '--name', names.jupyter, ...published, ...dockerFlags(spec, jupyter, secret, volumes), image]);
-    await mustDocker([
-      'run',
-      '-d',
-      '--name',
-      names.api,
-      '--network',
-      `container:${names.jupyter}`,
-      ...dockerFlags(spec, api, secret, volumes),
-      image,
-    ]);
-    const port = (await mustDocker(['port', names.jupyter, '49999/tcp'])).split('\n')[0]!.replace(/.*:/, '');
-    baseUrl = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const ready = await fetch(`${baseUrl}/ready`, { signal: AbortSignal.timeout(5_000) }).then(
-        (response) => response.status,
-        () => 0,
-      );
-      if (ready === 200) break;
-      if (Date.now() > deadline) {
-        const logs = await Promise.all([names.jupyter, names.api].map((name) => docker(['logs', '--tail', '30', name])));
-        throw new Error(`the pod did not become ready: ${logs.map((log) => log.stdout + log.stderr).join('\n---\n')}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    pod = await startPod(spec, secret);
+    ({ baseUrl, names } = pod);
   }, 180_000);
 
   afterAll(async () => {
-    await docker(['rm', '-f', names.api, names.jupyter]);
-    const volumes = (await docker(['volume', 'ls', '-q', '--filter', `name=${names.run}`])).stdout.split('\n').filter(Boolean);
-    await docker(['volume', 'rm', names.workspace, ...volumes]);
+    await pod?.remove();
   });
 
   it('answers the probes: /health and /ready', async () => {
@@ -231,5 +243,41 @@ print(readable > 2, holders, api_seen, os.path.exists('/tmp/api-only'))
       .map((event) => event.text)
       .join('');
     expect(text).toBe(`${jupyter.securityContext!.runAsUser}\n${jupyter.securityContext!.runAsGroup} ${spec.securityContext!.fsGroup}\n`);
+  });
+});
+
+/** The agent-sandbox template's pod: claim mode behind the router, which calls it by its Service's name. */
+describe.skipIf(!image)("the agent-sandbox template's pod, as Docker containers with its settings", () => {
+  const template = readManifest('agent-sandbox/sandbox-template.yaml')[0] as K8sObject & { spec: { podTemplate: PodTemplate } };
+  let pod: Pod;
+
+  beforeAll(async () => {
+    pod = await startPod(template.spec.podTemplate.spec, tokens());
+  }, 180_000);
+
+  afterAll(async () => {
+    await pod?.remove();
+  });
+
+  it('is claimed through the router: its Host passes, the token works in X-Access-Token', async () => {
+    // What the router sends: Host rewritten to the Service's name, no Authorization.
+    const host = 'sandbox-1.sandboxes.svc.cluster.local:49999';
+    const send = (path: string, headers: Record<string, string>, method = 'GET') =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const request = httpRequest(`${pod.baseUrl}${path}`, { method, headers }, (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        });
+        request.on('error', reject);
+        request.end();
+      });
+    expect((await send('/claim', { host: 'code-interpreter.attacker.example' }, 'POST')).status).toBe(403);
+    const claimed = await send('/claim', { host }, 'POST');
+    expect(claimed.status).toBe(200);
+    const { token } = JSON.parse(claimed.body) as { token: string };
+    expect((await send('/contexts', { host })).status).toBe(401);
+    expect((await send('/contexts', { host, 'x-access-token': token })).status).toBe(200);
+    expect((await send('/claim', { host }, 'POST')).status).toBe(404);
   });
 });

@@ -23,7 +23,7 @@ function dockerSize(quantity: string): string {
 }
 
 /** `docker run` flags for one container of the pod; `volumes` maps the pod's shared volumes to Docker volumes. */
-export function dockerFlags(spec: PodSpec, container: Container, secret: Record<string, string>, volumes: Map<string, string>): string[] {
+function dockerFlags(spec: PodSpec, container: Container, secret: Record<string, string>, volumes: Map<string, string>): string[] {
   const flags: string[] = [];
   const context = container.securityContext ?? {};
   const pod = spec.securityContext ?? {};

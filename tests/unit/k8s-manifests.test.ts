@@ -260,7 +260,7 @@ describe.skipIf(!haveCrds)(`deploy/kubernetes: agent-sandbox objects against the
 const allowedVolumes = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
 
 /** The rules of the Pod Security Standards' "restricted" profile (baseline included) that a template can break. */
-export function restrictedViolations(template: PodTemplate): string[] {
+function restrictedViolations(template: PodTemplate): string[] {
   const spec = template.spec;
   const pod = spec.securityContext ?? {};
   const problems: string[] = [];

@@ -60,6 +60,13 @@ function dockerFlags(spec: PodSpec, container: Container, secret: Record<string,
   return flags;
 }
 
+/** A probe's answer as kubelet sees it: the status, or 0 when nothing answered in time. */
+const probe = (baseUrl: string, path: string) =>
+  fetch(`${baseUrl}${path}`, { signal: AbortSignal.timeout(3_000) }).then(
+    (response) => response.status,
+    () => 0,
+  );
+
 interface Pod {
   baseUrl: string;
   names: { jupyter: string; api: string };
@@ -110,16 +117,12 @@ async function startPod(spec: PodSpec, secret: Record<string, string>): Promise<
     const baseUrl = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const ready = await fetch(`${baseUrl}/ready`, { signal: AbortSignal.timeout(5_000) }).then(
-        (response) => response.status,
-        () => 0,
-      );
-      if (ready === 200) return { baseUrl, names, remove };
+      if ((await probe(baseUrl, '/ready')) === 200) return { baseUrl, names, remove };
       if (Date.now() > deadline) {
         const logs = await Promise.all([names.jupyter, names.api].map((name) => docker(['logs', '--tail', '30', name])));
         throw new Error(`the pod did not become ready: ${logs.map((log) => log.stdout + log.stderr).join('\n---\n')}`);
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } catch (error) {
     await remove();
@@ -243,6 +246,28 @@ print(readable > 2, holders, api_seen, os.path.exists('/tmp/api-only'))
       .map((event) => event.text)
       .join('');
     expect(text).toBe(`${jupyter.securityContext!.runAsUser}\n${jupyter.securityContext!.runAsGroup} ${spec.securityContext!.fsGroup}\n`);
+  });
+
+  it('stays live but not ready while Jupyter is down, and ready again once start-up.sh restarted it', async () => {
+    await mustDocker(['exec', names.jupyter, 'sh', '-c', "kill -9 $(pgrep -f '^/usr/bin/python3 -I -m jupyter_server')"]);
+    const seen = new Set<string>();
+    const deadline = Date.now() + 60_000;
+    // start-up.sh starts Jupyter again; meanwhile the API stays live (no restart) and not ready.
+    while (Date.now() < deadline) {
+      const statuses = `${await probe(baseUrl, '/health')} ${await probe(baseUrl, '/ready')}`;
+      seen.add(statuses);
+      if (seen.has('200 503') && statuses === '200 200') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect([...seen].sort()).toEqual(['200 200', '200 503']);
+  }, 90_000);
+
+  it('stops on SIGTERM within the grace period, exiting 0 (what kubelet sends at pod deletion)', async () => {
+    const grace = String(spec.terminationGracePeriodSeconds);
+    for (const name of [names.api, names.jupyter]) {
+      await mustDocker(['stop', '--time', grace, name], 60_000);
+      expect(await mustDocker(['inspect', '--format', '{{.State.ExitCode}}', name])).toBe('0');
+    }
   });
 });
 

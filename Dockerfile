@@ -82,6 +82,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY server ./server
 COPY scripts/bundle.mjs ./scripts/
+# The playground page (GET /), built by Vite into dist/playground.
+COPY playground ./playground
 RUN npm run build
 
 # ---------------------------------------------------------------------------------------------

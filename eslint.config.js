@@ -27,7 +27,7 @@ export default defineConfig(
         // Each file is checked with the tsconfig.json that includes it; the few JavaScript files
         // outside it (this config, scripts/, examples/) get a default project of their own.
         projectService: {
-          allowDefaultProject: ['*.js', 'scripts/*.mjs', 'examples/*.mjs'],
+          allowDefaultProject: ['*.js', 'scripts/*.mjs', 'examples/*.mjs', 'playground/vite.config.ts'],
         },
         tsconfigRootDir: import.meta.dirname,
       },

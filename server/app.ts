@@ -38,6 +38,7 @@ import healthRoutes from './routes/health.js';
 import metricsRoutes from './routes/metrics.js';
 import mcpRoutes from './routes/mcp.js';
 import wsRoutes from './routes/ws.js';
+import playgroundRoutes from './routes/playground.js';
 import type { ServerMetrics } from './metrics/metrics.js';
 import { InvalidEnvVarError, InvalidJsonError } from './errors.js';
 import { PROTO_NAME_PROBLEM, prototypeKeyProblem } from './runs/env-vars.js';
@@ -137,6 +138,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await api.register(mcpRoutes, { config });
   });
   await app.register(wsRoutes, { config });
+  await app.register(playgroundRoutes, { config });
 
   return app;
 }

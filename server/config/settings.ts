@@ -59,6 +59,12 @@ export const SETTINGS = {
       default: '49983',
       doc: "port of e2b's in-sandbox daemon protocol (envd: commands and terminals for the e2b SDKs, see [e2b.md](e2b.md)); `0` turns it off",
     },
+    playground: {
+      env: 'PLAYGROUND',
+      parse: boolean,
+      default: 'true',
+      doc: 'serve the playground page at `GET /` (a notebook, a context bar and a files panel in the browser); `false` answers 404 there',
+    },
     logLevel: {
       env: 'LOG_LEVEL',
       parse: oneOf(LOG_LEVELS),

@@ -60,6 +60,7 @@ export default fp<{ config: Config }>(
           { name: 'access', description: 'Access control' },
           { name: 'health', description: 'Liveness and readiness probes' },
           { name: 'meta', description: 'This description' },
+          { name: 'playground', description: 'A page to try the server in a browser' },
         ],
         components: {
           securitySchemes: {

@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -8,7 +8,7 @@ import { RouteNotFoundError } from '../errors.js';
 
 export interface PlaygroundRoutesOptions {
   config: Config;
-  /** Where `npm run build` put the page: dist/playground, seen from dist/server/chunks or dist/server/routes. */
+  /** Where `npm run build` put the page; dist/playground by default. */
   dir?: string;
 }
 
@@ -20,7 +20,8 @@ export interface PlaygroundRoutesOptions {
 export const PLAYGROUND_CSP = [
   "default-src 'self'",
   "script-src 'self'",
-  "style-src 'self'",
+  // CodeMirror sets styles of its own at run time (themes, measured sizes); scripts stay strict.
+  "style-src 'self' 'unsafe-inline'",
   "img-src 'self' data: blob:",
   "connect-src 'self'",
   "frame-src 'self' blob: data:",
@@ -46,7 +47,12 @@ const TYPES: Record<string, string> = {
  */
 const playground: FastifyPluginAsyncTypebox<PlaygroundRoutesOptions> = async (app, options) => {
   if (!options.config.server.playground) return;
-  const dir = options.dir ?? fileURLToPath(new URL('../../playground/', import.meta.url));
+  // Built, this file is in dist/server/chunks (bundled) or dist/server/routes; run from source
+  // (tests), in server/routes, where ../../playground holds the sources rather than the page.
+  const here = fileURLToPath(import.meta.url);
+  const dir =
+    options.dir ??
+    fileURLToPath(new URL(here.includes(`${sep}dist${sep}`) ? '../../playground/' : '../../dist/playground/', import.meta.url));
   const index = await readFile(join(dir, 'index.html'), 'utf8').catch(() => undefined);
   const assets = new Map<string, Buffer>();
   const names = await readdir(join(dir, 'assets')).catch(() => [] as string[]);

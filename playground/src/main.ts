@@ -431,6 +431,19 @@ $<HTMLButtonElement>('download-folder').addEventListener(
   ),
 );
 
+// ---- claim mode: the first caller gets the token ----
+
+const claimButton = $<HTMLButtonElement>('claim');
+claimButton.addEventListener(
+  'click',
+  guarded(async () => {
+    const { token: claimed } = await json<{ token: string }>('POST', '/claim');
+    setToken(claimed);
+    claimButton.hidden = true;
+    await connect();
+  }),
+);
+
 // ---- start ----
 
 async function connect(): Promise<void> {
@@ -439,6 +452,11 @@ async function connect(): Promise<void> {
     await refreshContexts();
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return;
+    if (error instanceof ApiError && error.code === 'ERR_UNCLAIMED') {
+      claimButton.hidden = false;
+      say('Nobody has claimed this server yet');
+      return;
+    }
     say(error instanceof ApiError ? `${error.code}: ${error.message}` : String(error));
     return;
   }

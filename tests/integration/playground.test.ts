@@ -183,3 +183,28 @@ describe('the playground in token mode', () => {
     }
   });
 });
+
+describe('the playground in claim mode', () => {
+  let server: StartedServer;
+
+  beforeAll(async () => {
+    server = await startServer({ AUTH_MODE: 'claim' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('claims the server and runs code with the token it got', async () => {
+    const tab = await context.newPage();
+    try {
+      await tab.goto(`${server.baseUrl}/`);
+      await tab.getByRole('button', { name: 'Claim this server' }).click();
+      await tab.getByRole('status').getByText('Connected').waitFor();
+      // Claimed: a second claim gets nothing, and the API wants the token.
+      expect((await fetch(`${server.baseUrl}/contexts`)).status).toBe(401);
+    } finally {
+      await tab.close();
+    }
+  });
+});

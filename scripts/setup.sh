@@ -55,9 +55,9 @@ fi
 # --- 3. dist/ ------------------------------------------------------------------------------------
 # The sources the build reads, by content: a checkout of another branch, an edit or a deleted
 # file all change it; a touch does not.
-mapfile -t sources < <(find server -type f -name '*.ts' | LC_ALL=C sort)
+mapfile -t sources < <(find server playground -type f \( -name '*.ts' -o -name '*.html' -o -name '*.css' -o -name '*.json' \) | LC_ALL=C sort)
 build_hash="$(fingerprint tsconfig.json tsconfig.build.json package-lock.json scripts/bundle.mjs "${sources[@]}" <(printf '%s\n' "${sources[@]}"))"
-if [[ ! -f dist/server/main.js || "$(cat dist/.setup-build-hash 2>/dev/null)" != "$build_hash" ]]; then
+if [[ ! -f dist/server/main.js || ! -f dist/playground/index.html || "$(cat dist/.setup-build-hash 2>/dev/null)" != "$build_hash" ]]; then
   say "building dist/"
   rm -rf dist
   npm run --silent build

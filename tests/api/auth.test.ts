@@ -38,7 +38,8 @@ function concrete(url: string): string {
   return filled.startsWith('/') ? filled : `/${filled}`;
 }
 
-const isPublic = (route: Route) => route.url === '/health' || route.url === '/ready';
+// The health checks, and the playground page with its assets: the page asks for the token itself.
+const isPublic = (route: Route) => ['/health', '/ready', '/', '/assets/:name'].includes(route.url);
 const isClaim = (route: Route) => route.method === 'POST' && route.url === '/claim';
 const label = (route: Route) => `${route.method} ${route.url}`;
 

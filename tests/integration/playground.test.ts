@@ -1,6 +1,6 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessToken, baseUrl, request } from '../helpers/api.js';
@@ -139,6 +139,34 @@ describe('the playground page', () => {
       expect(Buffer.compare(await readFile(await download.path()), bytes)).toBe(0);
     } finally {
       await request('DELETE', `/files/${name}`);
+    }
+  });
+
+  it('makes a folder, takes a dropped file into it, downloads the folder as .tar.gz and deletes it', async () => {
+    const folder = `folder-${Date.now()}`;
+    try {
+      await page.getByLabel('New folder').fill(folder);
+      await page.getByRole('button', { name: 'Create folder' }).click();
+      const files = page.getByRole('list', { name: 'Files' });
+      await files.getByRole('button', { name: `${folder}/` }).click();
+      await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: folder }).waitFor();
+      // What a drag from the desktop delivers: a drop event whose DataTransfer holds the file.
+      // (Page-side code as text: this file is type-checked without the DOM's types.)
+      const drop = await page.evaluateHandle(
+        "(() => { const transfer = new DataTransfer(); transfer.items.add(new File(['dropped bytes'], 'dropped.txt')); return transfer; })()",
+      );
+      await page.locator('#drop-zone').dispatchEvent('drop', { dataTransfer: drop });
+      await files.getByRole('button', { name: 'dropped.txt', exact: true }).waitFor();
+      const [archive] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /Download folder/ }).click()]);
+      expect(archive.suggestedFilename()).toBe(`${folder}.tar.gz`);
+      const bytes = gunzipSync(await readFile(await archive.path()));
+      expect(bytes.includes(Buffer.from('dropped bytes'))).toBe(true);
+      await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'workspace' }).click();
+      await files.getByRole('button', { name: `Delete ${folder}` }).click();
+      await files.getByRole('button', { name: `${folder}/` }).waitFor({ state: 'detached' });
+      expect((await request('GET', `/files?path=${folder}`)).status).toBe(404);
+    } finally {
+      await request('DELETE', `/files/${folder}`);
     }
   });
 

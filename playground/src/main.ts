@@ -80,8 +80,10 @@ function connectSocket(): Promise<void> {
     next.addEventListener('close', () => {
       if (socket === next) {
         socket = undefined;
-        say('Disconnected');
+        say('Disconnected; reconnecting…');
         for (const cell of byExecution.values()) cell.finish();
+        // A restarted server or a dropped network: try again while the page is open.
+        setTimeout(() => void connect(), 2000);
       }
     });
     next.addEventListener('message', (event: MessageEvent<string>) => {
@@ -461,8 +463,17 @@ async function connect(): Promise<void> {
     return;
   }
   tokenForm.hidden = true;
-  socket?.close();
-  await connectSocket();
+  // Forgotten before it closes, so that its close does not schedule a reconnection.
+  const previous = socket;
+  socket = undefined;
+  previous?.close();
+  try {
+    await connectSocket();
+  } catch (error) {
+    say(`${(error as Error).message}; retrying…`);
+    setTimeout(() => void connect(), 2000);
+    return;
+  }
   say('Connected');
   await refreshFiles();
 }

@@ -88,6 +88,11 @@ function connectSocket(): Promise<void> {
     });
     next.addEventListener('message', (event: MessageEvent<string>) => {
       const frame = JSON.parse(event.data) as Frame;
+      if (frame.process_id !== undefined || (frame.request_id && frame.request_id === terminalRequest)) {
+        if (terminal && frame.type === 'accepted' && typeof frame.process_id === 'string') terminal.started(frame.process_id);
+        terminal?.handle(frame);
+        return;
+      }
       if (frame.type === 'accepted' && frame.request_id && frame.execution_id) {
         const cell = byRequest.get(frame.request_id);
         byRequest.delete(frame.request_id);
@@ -431,6 +436,20 @@ $<HTMLButtonElement>('download-folder').addEventListener(
   guarded(() =>
     download(`/files?path=${encodeURIComponent(folder || '.')}&format=tar.gz`, `${folder.split('/').pop() || 'workspace'}.tar.gz`),
   ),
+);
+
+// ---- terminal: a shell on the server, over the same socket ----
+
+const terminalRequest = 'terminal';
+let terminal: import('./terminal').TerminalPane | undefined;
+$<HTMLButtonElement>('open-terminal').addEventListener(
+  'click',
+  guarded(async () => {
+    if (terminal) return;
+    const { TerminalPane } = await import('./terminal');
+    terminal = new TerminalPane($<HTMLDivElement>('terminal'), send, terminalRequest);
+    $<HTMLButtonElement>('open-terminal').hidden = true;
+  }),
 );
 
 // ---- claim mode: the first caller gets the token ----

@@ -118,7 +118,7 @@ describe('the playground page', () => {
   it('interrupts a time.sleep(60)', async () => {
     const started = Date.now();
     const cell = await run('import time\nprint("sleeping", flush=True)\ntime.sleep(60)');
-    await cell.getByText('sleeping').waitFor();
+    await cell.getByRole('region', { name: 'Output' }).getByText('sleeping').waitFor();
     await cell.getByRole('button', { name: 'Interrupt' }).click();
     await cell
       .getByText(/KeyboardInterrupt/)
@@ -168,6 +168,14 @@ describe('the playground page', () => {
     } finally {
       await request('DELETE', `/files/${folder}`);
     }
+  });
+
+  it('opens a terminal, a shell on the server, and keeps what is typed before it started', async () => {
+    await page.getByRole('button', { name: 'Open terminal' }).click();
+    const panel = page.getByRole('region', { name: 'Terminal' });
+    await panel.locator('.xterm-rows').waitFor();
+    await page.getByLabel('Terminal input').pressSequentially('echo $((6 * 7))x\n');
+    await panel.locator('.xterm-rows').getByText('42x', { exact: true }).waitFor();
   });
 
   it('switches to R and runs cat(6*7)', async () => {

@@ -216,7 +216,7 @@ class Cell {
       case 'end_of_execution':
         this.finish();
         if (this.executionId) byExecution.delete(this.executionId);
-        void refreshFiles();
+        guarded(refreshFiles)();
         break;
     }
   }

@@ -244,3 +244,17 @@ describe('the playground in claim mode', () => {
     }
   });
 });
+
+describe('PLAYGROUND=false', () => {
+  it('answers 404 at / and serves the API as before', async () => {
+    const server = await startServer({ PLAYGROUND: 'false' });
+    try {
+      const page = await fetch(`${server.baseUrl}/`);
+      expect(page.status).toBe(404);
+      expect(((await page.json()) as { code: string }).code).toBe('ERR_ROUTE_NOT_FOUND');
+      expect((await fetch(`${server.baseUrl}/health`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+});

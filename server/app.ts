@@ -117,9 +117,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.access.mode === 'claim') await app.register(claimRoutes);
 
   await app.register(workspacePlugin, { config });
+  // Before the contexts: they ask it about cwds only the kernels' filesystem has.
+  await app.register(sandboxFilesPlugin, { config });
   await app.register(contextsPlugin, { config });
   await app.register(processesPlugin, { config });
-  await app.register(sandboxFilesPlugin, { config });
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { config });
   // Outside the JSON scope below: uploads are raw bytes, streamed to disk unparsed.

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { access, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { SandboxFileError, type SandboxFiles } from '../sandbox-files/types.js';
 
 /** Who the kernels run as, when that is not this process's user (the image: start-up.sh says). */
 export interface KernelIdentity {
@@ -54,4 +55,31 @@ export function parseKernelIds(raw: string): KernelIdentity | undefined {
   const match = /^(\d+):(\d+(?:,\d+)*)$/.exec(raw.trim());
   if (!match) return undefined;
   return { uid: Number(match[1]), gids: match[2]!.split(',').map(Number) };
+}
+
+/**
+ * What `absolute` is for the kernels' user, asked of their filesystem (the process host), links
+ * followed (the host's stat does not follow the last one). 'missing' too without a host or when
+ * it does not answer: then the caller's own view stands.
+ */
+export async function kernelsSee(
+  files: Pick<SandboxFiles, 'stat'> | undefined,
+  absolute: string,
+): Promise<'directory' | 'other' | 'missing' | 'forbidden'> {
+  if (!files) return 'missing';
+  let current = absolute;
+  // As many links as Linux follows in one path (MAXSYMLINKS).
+  for (let hops = 0; hops <= 40; hops++) {
+    let entry;
+    try {
+      entry = await files.stat(current);
+    } catch (error) {
+      const code = error instanceof SandboxFileError ? error.code : undefined;
+      return code === 'EACCES' || code === 'EPERM' ? 'forbidden' : 'missing';
+    }
+    if (entry.type !== 'symlink') return entry.type === 'directory' ? 'directory' : 'other';
+    if (entry.symlinkTarget === undefined) return 'missing';
+    current = path.resolve(path.dirname(current), entry.symlinkTarget);
+  }
+  return 'missing';
 }

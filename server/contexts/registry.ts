@@ -11,7 +11,8 @@ import { KernelContext, type ContextInfo, type ContextOptions } from './context.
 import { DefaultContexts, type ContextSource } from './default-contexts.js';
 import { createKernelEvents, type KernelEvents, type KernelPoolObserver } from './events.js';
 import { KernelPool, type PoolTarget, type WarmKernel } from './kernel-pool.js';
-import { kernelsMayEnter, type KernelIdentity } from './cwd-access.js';
+import type { SandboxFiles } from '../sandbox-files/types.js';
+import { kernelsMayEnter, kernelsSee, type KernelIdentity } from './cwd-access.js';
 import { canMoveKernel } from './kernel-setup.js';
 
 export interface RegistryOptions {
@@ -28,6 +29,12 @@ export interface RegistryOptions {
   maxMessageBytes: number;
   /** Who the kernels run as, when not as this process's user; decides which cwds they can enter. */
   kernelIdentity?: KernelIdentity | undefined;
+  /**
+   * The filesystem as the kernels see it (the process host), asked about a cwd outside the
+   * workspace that this process does not find: the kernels may not share its filesystem (the
+   * Kubernetes pod's two containers share the workspace, not /tmp).
+   */
+  kernelFiles?: Pick<SandboxFiles, 'stat'> | undefined;
   /** Kernels to keep started ahead of time, per language (or kernelspec name). */
   kernelPool: ReadonlyMap<string, number>;
   poolObserver?: KernelPoolObserver;
@@ -391,6 +398,10 @@ export class ContextRegistry implements ContextSource {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
+        const seen = await kernelsSee(this.options.kernelFiles, absolute);
+        if (seen === 'directory') return absolute;
+        if (seen === 'other') throw new InvalidCwdError(`${cwd} is not a directory`);
+        if (seen === 'forbidden') throw new InvalidCwdError(`${cwd} cannot be entered by the kernels' user`);
         throw new InvalidCwdError(`${cwd} does not exist (a missing cwd is created only inside the workspace ${this.workspace.root})`);
       }
       // EACCES and the like: the API may run as another user than the kernels, whose own start

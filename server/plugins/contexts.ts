@@ -36,6 +36,7 @@ export default fp<{ config: Config }>(
       maxContexts: config.contexts.maxContexts,
       kernelPool: config.contexts.kernelPool,
       kernelIdentity: config.contexts.kernelIdentity,
+      kernelFiles: app.sandboxFiles,
       poolObserver: app.hasDecorator('metrics') ? app.metrics.pool : undefined,
       maxMessageBytes,
       execution: { interruptGraceMs: config.execution.interruptGraceMs, maxOutputBytes: config.execution.maxOutputBytes },
@@ -71,5 +72,5 @@ export default fp<{ config: Config }>(
       executions.close();
     });
   },
-  { name: 'contexts', dependencies: ['workspace'] },
+  { name: 'contexts', dependencies: ['workspace', 'sandbox-files'] },
 );

@@ -227,6 +227,14 @@ docker rm -f "$LIMITS_CONTAINER" >/dev/null 2>&1 || true
 step "container tests (tests/container)"
 CONTAINER_IMAGE="$IMAGE" TARGET_IMAGE="$BASE_IMAGE" npx vitest run --project container
 
+# --- 6d. the Kubernetes pod ----------------------------------------------------------------
+# The integration suite once more, against deploy/kubernetes/plain's pod: its two containers
+# (jupyter and api) under Docker with the manifest's users, read-only root, tmpfs emptyDirs,
+# dropped capabilities and memory limits (tests/helpers/k8s-pod.ts, started by the suite's
+# global setup when POD_IMAGE is set, removed at its end).
+step "integration suite against the Kubernetes pod's two containers"
+POD_IMAGE="$IMAGE" npx vitest run tests/integration
+
 # --- 7. shutdown ----------------------------------------------------------------------------
 step "docker stop"
 stop_started=$SECONDS

@@ -4,7 +4,8 @@ import { formatMiB, formatNumber, formatRatioAgainst, max, median, MiB, now, rat
 import { startRawKernel, stopRawKernel, type RawKernel } from '../lib/raw-kernel.js';
 import { roundOrder, table, type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
-const THROUGHPUT_TARGET = 1.0;
+/** Against the raw client on the v1 binary protocol: Jupyter forwards its frames undecoded, the best a client can do. */
+const THROUGHPUT_TARGET = 0.9;
 const MEMORY_BUDGET = 64 * MiB;
 
 /** Python that prints `chunks` lines of 1 MiB each, flushing each so that each is one message. */
@@ -120,7 +121,7 @@ export const streaming: Suite = {
       const medianGrowth = median(apiMemory.map((m) => m.peak - m.before));
       const peak = max(apiMemory.map((m) => m.peak));
       const slowGrowth = slowApi.peak - slowApi.before;
-      const throughputRatio = ratio(apiRate, rawRate);
+      const throughputRatio = ratio(apiRate, rawV1Rate);
 
       const details = [
         `The kernel prints ${chunks} MiB as ${chunks} lines of 1 MiB, flushing each (one IOPub message each). ` +
@@ -132,7 +133,7 @@ export const streaming: Suite = {
           ['Side', 'MiB/s (median)', 'rounds MiB/s', 'API RSS before', 'API peak RSS', 'API peak − before'],
           [
             [
-              'raw kernel WebSocket, JSON protocol (the baseline)',
+              'raw kernel WebSocket, JSON protocol',
               formatNumber(rawRate),
               rate(runs.raw)
                 .map((v) => v.toFixed(0))
@@ -142,7 +143,7 @@ export const streaming: Suite = {
               '',
             ],
             [
-              'raw kernel WebSocket, v1 binary protocol',
+              'raw kernel WebSocket, v1 binary protocol (the baseline)',
               formatNumber(rawV1Rate),
               rate(runs.rawV1)
                 .map((v) => v.toFixed(0))
@@ -208,7 +209,7 @@ export const streaming: Suite = {
           {
             benchmark: `Streaming ${chunks} MiB of stdout`,
             ours: `${formatNumber(apiRate)} MiB/s`,
-            baseline: `${formatNumber(rawRate)} MiB/s (raw WebSocket)`,
+            baseline: `${formatNumber(rawV1Rate)} MiB/s (raw WebSocket, v1 protocol)`,
             ratio: formatRatioAgainst(throughputRatio, THROUGHPUT_TARGET),
             target: `≥ ${THROUGHPUT_TARGET.toFixed(2)}x`,
             met: throughputRatio >= THROUGHPUT_TARGET,

@@ -5,7 +5,7 @@ import { formatNumber, formatRatio, formatRatioAgainst, ratio } from '../lib/sta
 import { startRawKernel, stopRawKernel } from '../lib/raw-kernel.js';
 import { type BenchEnv, type SharedServer, type Suite, type SuiteResult } from '../lib/suite.js';
 
-const TARGET = 1.15;
+const TARGET = 1.05;
 
 /**
  * The API's WebSocket (`GET /ws`) as a client uses it: one socket, `execute` frames sent one

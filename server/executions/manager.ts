@@ -128,7 +128,8 @@ export class ExecutionManager {
       if (queued) this.queuedBytes -= size;
       queued = false;
     };
-    this.lifecycle.emit('queued', execution.info);
+    // `info` formats dates: not built for an event nobody listens to (the metrics do not).
+    if (this.lifecycle.listenerCount('queued') > 0) this.lifecycle.emit('queued', execution.info);
     execution.start(() => {
       dequeue();
       this.lifecycle.emit('started', execution.info);
@@ -189,6 +190,6 @@ export class ExecutionManager {
     const info = execution.info;
     this.options.logger.debug({ execution: execution.id, context: execution.contextId, outcome: info.outcome }, 'execution finished');
     this.lifecycle.emit('finished', info);
-    this.executions.sweep();
+    this.executions.finished(execution);
   }
 }

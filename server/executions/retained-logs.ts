@@ -62,6 +62,8 @@ export class RetainedLogs<T extends Retainable> {
   /** Hand this to every log: it charges and credits the shared budget. */
   readonly budget: SharedLogBudget;
   private readonly items = new Map<string, T>();
+  /** The finished items held, oldest first. */
+  private readonly finishedOrder = new Set<T>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -93,34 +95,42 @@ export class RetainedLogs<T extends Retainable> {
 
   /** Drops one now, and gives its events back to the budget. */
   forget(item: T): void {
+    this.finishedOrder.delete(item);
     if (!this.items.delete(item.id)) return;
     item.log.release();
   }
 
-  /** Forgets finished ones past their retention and the oldest beyond the cap; call when one finishes. */
+  /** Records that `item` has finished, then forgets what is past retention or beyond the cap. */
+  finished(item: T): void {
+    if (this.items.get(item.id) === item) this.finishedOrder.add(item);
+    this.sweep();
+  }
+
+  /**
+   * Forgets finished ones past their retention and the oldest finished beyond the cap. Runs on
+   * every execution's end, so it looks at the oldest finished ones only, in the order they
+   * finished (which is the order of their expiry), rather than at every item held.
+   */
   sweep(): void {
     clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     if (this.stopped) return;
     const now = Date.now();
-    const finished = this.values().filter((item) => item.finishedAtMs !== undefined);
-    let excess = finished.length - this.options.maxRetained;
-    let next = Number.POSITIVE_INFINITY;
-    for (const item of finished) {
-      const expires = item.finishedAtMs! + this.options.retentionMs;
-      if (excess > 0 || expires <= now) {
-        this.forget(item);
-        excess--;
-      } else {
-        next = Math.min(next, expires);
-      }
+    let excess = this.finishedOrder.size - this.options.maxRetained;
+    // Deleting from a Set while iterating it visits every remaining entry once.
+    for (const item of this.finishedOrder) {
+      if (excess <= 0 && item.finishedAtMs! + this.options.retentionMs > now) break;
+      this.forget(item);
+      excess--;
     }
-    if (next !== Number.POSITIVE_INFINITY) {
-      this.sweepTimer = setTimeout(() => this.sweep(), Math.min(next - now + 10, MAX_TIMER_MS));
+    const oldest = this.finishedOrder.values().next();
+    if (oldest.done !== true) {
+      const expires = oldest.value.finishedAtMs! + this.options.retentionMs;
+      this.sweepTimer = setTimeout(() => this.sweep(), Math.min(expires - now + 10, MAX_TIMER_MS));
       this.sweepTimer.unref();
     }
   }
 
-  /** No more sweeping: the server is closing. */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.sweepTimer);

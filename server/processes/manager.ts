@@ -138,7 +138,7 @@ export class ProcessManager {
       this.running--;
       this.options.logger.debug({ process: process.id, exit_code: process.info.exit_code }, 'process finished');
       this.lifecycle.emit('finished', process.info);
-      this.processes.sweep();
+      this.processes.finished(process);
     });
     return process;
   }

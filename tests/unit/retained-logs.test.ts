@@ -50,3 +50,38 @@ describe('SharedLogBudget', () => {
     expect(shared.buffered).toBe(0);
   });
 });
+
+describe('RetainedLogs', () => {
+  const finish = (owner: RetainedLogs<Item>, item: Item, at = Date.now()) => {
+    item.finishedAtMs = at;
+    owner.finished(item);
+  };
+
+  it('forgets the earliest finished beyond the cap, whatever order they started in, and never a running one', () => {
+    const owner = new RetainedLogs<Item>({ ...retention, maxRetained: 2 });
+    const [a, b, c] = ['a', 'b', 'c', 'running'].map((id) => new Item(id, owner)) as [Item, Item, Item, Item];
+    finish(owner, c);
+    finish(owner, a);
+    expect(owner.values().map((item) => item.id)).toEqual(['a', 'b', 'c', 'running']);
+    finish(owner, b);
+    expect(owner.values().map((item) => item.id)).toEqual(['a', 'b', 'running']);
+    owner.stop();
+  });
+
+  it('forgets a finished one once its retention has passed, and one forgotten meanwhile is not counted', async () => {
+    const owner = new RetainedLogs<Item>({ ...retention, retentionMs: 30, maxRetained: 1 });
+    const [early, removed, late] = ['early', 'removed', 'late'].map((id) => new Item(id, owner)) as [Item, Item, Item];
+    finish(owner, removed);
+    owner.forget(removed);
+    finish(owner, early);
+    expect(owner.values().map((item) => item.id)).toEqual(['early', 'late']);
+    await new Promise((resolve) => setTimeout(resolve, 15));
+    finish(owner, late);
+    // Over the cap: the earlier one goes at once.
+    expect(owner.values().map((item) => item.id)).toEqual(['late']);
+    // Past its retention, the timer the sweep left forgets the last one too.
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(owner.values()).toEqual([]);
+    owner.stop();
+  });
+});

@@ -111,22 +111,59 @@ export async function streamExecution(execution: EventSource, res: ServerRespons
   res.on('close', onClose);
   // A client that left while the execution or process was being started: 'close' came already.
   if (res.destroyed) onClose();
-  const keepalive = options.keepaliveMs > 0 ? setInterval(() => response.writeLine(KEEPALIVE_LINE), options.keepaliveMs) : undefined;
+  const keepalive = options.keepaliveMs > 0 ? new Keepalive(options.keepaliveMs, () => response.writeLine(KEEPALIVE_LINE)) : undefined;
   try {
     for await (const entry of execution.read({ from: options.from ?? 0, requester: options.requester === true, signal: gone.signal })) {
       if (entry.type === 'end_of_execution') {
         response.finish();
         return;
       }
-      // Keepalives only fill silences: any other line restarts the interval.
-      keepalive?.refresh();
+      keepalive?.lineWritten();
       if (!response.writeLine(entry.line)) await response.waitForDrain();
     }
   } finally {
-    clearInterval(keepalive);
+    keepalive?.stop();
     res.off('close', onClose);
     // Ended early (the client left): make sure the socket goes.
     if (!res.writableEnded) res.destroy();
+  }
+}
+
+/**
+ * Calls `send` after `intervalMs` without a line, and again after each further `intervalMs` of
+ * silence: keepalives only fill silences. A line costs a clock reading, not a timer moved (a
+ * refresh re-inserts the timer in Node's lists, once per event of every execution): when the
+ * timer fires early because lines came meanwhile, it is set again for the rest of the silence.
+ */
+class Keepalive {
+  private lastLine = performance.now();
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly send: () => void,
+  ) {
+    this.timer = setTimeout(() => this.fire(), intervalMs);
+  }
+
+  lineWritten(): void {
+    this.lastLine = performance.now();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private fire(): void {
+    const silentMs = performance.now() - this.lastLine;
+    // Timers may fire up to a millisecond early: what is left below that counts as due.
+    if (silentMs < this.intervalMs - 1) {
+      this.timer = setTimeout(() => this.fire(), this.intervalMs - silentMs);
+      return;
+    }
+    this.send();
+    this.lastLine = performance.now();
+    this.timer = setTimeout(() => this.fire(), this.intervalMs);
   }
 }
 

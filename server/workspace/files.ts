@@ -14,6 +14,8 @@ import { removeEntry } from './remove.js';
 import { isErrno, translateErrno, Workspace, type DirectoryHandle } from './workspace.js';
 
 const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
+/** Bytes of an upload buffered for the disk at most: the write stream writes them with writev. */
+const UPLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export type { DirectoryEntry, DirectoryListing, ListOptions } from './listing.js';
 
@@ -158,7 +160,12 @@ export class WorkspaceFiles {
         // Overwriting keeps the file's permissions (an executable script stays executable).
         if (resolved.stats?.isFile()) await handle.chmod(resolved.stats.mode & 0o7777);
         // The write stream closes the descriptor when it finishes or fails.
-        await pipeline(limitBytes(body, options.maxBytes, options.signal, this.observer), handle.createWriteStream());
+        // A deep write buffer: while one write is in the kernel the next chunks gather and go
+        // down together (writev), so the socket is read while the disk is written.
+        await pipeline(
+          limitBytes(body, options.maxBytes, options.signal, this.observer),
+          handle.createWriteStream({ highWaterMark: UPLOAD_BUFFER_BYTES }),
+        );
         stats = await stat(directory.child(temp), { bigint: true });
       } catch (error) {
         await handle.close().catch(() => undefined);

@@ -8,6 +8,7 @@ import { createGzip } from 'node:zlib';
 import { FileNotFoundError, NotADirectoryError } from '../errors.js';
 import { linkLeadsInside } from './links.js';
 import { isInternalName, isServableName, quote } from './paths.js';
+import { ArchiveReader } from './archive-reader.js';
 import { childOf, isErrno, PROC_FD, type Workspace } from './workspace.js';
 
 export type ArchiveFormat = 'tar' | 'tar.gz';
@@ -50,11 +51,12 @@ export async function archiveDirectory(
 
   const linkInside: LinkCheck = (target, prefix) => linkLeadsInside(root, path.join(resolved.real, prefix), target);
   const walk = async function* (): AsyncGenerator<Buffer> {
+    const walker: Walker = { writer: new TarWriter(), linkInside, onFileBytes, reader: undefined, readerTried: false };
     try {
-      const writer = new TarWriter();
-      yield* walkDirectory(writer, directory.path, '', linkInside, onFileBytes);
-      yield* writer.end();
+      yield* walkDirectory(walker, directory.path, '');
+      yield* walker.writer.end();
     } finally {
+      await walker.reader?.close();
       await directory.close();
     }
   };
@@ -76,106 +78,165 @@ type LinkCheck = (target: string, prefix: string) => Promise<boolean>;
 
 /** Bytes handed to the stream at once: headers and small files are gathered up to this. */
 const BATCH_BYTES = 1024 * 1024;
+/** Content of at least this many bytes is handed to the stream as it is, not copied into a batch. */
+const DIRECT_BYTES = 64 * 1024;
 /** Files up to this size are read whole, ahead of their turn, while earlier entries stream. */
-const INLINE_BYTES = 256 * 1024;
-/** Entries prepared ahead (opened, stat'ed and, when small, read): bounded in count and bytes. */
-const READ_AHEAD_ENTRIES = 32;
-const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+const INLINE_BYTES = 128 * 1024;
+/**
+ * Entries prepared ahead (opened, stat'ed and, when small, read): with a job of JOB_FILES
+ * started at the edge, at most 64 files of INLINE_BYTES, 16 MiB, wait in memory.
+ */
+const READ_AHEAD_ENTRIES = 128;
 
 const FILE_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
+/** What one archive's walk shares down the tree. */
+interface Walker {
+  writer: TarWriter;
+  linkInside: LinkCheck;
+  onFileBytes: ((count: number) => void) | undefined;
+  /** The thread that reads runs of files, once a directory holds enough of them to pay for it. */
+  reader: ArchiveReader | undefined;
+  readerTried: boolean;
+}
+
+/** A run of files at least this long starts the reader thread (a small tree never does). */
+const READER_AFTER_FILES = 16;
+/** Files read by the thread in one job: 32 × INLINE_BYTES at most in memory per job. */
+const JOB_FILES = 64;
+
+interface Attributes {
+  size: number;
+  mode: number;
+  mtimeMs: number;
+}
+
 /** An entry of a directory, prepared ahead of its turn. */
 type Prepared =
   | { kind: 'skip' }
-  | { kind: 'link'; target: string; stats: Stats }
-  | { kind: 'directory'; fd: number; stats: Stats }
-  | { kind: 'file'; stats: Stats; data: Buffer }
-  | { kind: 'large'; fd: number; stats: Stats };
+  | { kind: 'link'; target: string; stats: Attributes }
+  | { kind: 'directory'; fd: number; stats: Attributes }
+  | { kind: 'file'; stats: Attributes; data: Buffer }
+  | { kind: 'large'; fd: number; stats: Attributes };
+
+/** Entries prepared together (one entry, or a run of files read by the thread) and their dirents. */
+interface Group {
+  dirents: Dirent<Buffer>[];
+  prepared: Promise<Prepared[]>;
+}
 
 /**
  * The archive of one directory, depth first in byte order of the names. The entries of a
- * directory are prepared up to READ_AHEAD_ENTRIES ahead (libuv's pool opens and reads the
- * next small files while the current one is written out): a tree of many small files costs
- * the latency of one round trip to the pool per window rather than four per file. The
- * read-ahead stops at subdirectories, so descriptors stay bounded by the depth plus the window.
+ * directory are prepared up to READ_AHEAD_ENTRIES ahead (opened, stat'ed and small files read
+ * while the current entry is written out): by the reader thread for runs of files, otherwise
+ * in libuv's pool. The read-ahead stops at subdirectories, so descriptors stay bounded by the
+ * depth plus the window.
  */
-async function* walkDirectory(
-  writer: TarWriter,
-  directory: string,
-  prefix: string,
-  linkInside: LinkCheck,
-  onFileBytes: ((count: number) => void) | undefined,
-): AsyncGenerator<Buffer> {
+async function* walkDirectory(walker: Walker, directory: string, prefix: string): AsyncGenerator<Buffer> {
+  const { writer, onFileBytes } = walker;
   const dirents = (await readdir(directory, { encoding: 'buffer', withFileTypes: true })).filter(
     (dirent) => isServableName(dirent.name) && !isInternalName(dirent.name.toString('utf8')),
   );
   dirents.sort((a, b) => Buffer.compare(a.name, b.name));
-  const pending: Promise<Prepared>[] = [];
+  if (!walker.readerTried && dirents.filter((dirent) => dirent.isFile()).length >= READER_AFTER_FILES) {
+    walker.readerTried = true;
+    walker.reader = ArchiveReader.create();
+  }
+  const pending: Group[] = [];
+  let ahead = 0;
   let next = 0;
-  let aheadBytes = 0;
   const fill = () => {
-    while (next < dirents.length && pending.length < READ_AHEAD_ENTRIES && aheadBytes < READ_AHEAD_BYTES) {
-      const dirent = dirents[next++]!;
+    while (next < dirents.length && ahead < READ_AHEAD_ENTRIES) {
+      const dirent = dirents[next]!;
       // A subdirectory is opened in its turn only: its walk holds descriptors of its own.
-      if (dirent.isDirectory() && pending.length > 0) {
-        next--;
-        return;
+      if (dirent.isDirectory() && pending.length > 0) return;
+      let group: Group;
+      if (walker.reader && dirent.isFile()) {
+        let end = next;
+        while (end < dirents.length && end - next < JOB_FILES && dirents[end]!.isFile()) end++;
+        const run = dirents.slice(next, end);
+        group = { dirents: run, prepared: readRun(walker.reader, directory, run) };
+      } else {
+        group = {
+          dirents: [dirent],
+          prepared: prepare(childOf(directory, dirent.name), dirent, prefix, walker.linkInside).then((one) => [one]),
+        };
       }
-      const prepared = prepare(childOf(directory, dirent.name), dirent, prefix, linkInside);
-      pending.push(prepared);
-      // Counted at most once each, whatever its size, so the window always moves.
-      aheadBytes += dirent.isFile() ? INLINE_BYTES : 0;
+      pending.push(group);
+      next += group.dirents.length;
+      ahead += group.dirents.length;
       if (dirent.isDirectory()) return;
     }
   };
   try {
     fill();
     while (pending.length > 0) {
-      const dirent = dirents[next - pending.length]!;
-      const entry = await pending.shift()!;
-      if (dirent.isFile()) aheadBytes -= INLINE_BYTES;
-      const name = `${prefix}${dirent.name.toString('utf8')}`;
-      if (entry.kind === 'file') {
-        fill();
-        yield* writer.add({ name, type: 'file', size: entry.data.length, mode: entry.stats.mode, mtime: entry.stats.mtimeMs }, entry.data);
-        onFileBytes?.(entry.data.length);
-      } else if (entry.kind === 'link') {
-        fill();
-        yield* writer.add({ name, type: 'symlink', linkname: entry.target, mode: entry.stats.mode, mtime: entry.stats.mtimeMs });
-      } else if (entry.kind === 'large') {
-        fill();
-        try {
-          const size = entry.stats.size;
-          yield* writer.add({ name, type: 'file', size, mode: entry.stats.mode, mtime: entry.stats.mtimeMs });
-          yield* writer.flush();
-          yield* readExactly(entry.fd, size);
-          yield* writer.pad(size);
-          onFileBytes?.(size);
-        } finally {
-          await close(entry.fd);
+      const group = pending[0]!;
+      const entries = await group.prepared;
+      pending.shift();
+      ahead -= group.dirents.length;
+      fill();
+      let i = 0;
+      try {
+        for (; i < entries.length; i++) {
+          const entry = entries[i]!;
+          const name = `${prefix}${group.dirents[i]!.name.toString('utf8')}`;
+          try {
+            if (entry.kind === 'file') {
+              yield* writer.add(
+                { name, type: 'file', size: entry.data.length, mode: entry.stats.mode, mtime: entry.stats.mtimeMs },
+                entry.data,
+              );
+              onFileBytes?.(entry.data.length);
+            } else if (entry.kind === 'link') {
+              yield* writer.add({ name, type: 'symlink', linkname: entry.target, mode: entry.stats.mode, mtime: entry.stats.mtimeMs });
+            } else if (entry.kind === 'large') {
+              const size = entry.stats.size;
+              yield* writer.add({ name, type: 'file', size, mode: entry.stats.mode, mtime: entry.stats.mtimeMs });
+              yield* writer.flush();
+              yield* readExactly(entry.fd, size);
+              yield* writer.pad(size);
+              onFileBytes?.(size);
+            } else if (entry.kind === 'directory') {
+              yield* writer.add({ name: `${name}/`, type: 'directory', mode: entry.stats.mode, mtime: entry.stats.mtimeMs });
+              const inner = PROC_FD ? `${PROC_FD}/${entry.fd}` : childOf(directory, group.dirents[i]!.name).toString();
+              yield* walkDirectory(walker, inner, `${name}/`);
+              fill();
+            }
+          } finally {
+            await closeEntry(entry);
+          }
         }
-      } else if (entry.kind === 'directory') {
-        try {
-          yield* writer.add({ name: `${name}/`, type: 'directory', mode: entry.stats.mode, mtime: entry.stats.mtimeMs });
-          const inner = PROC_FD ? `${PROC_FD}/${entry.fd}` : childOf(directory, dirent.name).toString();
-          yield* walkDirectory(writer, inner, `${name}/`, linkInside, onFileBytes);
-        } finally {
-          await close(entry.fd);
-        }
-        fill();
-      } else {
-        fill();
+      } finally {
+        // Returned early: the descriptors of the rest of the group.
+        for (const rest of entries.slice(i + 1)) await closeEntry(rest);
       }
     }
   } finally {
     // Abandoned (the client went away, or a failure): what was prepared ahead is let go.
-    const left = await Promise.allSettled(pending.splice(0));
-    for (const result of left) {
-      if (result.status === 'fulfilled' && (result.value.kind === 'large' || result.value.kind === 'directory'))
-        await close(result.value.fd);
-    }
+    const left = await Promise.allSettled(pending.splice(0).map((group) => group.prepared));
+    for (const result of left) if (result.status === 'fulfilled') for (const entry of result.value) await closeEntry(entry);
   }
+}
+
+async function closeEntry(entry: Prepared): Promise<void> {
+  if (entry.kind === 'large' || entry.kind === 'directory') await close(entry.fd);
+}
+
+/** A run of files of one directory, through the reader thread. */
+async function readRun(reader: ArchiveReader, directory: string, run: Dirent<Buffer>[]): Promise<Prepared[]> {
+  const files = await reader.read(
+    directory,
+    run.map((dirent) => dirent.name.toString('utf8')),
+    FILE_FLAGS,
+    INLINE_BYTES,
+  );
+  return files.map((file): Prepared => {
+    if (!file) return { kind: 'skip' };
+    if ('fd' in file) return { kind: 'large', fd: file.fd, stats: file };
+    return { kind: 'file', stats: file, data: file.data };
+  });
 }
 
 /**
@@ -327,7 +388,12 @@ class TarWriter {
       yield* this.pad(body.length);
     }
     yield* this.put(encodeHeader(split, TYPE_FLAGS[header.type], header.mode & 0o7777, header.mtime, size, linkname?.subarray(0, 100)));
-    if (data) {
+    if (data && data.length >= DIRECT_BYTES) {
+      // Big enough to go out as it is, rather than be copied into the batch.
+      yield* this.flush();
+      yield data;
+      yield* this.pad(data.length);
+    } else if (data) {
       yield* this.put(data);
       yield* this.pad(data.length);
     }

@@ -81,6 +81,11 @@ interface Reply {
   error?: { message: string; code?: string };
 }
 
+/** Reader threads alive now (for tests: that a path was taken, that none is left behind). */
+export function readersInUse(): number {
+  return readers;
+}
+
 /**
  * A thread that opens and reads the small files of an archive, a job (a run of names in one
  * directory) at a time. At most MAX_READERS exist at once; {@link ArchiveReader.create} says

@@ -78,15 +78,13 @@ type LinkCheck = (target: string, prefix: string) => Promise<boolean>;
 
 /** Bytes handed to the stream at once: headers and small files are gathered up to this. */
 const BATCH_BYTES = 1024 * 1024;
-/** Content of at least this many bytes is handed to the stream as it is, not copied into a batch. */
-const DIRECT_BYTES = 64 * 1024;
 /** Files up to this size are read whole, ahead of their turn, while earlier entries stream. */
 const INLINE_BYTES = 128 * 1024;
 /**
  * Entries prepared ahead (opened, stat'ed and, when small, read): with a job of JOB_FILES
- * started at the edge, at most 64 files of INLINE_BYTES, 16 MiB, wait in memory.
+ * started at the edge, at most 95 files of INLINE_BYTES, 12 MiB, wait in memory.
  */
-const READ_AHEAD_ENTRIES = 128;
+const READ_AHEAD_ENTRIES = 64;
 
 const FILE_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
@@ -103,8 +101,8 @@ interface Walker {
 
 /** A run of files at least this long starts the reader thread (a small tree never does). */
 const READER_AFTER_FILES = 16;
-/** Files read by the thread in one job: 32 × INLINE_BYTES at most in memory per job. */
-const JOB_FILES = 64;
+/** Files read by the thread in one job: 4 MiB at most (32 × INLINE_BYTES) in memory per job. */
+const JOB_FILES = 32;
 
 interface Attributes {
   size: number;
@@ -388,12 +386,9 @@ class TarWriter {
       yield* this.pad(body.length);
     }
     yield* this.put(encodeHeader(split, TYPE_FLAGS[header.type], header.mode & 0o7777, header.mtime, size, linkname?.subarray(0, 100)));
-    if (data && data.length >= DIRECT_BYTES) {
-      // Big enough to go out as it is, rather than be copied into the batch.
-      yield* this.flush();
-      yield data;
-      yield* this.pad(data.length);
-    } else if (data) {
+    // Copied into the batch (a small file is INLINE_BYTES at most): the stream gets 1 MiB
+    // chunks rather than a header of 512 bytes, then a file, then a header.
+    if (data) {
       yield* this.put(data);
       yield* this.pad(data.length);
     }

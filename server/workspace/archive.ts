@@ -182,10 +182,11 @@ async function* walkDirectory(walker: Walker, directory: string, prefix: string)
           const name = `${prefix}${group.dirents[i]!.name.toString('utf8')}`;
           try {
             if (entry.kind === 'file') {
-              yield* writer.add(
+              writer.append(
                 { name, type: 'file', size: entry.data.length, mode: entry.stats.mode, mtime: entry.stats.mtimeMs },
                 entry.data,
               );
+              if (writer.ready.length > 0) yield* writer.take();
               onFileBytes?.(entry.data.length);
             } else if (entry.kind === 'link') {
               yield* writer.add({ name, type: 'symlink', linkname: entry.target, mode: entry.stats.mode, mtime: entry.stats.mtimeMs });
@@ -363,9 +364,20 @@ const MAX_OCTAL_11 = 0o77777777777;
 class TarWriter {
   private batch = Buffer.allocUnsafe(BATCH_BYTES);
   private used = 0;
+  /** Full batches not handed out yet. */
+  readonly ready: Buffer[] = [];
 
-  /** The entry's header (and, for a small file, its content and padding). */
+  /** The entry's header and content, as a generator of the batches they fill. */
   *add(header: EntryHeader, data?: Buffer): Generator<Buffer> {
+    this.append(header, data);
+    yield* this.take();
+  }
+
+  /**
+   * The entry's header (and, for a small file, its content and padding) into the batch; full
+   * batches wait in `ready`. A plain call: a tree of small files costs no generator per entry.
+   */
+  append(header: EntryHeader, data?: Buffer): void {
     const name = Buffer.from(header.name);
     const linkname = header.linkname === undefined ? undefined : Buffer.from(header.linkname);
     const size = header.size ?? 0;
@@ -379,50 +391,62 @@ class TarWriter {
     if (size > MAX_OCTAL_11) pax.push(record('size', String(size)));
     if (pax.length > 0) {
       const body = Buffer.from(pax.join(''));
-      yield* this.put(
-        encodeHeader({ prefix: Buffer.alloc(0), name: Buffer.from('././@PaxHeader') }, 'x', 0o644, header.mtime, body.length),
-      );
-      yield* this.put(body);
-      yield* this.pad(body.length);
+      this.put(encodeHeader({ prefix: Buffer.alloc(0), name: Buffer.from('././@PaxHeader') }, 'x', 0o644, header.mtime, body.length));
+      this.put(body);
+      this.putPadding(body.length);
     }
-    yield* this.put(encodeHeader(split, TYPE_FLAGS[header.type], header.mode & 0o7777, header.mtime, size, linkname?.subarray(0, 100)));
+    this.put(encodeHeader(split, TYPE_FLAGS[header.type], header.mode & 0o7777, header.mtime, size, linkname?.subarray(0, 100)));
     // Copied into the batch (a small file is INLINE_BYTES at most): the stream gets 1 MiB
     // chunks rather than a header of 512 bytes, then a file, then a header.
     if (data) {
-      yield* this.put(data);
-      yield* this.pad(data.length);
+      this.put(data);
+      this.putPadding(data.length);
     }
+  }
+
+  /** The full batches so far. */
+  *take(): Generator<Buffer> {
+    while (this.ready.length > 0) yield this.ready.shift()!;
   }
 
   /** Zeros up to the next 512-byte block after `size` bytes of content. */
   *pad(size: number): Generator<Buffer> {
-    const rest = (512 - (size % 512)) % 512;
-    if (rest > 0) yield* this.put(Buffer.alloc(rest));
+    this.putPadding(size);
+    yield* this.take();
   }
 
   /** The batch so far, to be followed by a file's content handed out directly. */
   *flush(): Generator<Buffer> {
-    if (this.used === 0) return;
-    const out = this.batch.subarray(0, this.used);
-    this.batch = Buffer.allocUnsafe(BATCH_BYTES);
-    this.used = 0;
-    yield out;
+    this.seal();
+    yield* this.take();
   }
 
   /** The end-of-archive marker (two zero blocks) and the last batch. */
   *end(): Generator<Buffer> {
-    yield* this.put(Buffer.alloc(1024));
+    this.put(Buffer.alloc(1024));
     yield* this.flush();
   }
 
-  private *put(bytes: Buffer): Generator<Buffer> {
+  private putPadding(size: number): void {
+    const rest = (512 - (size % 512)) % 512;
+    if (rest > 0) this.put(Buffer.alloc(rest));
+  }
+
+  private seal(): void {
+    if (this.used === 0) return;
+    this.ready.push(this.batch.subarray(0, this.used));
+    this.batch = Buffer.allocUnsafe(BATCH_BYTES);
+    this.used = 0;
+  }
+
+  private put(bytes: Buffer): void {
     let offset = 0;
     while (offset < bytes.length) {
       const count = Math.min(bytes.length - offset, BATCH_BYTES - this.used);
       bytes.copy(this.batch, this.used, offset, offset + count);
       this.used += count;
       offset += count;
-      if (this.used === BATCH_BYTES) yield* this.flush();
+      if (this.used === BATCH_BYTES) this.seal();
     }
   }
 }

@@ -24,8 +24,8 @@ export interface DirectoryArchive {
 
 /**
  * Streams the directory at `raw` as a tar (or gzip'ed tar) archive, built while it is read:
- * no temporary file, memory bounded by one read chunk and the stream buffers whatever the
- * tree's size. Entry names are relative to the directory (as `tar -C dir -c .` makes them),
+ * no temporary file, memory bounded by the read-ahead (READ_AHEAD_ENTRIES, 12 MiB at most),
+ * a batch and the stream buffers whatever the tree's size. Entry names are relative to the directory (as `tar -C dir -c .` makes them),
  * so extracting the archive into a directory recreates its contents there.
  *
  * What goes in: regular files, directories (with their modes and mtimes) and symlinks, stored

@@ -195,8 +195,8 @@ export const files: Suite = {
             ours: `${formatNumber(d.api, 0)} MiB/s`,
             baseline: `${formatNumber(d.plain, 0)} MiB/s (bare node:http); ${formatNumber(d.disk, 0)} MiB/s (${SIDE_LABELS.disk[d.direction]})`,
             ratio: `${formatRatio(ratio(d.api, d.plain))}; ${formatRatio(ratio(d.api, d.disk))}`,
-            target: '',
-            met: undefined,
+            target: d.direction === 'upload' ? '≥ 0.9x bare node:http' : '',
+            met: d.direction === 'upload' ? ratio(d.api, d.plain) >= 0.9 : undefined,
           },
           {
             benchmark: `File ${d.direction}: API peak memory`,

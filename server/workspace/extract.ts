@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, link, lstat, lutimes, mkdir, open, readdir, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform, type Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header } from 'tar-stream';
@@ -43,6 +43,11 @@ export interface ExtractResult {
 const MAX_OPEN_DIRECTORIES = 128;
 // eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Files up to this size are gathered in memory and written behind the parser. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+/** Most files, and bytes, written behind the parser at once. */
+const WRITE_BEHIND_FILES = 64;
+const WRITE_BEHIND_BYTES = 16 * 1024 * 1024;
 /** Tar's unit: headers and padded data come in blocks of this many bytes. */
 const BLOCK = 512;
 
@@ -174,6 +179,7 @@ async function unpack(
       }
     }
     await feeding;
+    await staging.drain();
     // The parser accepts a stream cut right after an entry's data, or after a long-name header
     // whose entry never came; so would the extraction, taking the first half of an archive for
     // the whole. Every tar writer ends an archive with zero blocks, and GNU tar is content with one.
@@ -251,6 +257,26 @@ function entryPath(name: string): string[] {
   return segments;
 }
 
+/** An entry's content, whole: `size` bytes (the parser ends it there, or fails). */
+async function collect(content: Readable, size: number, signal: AbortSignal): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(size);
+  let filled = 0;
+  await pipeline(
+    content,
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        if (filled + chunk.length > size) return callback(new Error('an entry holds more than its size'));
+        chunk.copy(data, filled);
+        filled += chunk.length;
+        callback();
+      },
+    }),
+    { signal },
+  );
+  if (filled !== size) throw new Error('an entry holds less than its size');
+  return data;
+}
+
 async function openDirectoryIn(parent: string, name: Buffer | string): Promise<FileHandle> {
   return open(childOf(parent, name), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
 }
@@ -262,6 +288,10 @@ async function openDirectoryIn(parent: string, name: Buffer | string): Promise<F
 class Staging {
   private readonly open = new Map<string, FileHandle>();
   private readonly times = new Map<string, Header>();
+  /** Small files being written behind the parser, by their path, and their bytes. */
+  private readonly writes = new Map<string, Promise<void>>();
+  private writeBytes = 0;
+  private failure: { error: unknown } | undefined;
 
   constructor(
     private readonly root: FileHandle,
@@ -295,7 +325,11 @@ class Staging {
       }
       throw error;
     }
-    if (this.open.size >= MAX_OPEN_DIRECTORIES) await this.closeAll();
+    if (this.open.size >= MAX_OPEN_DIRECTORIES) {
+      // Writes behind name their directory by its descriptor: none may outlive it.
+      await this.drain();
+      await this.closeAll();
+    }
     this.open.set(key, handle);
     return pathOfHandle(handle, key);
   }
@@ -307,13 +341,30 @@ class Staging {
 
   async writeFile(segments: string[], entry: string, content: Readable, header: Header, signal: AbortSignal): Promise<void> {
     const parent = await this.dir(segments.slice(0, -1), entry);
-    const child = await this.makeRoom(parent, segments.at(-1)!, entry);
+    const key = segments.join('/');
+    await this.settled(key);
     // As a file written by PUT (0666 less the umask), executable where the archive says so.
-    const handle = await open(
-      child,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o666 | (header.mode & 0o111),
-    );
+    const mode = 0o666 | (header.mode & 0o111);
+    if (header.size <= SMALL_FILE_BYTES) {
+      // Small files are read whole and written behind the parser: the next entries are parsed
+      // while earlier ones are in libuv's pool (bounded by WRITE_BEHIND_*), rather than one
+      // open, write, utimes and close after another, each waiting for the last.
+      const data = await collect(content, header.size, signal);
+      while (this.writes.size >= WRITE_BEHIND_FILES || this.writeBytes > WRITE_BEHIND_BYTES) await Promise.race(this.writes.values());
+      this.failed();
+      this.writeBytes += data.length;
+      const task = this.writeSmall(parent, segments.at(-1)!, entry, data, mode, header.mtime)
+        .catch((error: unknown) => {
+          this.failure ??= { error };
+        })
+        .finally(() => {
+          this.writeBytes -= data.length;
+          if (this.writes.get(key) === task) this.writes.delete(key);
+        });
+      this.writes.set(key, task);
+      return;
+    }
+    const handle = await this.create(parent, segments.at(-1)!, entry, mode);
     try {
       // The write stream closes the descriptor when it finishes or fails.
       await pipeline(content, handle.createWriteStream({ highWaterMark: 1024 * 1024 }), { signal });
@@ -322,17 +373,63 @@ class Staging {
       throw error;
     }
     // lutimes names the entry inside the held parent and never follows a link.
-    await lutimes(child, header.mtime, header.mtime);
+    await lutimes(childOf(parent, segments.at(-1)!), header.mtime, header.mtime);
+  }
+
+  private async writeSmall(parent: string, name: string, entry: string, data: Buffer, mode: number, mtime: Date): Promise<void> {
+    const handle = await this.create(parent, name, entry, mode);
+    try {
+      let written = 0;
+      while (written < data.length) written += (await handle.write(data, written, data.length - written)).bytesWritten;
+      // On the descriptor of the file just created: never through a link.
+      await handle.utimes(mtime, mtime);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Creates the file `name` in `parent` with O_EXCL and O_NOFOLLOW; an earlier file or link of
+   * the same name (a later entry replaces it, as tar does) is removed first, never a directory.
+   */
+  private async create(parent: string, name: string, entry: string, mode: number): Promise<FileHandle> {
+    const child = childOf(parent, name);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    try {
+      return await open(child, flags, mode);
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST')) throw error;
+    }
+    return open(await this.makeRoom(parent, name, entry), flags, mode);
+  }
+
+  /** Waits for the write behind of `key` (a later entry of the same name comes after it). */
+  private async settled(key: string): Promise<void> {
+    await this.writes.get(key);
+    this.failed();
+  }
+
+  /** Waits for every write behind; throws the first that failed. */
+  async drain(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all(this.writes.values());
+    this.failed();
+  }
+
+  private failed(): void {
+    if (this.failure) throw this.failure.error;
   }
 
   async symlink(segments: string[], entry: string, header: Header): Promise<void> {
     const parent = await this.dir(segments.slice(0, -1), entry);
+    await this.settled(segments.join('/'));
     const child = await this.makeRoom(parent, segments.at(-1)!, entry);
     await symlink(header.linkname, child);
     await lutimes(child, header.mtime, header.mtime);
   }
 
   async hardlink(segments: string[], source: string[], entry: string, linkname: string): Promise<void> {
+    // Its source, and whatever it replaces, must be on disk first.
+    await this.drain();
     const from = childOf(await this.dir(source.slice(0, -1), entry), source.at(-1)!);
     const stats = await lstat(from).catch(() => undefined);
     if (!stats?.isFile())
@@ -358,6 +455,7 @@ class Staging {
    * shared by its group.
    */
   async finish(): Promise<void> {
+    await this.drain();
     const probe = childOf(this.path, `.extract-${randomBytes(12).toString('hex')}`);
     await mkdir(probe, 0o777);
     const { mode } = await lstat(probe);
@@ -383,6 +481,8 @@ class Staging {
   }
 
   async close(): Promise<void> {
+    // Settled before the descriptors they write through are closed and the staging removed.
+    await Promise.allSettled(this.writes.values());
     await this.closeAll();
     await this.root.close();
   }

@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
 import { FileNotFoundError, InvalidPathError, IsADirectoryError, UploadTooLargeError, WorkspaceRootError } from '../errors.js';
 import { archiveDirectory, type ArchiveFormat, type DirectoryArchive } from './archive.js';
 import { extractArchive, type ExtractOptions, type ExtractResult } from './extract.js';
@@ -14,6 +13,8 @@ import { removeEntry } from './remove.js';
 import { isErrno, translateErrno, Workspace, type DirectoryHandle } from './workspace.js';
 
 const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
+/** Bytes of an upload buffered for the disk at most: the write stream writes them with writev. */
+const UPLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export type { DirectoryEntry, DirectoryListing, ListOptions } from './listing.js';
 
@@ -158,7 +159,14 @@ export class WorkspaceFiles {
         // Overwriting keeps the file's permissions (an executable script stays executable).
         if (resolved.stats?.isFile()) await handle.chmod(resolved.stats.mode & 0o7777);
         // The write stream closes the descriptor when it finishes or fails.
-        await pipeline(limitBytes(body, options.maxBytes, options.signal, this.observer), handle.createWriteStream());
+        // The write stream closes the descriptor when it finishes or fails.
+        await copyLimited(
+          body,
+          handle.createWriteStream({ highWaterMark: UPLOAD_BUFFER_BYTES }),
+          options.maxBytes,
+          options.signal,
+          this.observer,
+        );
         stats = await stat(directory.child(temp), { bigint: true });
       } catch (error) {
         await handle.close().catch(() => undefined);
@@ -267,6 +275,76 @@ async function commit(directory: DirectoryHandle, temp: string, name: string, di
     if (isErrno(error, 'EISDIR') || isErrno(error, 'ENOTEMPTY')) throw new IsADirectoryError(quote(display));
     throw translateErrno(error, display);
   }
+}
+
+/**
+ * Copies `body` into `out`, failing once there are more than `limit` bytes or when `signal`
+ * aborts; the same contract as {@link limitBytes} (the body is paused, never destroyed, on a
+ * failure: the caller decides what becomes of it), with stream events rather than an async
+ * iterator, whose promises per chunk cost a third of a 1 GiB upload's time on two busy cores.
+ * The write stream's deep buffer (UPLOAD_BUFFER_BYTES) lets the socket be read while the
+ * disk is written: chunks that gather meanwhile go down together (writev).
+ */
+export function copyLimited(
+  body: Readable,
+  out: Writable,
+  limit: number,
+  signal: AbortSignal | undefined,
+  observer: TransferObserver | undefined,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let total = 0;
+    let done = false;
+    const cleanup = () => {
+      done = true;
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      out.off('drain', onDrain);
+      out.off('error', onError);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (error: unknown) => {
+      if (done) return;
+      cleanup();
+      body.pause();
+      out.destroy();
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > limit) return fail(new UploadTooLargeError(limit));
+      observer?.bytesIn(chunk.length);
+      if (!out.write(chunk)) body.pause();
+    };
+    const onDrain = () => body.resume();
+    const onError = (error: Error) => fail(error);
+    const onAbort = () => fail(signal!.reason);
+    // A request whose connection went away closes without 'end' (and without 'error' when
+    // nothing listened at the time): the upload is cut short.
+    const onClose = () => {
+      if (!body.readableEnded) fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    };
+    const onEnd = () => {
+      if (done) return;
+      cleanup();
+      out.once('error', reject);
+      // Resolved once the descriptor is closed (the write stream closes it when it finishes).
+      out.once('close', () => (out.errored ? reject(out.errored) : resolve()));
+      out.end();
+    };
+    if (signal?.aborted) return fail(signal.reason);
+    if (body.readableEnded) return onEnd();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+    out.on('drain', onDrain);
+    out.on('error', onError);
+    body.resume();
+  });
 }
 
 /**

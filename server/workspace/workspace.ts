@@ -19,7 +19,7 @@ import { isInside, isInternalName, parseWorkspacePath, quote, RESERVED } from '.
  * Node has no openat, and this is how the operations below stay put once a directory has been
  * checked. Where /proc is missing (not Linux), they fall back to the checked real path.
  */
-const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : undefined;
+export const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : undefined;
 
 /**
  * A path that names the directory open at `handle`: its /proc entry, or `fallback` (the path

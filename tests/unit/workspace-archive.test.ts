@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ArchiveFormat } from '../../server/workspace/archive.js';
+import { readersInUse } from '../../server/workspace/archive-reader.js';
 import { WorkspaceFiles } from '../../server/workspace/files.js';
 import { startSwapRace } from '../helpers/swap-race.js';
 import { snapshot } from '../helpers/tree.js';
@@ -107,6 +108,35 @@ describe('archive', () => {
     await expect(files.archive('top.txt', 'tar')).rejects.toMatchObject({ code: 'ERR_NOT_A_DIRECTORY', statusCode: 400 });
     await expect(files.archive('missing', 'tar')).rejects.toMatchObject({ code: 'ERR_FILE_NOT_FOUND', statusCode: 404 });
     await expect(files.archive('out', 'tar')).rejects.toMatchObject({ code: 'ERR_PATH_OUTSIDE_WORKSPACE', statusCode: 400 });
+  });
+
+  it('reads runs of files in a thread of its own, and archives the same bytes when no thread is free', { timeout: 60_000 }, async () => {
+    // Directories of many small files (the thread's jobs), files past the inline size (handed
+    // back open), a link with a target too long for ustar (a pax record), an empty file.
+    for (let d = 0; d < 3; d++) {
+      await mkdir(at('many', `d${d}`), { recursive: true });
+      for (let f = 0; f < 150; f++) await writeFile(at('many', `d${d}`, `f${f}.txt`), randomBytes((d * 150 + f) * 37));
+    }
+    await writeFile(at('many/d1/large.bin'), randomBytes(3 * 1024 * 1024 + 7));
+    await writeFile(at('many/d1/empty'), '');
+    await symlink(`${'./'.repeat(80)}d0/f1.txt`, at('many/d2/long-link'));
+    const idle = readersInUse();
+
+    const threadedFile = await download('many', 'tar');
+    const threaded = await readFile(threadedFile);
+    expect(readersInUse()).toBe(idle);
+    const into = await extractWithTar(threadedFile);
+    expect(await snapshot(into)).toEqual(await snapshot(at('many')));
+
+    // Two archives left unread hold both threads: a third reads in the main thread's way.
+    const held = [await files.archive('many', 'tar'), await files.archive('many', 'tar')];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(readersInUse()).toBe(idle + 2);
+    const fallback = await readFile(await download('many', 'tar'));
+    expect(fallback.equals(threaded)).toBe(true);
+    for (const archive of held) archive.stream.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(readersInUse()).toBe(idle);
   });
 
   it('stops reading the tree when the reader goes away', async () => {

@@ -76,6 +76,42 @@ describe('extract', () => {
     },
   );
 
+  it(
+    'writes small files behind the parser: every byte and mtime lands, later entries of a name win, hardlinks find their source',
+    { timeout: 60_000 },
+    async () => {
+      const pack = tarPack();
+      const mtime = new Date('2020-01-02T03:04:05Z');
+      // More directories than are held open at once, so descriptors are recycled under the writes.
+      for (let d = 0; d < 300; d++) {
+        for (let f = 0; f < 3; f++) pack.entry({ name: `d${d}/f${f}.txt`, mtime }, `${d}/${f} ${'x'.repeat((d * 7 + f) % 900)}`);
+      }
+      pack.entry({ name: 'same.txt', mtime }, 'first');
+      pack.entry({ name: 'same.txt', mtime }, 'second, and longer than the first');
+      pack.entry({ name: 'turns-link', mtime }, 'a file first');
+      pack.entry({ name: 'turns-link', type: 'symlink', linkname: 'same.txt', mtime });
+      pack.entry({ name: 'source.txt', mtime }, 'linked');
+      pack.entry({ name: 'hard.txt', type: 'link', linkname: 'source.txt', mtime });
+      pack.entry({ name: 'big.bin', mtime }, randomBytes(2 * MiB));
+      pack.finalize();
+      const archive = path.join(scratch, 'many.tar');
+      await writeFile(archive, await buffer(pack));
+      const result = await extract('many', archive);
+      expect(result.entries).toBe(900 + 7);
+      for (let d = 0; d < 300; d++) {
+        for (let f = 0; f < 3; f++) {
+          expect(await readFile(at('many', `d${d}`, `f${f}.txt`), 'utf8')).toBe(`${d}/${f} ${'x'.repeat((d * 7 + f) % 900)}`);
+        }
+      }
+      expect((await lstat(at('many/d299/f2.txt'))).mtime).toEqual(mtime);
+      expect(await readFile(at('many/same.txt'), 'utf8')).toBe('second, and longer than the first');
+      expect(await readlink(at('many/turns-link'))).toBe('same.txt');
+      expect((await lstat(at('many/hard.txt'))).nlink).toBe(2);
+      expect(await readFile(at('many/hard.txt'), 'utf8')).toBe('linked');
+      expect((await readdir(root)).sort()).toEqual(['many']);
+    },
+  );
+
   it('merges into an existing directory: archive files replace, directories merge, the rest stays', async () => {
     await mkdir(at('target/sub'), { recursive: true });
     await writeFile(at('target/keep.txt'), 'kept');

@@ -31,6 +31,7 @@ import {
   p99Stability,
   parseMinutes,
   perMinute,
+  stabilityWindow,
   warmUpSeconds,
   type OpRecord,
   type ResourceSample,
@@ -412,6 +413,8 @@ interface Resources {
   kernelProcesses: number;
   hostRss: number;
   hostFds: number;
+  /** The machine's 1-minute load average: on a shared machine, what the neighbours were doing. */
+  load: number;
 }
 
 function descriptors(pid: number): number {
@@ -449,6 +452,7 @@ function readResources(server: ServerUnderTest, t: number): Resources {
     kernelProcesses: kernels.length,
     hostRss: server.processHostPid ? rss(server.processHostPid) : Number.NaN,
     hostFds: server.processHostPid ? descriptors(server.processHostPid) : Number.NaN,
+    load: os.loadavg()[0]!,
   };
 }
 
@@ -558,6 +562,7 @@ async function main(): Promise<number> {
       'Jupyter RSS MiB',
       'kernels PSS MiB (procs)',
       'host RSS MiB / fds',
+      'load',
     ];
     progress(`running ${minutes} minute(s) of load; a row per minute:\n${header.join(' | ')}`);
     while (fatal === undefined) {
@@ -633,6 +638,7 @@ function minuteRow(minute: number, records: readonly OpRecord[], samples: readon
     sample ? mib(sample.jupyterRss) : 'n/a',
     sample ? `${mib(sample.kernelsPss)} (${sample.kernelProcesses})` : 'n/a',
     sample ? `${mib(sample.hostRss)} / ${sample.hostFds}` : 'n/a',
+    sample ? formatNumber(sample.load, 1) : 'n/a',
   ];
 }
 
@@ -698,7 +704,7 @@ function report(
       ],
     ),
     '',
-    `Per minute (by the time each operation was due). Latency runs from that time to the checked answer, so a late start counts in it; "late" started more than ${LATE_MS / 1000} s after its time. Memory and descriptors: the last reading of the minute (read every 5 s from /proc; kernels: PSS of every process under Jupyter).`,
+    `Per minute (by the time each operation was due). Latency runs from that time to the checked answer, so a late start counts in it; "late" started more than ${LATE_MS / 1000} s after its time. Memory and descriptors: the last reading of the minute (read every 5 s from /proc; kernels: PSS of every process under Jupyter; load: the machine's 1-minute load average, which other work on a shared machine raises).`,
     '',
     table(
       [
@@ -713,6 +719,7 @@ function report(
         'Jupyter RSS MiB',
         'Kernels PSS MiB (processes)',
         'Process host RSS MiB / fds',
+        'Load (1 min)',
       ],
       Array.from({ length: minutes }, (_, m) => minuteRow(m, records, samples)),
     ),
@@ -745,7 +752,7 @@ function report(
           yes(f.flat),
         ]),
         [
-          'p99 stable: last minute within 2× of the first after the warm-up, every kind',
+          `p99 stable, every kind: median of the per-minute p99s over the last ${stabilityWindow(minutes)} minute(s) within 2× of that over the first ${stabilityWindow(minutes)} after the warm-up`,
           '',
           stability
             .filter((s) => !s.stable)

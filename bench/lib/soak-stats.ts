@@ -143,22 +143,38 @@ export function descriptorsGrew(result: Flatness): boolean {
 
 export interface Stability {
   kind: string;
+  /** Median of the per-minute p99s of the first window after the warm-up. */
   first: number;
+  /** The same over the last window. */
   last: number;
   ratio: number;
   stable: boolean;
 }
 
+/** Minutes in each window p99 stability compares: 20% of the run, at least one. */
+export function stabilityWindow(minutes: number): number {
+  return Math.max(1, Math.round(minutes * 0.2));
+}
+
 /**
- * p99 stability per kind: the last minute's p99 against the first minute after the warm-up,
- * within `factor`. Kinds with no success in either minute are left out.
+ * p99 stability per kind: the median of the per-minute p99s over the last 20% of the run against
+ * the same over the first 20% after the warm-up, within `factor`. One minute's p99 is its one or
+ * two slowest operations, and a neighbour's burst on a shared machine moves it by several times;
+ * the median over a few minutes moves only when the server does. Kinds with no success in a
+ * window are left out.
  */
 export function p99Stability(table: Map<string, KindMinute[]>, minutes: number, factor = 2): Stability[] {
-  const firstMinute = Math.min(minutes - 1, Math.ceil(warmUpSeconds(minutes) / 60));
+  const window = stabilityWindow(minutes);
+  const firstStart = Math.min(minutes - window, Math.ceil(warmUpSeconds(minutes) / 60));
   const out: Stability[] = [];
   for (const [kind, list] of table) {
-    const first = list[firstMinute]?.p99 ?? Number.NaN;
-    const last = list[minutes - 1]?.p99 ?? Number.NaN;
+    const p99s = (from: number) =>
+      list
+        .slice(from, from + window)
+        .map((m) => m.p99)
+        .filter(Number.isFinite);
+    const first = median(p99s(firstStart));
+    const last = median(p99s(minutes - window));
     if (!Number.isFinite(first) || !Number.isFinite(last)) continue;
     const ratio = first > 0 ? last / first : Number.NaN;
     out.push({ kind, first, last, ratio, stable: ratio <= factor });

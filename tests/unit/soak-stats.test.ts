@@ -7,6 +7,7 @@ import {
   p99Stability,
   parseMinutes,
   perMinute,
+  stabilityWindow,
   warmUpSeconds,
   type OpRecord,
 } from '../../bench/lib/soak-stats.js';
@@ -92,15 +93,24 @@ describe('the soak: per-minute figures and verdicts', () => {
     expect(descriptorsGrew({ base: 400, last: 430, growth: 0.075, flat: true })).toBe(false);
   });
 
-  it('compares the last minute p99 with the first after the warm-up', () => {
+  it('compares the median p99 of the last 20% of the run with that of the first 20% after the warm-up', () => {
+    const minute = (p99: number) => ({ count: 10, errors: 0, late: 0, p50: 5, p99 });
     const table = new Map([
-      ['steady', Array.from({ length: 10 }, () => ({ count: 10, errors: 0, late: 0, p50: 5, p99: 10 }))],
-      ['drifting', Array.from({ length: 10 }, (_, m) => ({ count: 10, errors: 0, late: 0, p50: 5, p99: m < 2 ? 1000 : 10 * m }))],
+      // One slow minute in each window (a neighbour's burst) does not move the medians.
+      ['steady', [1000, 1000, 10, 500, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 400, 10].map(minute)],
+      // A slow drift does: minutes 5-8 against 17-20.
+      ['drifting', Array.from({ length: 20 }, (_, m) => minute(10 + 5 * m))],
     ]);
-    const result = p99Stability(table, 10);
+    const result = p99Stability(table, 20);
     expect(result.find((s) => s.kind === 'steady')).toMatchObject({ first: 10, last: 10, stable: true });
-    // Minute 3 (index 2) is the first after a 2-minute warm-up: 20 ms, then 90 ms at the end.
-    expect(result.find((s) => s.kind === 'drifting')).toMatchObject({ first: 20, last: 90, stable: false });
+    expect(result.find((s) => s.kind === 'drifting')).toMatchObject({ first: 37.5, last: 97.5, stable: false });
+  });
+
+  it('compares a one-minute run with itself, and a short run on whole minutes', () => {
+    const table = new Map([['a', [{ count: 1, errors: 0, late: 0, p50: 1, p99: 7 }]]]);
+    expect(p99Stability(table, 1)).toEqual([{ kind: 'a', first: 7, last: 7, ratio: 1, stable: true }]);
+    expect(stabilityWindow(1)).toBe(1);
+    expect(stabilityWindow(30)).toBe(6);
   });
 });
 

@@ -3,13 +3,13 @@
  * machine in one run. `npm run bench` prints a Markdown report; `-- --quick` is the short pass CI
  * runs. Numbers never fail the run; errors do (exit 1). See bench/README.md.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiClient } from './lib/api-client.js';
+import { ensureBuild } from './lib/build.js';
 import { summarizeCpuProfile } from './lib/cpu-profile.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
 import { ServerUnderTest } from './lib/processes.js';
@@ -99,31 +99,6 @@ function selectSuites(): Suite[] {
   return allSuites.filter((suite) => (only.length === 0 || only.includes(suite.name)) && !skip.has(suite.name));
 }
 
-/** The benchmarks run dist/: build it when it is missing or older than the sources. */
-function ensureBuild(): void {
-  const stale: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const file = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(file);
-      else if (entry.name.endsWith('.ts')) {
-        const built = path.join(root, 'dist', path.relative(root, file)).replace(/\.ts$/, '.js');
-        if (!existsSync(built) || statSync(built).mtimeMs < statSync(file).mtimeMs) stale.push(path.relative(root, file));
-      }
-    }
-  };
-  walk(path.join(root, 'server'));
-  if (stale.length === 0) return;
-  if (options['no-build']) {
-    throw new Error(
-      `dist/ is missing or older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ', ...' : ''}: run \`npm run build\` first (or drop --no-build)`,
-    );
-  }
-  progress(`dist/ is missing or stale (${stale.length} source file(s) newer): npm run build`);
-  const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', process.stderr, process.stderr] });
-  if (build.status !== 0) throw new Error('`npm run build` failed: the benchmarks run the built server in dist/, fix the build first');
-}
-
 async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -187,7 +162,7 @@ function render(
 
 async function main(): Promise<number> {
   const suites = selectSuites();
-  ensureBuild();
+  ensureBuild(options['no-build'], progress);
   const machine = machineInfo();
   const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'code-interpreter-bench-'));
   const profileDir = path.join(tmpDir, 'profile');

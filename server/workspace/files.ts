@@ -309,6 +309,9 @@ export function copyLimited(
       if (done) return;
       cleanup();
       body.pause();
+      // A write still in flight fails once the stream is destroyed (ERR_STREAM_DESTROYED), after
+      // the listeners above are gone: without one, that error would be uncaught.
+      out.on('error', () => undefined);
       out.destroy();
       reject(error);
     };
@@ -329,7 +332,7 @@ export function copyLimited(
     const onEnd = () => {
       if (done) return;
       cleanup();
-      out.once('error', reject);
+      out.on('error', reject);
       // Resolved once the descriptor is closed (the write stream closes it when it finishes).
       out.once('close', () => (out.errored ? reject(out.errored) : resolve()));
       out.end();

@@ -38,10 +38,27 @@ export interface ExecuteOptions {
    * the request is listened to until that line arrives.
    */
   outputBarrier?: string;
+  /**
+   * For kernels with set-up work of their own between echoing a request and running its code,
+   * where an interrupt does harm: how long after the echo an interrupt still waits.
+   */
+  interruptSettleMs?: number;
 }
 
 /** The longest wait for an output barrier's line: past it, the request ends without it. */
 const OUTPUT_BARRIER_MS = 2000;
+
+/**
+ * How long an interrupt waits for the kernel to take the request that is waiting (see
+ * `interrupt`); past it, the signal is sent anyway, for kernels that do not echo requests.
+ */
+const TAKE_WAIT_MS = 3000;
+
+/**
+ * How long a request's reply may trail the kernel's `idle` for it. They travel on two sockets,
+ * so either can arrive first; past this, the kernel is taken to have dropped the reply.
+ */
+const REPLY_AFTER_IDLE_MS = 2000;
 
 /** How long a kernel may take to answer its first kernel_info request. */
 const KERNEL_READY_MS = 60_000;
@@ -78,6 +95,8 @@ export class KernelChannel {
   private reconnectWatchdog: NodeJS.Timeout | undefined;
   private disposed = false;
   private reported: string | undefined;
+  /** A request to run code that the kernel has not taken yet: settles when it takes it, or when the request ends first. */
+  private untaken: Promise<'taken' | 'ended'> | undefined;
 
   private constructor(
     private readonly connection: Kernel.IKernelConnection,
@@ -141,7 +160,18 @@ export class KernelChannel {
     return this.connection.connectionStatus === 'connected';
   }
 
+  /**
+   * Sends the kernel an interrupt (SIGINT, for the kernels here). A kernel ignores that signal
+   * between requests: ipykernel sets SIGINT to "ignore" at start and turns KeyboardInterrupt on
+   * only around the handler of a request. A signal sent after the request left but before the
+   * kernel took it is lost, and the code then runs to its end. So while a request to run code is
+   * on its way, the signal waits until the kernel echoes it (execute_input, published inside the
+   * handler), and is not sent at all if the request ends first; past TAKE_WAIT_MS it is sent
+   * anyway. Resolves once the signal was sent or found needless.
+   */
   async interrupt(): Promise<void> {
+    const untaken = this.untaken;
+    if (untaken !== undefined && (await untilAborted(untaken, AbortSignal.timeout(TAKE_WAIT_MS))) === 'ended') return;
     await this.connection.interrupt().catch((error: unknown) => {
       throw toJupyterError(error);
     });
@@ -221,15 +251,42 @@ export class KernelChannel {
       // Disposed on the reply unless late outputs are awaited past it.
       outputBarrier === undefined,
     );
+    // A silent request is not echoed; an interrupt does not wait for it.
+    let take: ((how: 'taken' | 'ended') => void) | undefined;
+    let settleTimer: NodeJS.Timeout | undefined;
+    const untaken = silent ? undefined : new Promise<'taken' | 'ended'>((resolve) => (take = resolve));
+    if (untaken) this.untaken = untaken;
+    const settleTake = (how: 'taken' | 'ended') => {
+      take?.(how);
+      if (this.untaken === untaken) this.untaken = undefined;
+    };
     let answered = false;
     future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
       if (!answered) {
         answered = true;
         options.onAnswer?.();
       }
+      if (untaken && msg.header.msg_type === 'execute_input') {
+        const settleMs = options.interruptSettleMs ?? 0;
+        if (settleMs > 0) settleTimer = setTimeout(() => settleTake('taken'), settleMs);
+        else settleTake('taken');
+      }
+      if (msg.header.msg_type === 'status' && (msg.content as KernelMessage.IStatusMsg['content']).execution_state === 'idle') onIdle();
       if (!options.onOutput) return;
       const output = toKernelOutput(msg);
       if (output !== undefined) options.onOutput(output);
+    };
+    // A request that goes idle without a reply ends as `dropped` rather than waiting for ever.
+    let replied = false;
+    let dropTimer: NodeJS.Timeout | undefined;
+    let markDropped!: () => void;
+    const droppedReply = new Promise<'dropped'>((resolve) => (markDropped = () => resolve('dropped')));
+    future.onReply = () => {
+      replied = true;
+      clearTimeout(dropTimer);
+    };
+    const onIdle = () => {
+      if (!replied && dropTimer === undefined) dropTimer = setTimeout(markDropped, REPLY_AFTER_IDLE_MS);
     };
     future.onStdin = (msg: KernelMessage.IStdinMessage) => {
       if (msg.header.msg_type !== 'input_request') return;
@@ -247,14 +304,19 @@ export class KernelChannel {
     };
     try {
       // Undefined when `signal` aborted; a rejection is a future cancelled with its connection.
-      const reply = await untilAborted(future.done, signal);
+      const reply = await untilAborted(Promise.race([future.done, droppedReply]), signal);
       if (reply !== undefined && outputBarrier !== undefined) await this.outputsFlushed(outputBarrier, signal);
+      if (reply === 'dropped') return { status: 'dropped', userExpressions: {} };
       return reply === undefined ? undefined : toExecuteReply(reply.content);
     } catch {
       return undefined;
     } finally {
+      clearTimeout(dropTimer);
+      clearTimeout(settleTimer);
+      if (untaken) settleTake('ended');
       future.onIOPub = () => undefined;
       future.onStdin = () => undefined;
+      future.onReply = () => undefined;
       if (!future.isDisposed) future.dispose();
     }
   }

@@ -25,7 +25,12 @@ export interface StreamOutput {
 
 /** How the kernel answered a request to run code. */
 export interface ExecuteReply {
-  status: 'ok' | 'error' | 'aborted';
+  /**
+   * `dropped`: the kernel went idle without a reply. ipykernel does that when a KeyboardInterrupt
+   * (or another exception) is raised in its own handler rather than in the code: an interrupt
+   * that lands just before the code starts or just after it ended. The code ran partly or not at all.
+   */
+  status: 'ok' | 'error' | 'aborted' | 'dropped';
   /** The text/plain value of each user expression the kernel evaluated without an error. */
   userExpressions: Record<string, string>;
   /** With status `error`: what was raised. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { CodeRequest, ExecuteOptions } from '../jupyter/kernel-channel.js';
 import type { ExecuteReply, KernelOutput } from '../jupyter/kernel-output.js';
 import { envVarDialect, type EnvVars, type PreviousEnv } from './env-vars.js';
-import { textBytes, toOutputEvent, type OutputEvent } from './events.js';
+import { textBytes, toErrorEvent, toOutputEvent, type OutputEvent } from './events.js';
 import { failureEvent, KernelLostError, type Outcome } from './failures.js';
 import { usageBetween, usageDialect, type ExecutionUsage, type ProbeRequest, type UsageDialect, type UsageSample } from './usage.js';
 
@@ -63,6 +63,7 @@ export interface ExecutionHost {
   readonly language: string;
   /** Aborts when the kernel dies, is restarted or the connection is lost; reason says which. */
   readonly lifeSignal: AbortSignal;
+  /** Resolves once the kernel was sent the interrupt (which waits for it to take the request). */
   interrupt(): Promise<void>;
   /** Restarts the kernel because it ignored an interrupt. */
   restartAfterStuck(): Promise<void>;
@@ -103,6 +104,13 @@ type Stop = { kind: 'timeout'; seconds: number } | { kind: StopReason };
 const OUTPUT_BARRIERS: Readonly<Record<string, string>> = { javascript: 'console.log("")', typescript: 'console.log("")' };
 
 /**
+ * IRkernel echoes a request, then prepares its evaluation (tens of ms; more on a loaded machine);
+ * an interrupt in that stretch escapes its handlers and ends the R process. Measured: 13 of 25
+ * interrupts sent at once killed the kernel when sent without waiting for the echo.
+ */
+const INTERRUPT_SETTLE_MS: Readonly<Record<string, number>> = { r: 150 };
+
+/**
  * Runs one request in a kernel and writes what the kernel emits to `sink`, in order. Never
  * throws for anything the kernel does: failures become `error` events. The caller writes
  * `end_of_execution` once this resolves. Resolves, with how the execution ended, only when the
@@ -130,6 +138,7 @@ class Run {
   private stopped: Stop | undefined;
   private stuckTimer: NodeJS.Timeout | undefined;
   private restartedAfterStuck = false;
+  private disposed = false;
   private readonly timeoutTimer: NodeJS.Timeout | undefined;
   /** Aborts when the execution must end now (stopped, or the kernel went away). */
   private readonly halt = new AbortController();
@@ -151,6 +160,7 @@ class Run {
   }
 
   dispose(): void {
+    this.disposed = true;
     clearTimeout(this.timeoutTimer);
     clearTimeout(this.stuckTimer);
     this.stop.removeEventListener('abort', this.onStop);
@@ -223,12 +233,18 @@ class Run {
     // ever comes, is dropped with the request).
     if (this.silentPending) this.halt.abort();
     this.observer.onInputRequest?.(undefined);
-    this.host.interrupt().catch(() => undefined);
-    this.stuckTimer = setTimeout(() => {
-      // Code stuck in C ignores SIGINT: the only way to free the context is a restart.
-      this.restartedAfterStuck = true;
-      this.host.restartAfterStuck().catch(() => undefined);
-    }, this.options.interruptGraceMs);
+    // The grace period counts from the signal, which waits for the kernel to take the request.
+    void this.host
+      .interrupt()
+      .catch(() => undefined)
+      .then(() => {
+        if (this.disposed) return;
+        this.stuckTimer = setTimeout(() => {
+          // Code stuck in C ignores SIGINT: the only way to free the context is a restart.
+          this.restartedAfterStuck = true;
+          this.host.restartAfterStuck().catch(() => undefined);
+        }, this.options.interruptGraceMs);
+      });
   }
 
   /**
@@ -324,6 +340,7 @@ class Run {
         {
           signal: this.lifeSignal,
           outputBarrier: OUTPUT_BARRIERS[this.host.language],
+          interruptSettleMs: INTERRUPT_SETTLE_MS[this.host.language],
           onAnswer: () => unanswered.answered(),
           onOutput,
           onInput: (prompt) => {
@@ -358,10 +375,21 @@ class Run {
         limit_bytes: this.options.maxOutputBytes,
       });
     }
+    // Read again: a stop can come in while the kernel runs the code.
+    const stop = this.stopped as Stop | undefined;
+    if (reply?.status === 'dropped' && stop !== undefined && stop.kind !== 'timeout' && !sawError) {
+      // The interrupt landed in the kernel's own code around the user's (no reply, no traceback):
+      // the client sees the KeyboardInterrupt an interrupt of the code itself gives.
+      this.write(toErrorEvent('KeyboardInterrupt', ''));
+    }
     const stopped = this.stopOutcome(this.stateLost);
     if (stopped !== undefined) return stopped;
     if (reply?.status === 'aborted') {
       this.write(failureEvent('ExecutionAborted'));
+      return 'error';
+    }
+    if (reply?.status === 'dropped') {
+      this.write(failureEvent('ExecutionAborted', 'The kernel ended the execution without a reply; the code may not have run to its end'));
       return 'error';
     }
     if (interruptedByKernel) return 'interrupted';

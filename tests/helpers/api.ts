@@ -86,6 +86,20 @@ export async function execute(body: Record<string, unknown>): Promise<ExecutionE
   return (await readEvents(response)).filter((event) => event.type !== 'keepalive');
 }
 
+/**
+ * Starts `code` in the background, interrupts it `delayMs` after POST /execute answered (0 for
+ * at once) and returns the names of the errors it ended with.
+ */
+export async function interruptAfterStart(contextId: string, code: string, delayMs: number): Promise<string[]> {
+  const started = await json<{ execution_id: string }>('POST', '/execute', { context_id: contextId, code, background: true });
+  if (started.status !== 202) throw new Error(`POST /execute answered ${started.status}: ${JSON.stringify(started.body)}`);
+  if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+  const interrupted = await json('POST', `/executions/${started.body.execution_id}/interrupt`);
+  if (interrupted.status !== 200) throw new Error(`interrupt answered ${interrupted.status}: ${JSON.stringify(interrupted.body)}`);
+  const events = await readEvents(await request('GET', `/executions/${started.body.execution_id}/events`));
+  return errorsOf(events).map((event) => String(event.name));
+}
+
 export function stdoutOf(events: ExecutionEvent[]): string {
   return events
     .filter((event) => event.type === 'stdout')

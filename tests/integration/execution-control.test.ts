@@ -6,6 +6,7 @@ import {
   deleteContext,
   errorsOf,
   execute,
+  interruptAfterStart,
   json,
   mainResult,
   readEvents,
@@ -65,6 +66,45 @@ describe('interrupting', () => {
     const received = (await events).filter((event) => event.type !== 'keepalive');
     expect(errorsOf(received)[0]?.name).toBe('KeyboardInterrupt');
     expect(received.at(-1)).toEqual({ type: 'end_of_execution' });
+  });
+
+  it('interrupts code the instant it starts without losing the signal or the state', async () => {
+    // A kernel ignores SIGINT until it takes a request; one sent earlier would be lost and the
+    // kernel restarted after the grace period, its state gone. Each round interrupts a fresh
+    // sleep within a few milliseconds of its start.
+    const context = await newContext();
+    const rounds: string[] = [];
+    for (let round = 0; round < 24; round++) {
+      await execute({ context_id: context, code: `state = ${round}` });
+      const errors = await interruptAfterStart(context, 'import time\ntime.sleep(30)', round % 6);
+      const state = mainResult(await execute({ context_id: context, code: 'state' }))?.text as string | undefined;
+      rounds.push(`${round}: ${errors.join(',') || 'no error'} state=${state ?? 'none'}`);
+    }
+    // Interrupted before it began (cancelled, no error) or in it (KeyboardInterrupt); never restarted.
+    expect(rounds.filter((line, round) => !new RegExp(`^${round}: (no error|KeyboardInterrupt) state=${round}$`).test(line))).toEqual([]);
+  });
+
+  it('ends an execution whose reply the kernel drops, and keeps serving the context', async () => {
+    // ipykernel sends no reply when a KeyboardInterrupt is raised in its own code around the
+    // user's (an interrupt that lands just before the code starts or after it ends); here the
+    // code makes that happen once, after it ran, where no signal can be timed.
+    const context = await newContext();
+    const code = [
+      'kept = "yes"',
+      'k = get_ipython().kernel',
+      'original = k.finish_metadata',
+      'def once(*args, **kwargs):',
+      '    k.finish_metadata = original',
+      '    raise KeyboardInterrupt',
+      'k.finish_metadata = once',
+    ].join('\n');
+    const started = Date.now();
+    const events = await execute({ context_id: context, code });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(errorsOf(events)).toEqual([
+      expect.objectContaining({ name: 'ExecutionAborted', value: expect.stringMatching(/without a reply/) }),
+    ]);
+    expect(mainResult(await execute({ context_id: context, code: 'kept' }))?.text).toBe('yes');
   });
 
   it('answers 404 to interrupting an unknown context', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createContext, deleteContext, errorsOf, execute, json, stdoutOf } from '../helpers/api.js';
+import { createContext, deleteContext, errorsOf, execute, interruptAfterStart, json, stdoutOf } from '../helpers/api.js';
 
 describe('R, the second language', () => {
   it('runs R code in the default R context, keeping state', async () => {
@@ -17,6 +17,24 @@ describe('R, the second language', () => {
       expect(context.language).toBe('r');
       const [error] = errorsOf(await execute({ context_id: context.id, code: 'stop("broken")' }));
       expect(error?.value).toMatch(/broken/);
+    } finally {
+      await deleteContext(context.id);
+    }
+  });
+
+  it('survives an interrupt the instant R code starts, its state kept', async () => {
+    // R quits on a SIGINT that arrives between requests: the interrupt waits for the kernel to
+    // take the request.
+    const context = await createContext({ language: 'r' });
+    try {
+      const rounds: string[] = [];
+      for (let round = 0; round < 12; round++) {
+        await execute({ context_id: context.id, code: `state <- ${round}` });
+        const errors = await interruptAfterStart(context.id, 'Sys.sleep(30)', round % 3);
+        const state = stdoutOf(await execute({ context_id: context.id, code: 'cat(state)' }));
+        rounds.push(`${round}: ${errors.join(',') || 'no error'} state=${state}`);
+      }
+      expect(rounds.filter((line, round) => line !== `${round}: no error state=${round}`)).toEqual([]);
     } finally {
       await deleteContext(context.id);
     }

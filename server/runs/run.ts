@@ -139,6 +139,8 @@ class Run {
   private stuckTimer: NodeJS.Timeout | undefined;
   private restartedAfterStuck = false;
   private disposed = false;
+  /** True while the user's code is with the kernel: the only time an interrupt is signalled. */
+  private codeSent = false;
   private readonly timeoutTimer: NodeJS.Timeout | undefined;
   /** Aborts when the execution must end now (stopped, or the kernel went away). */
   private readonly halt = new AbortController();
@@ -233,18 +235,19 @@ class Run {
     // ever comes, is dropped with the request).
     if (this.silentPending) this.halt.abort();
     this.observer.onInputRequest?.(undefined);
-    // The grace period counts from the signal, which waits for the kernel to take the request.
-    void this.host
-      .interrupt()
-      .catch(() => undefined)
-      .then(() => {
-        if (this.disposed) return;
-        this.stuckTimer = setTimeout(() => {
-          // Code stuck in C ignores SIGINT: the only way to free the context is a restart.
-          this.restartedAfterStuck = true;
-          this.host.restartAfterStuck().catch(() => undefined);
-        }, this.options.interruptGraceMs);
-      });
+    // Only the user's code is signalled: before it the stop keeps it from being sent, and after
+    // it the variables are put back, which a signal would cut short (and an R kernel outside
+    // its code quits on one). The grace period counts from the signal, which waits for the
+    // kernel to take the request.
+    const signalled = this.codeSent ? this.host.interrupt().catch(() => undefined) : Promise.resolve();
+    void signalled.then(() => {
+      if (this.disposed) return;
+      this.stuckTimer = setTimeout(() => {
+        // Code stuck in C ignores SIGINT: the only way to free the context is a restart.
+        this.restartedAfterStuck = true;
+        this.host.restartAfterStuck().catch(() => undefined);
+      }, this.options.interruptGraceMs);
+    });
   }
 
   /**
@@ -333,6 +336,7 @@ class Run {
     };
 
     let reply: ExecuteReply | undefined;
+    this.codeSent = true;
     try {
       // Undefined when the kernel went away: a cancelled request or an aborted life signal.
       reply = await this.host.kernel.execute(
@@ -362,6 +366,7 @@ class Run {
         },
       );
     } finally {
+      this.codeSent = false;
       unanswered.answered();
       this.observer.onInputRequest?.(undefined);
     }

@@ -35,12 +35,23 @@ export type Script = (kernel: KernelSide) => Promise<ExecuteReply['status']>;
 export class FakeKernel implements KernelRunner {
   readonly scripts = new Map<string, Script>();
   interrupts = 0;
+  /** While set, silent requests (env vars, probes) wait for it. */
+  holdSilent: Promise<void> | undefined;
   private onInterrupt: (() => void) | undefined;
   private count = 0;
 
   async execute(request: CodeRequest, options: ExecuteOptions): Promise<ExecuteReply | undefined> {
     if (options.signal?.aborted) return undefined;
-    if (request.silent) return { status: 'ok', userExpressions: {} };
+    if (request.silent) {
+      const held = this.holdSilent;
+      if (held) {
+        const aborted = new Promise<'aborted'>((resolve) =>
+          options.signal?.addEventListener('abort', () => resolve('aborted'), { once: true }),
+        );
+        if ((await Promise.race([held, aborted])) === 'aborted') return undefined;
+      }
+      return { status: 'ok', userExpressions: {} };
+    }
     options.onAnswer?.();
     options.onOutput?.({ kind: 'execution_count', count: ++this.count });
     const emit = (output: KernelOutput) => options.onOutput?.(output);

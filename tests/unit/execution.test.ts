@@ -165,6 +165,44 @@ describe('Execution over a fake kernel', () => {
     expect(target.restarts).toBe(0);
   });
 
+  it('ends a request whose reply the kernel dropped: KeyboardInterrupt when interrupted, else ExecutionAborted', async () => {
+    const target = new FakeTarget();
+    // ipykernel goes idle without a reply when the KeyboardInterrupt is raised in its own code.
+    target.kernel.scripts.set('cut', async (kernel) => {
+      await kernel.interrupted;
+      return 'dropped';
+    });
+    target.kernel.scripts.set('broken', async () => 'dropped');
+    const interrupted = started(target, { code: 'cut' });
+    for await (const { event } of interrupted.read()) if (event.type === 'number_of_executions') break;
+    interrupted.interrupt();
+    const events = await collect(interrupted.read());
+    expect(events.filter((event) => event.type === 'error')).toEqual([expect.objectContaining({ name: 'KeyboardInterrupt' })]);
+    expect(interrupted.info.outcome).toBe('interrupted');
+
+    const unprompted = started(target, { code: 'broken' });
+    const errors = (await collect(unprompted.read())).filter((event) => event.type === 'error');
+    expect(errors).toEqual([expect.objectContaining({ name: 'ExecutionAborted', value: expect.stringMatching(/without a reply/) })]);
+    expect(unprompted.info.outcome).toBe('error');
+    expect(target.restarts).toBe(0);
+  });
+
+  it('signals nothing for a stop while the environment variables are set, and never sends the code', async () => {
+    const target = new FakeTarget();
+    let release!: () => void;
+    target.kernel.holdSilent = new Promise((resolve) => (release = resolve));
+    const execution = started(target, { code: 'print("never")', envVars: { SECRET: 'x' } });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(execution.info.state).toBe('running');
+    execution.interrupt();
+    release();
+    const events = await collect(execution.read());
+    expect(types(events)).not.toContain('stdout');
+    expect(execution.info.outcome).toBe('interrupted');
+    expect(target.kernel.interrupts).toBe(0);
+    expect(target.restarts).toBe(0);
+  });
+
   it('restarts a kernel that ignores the interrupt past the grace period, and says the state was lost', async () => {
     const target = new FakeTarget({ interruptGraceMs: 30, maxOutputBytes: 1024 });
     // Stuck in C: SIGINT changes nothing; only the restart ends it.

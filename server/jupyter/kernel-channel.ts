@@ -260,6 +260,18 @@ export class KernelChannel {
       take?.(how);
       if (this.untaken === untaken) this.untaken = undefined;
     };
+    // A request that goes idle without a reply ends as `dropped` rather than waiting for ever.
+    let replied = false;
+    let dropTimer: NodeJS.Timeout | undefined;
+    let markDropped!: () => void;
+    const droppedReply = new Promise<'dropped'>((resolve) => (markDropped = () => resolve('dropped')));
+    future.onReply = () => {
+      replied = true;
+      clearTimeout(dropTimer);
+    };
+    const onIdle = () => {
+      if (!replied && dropTimer === undefined) dropTimer = setTimeout(markDropped, REPLY_AFTER_IDLE_MS);
+    };
     let answered = false;
     future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
       if (!answered) {
@@ -275,18 +287,6 @@ export class KernelChannel {
       if (!options.onOutput) return;
       const output = toKernelOutput(msg);
       if (output !== undefined) options.onOutput(output);
-    };
-    // A request that goes idle without a reply ends as `dropped` rather than waiting for ever.
-    let replied = false;
-    let dropTimer: NodeJS.Timeout | undefined;
-    let markDropped!: () => void;
-    const droppedReply = new Promise<'dropped'>((resolve) => (markDropped = () => resolve('dropped')));
-    future.onReply = () => {
-      replied = true;
-      clearTimeout(dropTimer);
-    };
-    const onIdle = () => {
-      if (!replied && dropTimer === undefined) dropTimer = setTimeout(markDropped, REPLY_AFTER_IDLE_MS);
     };
     future.onStdin = (msg: KernelMessage.IStdinMessage) => {
       if (msg.header.msg_type !== 'input_request') return;

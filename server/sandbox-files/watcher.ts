@@ -26,7 +26,9 @@ import { FILE_ERROR_CODES, SandboxFileError, type FileErrorCode, type WatchEvent
  * but not watched.
  *
  * What this cannot tell apart, and how it is reported:
- * - a name moved out of the watched tree looks deleted: remove (envd: rename);
+ * - a name moved out of the watched tree looks deleted: remove (envd: rename), and a write or
+ *   chmod just before such a move is not reported; just before a move within the tree, each
+ *   kind is reported once under the old name, whatever number of them there were;
  * - a file that came and went between two batches (a writer's temporary file) is not reported;
  * - a file with content that appears under a name, new or replacing another, is a create then a
  *   write, also when it was renamed there: an atomic writer (a temporary file renamed over the
@@ -186,6 +188,11 @@ class Directory {
   /** libuv names the directory's own events (its deletion, its move) after the path it watched. */
   watchedName = '';
   detached = false;
+  /**
+   * Known names whose write or attribute change was read when they were gone already, their
+   * move still to come: when it comes, the moved file tells what that change was.
+   */
+  readonly changedBeforeGone = new Set<string>();
 
   constructor(public rel: string) {}
 }
@@ -324,6 +331,7 @@ export class DirectoryWatcher {
 
   private forget(dir: Directory, name: string): void {
     if (dir.entries.delete(name)) this.knownEntries--;
+    dir.changedBeforeGone.delete(name);
   }
 
   private onRaw(dir: Directory, eventType: string, filename: string | Buffer | null): void {
@@ -497,13 +505,24 @@ export class DirectoryWatcher {
     if (dir.detached) return;
     const rel = join2(dir.rel, name);
     const before = dir.entries.get(name);
+    const changedEarlier = dir.changedBeforeGone.delete(name);
 
     if (now === null) {
       // Gone by the time it was looked at, but its deletion or move is still to come (an
       // attribute change or write read before it): that event reports it.
-      if (!before || !change.rename) return;
+      if (!before || !change.rename) {
+        if (before && change.change) dir.changedBeforeGone.add(name);
+        return;
+      }
       this.forget(dir, name);
       if (change.movedTo) {
+        // A write or chmod just before the move (`chmod 600 a && mv a b`) happened under the
+        // old name, as inotify reports it: the moved file's attributes say which it was.
+        const moved = change.movedTo.now;
+        if ((change.change || changedEarlier) && moved !== null) {
+          if (before.kind === 'file' && (before.size !== moved.size || before.mtimeMs !== moved.mtimeMs)) this.emit('write', rel);
+          if (before.mode !== moved.mode || before.uid !== moved.uid || before.gid !== moved.gid) this.emit('chmod', rel);
+        }
         if (before.kind === 'directory') change.movedDirs = this.takeSubtree(rel);
         this.emit('rename', rel);
         return;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rename, rm, writeFile, appendFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,29 @@ describe('DirectoryWatcher', () => {
       'remove b.txt',
     ]);
     expect(started.errors).toEqual([]);
+  });
+
+  it('reports a chmod or write made just before a rename, under the old name, before the rename', async () => {
+    await writeFile(join(root, 'a.txt'), 'hello');
+    await writeFile(join(root, 'c.txt'), 'hello');
+    const started = await watchRoot();
+    // Back to back, as `chmod 600 a.txt && mv a.txt b.txt` does: the old name is gone before it
+    // is looked at, and the moved inode tells what changed.
+    chmodSync(join(root, 'a.txt'), 0o600);
+    renameSync(join(root, 'a.txt'), join(root, 'b.txt'));
+    appendFileSync(join(root, 'c.txt'), ' world');
+    renameSync(join(root, 'c.txt'), join(root, 'd.txt'));
+    await waitForEvent(started, 'create d.txt');
+    expect(folded(started.events)).toEqual([
+      'chmod a.txt',
+      'rename a.txt',
+      'create b.txt',
+      'write b.txt',
+      'write c.txt',
+      'rename c.txt',
+      'create d.txt',
+      'write d.txt',
+    ]);
   });
 
   it('keeps the order of changes to several names made at once', async () => {

@@ -15,11 +15,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Reads an NDJSON stream, handing each event to `onEvent`; keepalives left out. */
 async function streamOf(response: Response, onEvent?: (event: ExecutionEvent) => void | Promise<void>): Promise<ExecutionEvent[]> {
   const events: ExecutionEvent[] = [];
+  // A handler may still be at work when the stream ends (its request slower than the code):
+  // the stream is done once every handler is.
+  const handlers: Array<Promise<void>> = [];
   await readEvents(response, (event) => {
     if (event.type === 'keepalive') return;
     events.push(event);
-    void onEvent?.(event);
+    if (onEvent) handlers.push(Promise.resolve(onEvent(event)));
   });
+  await Promise.all(handlers);
   return events;
 }
 
